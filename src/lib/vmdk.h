@@ -1,0 +1,122 @@
+/* vmdk.h - VMDK sparse extent structures shared by the stream reader, the
+ * writer and their tests.
+ *
+ * Section numbers ("facts §N") refer to docs/vmdk-stream-optimized.md in the
+ * project's shared notes, which summarise VMware's Virtual Disk Format 5.0
+ * and what qemu, VirtualBox and libvmdk actually accept.
+ */
+#ifndef DSC_VMDK_H
+#define DSC_VMDK_H
+
+#include "internal.h"
+
+#define VMDK_SECTOR 512u
+#define VMDK_MAGIC 0x564D444Bu         /* "KDMV" read as LE u32, facts §1 */
+#define VMDK_GD_AT_END UINT64_MAX      /* gdOffset meaning "see footer", §1 */
+
+/* Header flags, facts §1. Bits 16-31 are incompatible: unknown ones are
+ * rejected. */
+#define VMDK_FLAG_NL_TEST 0x1u
+#define VMDK_FLAG_RGD 0x2u
+#define VMDK_FLAG_ZERO_GTE 0x4u
+#define VMDK_FLAG_COMPRESSED 0x10000u
+#define VMDK_FLAG_MARKERS 0x20000u
+#define VMDK_INCOMPAT_MASK 0xFFFF0000u
+#define VMDK_INCOMPAT_KNOWN (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS)
+#define VMDK_COMPRESS_DEFLATE 1
+
+/* What we write, facts §1 and §3. */
+#define VMDK_WRITE_VERSION 3
+#define VMDK_WRITE_FLAGS (VMDK_FLAG_NL_TEST | VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS)
+#define VMDK_GRAIN_SECTORS 128u        /* 64 KiB */
+#define VMDK_GTES_PER_GT 512u          /* one table covers 32 MiB */
+#define VMDK_OVERHEAD_SECTORS 128u     /* where VMware starts the markers */
+
+/* Named limits on what a reader accepts (every value comes from input). */
+#define VMDK_MAX_GRAIN_SECTORS 2048u   /* 1 MiB grains; producers use 128 */
+#define VMDK_MAX_GTES_PER_GT 512u      /* qemu rejects more */
+#define VMDK_MAX_CAPACITY_SECTORS (1ull << 37) /* 64 TiB */
+#define VMDK_MAX_DESCRIPTOR_SECTORS 2048u      /* 1 MiB of descriptor text */
+#define VMDK_MAX_DESCRIPTOR_LINES 4096u
+
+/* Metadata marker types, facts §2. */
+enum vmdk_marker_type {
+	VMDK_MARKER_EOS = 0,
+	VMDK_MARKER_GT = 1,
+	VMDK_MARKER_GD = 2,
+	VMDK_MARKER_FOOTER = 3,
+};
+
+/* The decoded 512-byte sparse extent header, facts §1. */
+struct vmdk_header {
+	uint32_t version;
+	uint32_t flags;
+	uint64_t capacity;         /* sectors */
+	uint64_t grain_size;       /* sectors */
+	uint64_t desc_offset;      /* sectors */
+	uint64_t desc_size;        /* sectors */
+	uint32_t gtes_per_gt;
+	uint64_t rgd_offset;
+	uint64_t gd_offset;
+	uint64_t overhead;         /* sectors */
+	uint8_t unclean;
+	uint16_t compress;
+};
+
+/* Decode without validation. buf holds 512 bytes. */
+void dscp_vmdk_header_decode(const uint8_t *buf, struct vmdk_header *h);
+/* Encode into 512 bytes (zero padded), with the newline-test bytes. */
+void dscp_vmdk_header_encode(const struct vmdk_header *h, uint8_t *buf);
+/* Check every field against the format and the named limits. `name`
+ * prefixes the message. */
+dsc_err dscp_vmdk_header_validate(const struct vmdk_header *h, const char *name,
+				  struct dsc_error *e);
+
+/* A marker sector, facts §2. A grain marker has size > 0. */
+struct vmdk_marker {
+	uint64_t val;  /* grain: LBA in sectors; metadata: sectors that follow */
+	uint32_t size; /* grain: compressed bytes; metadata: 0 */
+	uint32_t type; /* metadata only */
+};
+void dscp_vmdk_marker_decode(const uint8_t *buf, struct vmdk_marker *m);
+/* Encode a metadata marker into a full zeroed sector. */
+void dscp_vmdk_meta_marker_encode(uint64_t val, uint32_t type, uint8_t *sector);
+
+/* What we need from an embedded descriptor, facts §4. */
+struct vmdk_descriptor {
+	char create_type[64];
+	uint64_t extent_sectors; /* from the first extent line, 0 if none */
+	char extent_type[16];    /* SPARSE, FLAT, ... */
+	char extent_file[256];
+};
+/* Parse `len` bytes of descriptor text (NUL padding allowed). */
+dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,
+				   struct vmdk_descriptor *d, struct dsc_error *e);
+/* Write a streamOptimized descriptor into buf (NUL terminated); returns
+ * the text length, or 0 if buf is too small. cid and long_cid are random. */
+size_t dscp_vmdk_descriptor_build(char *buf, size_t size, uint64_t capacity_sectors,
+				  const char *extent_file, uint32_t cid,
+				  const char *long_cid_hex32);
+
+/* Little-endian helpers. */
+static inline uint16_t dscp_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t dscp_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t dscp_le64(const uint8_t *p)
+{
+	return (uint64_t)dscp_le32(p) | (uint64_t)dscp_le32(p + 4) << 32;
+}
+static inline void dscp_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void dscp_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void dscp_put64(uint8_t *p, uint64_t v)
+{
+	dscp_put32(p, (uint32_t)v);
+	dscp_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif /* DSC_VMDK_H */
