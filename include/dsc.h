@@ -291,6 +291,132 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out,
 		    const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e);
 
+/* ---- URL sources and integrity ----------------------------------------
+ *
+ * dsc_stream_open_url() reads an http or https URL as a forward-only input
+ * stream. A transfer that breaks off (connection reset, idle timeout, short
+ * body, HTTP 5xx) is resumed from the next byte with Range + If-Range, so
+ * the reader never sees a gap or a duplicate byte; a resource that changed
+ * in between is an error, never a silent mix. Memory stays bounded: the
+ * transfer pauses while the buffer is full. Every connection (each redirect
+ * hop, IPv4 and IPv6) is checked against an optional address policy.
+ * Built without libcurl, dsc_stream_open_url() fails with
+ * DSC_ERR_UNSUPPORTED; without libcrypto, so does dsc_stream_open_sha256().
+ */
+
+struct sockaddr;
+
+/* An address policy: which peer addresses a URL source may connect to.
+ * A verdict is reached in this order:
+ *   1. the caller's rules: the most specific CIDR that contains the
+ *      address decides (on equal prefixes, deny wins);
+ *   2. built-in special ranges are denied: 0/8, 10/8, 100.64/10 (CGNAT),
+ *      127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.0.2/24, 192.88.99/24,
+ *      192.168/16, 198.18/15, 198.51.100/24, 203.0.113/24, 224/4 and 240/4
+ *      (multicast, reserved, broadcast); ::, ::1, ::/96, 100::/64,
+ *      2001::/32, 2001:db8::/32, fc00::/7 (ULA), fe80::/10, fec0::/10,
+ *      ff00::/8 and a few more reserved IPv6 blocks;
+ *   3. everything else gets the default verdict (allow, unless changed).
+ * An IPv4-mapped address (::ffff:a.b.c.d) is judged exactly as a.b.c.d;
+ * addresses embedding IPv4 (64:ff9b::/96 NAT64, 2002::/16 6to4) are also
+ * denied when their IPv4 part is. To let a test fetch from loopback, allow
+ * "127.0.0.0/8" (and "::1") explicitly.
+ * A policy is immutable while streams use it; checks are thread safe. */
+typedef struct dsc_netpolicy dsc_netpolicy;
+
+dsc_err dsc_netpolicy_new(dsc_netpolicy **out, struct dsc_error *e);
+/* Add rules: `cidrs` is one or more addresses or CIDRs separated by commas
+ * or blanks ("10.1.0.0/16, 2001:db8::/32 192.0.2.7"). Bits set beyond the
+ * prefix are an error (DSC_ERR_INVAL, naming the bad item); on error no
+ * rule of the list is added. */
+dsc_err dsc_netpolicy_add(dsc_netpolicy *p, const char *cidrs, bool allow,
+			  struct dsc_error *e);
+/* The verdict for addresses no rule or special range covers (default:
+ * true). false turns the rules into an allow-list. */
+void dsc_netpolicy_set_default(dsc_netpolicy *p, bool allow);
+/* Whether a connection to `sa` (AF_INET or AF_INET6) is allowed. Other
+ * address families are denied. */
+bool dsc_netpolicy_allows(const dsc_netpolicy *p, const struct sockaddr *sa);
+/* The same for a numeric address string; false when it does not parse. */
+bool dsc_netpolicy_allows_str(const dsc_netpolicy *p, const char *addr);
+void dsc_netpolicy_free(dsc_netpolicy *p);
+
+/* Options of a URL source. Call dsc_url_opts_init() first, then change
+ * what you need; the values are then taken as they are (0 retries means
+ * no retry). Strings and the header list are copied by
+ * dsc_stream_open_url(); the policy is not and must outlive the stream. */
+struct dsc_url_opts {
+	const char *const *headers; /* NULL-terminated "Name: value" list,
+				       sent on every request and redirect hop */
+	const char *cacert;         /* PEM CA bundle; NULL: the system store */
+	bool insecure;              /* skip TLS certificate and host checks */
+	unsigned retries;           /* further tries after a failure that
+				       brought no new byte (default 5) */
+	unsigned idle_timeout;      /* seconds without a byte before a try is
+				       abandoned and resumed; 0: none (60) */
+	unsigned connect_timeout;   /* seconds; 0: libcurl's default (30) */
+	unsigned max_redirects;     /* redirects followed per try (10) */
+	unsigned retry_delay_ms;    /* first backoff, doubled on each failure
+				       and capped at 30 s (1000) */
+	const dsc_netpolicy *policy; /* NULL: any address may be reached */
+	bool use_env_proxy;         /* honour http_proxy/https_proxy (false);
+				       the policy then sees the proxy address */
+	size_t buffer_size;         /* bytes buffered ahead of the reader, at
+				       least 64 KiB (default 1 MiB) */
+	const char *user_agent;     /* NULL: "dsc/<version>" */
+	/* Optional: polled about once a second while waiting (network, backoff);
+	 * returning true ends the stream with DSC_ERR_CANCELLED. */
+	bool (*cancel)(void *user);
+	void *cancel_user;
+};
+
+/* Fill `o` with the defaults shown above. */
+void dsc_url_opts_init(struct dsc_url_opts *o);
+
+/* True when `s` starts with a URL scheme ("name://"), whether or not the
+ * scheme is supported: callers route such sources to dsc_stream_open_url(),
+ * which refuses anything but http and https with a clear message. */
+bool dsc_looks_like_url(const char *s);
+
+/* Open `url` (http or https; redirects may only lead to those) for reading.
+ * Blocks until the response headers arrived, so an unreachable host, a TLS
+ * failure, an address refused by the policy or an HTTP error status is
+ * reported here. The stream's total is set from Content-Length when the
+ * server sends one. `o` may be NULL (defaults). Messages name the URL
+ * without its user:password and query string:
+ *   "https://host/x.vmdk: HTTP 404 Not Found"
+ *   "http://127.0.0.1:8/x.raw: cannot connect: Connection refused"
+ * Remote failures are DSC_ERR_REMOTE with e->http_status set when there was
+ * a status; bad URLs and schemes are DSC_ERR_INVAL; a refused address is
+ * DSC_ERR_PERM. Later reads can fail the same ways (after the retries). */
+dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o,
+			    dsc_stream **out, struct dsc_error *e);
+
+/* Retries done so far by a URL stream (0 for other streams). */
+unsigned dsc_stream_url_retries(const dsc_stream *s);
+
+/* SHA-256 pass-through. A read wrapper hashes every byte read through it;
+ * it hides seek and hole detection from its reader so no byte escapes the
+ * hash. A write wrapper (DSC_SHA256_WRITE) hashes what is written; it can
+ * seek forward over holes when the inner stream can (the gap is hashed as
+ * the zeros it reads back as) and pads the hash with zeros up to a size set
+ * by dsc_stream_set_size(), so the digest is that of the finished file. */
+#define DSC_SHA256_WRITE 0x1u /* wrap an output instead of an input */
+#define DSC_SHA256_OWN 0x2u   /* close `inner` when the wrapper is closed */
+#define DSC_SHA256_HEX_LEN 64
+
+dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags,
+			       dsc_stream **out, struct dsc_error *e);
+/* The lower-case hex digest of the bytes seen so far (a write wrapper adds
+ * the zero padding described above); `hex` gets 64 digits and a NUL. May be
+ * called more than once. DSC_ERR_UNSUPPORTED when a write wrapper was asked
+ * to seek backwards (the bytes no longer form one sequence); DSC_ERR_INVAL
+ * when `s` is not a SHA-256 wrapper. */
+dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
+			      struct dsc_error *e);
+/* True when `hex` is exactly 64 hex digits (either case). */
+bool dsc_sha256_hex_valid(const char *hex);
+
 /* Library version string, e.g. "0.1.0". */
 const char *dsc_version(void);
 

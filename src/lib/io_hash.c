@@ -1,0 +1,284 @@
+/* io_hash.c - a SHA-256 pass-through stream (libcrypto's EVP interface).
+ *
+ * The wrapper sits between a stream and its user and hashes the bytes that
+ * cross it. On the read side it offers neither seek nor hole detection, so
+ * a reader that would skip holes on a file reads them instead and every
+ * byte of the source enters the hash. On the write side it follows the
+ * inner stream's abilities: a forward seek (how the raw writer leaves
+ * holes) hashes the skipped range as zeros, and a size set with set_size
+ * pads the hash with zeros up to it, so the digest is that of the file as
+ * it ends up on disk. A backward seek breaks the byte sequence; the digest
+ * is then reported as unavailable rather than wrong.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+
+bool dsc_sha256_hex_valid(const char *hex)
+{
+	size_t i;
+
+	if (!hex)
+		return false;
+	for (i = 0; i < DSC_SHA256_HEX_LEN; i++) {
+		char c = hex[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return hex[DSC_SHA256_HEX_LEN] == '\0';
+}
+
+#if HAVE_CRYPTO
+
+#include <openssl/evp.h>
+
+struct hash_stream {
+	dsc_stream *inner;
+	EVP_MD_CTX *md;
+	unsigned flags;
+	uint64_t hashed;   /* bytes entered into the hash: the position */
+	uint64_t size;     /* output size from set_size, or 0 */
+	bool broken;       /* a backward seek happened */
+	bool crypto_failed;
+};
+
+static dsc_err hash_update(struct hash_stream *h, const void *buf, size_t len,
+			   struct dsc_error *e)
+{
+	if (len && EVP_DigestUpdate(h->md, buf, len) != 1) {
+		h->crypto_failed = true;
+		return dsc_error_set(e, DSC_ERR_IO, 0, "%s: SHA-256 update failed",
+				     dsc_stream_name(h->inner));
+	}
+	h->hashed += len;
+	return DSC_OK;
+}
+
+/* Hash n zero bytes (a hole), a block at a time. */
+static dsc_err hash_zeros(struct hash_stream *h, uint64_t n, struct dsc_error *e)
+{
+	static const uint8_t zeros[65536];
+	dsc_err rc;
+
+	while (n > 0) {
+		size_t k = (size_t)DSC_MIN(n, (uint64_t)sizeof zeros);
+		rc = hash_update(h, zeros, k, e);
+		if (rc != DSC_OK)
+			return rc;
+		n -= k;
+	}
+	return DSC_OK;
+}
+
+static dsc_err hash_read(void *ctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
+{
+	struct hash_stream *h = ctx;
+	dsc_err rc;
+
+	*nread = 0;
+	rc = dsc_read_full(h->inner, buf, len, nread, e);
+	if (rc != DSC_OK)
+		return rc;
+	return hash_update(h, buf, *nread, e);
+}
+
+static dsc_err hash_write(void *ctx, const void *buf, size_t len, size_t *nwritten,
+			  struct dsc_error *e)
+{
+	struct hash_stream *h = ctx;
+	dsc_err rc;
+
+	*nwritten = 0;
+	rc = dsc_write_all(h->inner, buf, len, e);
+	if (rc != DSC_OK)
+		return rc;
+	*nwritten = len;
+	if (h->broken)
+		return DSC_OK;
+	return hash_update(h, buf, len, e);
+}
+
+static dsc_err hash_seek(void *ctx, uint64_t off, struct dsc_error *e)
+{
+	struct hash_stream *h = ctx;
+	dsc_err rc;
+
+	rc = dsc_stream_seek(h->inner, off, e);
+	if (rc != DSC_OK || h->broken)
+		return rc;
+	if (off < h->hashed) {
+		h->broken = true;
+		return DSC_OK;
+	}
+	/* The raw writer seeks over holes; they read back as zeros. */
+	return hash_zeros(h, off - h->hashed, e);
+}
+
+static dsc_err hash_set_size(void *ctx, uint64_t size, bool allocate, struct dsc_error *e)
+{
+	struct hash_stream *h = ctx;
+	dsc_err rc;
+
+	rc = dsc_stream_set_size(h->inner, size, allocate, e);
+	if (rc == DSC_OK)
+		h->size = size;
+	return rc;
+}
+
+static dsc_err hash_finish(void *ctx, struct dsc_error *e)
+{
+	struct hash_stream *h = ctx;
+
+	return dsc_stream_finish(h->inner, e);
+}
+
+static void hash_close(void *ctx)
+{
+	struct hash_stream *h = ctx;
+
+	if (!h)
+		return;
+	if (h->flags & DSC_SHA256_OWN)
+		dsc_stream_close(h->inner);
+	EVP_MD_CTX_free(h->md);
+	free(h);
+}
+
+static const struct dsc_stream_ops hash_read_ops = {
+	.name = "sha256",
+	.read = hash_read,
+	.close = hash_close,
+};
+
+/* Two write tables: seek is offered only when the inner stream has it, since
+ * writers decide between seeking and writing zeros by dsc_stream_can_seek. */
+static const struct dsc_stream_ops hash_write_seek_ops = {
+	.name = "sha256",
+	.write = hash_write,
+	.seek = hash_seek,
+	.set_size = hash_set_size,
+	.finish = hash_finish,
+	.close = hash_close,
+};
+
+static const struct dsc_stream_ops hash_write_ops = {
+	.name = "sha256",
+	.write = hash_write,
+	.set_size = hash_set_size,
+	.finish = hash_finish,
+	.close = hash_close,
+};
+
+static bool is_hash_stream(const dsc_stream *s)
+{
+	return s && (s->ops == &hash_read_ops || s->ops == &hash_write_seek_ops ||
+		     s->ops == &hash_write_ops);
+}
+
+dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **out,
+			       struct dsc_error *e)
+{
+	const struct dsc_stream_ops *ops;
+	struct hash_stream *h;
+	dsc_err rc;
+
+	*out = NULL;
+	if (!inner)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "sha256: no stream to wrap");
+	h = calloc(1, sizeof *h);
+	if (!h)
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(inner));
+	h->inner = inner;
+	h->flags = flags;
+	h->md = EVP_MD_CTX_new();
+	if (!h->md || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(h->md);
+		free(h);
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: SHA-256 is not available",
+				     dsc_stream_name(inner));
+	}
+	if (!(flags & DSC_SHA256_WRITE))
+		ops = &hash_read_ops;
+	else if (dsc_stream_can_seek(inner))
+		ops = &hash_write_seek_ops;
+	else
+		ops = &hash_write_ops;
+	rc = dsc_stream_new(ops, h, dsc_stream_name(inner), out, e);
+	if (rc != DSC_OK) {
+		/* The caller keeps `inner` when we fail. */
+		h->flags &= ~DSC_SHA256_OWN;
+		hash_close(h);
+		return rc;
+	}
+	dsc_stream_set_total(*out, dsc_stream_total(inner));
+	return DSC_OK;
+}
+
+dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
+			      struct dsc_error *e)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	struct hash_stream *h, pad;
+	dsc_err rc = DSC_OK;
+
+	hex[0] = '\0';
+	if (!is_hash_stream(s))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: not a SHA-256 stream",
+				     s ? dsc_stream_name(s) : "stream");
+	h = s->ctx;
+	if (h->broken)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: SHA-256 unavailable: the output was not written in order",
+				     dsc_stream_name(s));
+	if (h->crypto_failed)
+		return dsc_error_set(e, DSC_ERR_IO, 0, "%s: SHA-256 failed", dsc_stream_name(s));
+	/* Finish a copy, so the stream can go on and be asked again. */
+	pad = *h;
+	pad.md = EVP_MD_CTX_new();
+	if (!pad.md || EVP_MD_CTX_copy_ex(pad.md, h->md) != 1) {
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, 0, "%s: SHA-256: out of memory",
+				   dsc_stream_name(s));
+		goto out;
+	}
+	if ((h->flags & DSC_SHA256_WRITE) && pad.size > pad.hashed) {
+		rc = hash_zeros(&pad, pad.size - pad.hashed, e);
+		if (rc != DSC_OK)
+			goto out;
+	}
+	if (EVP_DigestFinal_ex(pad.md, md, &mdlen) != 1 || mdlen != 32) {
+		rc = dsc_error_set(e, DSC_ERR_IO, 0, "%s: SHA-256 failed", dsc_stream_name(s));
+		goto out;
+	}
+	for (i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[2 * mdlen] = '\0';
+out:
+	EVP_MD_CTX_free(pad.md);
+	return rc;
+}
+
+#else /* !HAVE_CRYPTO */
+
+dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **out,
+			       struct dsc_error *e)
+{
+	*out = NULL;
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			     "%s: SHA-256 is not available (built without libcrypto)",
+			     inner ? dsc_stream_name(inner) : "sha256");
+}
+
+dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
+			      struct dsc_error *e)
+{
+	hex[0] = '\0';
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			     "SHA-256 is not available (built without libcrypto)");
+}
+
+#endif

@@ -1,0 +1,274 @@
+/* raw.c - the raw image reader and writer.
+ *
+ * The reader pulls the input in 1 MiB chunks and reports only the 64 KiB
+ * units that hold a non-zero byte, so zero runs become holes whatever the
+ * output format. On a regular file it first asks SEEK_DATA where the next
+ * data is and jumps over holes without reading them.
+ *
+ * The writer keeps holes as holes on seekable output (seek forward, then
+ * ftruncate to the capacity at the end), writes zeros into pipes, and can
+ * reserve the whole capacity up front with posix_fallocate.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+
+struct raw_reader {
+	uint8_t *buf;
+	uint64_t buf_off; /* logical offset of buf[0] */
+	size_t buf_len;
+	size_t scan;      /* next unit of buf to look at */
+	uint64_t pos;     /* logical offset of the next byte to read */
+	bool eof;
+};
+
+static dsc_err raw_fill(dsc_reader *r, struct raw_reader *rr, struct dsc_error *e)
+{
+	dsc_stream *in = r->in;
+	uint64_t data_off;
+	size_t got;
+	dsc_err rc;
+
+	if (dsc_stream_total(in) != UINT64_MAX && dsc_stream_can_seek(in)) {
+		rc = dsc_stream_next_data(in, rr->pos, &data_off, e);
+		if (rc == DSC_OK && data_off == UINT64_MAX) {
+			/* Only a hole up to the end of the file. */
+			rr->pos = DSC_MAX(rr->pos, dsc_stream_total(in));
+			rr->eof = true;
+			rr->buf_len = rr->scan = 0;
+			return DSC_OK;
+		}
+		if (rc == DSC_OK && data_off > rr->pos + DSCP_ZERO_UNIT) {
+			/* Land on a unit boundary so unit alignment holds. */
+			uint64_t to = data_off & ~(uint64_t)(DSCP_ZERO_UNIT - 1);
+
+			rc = dsc_stream_seek(in, to, e);
+			if (rc != DSC_OK)
+				return rc;
+			rr->pos = to;
+		} else if (rc != DSC_OK && rc != DSC_ERR_UNSUPPORTED) {
+			return rc;
+		}
+	}
+	rc = dsc_read_full(in, rr->buf, DSCP_IO_CHUNK, &got, e);
+	if (rc != DSC_OK)
+		return rc;
+	rr->buf_off = rr->pos;
+	rr->buf_len = got;
+	rr->scan = 0;
+	rr->pos += got;
+	if (got < DSCP_IO_CHUNK)
+		rr->eof = true;
+	return DSC_OK;
+}
+
+static dsc_err raw_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
+{
+	struct raw_reader *rr = r->impl;
+	size_t start, end, unit;
+	dsc_err rc;
+
+	memset(ext, 0, sizeof *ext);
+	for (;;) {
+		/* Skip zero units, then take the run of non-zero ones. */
+		while (rr->scan < rr->buf_len) {
+			unit = DSC_MIN((size_t)DSCP_ZERO_UNIT, rr->buf_len - rr->scan);
+			if (!dscp_is_zero(rr->buf + rr->scan, unit))
+				break;
+			rr->scan += unit;
+		}
+		if (rr->scan < rr->buf_len) {
+			start = rr->scan;
+			end = start;
+			while (end < rr->buf_len) {
+				unit = DSC_MIN((size_t)DSCP_ZERO_UNIT, rr->buf_len - end);
+				if (end > start && dscp_is_zero(rr->buf + end, unit))
+					break;
+				end += unit;
+			}
+			rr->scan = end;
+			ext->offset = rr->buf_off + start;
+			ext->length = end - start;
+			ext->data = rr->buf + start;
+			return DSC_OK;
+		}
+		if (rr->eof) {
+			r->capacity = rr->pos;
+			return DSC_OK;
+		}
+		rc = raw_fill(r, rr, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+}
+
+static void raw_reader_close(dsc_reader *r)
+{
+	struct raw_reader *rr = r->impl;
+
+	if (rr)
+		free(rr->buf);
+	free(rr);
+}
+
+static const struct dscp_reader_ops raw_reader_ops = {
+	.next = raw_next,
+	.close = raw_reader_close,
+};
+
+dsc_err dscp_raw_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error *e)
+{
+	struct raw_reader *rr;
+	dsc_reader *r;
+
+	*out = NULL;
+	r = calloc(1, sizeof *r);
+	rr = calloc(1, sizeof *rr);
+	if (!r || !rr || !(rr->buf = malloc(DSCP_IO_CHUNK))) {
+		free(rr);
+		free(r);
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(in));
+	}
+	rr->pos = dsc_stream_tell(in);
+	r->ops = &raw_reader_ops;
+	r->in = in;
+	r->format = DSC_FORMAT_RAW;
+	r->impl = rr;
+	/* A regular file's size is its capacity; a pipe's is known at EOF. */
+	r->capacity = dsc_stream_can_seek(in) ? dsc_stream_total(in) : DSC_CAPACITY_UNKNOWN;
+	*out = r;
+	return DSC_OK;
+}
+
+/* ---- writer ----------------------------------------------------------- */
+
+struct raw_writer {
+	uint64_t pos; /* where the output stream is */
+	uint64_t end; /* highest byte written + 1 */
+	bool seekable;
+	uint8_t *zeros; /* DSCP_IO_CHUNK of zeros, for pipes */
+};
+
+static dsc_err write_zeros(dsc_writer *w, struct raw_writer *rw, uint64_t n, struct dsc_error *e)
+{
+	dsc_err rc;
+	size_t k;
+
+	if (!rw->zeros && !(rw->zeros = calloc(1, DSCP_IO_CHUNK)))
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(w->out));
+	while (n > 0) {
+		k = (size_t)DSC_MIN(n, (uint64_t)DSCP_IO_CHUNK);
+		rc = dsc_write_all(w->out, rw->zeros, k, e);
+		if (rc != DSC_OK)
+			return rc;
+		rw->pos += k;
+		n -= k;
+	}
+	return DSC_OK;
+}
+
+static dsc_err raw_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
+{
+	struct raw_writer *rw = w->impl;
+	dsc_err rc;
+
+	if (ext->offset != rw->pos) {
+		if (rw->seekable) {
+			rc = dsc_stream_seek(w->out, ext->offset, e);
+		} else if (ext->offset > rw->pos) {
+			rc = write_zeros(w, rw, ext->offset - rw->pos, e);
+		} else {
+			rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+					   "%s: data for byte %llu arrives after byte %llu: the "
+					   "input's grains are out of order and the output cannot seek",
+					   dsc_stream_name(w->out), (unsigned long long)ext->offset,
+					   (unsigned long long)rw->pos);
+		}
+		if (rc != DSC_OK)
+			return rc;
+		rw->pos = ext->offset;
+	}
+	rc = dsc_write_all(w->out, ext->data, ext->length, e);
+	if (rc != DSC_OK)
+		return rc;
+	rw->pos += ext->length;
+	rw->end = DSC_MAX(rw->end, rw->pos);
+	return DSC_OK;
+}
+
+static dsc_err raw_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
+{
+	struct raw_writer *rw = w->impl;
+	dsc_err rc;
+
+	if (rw->end > capacity)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data past the capacity (%llu bytes)",
+				     dsc_stream_name(w->out), (unsigned long long)capacity);
+	if (rw->seekable)
+		rc = dsc_stream_set_size(w->out, capacity, false, e);
+	else
+		rc = write_zeros(w, rw, capacity - rw->pos, e);
+	if (rc != DSC_OK)
+		return rc;
+	return dsc_stream_finish(w->out, e);
+}
+
+static void raw_writer_close(dsc_writer *w)
+{
+	struct raw_writer *rw = w->impl;
+
+	if (rw)
+		free(rw->zeros);
+	free(rw);
+}
+
+static const struct dscp_writer_ops raw_writer_ops = {
+	.put = raw_put,
+	.finish = raw_finish,
+	.close = raw_writer_close,
+};
+
+dsc_err dscp_raw_writer_open(dsc_stream *out, const struct dsc_writer_opts *o, dsc_writer **wp,
+			     struct dsc_error *e)
+{
+	struct raw_writer *rw;
+	dsc_writer *w;
+	dsc_err rc;
+
+	*wp = NULL;
+	w = calloc(1, sizeof *w);
+	rw = calloc(1, sizeof *rw);
+	if (!w || !rw) {
+		free(w);
+		free(rw);
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(out));
+	}
+	w->ops = &raw_writer_ops;
+	w->out = out;
+	w->format = DSC_FORMAT_RAW;
+	w->opts = *o;
+	w->impl = rw;
+	/* Holes need both seeking and a final resize. */
+	rw->seekable = dsc_stream_can_seek(out) && out->ops->set_size;
+	rw->pos = rw->end = 0;
+	if (rw->seekable && dsc_stream_tell(out) != 0) {
+		rc = dsc_stream_seek(out, 0, e);
+		if (rc != DSC_OK)
+			goto fail;
+	}
+	if (o->prealloc && rw->seekable && o->capacity != DSC_CAPACITY_UNKNOWN) {
+		/* Fail before writing anything if the disk cannot hold it. */
+		rc = dsc_stream_set_size(out, o->capacity, true, e);
+		if (rc != DSC_OK)
+			goto fail;
+	}
+	*wp = w;
+	return DSC_OK;
+fail:
+	raw_writer_close(w);
+	free(w);
+	return rc;
+}

@@ -1,0 +1,244 @@
+/* vmdk_format.c - encoding and checking of VMDK sparse headers, markers and
+ * the embedded text descriptor.
+ *
+ * Kept apart from the stream reader and writer so each piece can be unit
+ * tested on its own. Validation applies the named limits of vmdk.h to every
+ * field before any of them sizes a buffer or a loop.
+ */
+#include "vmdk.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+void dscp_vmdk_header_decode(const uint8_t *b, struct vmdk_header *h)
+{
+	/* Field offsets: facts §1. */
+	h->version = dscp_le32(b + 4);
+	h->flags = dscp_le32(b + 8);
+	h->capacity = dscp_le64(b + 12);
+	h->grain_size = dscp_le64(b + 20);
+	h->desc_offset = dscp_le64(b + 28);
+	h->desc_size = dscp_le64(b + 36);
+	h->gtes_per_gt = dscp_le32(b + 44);
+	h->rgd_offset = dscp_le64(b + 48);
+	h->gd_offset = dscp_le64(b + 56);
+	h->overhead = dscp_le64(b + 64);
+	h->unclean = b[72];
+	h->compress = dscp_le16(b + 77);
+}
+
+void dscp_vmdk_header_encode(const struct vmdk_header *h, uint8_t *b)
+{
+	memset(b, 0, VMDK_SECTOR);
+	dscp_put32(b, VMDK_MAGIC);
+	dscp_put32(b + 4, h->version);
+	dscp_put32(b + 8, h->flags);
+	dscp_put64(b + 12, h->capacity);
+	dscp_put64(b + 20, h->grain_size);
+	dscp_put64(b + 28, h->desc_offset);
+	dscp_put64(b + 36, h->desc_size);
+	dscp_put32(b + 44, h->gtes_per_gt);
+	dscp_put64(b + 48, h->rgd_offset);
+	dscp_put64(b + 56, h->gd_offset);
+	dscp_put64(b + 64, h->overhead);
+	b[72] = h->unclean;
+	/* The newline test bytes let readers detect text-mode corruption. */
+	b[73] = '\n';
+	b[74] = ' ';
+	b[75] = '\r';
+	b[76] = '\n';
+	dscp_put16(b + 77, h->compress);
+}
+
+dsc_err dscp_vmdk_header_validate(const struct vmdk_header *h, const char *name,
+				  struct dsc_error *e)
+{
+	uint32_t unknown = h->flags & VMDK_INCOMPAT_MASK & ~VMDK_INCOMPAT_KNOWN;
+
+	if (h->version < 1 || h->version > 3)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: VMDK version %" PRIu32 " is not supported (1 to 3)",
+				     name, h->version);
+	if (unknown)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: unknown incompatible VMDK flags 0x%08" PRIx32, name, unknown);
+	if ((h->flags & VMDK_FLAG_COMPRESSED) && h->compress != VMDK_COMPRESS_DEFLATE)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: compression algorithm %u is not supported (only deflate)",
+				     name, (unsigned)h->compress);
+	if (h->grain_size == 0 || (h->grain_size & (h->grain_size - 1)))
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain size %" PRIu64 " sectors is not a power of two", name,
+				     h->grain_size);
+	if (h->grain_size > VMDK_MAX_GRAIN_SECTORS)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: grain size %" PRIu64 " sectors exceeds the limit of %u",
+				     name, h->grain_size, VMDK_MAX_GRAIN_SECTORS);
+	if (h->capacity > VMDK_MAX_CAPACITY_SECTORS)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: capacity of %" PRIu64 " sectors exceeds the limit of %llu",
+				     name, h->capacity, (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
+	if (h->gtes_per_gt == 0 || h->gtes_per_gt > VMDK_MAX_GTES_PER_GT)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: %" PRIu32 " entries per grain table (1 to %u allowed)", name,
+				     h->gtes_per_gt, VMDK_MAX_GTES_PER_GT);
+	if (h->desc_size > VMDK_MAX_DESCRIPTOR_SECTORS)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: descriptor of %" PRIu64 " sectors exceeds the limit of %u",
+				     name, h->desc_size, VMDK_MAX_DESCRIPTOR_SECTORS);
+	if (h->desc_size && (h->desc_offset == 0 || h->desc_offset > VMDK_MAX_CAPACITY_SECTORS))
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: descriptor at sector %" PRIu64 " is invalid", name,
+				     h->desc_offset);
+	return DSC_OK;
+}
+
+void dscp_vmdk_marker_decode(const uint8_t *b, struct vmdk_marker *m)
+{
+	/* Facts §2: u64 val, u32 size, then (metadata only) u32 type. */
+	m->val = dscp_le64(b);
+	m->size = dscp_le32(b + 8);
+	m->type = m->size ? 0 : dscp_le32(b + 12);
+}
+
+void dscp_vmdk_meta_marker_encode(uint64_t val, uint32_t type, uint8_t *sector)
+{
+	memset(sector, 0, VMDK_SECTOR);
+	dscp_put64(sector, val);
+	dscp_put32(sector + 12, type);
+}
+
+/* Copy a trimmed value, dropping surrounding quotes. */
+static void copy_value(char *dst, size_t size, const char *v, size_t n)
+{
+	while (n && isspace((unsigned char)*v)) {
+		v++;
+		n--;
+	}
+	while (n && isspace((unsigned char)v[n - 1]))
+		n--;
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+/* An extent line: ACCESS SECTORS TYPE ["FILE" [OFFSET]]. */
+static bool parse_extent(const char *line, size_t n, struct vmdk_descriptor *d)
+{
+	char buf[512], access[16], type[16];
+	unsigned long long sectors;
+	const char *q1, *q2;
+	int used = 0;
+
+	if (n >= sizeof buf)
+		n = sizeof buf - 1;
+	memcpy(buf, line, n);
+	buf[n] = '\0';
+	if (sscanf(buf, "%15s %llu %15s %n", access, &sectors, type, &used) < 3)
+		return false;
+	if (strcasecmp(access, "RW") && strcasecmp(access, "RDONLY") && strcasecmp(access, "NOACCESS"))
+		return false;
+	d->extent_sectors = sectors;
+	copy_value(d->extent_type, sizeof d->extent_type, type, strlen(type));
+	q1 = strchr(buf + used, '"');
+	q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+	if (q1 && q2)
+		copy_value(d->extent_file, sizeof d->extent_file, q1 + 1, (size_t)(q2 - q1 - 1));
+	return true;
+}
+
+dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,
+				   struct vmdk_descriptor *d, struct dsc_error *e)
+{
+	static const char first[] = "# Disk DescriptorFile";
+	const char *p = text, *end, *nl, *eq;
+	size_t n, lines = 0;
+	bool have_extent = false;
+
+	memset(d, 0, sizeof *d);
+	/* The text ends at the first NUL (the rest of its sectors is padding). */
+	end = memchr(text, '\0', len);
+	if (!end)
+		end = text + len;
+	if ((size_t)(end - p) < sizeof first - 1 || strncasecmp(p, first, sizeof first - 1))
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: descriptor does not start with \"%s\"", name, first);
+	for (; p < end; p = nl + 1) {
+		if (++lines > VMDK_MAX_DESCRIPTOR_LINES)
+			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+					     "%s: descriptor has more than %u lines", name,
+					     VMDK_MAX_DESCRIPTOR_LINES);
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		n = (size_t)(nl - p);
+		if (n && p[n - 1] == '\r')
+			n--;
+		while (n && isspace((unsigned char)*p)) {
+			p++;
+			n--;
+		}
+		if (n == 0 || *p == '#')
+			continue;
+		eq = memchr(p, '=', n);
+		if (eq) {
+			size_t klen = (size_t)(eq - p);
+
+			while (klen && isspace((unsigned char)p[klen - 1]))
+				klen--;
+			if (klen == 10 && !strncasecmp(p, "createType", 10))
+				copy_value(d->create_type, sizeof d->create_type, eq + 1,
+					   n - (size_t)(eq + 1 - p));
+			continue;
+		}
+		if (!have_extent && parse_extent(p, n, d))
+			have_extent = true;
+	}
+	if (!d->create_type[0])
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: descriptor has no createType", name);
+	return DSC_OK;
+}
+
+size_t dscp_vmdk_descriptor_build(char *buf, size_t size, uint64_t capacity_sectors,
+				  const char *extent_file, uint32_t cid, const char *long_cid_hex32)
+{
+	/* Geometry as VMware writes it: 255 heads, 63 sectors (facts §4). */
+	uint64_t cyl = capacity_sectors / (255 * 63);
+	int n;
+
+	if (cyl > 65535)
+		cyl = 65535;
+	if (cyl == 0)
+		cyl = 1;
+	n = snprintf(buf, size,
+		     "# Disk DescriptorFile\n"
+		     "version=1\n"
+		     "encoding=\"UTF-8\"\n"
+		     "CID=%08" PRIx32 "\n"
+		     "parentCID=ffffffff\n"
+		     "createType=\"streamOptimized\"\n"
+		     "\n"
+		     "# Extent description\n"
+		     "RW %" PRIu64 " SPARSE \"%s\"\n"
+		     "\n"
+		     "# The Disk Data Base\n"
+		     "#DDB\n"
+		     "\n"
+		     "ddb.virtualHWVersion = \"4\"\n"
+		     "ddb.geometry.cylinders = \"%" PRIu64 "\"\n"
+		     "ddb.geometry.heads = \"255\"\n"
+		     "ddb.geometry.sectors = \"63\"\n"
+		     "ddb.adapterType = \"lsilogic\"\n"
+		     "ddb.toolsVersion = \"2147483647\"\n"
+		     "ddb.longContentID = \"%s\"\n",
+		     cid, capacity_sectors, extent_file, cyl, long_cid_hex32);
+	if (n < 0 || (size_t)n >= size)
+		return 0;
+	return (size_t)n;
+}
