@@ -133,6 +133,11 @@ dsc_err dsc_stream_open_file(const char *path, dsc_stream **out,
 dsc_err dsc_stream_create_file(const char *path, unsigned flags,
 			       dsc_stream **out, struct dsc_error *e);
 
+/* The temporary file behind a dsc_stream_create_file() stream, or NULL
+ * (other streams, or after finish). Meant for a signal handler that must
+ * unlink(2) it before the process dies. */
+const char *dsc_stream_temp_path(const dsc_stream *s);
+
 /* A read-only stream over caller memory (not copied; must outlive it). */
 dsc_err dsc_stream_open_mem(const void *buf, size_t len, const char *name,
 			    dsc_stream **out, struct dsc_error *e);
@@ -144,7 +149,8 @@ dsc_err dsc_stream_new_membuf(const char *name, dsc_stream **out,
 void dsc_stream_mem_buffer(dsc_stream *s, const uint8_t **data, size_t *len);
 
 /* Read exactly len bytes unless the stream ends first: *nread < len only at
- * end of stream. After any error, every later call returns that error. */
+ * end of stream. With nread == NULL a short read is DSC_ERR_TRUNCATED.
+ * After any error, every later call returns that error. */
 dsc_err dsc_read_full(dsc_stream *s, void *buf, size_t len, size_t *nread,
 		      struct dsc_error *e);
 /* Write all len bytes or fail. */

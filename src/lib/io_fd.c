@@ -236,6 +236,16 @@ static dsc_err fd_wrap(int fd, const char *name, bool own, struct fd_ctx **ctxp,
 	return DSC_OK;
 }
 
+const char *dsc_stream_temp_path(const dsc_stream *s)
+{
+	const struct fd_ctx *c;
+
+	if (!s || s->ops != &fd_file_ops)
+		return NULL;
+	c = s->ctx;
+	return c->finished ? NULL : c->tmp_path;
+}
+
 dsc_err dsc_stream_open_fd(int fd, const char *name, unsigned flags, dsc_stream **out,
 			   struct dsc_error *e)
 {

@@ -1,0 +1,281 @@
+/* main.c - dsc-convert, the command-line converter.
+ *
+ * Parses the flags, opens the source (a path or "-") and the destination
+ * (an atomic file or "-"), runs dsc_convert() and maps the result once to
+ * an exit status and a one-line message: 0 success, 1 failed conversion,
+ * 2 bad usage. A signal during the conversion removes the temporary output
+ * before the process dies, so an interrupted run leaves nothing behind.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dsc.h"
+#include "progress.h"
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+enum opt_id {
+	OPT_SRC,
+	OPT_DST,
+	OPT_SRC_FMT,
+	OPT_DST_FMT,
+	OPT_PREALLOC,
+	OPT_PROGRESS,
+	OPT_QUIET,
+	OPT_JSON,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+struct opt {
+	const char *name;
+	bool has_arg;
+	enum opt_id id;
+};
+
+static const struct opt options[] = {
+	{"src", true, OPT_SRC},
+	{"dst", true, OPT_DST},
+	{"src-fmt", true, OPT_SRC_FMT},
+	{"dst-fmt", true, OPT_DST_FMT},
+	{"prealloc", false, OPT_PREALLOC},
+	{"p", false, OPT_PROGRESS},
+	{"progress", false, OPT_PROGRESS},
+	{"q", false, OPT_QUIET},
+	{"quiet", false, OPT_QUIET},
+	{"json", false, OPT_JSON},
+	{"h", false, OPT_HELP},
+	{"help", false, OPT_HELP},
+	{"version", false, OPT_VERSION},
+};
+
+struct config {
+	const char *src;
+	const char *dst;
+	dsc_format src_fmt;
+	dsc_format dst_fmt;
+	bool prealloc;
+	int progress; /* -1: default (tty), 0 off, 1 on */
+	bool json;
+};
+
+static const char usage_text[] =
+	"Usage: dsc-convert -src SRC -dst DST [options]\n"
+	"Convert a disk image in one forward pass.\n"
+	"\n"
+	"  -src PATH|-          source image ('-' reads standard input)\n"
+	"  -dst PATH|-          destination ('-' writes standard output)\n"
+	"  -src-fmt raw|vmdk    source format (default: detected)\n"
+	"  -dst-fmt raw|vmdk    destination format (default: raw); vmdk means\n"
+	"                       VMDK streamOptimized\n"
+	"  -prealloc            raw output: allocate the whole disk up front\n"
+	"  -p, -progress        show progress on stderr (default on a terminal)\n"
+	"  -q, -quiet           no progress\n"
+	"  -json                print a JSON summary on stdout (file output only)\n"
+	"  -h, -help            this help;  -version  the version\n"
+	"\n"
+	"Flags take one or two dashes; a value may follow as the next argument\n"
+	"or after '='. Exit status: 0 success, 1 conversion failed, 2 bad usage.\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "dsc-convert: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'dsc-convert -help' for more information.\n");
+	exit(EXIT_USAGE);
+}
+
+static dsc_format parse_format(const char *flag, const char *v)
+{
+	dsc_format f = dsc_format_from_name(v);
+
+	if (f == DSC_FORMAT_UNKNOWN) {
+		fprintf(stderr, "dsc-convert: %s: unknown format '%s' (raw or vmdk)\n", flag, v);
+		exit(EXIT_USAGE);
+	}
+	return f;
+}
+
+static void parse_args(int argc, char **argv, struct config *cfg)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i], *name, *val = NULL, *eq;
+		const struct opt *o = NULL;
+		size_t n, k;
+
+		if (arg[0] != '-' || arg[1] == '\0')
+			usage_error("unexpected argument '%s'", arg);
+		name = arg + (arg[1] == '-' ? 2 : 1);
+		eq = strchr(name, '=');
+		n = eq ? (size_t)(eq - name) : strlen(name);
+		for (k = 0; k < sizeof options / sizeof options[0]; k++) {
+			if (strlen(options[k].name) == n && !strncmp(options[k].name, name, n)) {
+				o = &options[k];
+				break;
+			}
+		}
+		if (!o)
+			usage_error("unknown option '%s'", arg);
+		if (o->has_arg) {
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else
+				usage_error("option '%s' needs a value", arg);
+		} else if (eq) {
+			usage_error("option '%s' takes no value", arg);
+		}
+		switch (o->id) {
+		case OPT_SRC: cfg->src = val; break;
+		case OPT_DST: cfg->dst = val; break;
+		case OPT_SRC_FMT: cfg->src_fmt = parse_format("-src-fmt", val); break;
+		case OPT_DST_FMT: cfg->dst_fmt = parse_format("-dst-fmt", val); break;
+		case OPT_PREALLOC: cfg->prealloc = true; break;
+		case OPT_PROGRESS: cfg->progress = 1; break;
+		case OPT_QUIET: cfg->progress = 0; break;
+		case OPT_JSON: cfg->json = true; break;
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("dsc-convert %s\n", dsc_version());
+			exit(0);
+		}
+	}
+	if (!cfg->src)
+		usage_error("%s", "missing -src");
+	if (!cfg->dst)
+		usage_error("%s", "missing -dst");
+	if (!*cfg->src || !*cfg->dst)
+		usage_error("%s", "-src and -dst must not be empty");
+	if (cfg->json && !strcmp(cfg->dst, "-"))
+		usage_error("%s", "-json needs -dst to name a file (stdout carries the image)");
+}
+
+/* The temporary output, for the signal handler to remove. */
+static const char *volatile temp_to_remove;
+
+static void on_fatal_signal(int sig)
+{
+	const char *t = temp_to_remove;
+
+	if (t)
+		unlink(t);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_signals(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_fatal_signal;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &sa, NULL);
+	/* A closed stdout pipe becomes a write error with a message. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static bool on_progress(void *user, const struct dsc_progress *d)
+{
+	progress_update(user, d);
+	return true;
+}
+
+static void print_json(const struct config *cfg, const struct dsc_convert_stats *st)
+{
+	json_t *o = json_pack("{s:s, s:I, s:I, s:f}", "output", cfg->dst, "writtenBytes",
+			      (json_int_t)st->bytes_written, "capacityBytes",
+			      (json_int_t)st->capacity, "elapsedSeconds", st->seconds);
+
+	if (o) {
+		json_dumpf(o, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+		json_decref(o);
+	}
+}
+
+static dsc_err open_source(const struct config *cfg, dsc_stream **in, struct dsc_error *err)
+{
+	if (!strcmp(cfg->src, "-"))
+		return dsc_stream_open_fd(STDIN_FILENO, "stdin", 0, in, err);
+	return dsc_stream_open_file(cfg->src, in, err);
+}
+
+static dsc_err open_destination(const struct config *cfg, dsc_stream **out, struct dsc_error *err)
+{
+	if (!strcmp(cfg->dst, "-")) {
+		if (isatty(STDOUT_FILENO))
+			return dsc_error_set(err, DSC_ERR_INVAL, 0,
+					     "stdout: refusing to write a disk image to a terminal");
+		return dsc_stream_open_fd(STDOUT_FILENO, "stdout", 0, out, err);
+	}
+	return dsc_stream_create_file(cfg->dst, DSC_CREATE_REPLACE, out, err);
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {.progress = -1, .dst_fmt = DSC_FORMAT_RAW};
+	struct dsc_convert_opts copts = {0};
+	struct dsc_convert_stats stats;
+	struct dsc_error err = {0};
+	struct progress prog = {.out = stderr};
+	dsc_stream *in = NULL, *out = NULL;
+	dsc_err rc;
+
+	parse_args(argc, argv, &cfg);
+	if (cfg.progress < 0)
+		cfg.progress = isatty(STDERR_FILENO);
+	install_signals();
+
+	rc = open_source(&cfg, &in, &err);
+	if (rc == DSC_OK)
+		rc = open_destination(&cfg, &out, &err);
+	if (rc == DSC_OK) {
+		temp_to_remove = dsc_stream_temp_path(out);
+		copts.src_fmt = cfg.src_fmt;
+		copts.dst_fmt = cfg.dst_fmt;
+		copts.prealloc = cfg.prealloc;
+		if (cfg.progress) {
+			copts.progress = on_progress;
+			copts.progress_user = &prog;
+		}
+		rc = dsc_convert(in, out, &copts, &stats, &err);
+		progress_end(&prog);
+	}
+	temp_to_remove = NULL;
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	if (rc != DSC_OK) {
+		fprintf(stderr, "dsc-convert: %s\n",
+			err.message[0] ? err.message : dsc_strerror(rc));
+		return EXIT_FAILED;
+	}
+	if (cfg.json)
+		print_json(&cfg, &stats);
+	return 0;
+}
