@@ -204,6 +204,14 @@ static dsc_err vmdk_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_
 	return DSC_OK;
 }
 
+/* qemu and libvmdk both refuse a VMDK of zero sectors, so none is made. */
+static dsc_err empty_image(dsc_writer *w, struct dsc_error *e)
+{
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			     "%s: the source image is empty (0 bytes); a VMDK needs at least "
+			     "one sector", wname(w));
+}
+
 /* Header + descriptor + padding up to overHead (facts §3 step 1). */
 static dsc_err write_head(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error *e)
 {
@@ -240,6 +248,8 @@ static dsc_err vmdk_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e
 	if (cap_sectors > VMDK_MAX_CAPACITY_SECTORS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0, "%s: capacity of %llu bytes is too large",
 				     wname(w), (unsigned long long)capacity);
+	if (cap_sectors == 0)
+		return empty_image(w, e);
 	if (vw->cur_grain != UINT64_MAX && vw->dirty &&
 	    vw->cur_grain * vw->grain_bytes >= cap_sectors * VMDK_SECTOR)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data past the capacity", wname(w));
@@ -361,6 +371,8 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 				     "%s: a VMDK stream written to a pipe needs the source size "
 				     "in advance, and the source is a raw pipe of unknown size",
 				     wname(w));
+	if (vw->capacity_known && o->capacity == 0)
+		return empty_image(w, e);
 	if (vw->capacity_known && o->capacity / VMDK_SECTOR > VMDK_MAX_CAPACITY_SECTORS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0, "%s: capacity of %llu bytes is too large",
 				     wname(w), (unsigned long long)o->capacity);
