@@ -1,0 +1,136 @@
+#!/bin/bash
+# usage.sh - dsc-convert's command line: help, usage errors (exit 2), one- and
+# two-dash flags, format detection and names, -json, -q and -p.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+dsc_init
+
+mkdir "$T/in" "$T/out"
+gen_random "$T/in/a.raw" 100000
+cap=$(round512 100000)
+
+# ---- help ----
+for h in -h --help; do
+	run_dsc $h
+	if [ "$RC" -eq 0 ] && grep -qi usage "$T/stdout" && grep -q -- 'src' "$T/stdout" &&
+		grep -q -- 'dst' "$T/stdout" && grep -q -- 'prealloc' "$T/stdout" && [ ! -s "$T/stderr" ]; then
+		pass "$h prints usage (with -src, -dst, -prealloc) on stdout, exit 0"
+	else
+		fail "$h prints usage on stdout, exit 0" "$(last_run)" "stdout: $(head -c 500 "$T/stdout")"
+	fi
+done
+
+# ---- usage errors: exit 2, a message, no output file ----
+usage_case() {
+	local desc=$1
+	shift
+	run_dsc "$@"
+	expect_usage "$desc"
+	dir_is "$desc: no output" "$T/out"
+}
+usage_case "no arguments"
+usage_case "unknown flag" -src "$T/in/a.raw" -dst "$T/out/x.raw" -bogus
+usage_case "unknown long flag" --src "$T/in/a.raw" --dst "$T/out/x.raw" --no-such-flag
+usage_case "missing -dst" -src "$T/in/a.raw"
+usage_case "missing -src" -dst "$T/out/x.raw"
+usage_case "-src without its value" -dst "$T/out/x.raw" -src
+usage_case "-dst without its value" -src "$T/in/a.raw" -dst
+usage_case "bad -src-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -src-fmt qcow2
+usage_case "bad -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt vhd
+usage_case "empty -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt ''
+usage_case "stray positional argument" -src "$T/in/a.raw" -dst "$T/out/x.raw" extra
+
+# ---- one or two dashes ----
+run_dsc -src "$T/in/a.raw" -dst "$T/out/one.raw"
+expect_ok "-src/-dst"
+check "-src/-dst: raw copy is exact" cmp "$T/in/a.raw" "$T/out/one.raw"
+run_dsc --src "$T/in/a.raw" --dst "$T/out/two.vmdk" --dst-fmt vmdk --src-fmt raw -q
+expect_ok "--src/--dst/--dst-fmt/--src-fmt/-q"
+check "--dst-fmt vmdk: a VMDK" qemu_same "$T/in/a.raw" "$T/out/two.vmdk"
+run_dsc -src "$T/in/a.raw" -dst "$T/out/three.vmdk" -dst-fmt vmdk -src-fmt raw
+expect_ok "-dst-fmt vmdk -src-fmt raw"
+check "-dst-fmt vmdk: qemu-img compare" qemu_same "$T/in/a.raw" "$T/out/three.vmdk"
+
+# ---- format detection: -dst-fmt defaults to raw, -src-fmt from the magic ----
+run_dsc -src "$T/out/two.vmdk" -dst "$T/out/back.raw"
+expect_ok "VMDK input detected without -src-fmt"
+check "detected VMDK -> raw (default -dst-fmt) is the padded source" same_padded "$T/in/a.raw" "$T/out/back.raw"
+check "detected VMDK -> raw has the capacity as size" size_is "$T/out/back.raw" "$cap"
+run_dsc -src "$T/out/two.vmdk" -dst "$T/out/asraw.raw" -src-fmt raw
+expect_ok "-src-fmt raw forces a VMDK file to be copied as bytes"
+check "-src-fmt raw on a VMDK copies the file" cmp "$T/out/two.vmdk" "$T/out/asraw.raw"
+run_dsc -src "$T/in/a.raw" -dst "$T/out/forced.raw" -src-fmt vmdk
+expect_fail "-src-fmt vmdk on a raw file" a.raw
+check "-src-fmt vmdk on a raw file leaves no output" test ! -e "$T/out/forced.raw"
+rm -f "$T/out"/*
+
+# ---- -json ----
+run_dsc -src "$T/in/a.raw" -dst "$T/out/j.vmdk" -dst-fmt vmdk -json
+expect_ok "-json to a VMDK file"
+check "-json: one object with output, writtenBytes, capacityBytes, elapsedSeconds" \
+	python3 - "$T/stdout" "$T/out/j.vmdk" "$(fsize "$T/out/j.vmdk")" "$cap" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+o = json.loads(text)
+path, size, cap = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+assert isinstance(o, dict), o
+assert o['output'] == path, ('output', o['output'], path)
+for k in ('writtenBytes', 'capacityBytes'):
+    assert type(o[k]) is int, (k, o[k])
+assert o['writtenBytes'] == size, ('writtenBytes', o['writtenBytes'], 'file size', size)
+assert o['capacityBytes'] == cap, ('capacityBytes', o['capacityBytes'], cap)
+assert type(o['elapsedSeconds']) in (int, float) and 0 <= o['elapsedSeconds'] < 60, o['elapsedSeconds']
+PY
+run_dsc -src "$T/in/a.raw" -dst "$T/out/j.raw" -json
+expect_ok "-json to a raw file"
+check "-json raw: writtenBytes = capacityBytes = 100000 for random data" \
+	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["output"]==sys.argv[2] and o["writtenBytes"]==100000 and o["capacityBytes"]==100000, o' \
+	"$T/stdout" "$T/out/j.raw"
+gen_sparse "$T/in/s.raw" $((64 * MiB))
+put_random "$T/in/s.raw" $((20 * MiB)) 4096
+run_dsc -src "$T/in/s.raw" -dst "$T/out/js.raw" -json
+expect_ok "-json to a raw file from a sparse source"
+check "-json sparse: capacityBytes = 64 MiB, writtenBytes counts data only" \
+	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["capacityBytes"]==64<<20 and 4096<=o["writtenBytes"]<=1<<20, o' \
+	"$T/stdout"
+# -json with stdout as the output must not mix JSON into the image.
+run_dsc -src "$T/in/a.raw" -dst - -json
+if [ "$RC" -eq 2 ]; then
+	pass "-json with -dst - is refused as a usage error"
+elif [ "$RC" -eq 0 ] && cmp -s "$T/in/a.raw" "$T/stdout"; then
+	pass "-json with -dst -: stdout is only the image"
+else
+	fail "-json with -dst -: stdout must be the image alone (or exit 2)" "$(last_run)"
+fi
+rm -f "$T/out"/*
+
+# ---- -q and -p ----
+run_dsc -src "$T/in/a.raw" -dst "$T/out/q.raw" -q
+expect_ok "-q prints nothing"
+check "-q: stdout empty" test ! -s "$T/stdout"
+run_dsc -src "$T/in/a.raw" -dst "$T/out/n.raw"
+expect_ok "no progress by default when stderr is not a terminal"
+run_dsc -src "$T/in/a.raw" -dst - -p
+if [ "$RC" -eq 0 ] && cmp -s "$T/in/a.raw" "$T/stdout"; then
+	pass "-p with -dst -: progress stays off stdout"
+else
+	fail "-p with -dst -: progress stays off stdout" "$(last_run)"
+fi
+# A VMDK arriving through a pipe in two parts a second apart: the run lasts
+# long enough for progress to show, and the capacity gives a percentage.
+gen_random "$T/in/p.raw" $((2 * MiB))
+run_dsc -src "$T/in/p.raw" -dst "$T/in/p.vmdk" -dst-fmt vmdk -q
+half=$(($(fsize "$T/in/p.vmdk") / 2))
+{ head -c $half "$T/in/p.vmdk"; sleep 1.5; tail -c +$((half + 1)) "$T/in/p.vmdk"; } |
+	"$DSC_CONVERT" -src - -dst "$T/out/p.raw" -p >"$T/stdout" 2>"$T/stderr"
+RC=$? LAST_CMD="(slow pipe) dsc-convert -src - -dst p.raw -p"
+if [ "$RC" -eq 0 ] && grep -q '%' "$T/stderr"; then
+	pass "-p shows a percentage on stderr"
+else
+	fail "-p shows a percentage on stderr" "$(last_run)"
+fi
+check "-p: the output is right" same_padded "$T/in/p.raw" "$T/out/p.raw"
+check "-p: stdout empty" test ! -s "$T/stdout"
+dir_is "successful runs leave only their outputs" "$T/out" q.raw n.raw p.raw
+
+finish
