@@ -1,0 +1,439 @@
+/* test_convert.c - unit tests of dsc_convert(): raw -> VMDK -> raw round
+ * trips in memory, the stats, progress and cancellation, the capacity limit
+ * and out-of-order grains against seekable and unseekable outputs.
+ *
+ * Round trips compare the logical disk, never compressed bytes: the VMDK
+ * in the middle is also read back with the reader on its own.
+ */
+#include "testutil.h"
+
+#define UNIT 65536u
+
+/* Convert `in` (len bytes) from src to dst format into a fresh membuf.
+ * Returns the code; *out is a malloc'd copy of the output. */
+static dsc_err convert_mem(const uint8_t *in, size_t len, dsc_format src, dsc_format dst,
+			   const struct dsc_convert_opts *extra, uint8_t **out, size_t *out_len,
+			   struct dsc_convert_stats *st, struct dsc_error *e)
+{
+	struct dsc_convert_opts o = {0};
+	dsc_stream *is = tu_mem_stream(in, len, "in.img"), *os = NULL;
+	const uint8_t *data;
+	size_t dlen;
+	dsc_err err;
+
+	*out = NULL;
+	*out_len = 0;
+	if (extra)
+		o = *extra;
+	o.src_fmt = src;
+	o.dst_fmt = dst;
+	err = dsc_stream_new_membuf(dst == DSC_FORMAT_VMDK ? "out.vmdk" : "out.raw", &os, e);
+	if (err)
+		goto out;
+	err = dsc_convert(is, os, &o, st, e);
+	if (err)
+		goto out;
+	dsc_stream_mem_buffer(os, &data, &dlen);
+	*out = tu_xmalloc(dlen);
+	memcpy(*out, data, dlen);
+	*out_len = dlen;
+out:
+	dsc_stream_close(os);
+	dsc_stream_close(is);
+	return err;
+}
+
+static void round_trip(const uint8_t *src, size_t len, const char *what, int line)
+{
+	struct dsc_error e = {0};
+	struct dsc_convert_stats st1, st2;
+	uint8_t *vmdk = NULL, *raw = NULL, *img = NULL;
+	size_t vlen, rlen, padded = (len + 511) / 512 * 512;
+	uint64_t cap;
+	dsc_stream *s;
+	dsc_err err;
+
+	memset(&st1, 0xAA, sizeof(st1));
+	err = convert_mem(src, len, DSC_FORMAT_UNKNOWN, DSC_FORMAT_VMDK, NULL, &vmdk, &vlen, &st1,
+			  &e);
+	if (err) {
+		tu_fail(__FILE__, line, "%s: raw -> vmdk: %s (%s)", what, dsc_err_name(err),
+			e.message);
+		goto out;
+	}
+	if (vlen < 4 || memcmp(vmdk, "KDMV", 4) != 0)
+		tu_fail(__FILE__, line, "%s: output is not a VMDK", what);
+	/* facts §3: the last three sectors are footer marker, footer, EOS. */
+	if (vlen % 512 || vlen < 3 * 512 || !dscp_is_zero(vmdk + vlen - 512, 512) ||
+	    dscp_le32(vmdk + vlen - 1536 + 12) != VMDK_MARKER_FOOTER ||
+	    memcmp(vmdk + vlen - 1024, "KDMV", 4) != 0)
+		tu_fail(__FILE__, line, "%s: VMDK does not end with footer + EOS", what);
+	/* The source's size or the VMDK's (rounded up to a sector): both are
+	 * "the virtual disk size". */
+	if (st1.capacity != padded && st1.capacity != len)
+		tu_fail(__FILE__, line, "%s: stats capacity %llu, want %zu or %zu", what,
+			(unsigned long long)st1.capacity, len, padded);
+	if (st1.bytes_read != len)
+		tu_fail(__FILE__, line, "%s: stats bytes_read %llu, want %zu", what,
+			(unsigned long long)st1.bytes_read, len);
+	if (st1.bytes_written != vlen)
+		tu_fail(__FILE__, line, "%s: stats bytes_written %llu, output %zu", what,
+			(unsigned long long)st1.bytes_written, vlen);
+	if (!(st1.seconds >= 0 && st1.seconds < 60))
+		tu_fail(__FILE__, line, "%s: stats seconds %f", what, st1.seconds);
+
+	/* The VMDK on its own, through the reader. */
+	s = tu_mem_stream(vmdk, vlen, "mid.vmdk");
+	err = tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e);
+	dsc_stream_close(s);
+	if (err) {
+		tu_fail(__FILE__, line, "%s: reading the VMDK: %s (%s)", what, dsc_err_name(err),
+			e.message);
+		goto out;
+	}
+	if (cap != padded || memcmp(img, src, len) != 0 || !dscp_is_zero(img + len, cap - len))
+		tu_fail(__FILE__, line, "%s: VMDK content differs (capacity %llu)", what,
+			(unsigned long long)cap);
+
+	memset(&st2, 0xAA, sizeof(st2));
+	err = convert_mem(vmdk, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, NULL, &raw, &rlen, &st2,
+			  &e);
+	if (err) {
+		tu_fail(__FILE__, line, "%s: vmdk -> raw: %s (%s)", what, dsc_err_name(err),
+			e.message);
+		goto out;
+	}
+	if (rlen != padded)
+		tu_fail(__FILE__, line, "%s: raw output %zu bytes, want %zu", what, rlen, padded);
+	else if (memcmp(raw, src, len) != 0 || !dscp_is_zero(raw + len, padded - len))
+		tu_fail(__FILE__, line, "%s: raw content differs", what);
+	/* The reader may seek over the zeros before overHead: bytes_read
+	 * counts what was transferred, at most the whole stream. */
+	if (st2.capacity != padded || st2.bytes_read == 0 || st2.bytes_read > vlen)
+		tu_fail(__FILE__, line, "%s: vmdk->raw stats capacity %llu read %llu", what,
+			(unsigned long long)st2.capacity, (unsigned long long)st2.bytes_read);
+	/* Holes are not counted as written, and a membuf is seekable. */
+	if (st2.bytes_written > padded)
+		tu_fail(__FILE__, line, "%s: vmdk->raw bytes_written %llu > %zu", what,
+			(unsigned long long)st2.bytes_written, padded);
+	if (!dscp_is_zero(src, len) && st2.bytes_written == 0)
+		tu_fail(__FILE__, line, "%s: vmdk->raw wrote nothing", what);
+out:
+	free(vmdk);
+	free(raw);
+	free(img);
+}
+
+static void test_round_trips(void)
+{
+	static const struct {
+		size_t len;
+		enum tu_fill kind;
+	} cases[] = {
+		{512, TU_RANDOM},
+		{1000, TU_RANDOM},
+		{1000, TU_ZERO},
+		{UNIT + 1, TU_RANDOM},
+		{UNIT + 1, TU_COMPRESSIBLE},
+		{3 * UNIT, TU_ZERO},
+		{1u << 20, TU_RANDOM},
+		{(2u << 20) + 300, TU_COMPRESSIBLE},
+		{(32u << 20) + 512, TU_SPARSE},
+		{(32u << 20) + 512, TU_ZERO},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		static const char *kinds[] = {"zero", "random", "compressible", "sparse"};
+		char what[64];
+		uint8_t *src = tu_pattern(cases[i].len, cases[i].kind, (uint32_t)i);
+		snprintf(what, sizeof(what), "%s %zu", kinds[cases[i].kind], cases[i].len);
+		round_trip(src, cases[i].len, what, __LINE__);
+		free(src);
+	}
+	{
+		/* Data in the last sector only, after a 32 MiB hole. */
+		size_t len = (32u << 20) + 512;
+		uint8_t *src = tu_xcalloc(len);
+		src[len - 1] = 0x42;
+		src[0] = 1;
+		round_trip(src, len, "first + last byte", __LINE__);
+		free(src);
+	}
+}
+
+static void test_raw_to_raw(void)
+{
+	uint8_t *src = tu_pattern(300000, TU_SPARSE, 1), *out = NULL;
+	struct dsc_error e = {0};
+	struct dsc_convert_stats st;
+	size_t olen = 0;
+
+	/* dst_fmt left at 0 (UNKNOWN) means raw. */
+	ASSERT_OK(convert_mem(src, 300000, DSC_FORMAT_RAW, DSC_FORMAT_UNKNOWN, NULL, &out, &olen,
+			      &st, &e),
+		  &e);
+	ASSERT_EQ_U64(olen, 300000);
+	ASSERT(out && olen == 300000 && memcmp(out, src, 300000) == 0);
+	ASSERT_EQ_U64(st.capacity, 300000);
+	ASSERT(st.bytes_written > 0 && st.bytes_written <= 300000);
+	free(out);
+	free(src);
+}
+
+struct prog {
+	unsigned calls;
+	unsigned cancel_after; /* 0: never */
+	uint64_t last_in;
+	bool backwards;
+	bool bad_capacity;
+	uint64_t capacity;
+};
+
+static bool on_progress(void *user, const struct dsc_progress *p)
+{
+	struct prog *pr = user;
+
+	pr->calls++;
+	if (p->in_bytes < pr->last_in)
+		pr->backwards = true;
+	pr->last_in = p->in_bytes;
+	if (p->capacity != UINT64_MAX && p->capacity != pr->capacity)
+		pr->bad_capacity = true;
+	return !(pr->cancel_after && pr->calls >= pr->cancel_after);
+}
+
+/* A slow source: 4 MiB in 64 KiB reads, 15 ms each (about 1 s). */
+static dsc_stream *slow_source(const uint8_t *src, size_t len)
+{
+	struct tu_fault_opts o;
+
+	tu_fault_defaults(&o);
+	o.max_io = UNIT;
+	o.delay_us = 15000;
+	o.own_inner = true;
+	return tu_fault_stream(tu_mem_stream(src, len, "slow.raw"), &o, "slow.raw", NULL);
+}
+
+static void test_progress(void)
+{
+	size_t len = 4u << 20;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 3);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct prog pr = {0};
+	dsc_stream *in = slow_source(src, len), *out = NULL;
+
+	pr.capacity = len;
+	o.dst_fmt = DSC_FORMAT_VMDK;
+	o.progress = on_progress;
+	o.progress_user = &pr;
+	REQUIRE_OK(dsc_stream_new_membuf("p.vmdk", &out, &e), &e);
+	ASSERT_OK(dsc_convert(in, out, &o, &st, &e), &e);
+	fprintf(stderr, "  progress called %u times in %.2f s\n", pr.calls, st.seconds);
+	ASSERT(pr.calls >= 3);
+	ASSERT(!pr.backwards);
+	ASSERT(!pr.bad_capacity);
+	ASSERT(st.seconds > 0.5);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	free(src);
+}
+
+static void test_cancel(void)
+{
+	size_t len = 4u << 20;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 4);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct prog pr = {0};
+	dsc_stream *in = slow_source(src, len), *out = NULL;
+	const uint8_t *data;
+	size_t dlen;
+
+	pr.capacity = len;
+	pr.cancel_after = 1;
+	o.dst_fmt = DSC_FORMAT_VMDK;
+	o.progress = on_progress;
+	o.progress_user = &pr;
+	REQUIRE_OK(dsc_stream_new_membuf("c.vmdk", &out, &e), &e);
+	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_CANCELLED);
+	ASSERT_ERR(e.code, DSC_ERR_CANCELLED);
+	ASSERT(pr.calls == 1);
+	/* It stopped early: the source was not read to the end, and no
+	 * complete stream (EOS last) was produced. */
+	ASSERT(dsc_stream_tell(in) < len);
+	dsc_stream_mem_buffer(out, &data, &dlen);
+	ASSERT(dlen < 1536 || !dscp_is_zero(data + dlen - 512, 512) ||
+	       memcmp(data + dlen - 1024, "KDMV", 4) != 0);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	free(src);
+}
+
+static void test_max_capacity(void)
+{
+	size_t len = 2u << 20, vlen = 0;
+	uint8_t *src = tu_pattern(len, TU_SPARSE, 5), *out = NULL, *v;
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	size_t olen;
+
+	o.max_capacity = 1u << 20;
+	ASSERT_ERR(convert_mem(src, len, DSC_FORMAT_RAW, DSC_FORMAT_VMDK, &o, &out, &olen, &st, &e),
+		   DSC_ERR_LIMIT);
+	ASSERT(strstr(e.message, "in.img") != NULL);
+	free(out);
+	out = NULL;
+
+	/* VMDK input: the header's capacity is checked. */
+	v = tu_vmdk_from_raw(src, len, &vlen);
+	memset(&e, 0, sizeof(e));
+	ASSERT_ERR(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &o, &out, &olen, &st,
+			       &e),
+		   DSC_ERR_LIMIT);
+	free(out);
+	out = NULL;
+
+	/* Exactly at the limit is fine. */
+	o.max_capacity = len;
+	ASSERT_OK(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &o, &out, &olen, &st,
+			      &e),
+		  &e);
+	ASSERT(out && olen == len && memcmp(out, src, len) == 0);
+	free(out);
+	free(v);
+	free(src);
+}
+
+static void test_max_capacity_pipe(void)
+{
+	/* A raw pipe has no size up front: the limit must stop the
+	 * conversion once the input passes it. */
+	size_t len = 3u << 20;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 6);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct tu_fault_opts fo;
+	dsc_stream *in, *out = NULL;
+
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	fo.own_inner = true;
+	in = tu_fault_stream(tu_mem_stream(src, len, "x"), &fo, "pipe:", NULL);
+	o.max_capacity = 1u << 20;
+	o.dst_fmt = DSC_FORMAT_RAW;
+	REQUIRE_OK(dsc_stream_new_membuf("o.raw", &out, &e), &e);
+	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_LIMIT);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	free(src);
+}
+
+static void test_out_of_order_vmdk(void)
+{
+	uint8_t *src = tu_pattern(4 * UNIT, TU_RANDOM, 7), *out = NULL;
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct tu_fault_opts fo;
+	struct tu_vmdk v;
+	dsc_stream *in, *mb = NULL, *pipe_out;
+	size_t olen;
+
+	tu_vmdk_begin(&v, TU_VMWARE, 4 * UNIT, "ooo.vmdk");
+	tu_vmdk_grain(&v, 3 * 128, src + 3 * UNIT, UNIT);
+	tu_vmdk_grain(&v, 0, src, UNIT);
+	tu_vmdk_grain(&v, 128, src + UNIT, UNIT);
+	tu_vmdk_grain(&v, 2 * 128, src + 2 * UNIT, UNIT);
+	tu_vmdk_end(&v, 0);
+
+	/* Seekable output: fine. */
+	ASSERT_OK(convert_mem(v.b.data, v.b.len, DSC_FORMAT_VMDK, DSC_FORMAT_RAW, NULL, &out, &olen,
+			      &st, &e),
+		  &e);
+	ASSERT(out && olen == 4 * UNIT && memcmp(out, src, 4 * UNIT) == 0);
+	free(out);
+
+	/* Unseekable raw output: a clear error. */
+	in = tu_mem_stream(v.b.data, v.b.len, "ooo.vmdk");
+	REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	pipe_out = tu_fault_stream(mb, &fo, "stdout", NULL);
+	o.src_fmt = DSC_FORMAT_VMDK;
+	o.dst_fmt = DSC_FORMAT_RAW;
+	memset(&e, 0, sizeof(e));
+	{
+		dsc_err err = dsc_convert(in, pipe_out, &o, &st, &e);
+		ASSERT(err != DSC_OK);
+		ASSERT(err != DSC_ERR_IO);
+		fprintf(stderr, "  out of order to a pipe: %s: %s\n", dsc_err_name(err), e.message);
+	}
+	dsc_stream_close(pipe_out);
+	dsc_stream_close(mb);
+	dsc_stream_close(in);
+
+	/* VMDK output refuses a lower offset whatever the output. */
+	memset(&e, 0, sizeof(e));
+	ASSERT(convert_mem(v.b.data, v.b.len, DSC_FORMAT_VMDK, DSC_FORMAT_VMDK, NULL, &out, &olen,
+			   &st, &e) != DSC_OK);
+	free(out);
+	tu_vmdk_free(&v);
+	free(src);
+}
+
+static void test_errors_propagate(void)
+{
+	uint8_t *src = tu_pattern(1u << 20, TU_RANDOM, 8);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct tu_fault_opts fo;
+	dsc_stream *in, *mb = NULL, *out;
+
+	/* Output fails with NOSPACE half way: that code, not another. */
+	in = tu_mem_stream(src, 1u << 20, "in.raw");
+	REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+	tu_fault_defaults(&fo);
+	fo.fail_at = 300000;
+	fo.fail_code = DSC_ERR_NOSPACE;
+	out = tu_fault_stream(mb, &fo, "full.vmdk", NULL);
+	o.dst_fmt = DSC_FORMAT_VMDK;
+	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_NOSPACE);
+	ASSERT(strstr(e.message, "full.vmdk") != NULL);
+	dsc_stream_close(out);
+	dsc_stream_close(mb);
+	dsc_stream_close(in);
+
+	/* Input fails: IO. */
+	tu_fault_defaults(&fo);
+	fo.fail_at = 500000;
+	fo.own_inner = true;
+	in = tu_fault_stream(tu_mem_stream(src, 1u << 20, "x"), &fo, "bad.raw", NULL);
+	mb = NULL;
+	REQUIRE_OK(dsc_stream_new_membuf("o.vmdk", &mb, &e), &e);
+	memset(&e, 0, sizeof(e));
+	ASSERT_ERR(dsc_convert(in, mb, &o, &st, &e), DSC_ERR_IO);
+	ASSERT(strstr(e.message, "bad.raw") != NULL);
+	dsc_stream_close(mb);
+	dsc_stream_close(in);
+	free(src);
+}
+
+int main(void)
+{
+	TU_RUN(test_round_trips);
+	TU_RUN(test_raw_to_raw);
+	TU_RUN(test_progress);
+	TU_RUN(test_cancel);
+	TU_RUN(test_max_capacity);
+	TU_RUN(test_max_capacity_pipe);
+	TU_RUN(test_out_of_order_vmdk);
+	TU_RUN(test_errors_propagate);
+	return tu_exit();
+}

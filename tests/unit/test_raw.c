@@ -1,0 +1,610 @@
+/* test_raw.c - unit tests of the raw reader and the raw writer.
+ *
+ * Reader: all-zero 64 KiB units are holes, everything else comes back as
+ * data at its offset; the capacity is the input size, known up front on
+ * memory and files and only at the end on a pipe.
+ * Writer: the output is exactly `capacity` bytes; holes stay holes on a
+ * seekable file (checked with st_blocks), zeros are written to a pipe,
+ * prealloc reserves the blocks.
+ */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define UNIT 65536u
+
+/* Read a raw image and check: content, capacity, and that no extent
+ * overlaps an all-zero unit of the source. */
+static void check_raw_read(const uint8_t *src, size_t len, bool pipe_like, bool one_byte,
+			   const char *what, int line)
+{
+	struct dsc_error e = {0};
+	dsc_stream *s = tu_mem_stream(src, len, "disk.raw");
+	dsc_reader *r = NULL;
+	uint8_t *img = tu_xcalloc(len);
+	uint64_t prev_end = 0;
+	size_t n = 0;
+	dsc_err err;
+
+	if (pipe_like || one_byte) {
+		struct tu_fault_opts o;
+		tu_fault_defaults(&o);
+		o.no_seek = pipe_like;
+		o.max_io = one_byte ? 1 : 0;
+		o.own_inner = true;
+		s = tu_fault_stream(s, &o, "disk.raw", NULL);
+	}
+	err = dsc_reader_open(s, DSC_FORMAT_RAW, &r, &e);
+	if (err) {
+		tu_fail(__FILE__, line, "%s: open: %s (%s)", what, dsc_err_name(err), e.message);
+		goto out;
+	}
+	if (dsc_reader_format(r) != DSC_FORMAT_RAW)
+		tu_fail(__FILE__, line, "%s: format %d", what, (int)dsc_reader_format(r));
+	if (pipe_like && dsc_reader_capacity(r) != DSC_CAPACITY_UNKNOWN)
+		tu_fail(__FILE__, line, "%s: pipe capacity known before the end: %llu", what,
+			(unsigned long long)dsc_reader_capacity(r));
+	if (!pipe_like && dsc_reader_capacity(r) != len)
+		tu_fail(__FILE__, line, "%s: capacity %llu before reading, want %zu", what,
+			(unsigned long long)dsc_reader_capacity(r), len);
+	for (;;) {
+		struct dsc_extent x;
+		uint64_t u;
+		err = dsc_reader_next(r, &x, &e);
+		if (err) {
+			tu_fail(__FILE__, line, "%s: next: %s (%s)", what, dsc_err_name(err),
+				e.message);
+			goto out;
+		}
+		if (x.length == 0)
+			break;
+		n++;
+		if (x.offset < prev_end || x.offset + x.length > len || !x.data) {
+			tu_fail(__FILE__, line, "%s: bad extent %llu+%zu (prev end %llu, len %zu)",
+				what, (unsigned long long)x.offset, x.length,
+				(unsigned long long)prev_end, len);
+			goto out;
+		}
+		prev_end = x.offset + x.length;
+		memcpy(img + x.offset, x.data, x.length);
+		for (u = x.offset / UNIT * UNIT; u < x.offset + x.length; u += UNIT) {
+			size_t ul = (size_t)DSC_MIN(UNIT, len - u);
+			if (dscp_is_zero(src + u, ul)) {
+				tu_fail(__FILE__, line,
+					"%s: extent %llu+%zu covers the all-zero unit at %llu", what,
+					(unsigned long long)x.offset, x.length,
+					(unsigned long long)u);
+				break;
+			}
+		}
+	}
+	if (dsc_reader_capacity(r) != len)
+		tu_fail(__FILE__, line, "%s: capacity %llu at the end, want %zu", what,
+			(unsigned long long)dsc_reader_capacity(r), len);
+	if (memcmp(img, src, len) != 0)
+		tu_fail(__FILE__, line, "%s: content differs", what);
+	/* After the end, the end again. */
+	{
+		struct dsc_extent x;
+		ASSERT_OK(dsc_reader_next(r, &x, &e), &e);
+		ASSERT(x.length == 0);
+	}
+out:
+	dsc_reader_close(r);
+	dsc_stream_close(s);
+	free(img);
+}
+
+static void all_ways(const uint8_t *src, size_t len, bool one_byte_too, const char *what)
+{
+	check_raw_read(src, len, false, false, what, __LINE__);
+	check_raw_read(src, len, true, false, what, __LINE__);
+	if (one_byte_too)
+		check_raw_read(src, len, true, true, what, __LINE__);
+}
+
+static void test_reader_sizes(void)
+{
+	static const size_t sizes[] = {1,          511,        512,          1000,
+				       UNIT - 1,   UNIT,       UNIT + 1,     3 * UNIT + 512,
+				       1u << 20,   (1u << 20) + 7};
+	size_t i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char what[64];
+		uint8_t *src = tu_pattern(sizes[i], TU_RANDOM, (uint32_t)i + 1);
+		snprintf(what, sizeof(what), "random %zu", sizes[i]);
+		all_ways(src, sizes[i], sizes[i] <= 200000, what);
+		free(src);
+
+		src = tu_pattern(sizes[i], TU_SPARSE, (uint32_t)i);
+		snprintf(what, sizeof(what), "sparse %zu", sizes[i]);
+		all_ways(src, sizes[i], sizes[i] <= 200000, what);
+		free(src);
+
+		src = tu_xcalloc(sizes[i]);
+		snprintf(what, sizeof(what), "zero %zu", sizes[i]);
+		all_ways(src, sizes[i], sizes[i] <= 200000, what);
+		free(src);
+	}
+}
+
+static void test_reader_holes(void)
+{
+	/* 20 units: data in units 0, 5, 6 and the last byte of unit 19. A
+	 * single non-zero byte makes its unit data. */
+	size_t len = 20 * UNIT;
+	uint8_t *src = tu_xcalloc(len);
+	struct dsc_error e = {0};
+	dsc_stream *s;
+	dsc_reader *r = NULL;
+	uint64_t covered = 0;
+
+	memset(src, 0x11, 100);
+	tu_fill(src + 5 * UNIT, 2 * UNIT, TU_RANDOM, 5);
+	src[len - 1] = 1;
+	all_ways(src, len, false, "holes");
+
+	s = tu_mem_stream(src, len, "holes.raw");
+	ASSERT_OK(dsc_reader_open(s, DSC_FORMAT_UNKNOWN, &r, &e), &e);
+	if (r) {
+		ASSERT(dsc_reader_format(r) == DSC_FORMAT_RAW);
+		for (;;) {
+			struct dsc_extent x;
+			if (dsc_reader_next(r, &x, &e) != DSC_OK || x.length == 0)
+				break;
+			covered += x.length;
+		}
+		/* At most the 4 data units; at least the bytes that are data. */
+		ASSERT(covered <= 4 * UNIT);
+		ASSERT(covered >= 2 * UNIT + 2);
+		dsc_reader_close(r);
+	}
+	dsc_stream_close(s);
+	free(src);
+}
+
+static void test_reader_io_error(void)
+{
+	uint8_t *src = tu_pattern(5 * UNIT, TU_RANDOM, 31);
+	static const uint64_t at[] = {0, 1, UNIT, 3 * UNIT + 17, 5 * UNIT - 1};
+	size_t i;
+
+	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		struct tu_fault_opts o;
+		struct dsc_error e = {0};
+		uint8_t *img = NULL;
+		uint64_t cap;
+		dsc_stream *s;
+		dsc_err err;
+
+		tu_fault_defaults(&o);
+		o.fail_at = at[i];
+		o.no_seek = i % 2;
+		o.own_inner = true;
+		s = tu_fault_stream(tu_mem_stream(src, 5 * UNIT, "x"), &o, "bad.raw", NULL);
+		err = tu_read_image(s, DSC_FORMAT_RAW, true, &img, &cap, NULL, &e);
+		ASSERT_ERR(err, DSC_ERR_IO);
+		ASSERT(strstr(e.message, "bad.raw") != NULL);
+		free(img);
+		dsc_stream_close(s);
+	}
+	free(src);
+}
+
+static void test_reader_file_holes(void)
+{
+	/* A sparse regular file: 64 MiB with two small writes. The reader
+	 * uses SEEK_DATA, so it must be fast and return just the data. */
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	dsc_reader *r = NULL;
+	uint64_t covered = 0;
+	bool seen_a = false, seen_b = false;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sparse.raw", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(fd >= 0);
+	ASSERT(ftruncate(fd, 64 << 20) == 0);
+	ASSERT(pwrite(fd, "A", 1, 10 << 20) == 1);
+	ASSERT(pwrite(fd, "B", 1, (64 << 20) - 1) == 1);
+	close(fd);
+	ASSERT_OK(dsc_stream_open_file(path, &s, &e), &e);
+	if (s)
+		ASSERT_OK(dsc_reader_open(s, DSC_FORMAT_UNKNOWN, &r, &e), &e);
+	if (r) {
+		ASSERT_EQ_U64(dsc_reader_capacity(r), 64 << 20);
+		for (;;) {
+			struct dsc_extent x;
+			if (dsc_reader_next(r, &x, &e) != DSC_OK) {
+				tu_fail(__FILE__, __LINE__, "next: %s", e.message);
+				break;
+			}
+			if (x.length == 0)
+				break;
+			covered += x.length;
+			if (x.offset <= (10u << 20) && x.offset + x.length > (10u << 20))
+				seen_a = x.data[(10u << 20) - x.offset] == 'A';
+			if (x.offset + x.length == (64u << 20))
+				seen_b = x.data[x.length - 1] == 'B';
+		}
+		ASSERT(seen_a && seen_b);
+		ASSERT(covered <= 2 * UNIT);
+		/* The holes were skipped, not read: far fewer bytes than 64 MiB
+		 * came through the stream (one file system block per write). */
+		ASSERT(dsc_stream_bytes(s) < (8u << 20));
+		dsc_reader_close(r);
+	}
+	dsc_stream_close(s);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
+/* ---- writer -------------------------------------------------------------- */
+
+static dsc_err put_units(dsc_writer *w, const uint8_t *src, size_t len, struct dsc_error *e)
+{
+	size_t off;
+
+	for (off = 0; off < len; off += UNIT) {
+		struct dsc_extent x = {off, DSC_MIN(UNIT, len - off), src + off};
+		dsc_err err;
+		if (dscp_is_zero(x.data, x.length))
+			continue;
+		err = dsc_writer_put(w, &x, e);
+		if (err)
+			return err;
+	}
+	return DSC_OK;
+}
+
+static void write_membuf(const uint8_t *src, size_t len, bool pipe_like, const char *what,
+			 int line)
+{
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL, *s;
+	dsc_writer *w = NULL;
+	struct tu_fault *f = NULL;
+	const uint8_t *data;
+	size_t dlen;
+	dsc_err err;
+
+	if (dsc_stream_new_membuf("out.raw", &mb, &e)) {
+		tu_fail(__FILE__, line, "%s: membuf: %s", what, e.message);
+		return;
+	}
+	s = mb;
+	if (pipe_like) {
+		struct tu_fault_opts fo;
+		tu_fault_defaults(&fo);
+		fo.no_seek = true;
+		s = tu_fault_stream(mb, &fo, "out.raw", &f);
+	}
+	o.capacity = len;
+	err = dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e);
+	if (!err)
+		err = put_units(w, src, len, &e);
+	if (!err)
+		err = dsc_writer_finish(w, len, &e);
+	if (err) {
+		tu_fail(__FILE__, line, "%s: %s (%s)", what, dsc_err_name(err), e.message);
+		goto out;
+	}
+	dsc_stream_mem_buffer(mb, &data, &dlen);
+	if (dlen != len)
+		tu_fail(__FILE__, line, "%s: output %zu bytes, want %zu", what, dlen, len);
+	else if (len && memcmp(data, src, len) != 0)
+		tu_fail(__FILE__, line, "%s: content differs", what);
+	if (f && f->seeks)
+		tu_fail(__FILE__, line, "%s: seeked on a pipe", what);
+out:
+	dsc_writer_close(w);
+	if (s != mb)
+		dsc_stream_close(s);
+	dsc_stream_close(mb);
+}
+
+static void test_writer_membuf(void)
+{
+	static const size_t sizes[] = {1, 512, 1000, UNIT + 1, 10 * UNIT + 300};
+	size_t i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint8_t *src = tu_pattern(sizes[i], TU_SPARSE, 0);
+		char what[64];
+		snprintf(what, sizeof(what), "sparse %zu", sizes[i]);
+		write_membuf(src, sizes[i], false, what, __LINE__);
+		snprintf(what, sizeof(what), "sparse %zu to a pipe", sizes[i]);
+		write_membuf(src, sizes[i], true, what, __LINE__);
+		free(src);
+
+		src = tu_xcalloc(sizes[i]);
+		snprintf(what, sizeof(what), "zero %zu", sizes[i]);
+		write_membuf(src, sizes[i], false, what, __LINE__);
+		snprintf(what, sizeof(what), "zero %zu to a pipe", sizes[i]);
+		write_membuf(src, sizes[i], true, what, __LINE__);
+		free(src);
+	}
+}
+
+static void test_writer_out_of_order(void)
+{
+	uint8_t *src = tu_pattern(4 * UNIT, TU_RANDOM, 41);
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	struct tu_fault_opts fo;
+	dsc_stream *mb = NULL, *s;
+	dsc_writer *w = NULL;
+	const uint8_t *data;
+	size_t dlen;
+	struct dsc_extent hi = {2 * UNIT, UNIT, src + 2 * UNIT}, lo = {0, UNIT, src};
+
+	/* Seekable: fine, and the result is right. */
+	REQUIRE_OK(dsc_stream_new_membuf("ooo.raw", &mb, &e), &e);
+	o.capacity = 4 * UNIT;
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(dsc_writer_put(w, &hi, &e), &e);
+		ASSERT_OK(dsc_writer_put(w, &lo, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, 4 * UNIT, &e), &e);
+		dsc_stream_mem_buffer(mb, &data, &dlen);
+		ASSERT_EQ_U64(dlen, 4 * UNIT);
+		ASSERT(dlen == 4 * UNIT && memcmp(data, src, UNIT) == 0 &&
+		       dscp_is_zero(data + UNIT, UNIT) &&
+		       memcmp(data + 2 * UNIT, src + 2 * UNIT, UNIT) == 0 &&
+		       dscp_is_zero(data + 3 * UNIT, UNIT));
+		dsc_writer_close(w);
+		w = NULL;
+	}
+	dsc_stream_close(mb);
+
+	/* Not seekable: a clear error naming the output. */
+	REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	fo.own_inner = true;
+	s = tu_fault_stream(mb, &fo, "pipe-out", NULL);
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		dsc_err err;
+		memset(&e, 0, sizeof(e));
+		ASSERT_OK(dsc_writer_put(w, &hi, &e), &e);
+		err = dsc_writer_put(w, &lo, &e);
+		ASSERT(err != DSC_OK);
+		ASSERT(strstr(e.message, "pipe-out") != NULL);
+		/* Finishing a failed writer must fail too. */
+		ASSERT(dsc_writer_finish(w, 4 * UNIT, NULL) != DSC_OK);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(s);
+	dsc_writer_close(NULL);
+
+	free(src);
+}
+
+static void test_writer_extent_past_capacity(void)
+{
+	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 42);
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL;
+	dsc_writer *w = NULL;
+	struct dsc_extent x = {UNIT, UNIT, src};
+
+	REQUIRE_OK(dsc_stream_new_membuf("cap.raw", &mb, &e), &e);
+	o.capacity = UNIT;
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		dsc_err err = dsc_writer_put(w, &x, &e);
+		if (err == DSC_OK)
+			err = dsc_writer_finish(w, UNIT, &e);
+		ASSERT(err != DSC_OK);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(mb);
+	free(src);
+}
+
+static void test_writer_file_sparse(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 43);
+	uint64_t cap = (1ull << 30) + 1000; /* 1 GiB + 1000: not a multiple of anything */
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/sparse.raw", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (!s)
+		goto out;
+	o.capacity = cap;
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		struct dsc_extent a = {0, UNIT, src}, b = {512ull << 20, UNIT, src};
+		ASSERT_OK(dsc_writer_put(w, &a, &e), &e);
+		ASSERT_OK(dsc_writer_put(w, &b, &e), &e);
+		/* Nothing visible before finish. */
+		ASSERT(stat(path, &st) != 0);
+		ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(s);
+	REQUIRE(stat(path, &st) == 0);
+	ASSERT_EQ_U64(st.st_size, cap);
+	/* Two 64 KiB extents: well under 1 MiB allocated. */
+	if ((uint64_t)st.st_blocks * 512 >= (1u << 20))
+		tu_fail(__FILE__, __LINE__, "sparse output allocates %llu bytes",
+			(unsigned long long)st.st_blocks * 512);
+	{
+		int fd = open(path, O_RDONLY);
+		uint8_t buf[UNIT];
+		ASSERT(fd >= 0);
+		ASSERT(pread(fd, buf, UNIT, 512ull << 20) == (ssize_t)UNIT &&
+		       memcmp(buf, src, UNIT) == 0);
+		ASSERT(pread(fd, buf, 1000, 1ull << 30) == 1000 && dscp_is_zero(buf, 1000));
+		ASSERT(pread(fd, buf, UNIT, UNIT) == (ssize_t)UNIT && dscp_is_zero(buf, UNIT));
+		close(fd);
+	}
+out:
+	tu_rmdir_all(dir);
+	free(dir);
+	free(src);
+}
+
+static void test_writer_file_trailing_hole(void)
+{
+	/* Only zeros: the size must still be the capacity (ftruncate). */
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/zero.raw", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (!s)
+		goto out;
+	o.capacity = DSC_CAPACITY_UNKNOWN;
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(dsc_writer_finish(w, 5000000, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(s);
+	ASSERT(stat(path, &st) == 0 && st.st_size == 5000000);
+out:
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
+static void test_writer_unfinished_file(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 44);
+
+	snprintf(path, sizeof(path), "%s/abandoned.raw", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (!s)
+		goto out;
+	o.capacity = 4 * UNIT;
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		struct dsc_extent a = {0, UNIT, src};
+		ASSERT_OK(dsc_writer_put(w, &a, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(s);
+	ASSERT(tu_dir_count(dir) == 0);
+out:
+	tu_rmdir_all(dir);
+	free(dir);
+	free(src);
+}
+
+static void test_writer_prealloc(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 45);
+	uint64_t cap = (8u << 20) + 512;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/prealloc.raw", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (!s)
+		goto out;
+	o.capacity = cap;
+	o.prealloc = true;
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		struct dsc_extent a = {UNIT, UNIT, src};
+		ASSERT_OK(dsc_writer_put(w, &a, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(s);
+	REQUIRE(stat(path, &st) == 0);
+	ASSERT_EQ_U64(st.st_size, cap);
+	if ((uint64_t)st.st_blocks * 512 < cap)
+		tu_fail(__FILE__, __LINE__, "prealloc: %llu bytes allocated for %llu",
+			(unsigned long long)st.st_blocks * 512, (unsigned long long)cap);
+	{
+		int fd = open(path, O_RDONLY);
+		uint8_t buf[UNIT];
+		ASSERT(pread(fd, buf, UNIT, UNIT) == (ssize_t)UNIT && memcmp(buf, src, UNIT) == 0);
+		ASSERT(pread(fd, buf, UNIT, 0) == (ssize_t)UNIT && dscp_is_zero(buf, UNIT));
+		close(fd);
+	}
+out:
+	tu_rmdir_all(dir);
+	free(dir);
+	free(src);
+}
+
+static void test_writer_prealloc_too_big(void)
+{
+	/* Far more than any test machine's disk: refused before writing,
+	 * with NOSPACE (or LIMIT/IO where the file system says EFBIG). */
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	dsc_err err;
+
+	snprintf(path, sizeof(path), "%s/huge.raw", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (!s)
+		goto out;
+	o.capacity = 1ull << 50; /* 1 PiB */
+	o.prealloc = true;
+	err = dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e);
+	if (err == DSC_OK) {
+		uint8_t b[512] = {1};
+		struct dsc_extent a = {0, 512, b};
+		err = dsc_writer_put(w, &a, &e);
+		if (err == DSC_OK)
+			err = dsc_writer_finish(w, o.capacity, &e);
+		dsc_writer_close(w);
+	}
+	ASSERT(err != DSC_OK);
+	ASSERT(err == DSC_ERR_NOSPACE || err == DSC_ERR_LIMIT || err == DSC_ERR_IO);
+	dsc_stream_close(s);
+	ASSERT(tu_dir_count(dir) == 0);
+out:
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	TU_RUN(test_reader_sizes);
+	TU_RUN(test_reader_holes);
+	TU_RUN(test_reader_io_error);
+	TU_RUN(test_reader_file_holes);
+	TU_RUN(test_writer_membuf);
+	TU_RUN(test_writer_out_of_order);
+	TU_RUN(test_writer_extent_past_capacity);
+	TU_RUN(test_writer_file_sparse);
+	TU_RUN(test_writer_file_trailing_hole);
+	TU_RUN(test_writer_unfinished_file);
+	TU_RUN(test_writer_prealloc);
+	TU_RUN(test_writer_prealloc_too_big);
+	return tu_exit();
+}
