@@ -7,8 +7,8 @@
  * inner stream's abilities: a forward seek (how the raw writer leaves
  * holes) hashes the skipped range as zeros, and a size set with set_size
  * pads the hash with zeros up to it, so the digest is that of the file as
- * it ends up on disk. A backward seek breaks the byte sequence; the digest
- * is then reported as unavailable rather than wrong.
+ * it ends up on disk. A backward seek breaks the byte sequence; so does truncating below what was
+ * written; the digest is then reported as unavailable rather than wrong.
  */
 #include "internal.h"
 
@@ -120,9 +120,13 @@ static dsc_err hash_set_size(void *ctx, uint64_t size, bool allocate, struct dsc
 	dsc_err rc;
 
 	rc = dsc_stream_set_size(h->inner, size, allocate, e);
-	if (rc == DSC_OK)
-		h->size = size;
-	return rc;
+	if (rc != DSC_OK)
+		return rc;
+	/* Cutting off bytes already hashed leaves a digest we cannot fix. */
+	if (size < h->hashed)
+		h->broken = true;
+	h->size = size;
+	return DSC_OK;
 }
 
 static dsc_err hash_finish(void *ctx, struct dsc_error *e)
