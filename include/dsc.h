@@ -223,6 +223,9 @@ dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext,
 /* Virtual disk size in bytes; DSC_CAPACITY_UNKNOWN for a raw pipe until
  * dsc_reader_next() has reported the end. */
 uint64_t dsc_reader_capacity(const dsc_reader *r);
+/* Decompression threads for a VMDK reader (0: one per CPU, 1: none
+ * extra); call before the first dsc_reader_next(). Raw readers ignore it. */
+void dsc_reader_set_threads(dsc_reader *r, unsigned threads);
 dsc_format dsc_reader_format(const dsc_reader *r);
 void dsc_reader_close(dsc_reader *r);
 
@@ -238,9 +241,17 @@ struct dsc_writer_opts {
 	/* VMDK: the file name written in the descriptor's extent line; the
 	 * output's own basename. NULL: the output stream's name's basename. */
 	const char *extent_name;
-	/* VMDK: deflate level 1..9; 0 means the default (6). */
+	/* VMDK: deflate level 1..12 (zlib builds clamp to 9); 0 means the
+	 * default, which compresses at least as well as qemu-img (zlib 6). */
 	int level;
+	/* VMDK: compression threads; 0 means one per CPU, 1 none extra. */
+	unsigned threads;
 };
+
+/* Named levels for dsc_writer_opts.level. */
+#define DSC_LEVEL_FAST 1
+#define DSC_LEVEL_DEFAULT 0
+#define DSC_LEVEL_BEST 9
 
 typedef struct dsc_writer dsc_writer;
 
@@ -278,6 +289,7 @@ struct dsc_convert_opts {
 	dsc_format dst_fmt;       /* default raw */
 	bool prealloc;
 	int level;                /* see dsc_writer_opts */
+	unsigned threads;         /* codec threads, see dsc_writer_opts */
 	const char *extent_name;  /* see dsc_writer_opts */
 	uint64_t max_capacity;    /* refuse larger images; 0: no limit */
 	dsc_progress_fn progress; /* optional, called about 10 times/s */

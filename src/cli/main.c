@@ -34,6 +34,8 @@ enum opt_id {
 	OPT_PROGRESS,
 	OPT_QUIET,
 	OPT_JSON,
+	OPT_LEVEL,
+	OPT_THREADS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -55,6 +57,8 @@ static const struct opt options[] = {
 	{"q", false, OPT_QUIET},
 	{"quiet", false, OPT_QUIET},
 	{"json", false, OPT_JSON},
+	{"level", true, OPT_LEVEL},
+	{"threads", true, OPT_THREADS},
 	{"h", false, OPT_HELP},
 	{"help", false, OPT_HELP},
 	{"version", false, OPT_VERSION},
@@ -68,6 +72,8 @@ struct config {
 	bool prealloc;
 	int progress; /* -1: default (tty), 0 off, 1 on */
 	bool json;
+	int level;
+	unsigned threads;
 };
 
 static const char usage_text[] =
@@ -83,6 +89,10 @@ static const char usage_text[] =
 	"  -p, -progress        show progress on stderr (default on a terminal)\n"
 	"  -q, -quiet           no progress\n"
 	"  -json                print a JSON summary on stdout (file output only)\n"
+	"  -level fast|default|best|N\n"
+	"                       VMDK compression (N: 1-12); default is no larger\n"
+	"                       than qemu-img's output\n"
+	"  -threads N           compression threads (default: one per CPU)\n"
 	"  -h, -help            this help;  -version  the version\n"
 	"\n"
 	"Flags take one or two dashes; a value may follow as the next argument\n"
@@ -111,6 +121,33 @@ static dsc_format parse_format(const char *flag, const char *v)
 		exit(EXIT_USAGE);
 	}
 	return f;
+}
+
+static int parse_level(const char *v)
+{
+	char *end;
+	long n;
+
+	if (!strcmp(v, "fast"))
+		return DSC_LEVEL_FAST;
+	if (!strcmp(v, "default"))
+		return DSC_LEVEL_DEFAULT;
+	if (!strcmp(v, "best"))
+		return DSC_LEVEL_BEST;
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < 1 || n > 12)
+		usage_error("-level: '%s' is not fast, default, best or 1-12", v);
+	return (int)n;
+}
+
+static unsigned parse_threads(const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*v == '\0' || *end != '\0' || n < 1 || n > 256)
+		usage_error("-threads: '%s' is not a number from 1 to 256", v);
+	return (unsigned)n;
 }
 
 static void parse_args(int argc, char **argv, struct config *cfg)
@@ -154,6 +191,8 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_PROGRESS: cfg->progress = 1; break;
 		case OPT_QUIET: cfg->progress = 0; break;
 		case OPT_JSON: cfg->json = true; break;
+		case OPT_LEVEL: cfg->level = parse_level(val); break;
+		case OPT_THREADS: cfg->threads = parse_threads(val); break;
 		case OPT_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -260,6 +299,8 @@ int main(int argc, char **argv)
 		copts.src_fmt = cfg.src_fmt;
 		copts.dst_fmt = cfg.dst_fmt;
 		copts.prealloc = cfg.prealloc;
+		copts.level = cfg.level;
+		copts.threads = cfg.threads;
 		if (cfg.progress) {
 			copts.progress = on_progress;
 			copts.progress_user = &prog;

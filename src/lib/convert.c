@@ -50,6 +50,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	rc = dsc_reader_open(in, opts->src_fmt, &r, e);
 	if (rc != DSC_OK)
 		goto out;
+	dsc_reader_set_threads(r, opts->threads);
 	cap = dsc_reader_capacity(r);
 	if (opts->max_capacity && cap != DSC_CAPACITY_UNKNOWN && cap > opts->max_capacity) {
 		rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
@@ -61,6 +62,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	wo.capacity = cap;
 	wo.prealloc = opts->prealloc;
 	wo.level = opts->level;
+	wo.threads = opts->threads;
 	wo.extent_name = opts->extent_name;
 	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, e);
 	if (rc != DSC_OK)

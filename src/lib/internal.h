@@ -53,6 +53,7 @@ struct dsc_reader {
 	dsc_stream *in;
 	dsc_format format;
 	uint64_t capacity;
+	unsigned threads;
 	void *impl;
 };
 

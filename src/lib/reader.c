@@ -77,6 +77,7 @@ dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 
 uint64_t dsc_reader_capacity(const dsc_reader *r) { return r->capacity; }
 dsc_format dsc_reader_format(const dsc_reader *r) { return r->format; }
+void dsc_reader_set_threads(dsc_reader *r, unsigned threads) { r->threads = threads; }
 
 void dsc_reader_close(dsc_reader *r)
 {

@@ -12,24 +12,28 @@
  * 2 x grain, inflated sizes against exactly one grain.
  */
 #include "vmdk.h"
+#include "codec.h"
+#include "pool.h"
 
 #include <inttypes.h>
-#include <zlib.h>
 
 struct vmdk_reader {
 	struct vmdk_header h;
 	uint64_t cap_sectors;  /* header capacity, the bound for LBAs */
 	size_t grain_bytes;
-	uint8_t *cbuf;         /* marker sector + compressed grain */
-	size_t cbuf_size;
-	uint8_t *gbuf;         /* one inflated grain */
-	z_stream zs;
-	bool zs_ready;
+	size_t in_cap;         /* a slot's input: the largest grain marker */
+	uint8_t sector[VMDK_SECTOR];
+	struct dscp_pool *pool; /* grains read ahead and being inflated */
+	bool holding;          /* the oldest slot backs the last extent */
 	bool gd_at_end;
 	bool footer_seen;
-	bool done;
+	bool done;             /* no more markers to read */
 	bool have_last;
 	uint64_t last_lba;
+	/* An error met while reading ahead; reported after the grains
+	 * before it, so errors come in stream order. */
+	dsc_err pending_rc;
+	struct dsc_error pending;
 };
 
 static const char *rname(dsc_reader *r) { return dsc_stream_name(r->in); }
@@ -69,170 +73,207 @@ static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what,
 	return DSC_OK;
 }
 
-/* Inflate one grain (facts §2: a zlib stream, one grain when inflated;
- * the last grain may stop at the capacity). */
-static dsc_err inflate_grain(dsc_reader *r, struct vmdk_reader *vr, uint64_t at, uint64_t lba,
-			     const uint8_t *src, uint32_t size, size_t *out_len, struct dsc_error *e)
+/* Worker thread: inflate one grain (facts §2: a zlib stream). */
+static void inflate_job(void *ctx, struct dscp_slot *s)
 {
-	uint8_t extra;
-	int zr;
+	s->result = (int)dscp_inflate(ctx, s->in, s->in_len, s->out, s->out_cap, &s->out_len);
+}
 
-	if (inflateReset(&vr->zs) != Z_OK)
-		return dsc_error_set(e, DSC_ERR_NOMEM, 0, "%s: zlib reset failed", rname(r));
-	vr->zs.next_in = (Bytef *)src;
-	vr->zs.avail_in = size;
-	vr->zs.next_out = vr->gbuf;
-	vr->zs.avail_out = (uInt)vr->grain_bytes;
-	zr = inflate(&vr->zs, Z_FINISH);
-	if (zr == Z_BUF_ERROR && vr->zs.avail_out == 0) {
-		/* Output full: see whether the stream wanted to go on. */
-		vr->zs.next_out = &extra;
-		vr->zs.avail_out = 1;
-		zr = inflate(&vr->zs, Z_FINISH);
-		if (zr != Z_STREAM_END || vr->zs.avail_out == 0)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu (LBA %" PRIu64 "): data "
-					     "inflates to more than one grain of %zu bytes",
-					     rname(r), (unsigned long long)at, lba, vr->grain_bytes);
-		vr->zs.avail_out = 0;
-	} else if (zr != Z_STREAM_END) {
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: grain marker at byte %llu (LBA %" PRIu64 "): corrupt "
-				     "compressed data (%s)",
-				     rname(r), (unsigned long long)at, lba,
-				     zr == Z_BUF_ERROR ? "stream cut short"
-						       : vr->zs.msg ? vr->zs.msg : "zlib error");
+static void *inflater_new(void *arg)
+{
+	(void)arg;
+	return dscp_inflater_new();
+}
+
+static void inflater_free(void *ctx)
+{
+	dscp_inflater_free(ctx);
+}
+
+/* Read the next marker and act on it: a grain goes into a free slot and is
+ * submitted; metadata is skipped or checked here. */
+static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
+{
+	struct vmdk_marker m;
+	struct dscp_slot *s;
+	uint64_t at = dsc_stream_tell(r->in);
+	size_t got, need;
+	dsc_err rc;
+
+	rc = dsc_read_full(r->in, vr->sector, VMDK_SECTOR, &got, e);
+	if (rc != DSC_OK)
+		return rc;
+	if (got == 0) {
+		/* qemu's layout ends after the last grain (facts §5); a stream
+		 * announcing GD_AT_END must carry footer + EOS. */
+		if (vr->gd_at_end)
+			return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					     "%s: truncated: stream ends at byte %llu without "
+					     "footer and end-of-stream marker",
+					     rname(r), (unsigned long long)at);
+		vr->done = true;
+		return DSC_OK;
 	}
-	*out_len = vr->grain_bytes - vr->zs.avail_out;
+	if (got < VMDK_SECTOR)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: input ends at byte %llu inside the marker at "
+				     "byte %llu", rname(r), (unsigned long long)(at + got),
+				     (unsigned long long)at);
+	dscp_vmdk_marker_decode(vr->sector, &m);
+	if (m.size == 0) {
+		switch (m.type) {
+		case VMDK_MARKER_EOS:
+			if (vr->gd_at_end && !vr->footer_seen)
+				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						     "%s: end-of-stream marker at byte %llu comes "
+						     "without a footer",
+						     rname(r), (unsigned long long)at);
+			vr->done = true;
+			return DSC_OK;
+		case VMDK_MARKER_GT:
+		case VMDK_MARKER_GD:
+			if (m.val > VMDK_MAX_CAPACITY_SECTORS / VMDK_GTES_PER_GT + 8)
+				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						     "%s: metadata marker at byte %llu: %" PRIu64
+						     " sectors is too large",
+						     rname(r), (unsigned long long)at, m.val);
+			return skip_sectors(r, m.val, m.type == VMDK_MARKER_GT
+						? "a grain table" : "the grain directory", e);
+		case VMDK_MARKER_FOOTER:
+			if (m.val != 1)
+				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						     "%s: footer marker at byte %llu: size %" PRIu64
+						     " sectors, expected 1",
+						     rname(r), (unsigned long long)at, m.val);
+			rc = read_sectors(r, vr->sector, VMDK_SECTOR, "the footer", e);
+			if (rc != DSC_OK)
+				return rc;
+			if (dscp_le32(vr->sector) != VMDK_MAGIC)
+				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						     "%s: footer at byte %llu has no VMDK magic",
+						     rname(r), (unsigned long long)(at + VMDK_SECTOR));
+			vr->footer_seen = true;
+			return DSC_OK;
+		default:
+			/* Other metadata (type 4 in vSphere exports): only the
+			 * marker sector, as VirtualBox reads it. */
+			return DSC_OK;
+		}
+	}
+	/* A grain marker: LBA, compressed size, data (facts §2). */
+	if (m.val % vr->h.grain_size)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: LBA %" PRIu64
+				     " is not a multiple of the grain size (%" PRIu64 " sectors)",
+				     rname(r), (unsigned long long)at, m.val, vr->h.grain_size);
+	if (m.val >= vr->cap_sectors)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: LBA %" PRIu64
+				     " is beyond the capacity of %" PRIu64 " sectors",
+				     rname(r), (unsigned long long)at, m.val, vr->cap_sectors);
+	if (m.size > 2 * vr->grain_bytes)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: compressed size %" PRIu32
+				     " exceeds 2 x grain (%zu bytes)",
+				     rname(r), (unsigned long long)at, m.size, 2 * vr->grain_bytes);
+	if (vr->have_last && m.val == vr->last_lba)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: LBA %" PRIu64 " appears twice",
+				     rname(r), (unsigned long long)at, m.val);
+	vr->have_last = true;
+	vr->last_lba = m.val;
+	s = dscp_pool_head(vr->pool);
+	/* The data starts 12 bytes into the marker sector; the rest of its
+	 * sectors follow (the caller made sure a slot is free). */
+	need = ((12 + (size_t)m.size + VMDK_SECTOR - 1) / VMDK_SECTOR) * VMDK_SECTOR;
+	memcpy(s->in, vr->sector + 12, VMDK_SECTOR - 12);
+	if (need > VMDK_SECTOR) {
+		rc = read_sectors(r, s->in + VMDK_SECTOR - 12, need - VMDK_SECTOR, "a grain", e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+	s->in_len = m.size;
+	s->tag = m.val;
+	s->tag2 = at; /* the marker's byte offset, for messages */
+	dscp_pool_submit(vr->pool);
 	return DSC_OK;
 }
 
 static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
 {
 	struct vmdk_reader *vr = r->impl;
-	struct vmdk_marker m;
-	uint64_t at, off;
-	size_t need, len = 0;
+	struct dscp_slot *s;
+	uint64_t off;
+	size_t len;
 	dsc_err rc;
-	size_t got;
 
 	memset(ext, 0, sizeof *ext);
-	while (!vr->done) {
-		at = dsc_stream_tell(r->in);
-		rc = dsc_read_full(r->in, vr->cbuf, VMDK_SECTOR, &got, e);
-		if (rc != DSC_OK)
-			return rc;
-		if (got == 0) {
-			/* qemu's layout ends after the last grain (facts §5); a
-			 * stream announcing GD_AT_END must carry footer + EOS. */
-			if (vr->gd_at_end)
-				return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-						     "%s: truncated: stream ends at byte %llu "
-						     "without footer and end-of-stream marker",
-						     rname(r), (unsigned long long)at);
-			vr->done = true;
-			break;
-		}
-		if (got < VMDK_SECTOR)
-			return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-					     "%s: truncated: input ends at byte %llu inside the "
-					     "marker at byte %llu",
-					     rname(r), (unsigned long long)(at + got),
-					     (unsigned long long)at);
-		dscp_vmdk_marker_decode(vr->cbuf, &m);
-		if (m.size == 0) {
-			switch (m.type) {
-			case VMDK_MARKER_EOS:
-				if (vr->gd_at_end && !vr->footer_seen)
-					return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-							     "%s: end-of-stream marker at byte %llu "
-							     "comes without a footer",
-							     rname(r), (unsigned long long)at);
-				vr->done = true;
-				continue;
-			case VMDK_MARKER_GT:
-			case VMDK_MARKER_GD:
-				if (m.val > VMDK_MAX_CAPACITY_SECTORS / VMDK_GTES_PER_GT + 8)
-					return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-							     "%s: metadata marker at byte %llu: "
-							     "%" PRIu64 " sectors is too large",
-							     rname(r), (unsigned long long)at, m.val);
-				rc = skip_sectors(r, m.val, m.type == VMDK_MARKER_GT
-							    ? "a grain table" : "the grain directory", e);
-				if (rc != DSC_OK)
-					return rc;
-				continue;
-			case VMDK_MARKER_FOOTER:
-				if (m.val != 1)
-					return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-							     "%s: footer marker at byte %llu: size "
-							     "%" PRIu64 " sectors, expected 1",
-							     rname(r), (unsigned long long)at, m.val);
-				rc = read_sectors(r, vr->cbuf, VMDK_SECTOR, "the footer", e);
-				if (rc != DSC_OK)
-					return rc;
-				if (dscp_le32(vr->cbuf) != VMDK_MAGIC)
-					return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-							     "%s: footer at byte %llu has no VMDK magic",
-							     rname(r), (unsigned long long)(at + VMDK_SECTOR));
-				vr->footer_seen = true;
-				continue;
-			default:
-				/* Other metadata (type 4 in vSphere exports): only
-				 * the marker sector, as VirtualBox reads it. */
-				continue;
-			}
-		}
-		/* A grain marker: LBA, compressed size, data (facts §2). */
-		if (m.val % vr->h.grain_size)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu: LBA %" PRIu64
-					     " is not a multiple of the grain size (%" PRIu64 " sectors)",
-					     rname(r), (unsigned long long)at, m.val, vr->h.grain_size);
-		if (m.val >= vr->cap_sectors)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu: LBA %" PRIu64
-					     " is beyond the capacity of %" PRIu64 " sectors",
-					     rname(r), (unsigned long long)at, m.val, vr->cap_sectors);
-		if (m.size > 2 * vr->grain_bytes)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu: compressed size %" PRIu32
-					     " exceeds 2 x grain (%zu bytes)",
-					     rname(r), (unsigned long long)at, m.size,
-					     2 * vr->grain_bytes);
-		if (vr->have_last && m.val == vr->last_lba)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu: LBA %" PRIu64
-					     " appears twice", rname(r), (unsigned long long)at, m.val);
-		need = ((12 + (size_t)m.size + VMDK_SECTOR - 1) / VMDK_SECTOR) * VMDK_SECTOR;
-		if (need > VMDK_SECTOR) {
-			rc = read_sectors(r, vr->cbuf + VMDK_SECTOR, need - VMDK_SECTOR, "a grain", e);
+	if (!vr->pool) {
+		unsigned t = r->threads ? r->threads : dscp_cpu_count();
+
+		if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? 4 * (size_t)t : 1, vr->in_cap,
+				  vr->grain_bytes, inflate_job, inflater_new, inflater_free, NULL,
+				  &vr->pool) != DSC_OK)
+			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM,
+					     "%s: cannot start decompression", rname(r));
+	}
+	if (vr->holding) {
+		dscp_pool_release(vr->pool);
+		vr->holding = false;
+	}
+	for (;;) {
+		/* Read ahead while a slot is free. */
+		while (!vr->done && vr->pending_rc == DSC_OK && dscp_pool_head(vr->pool)) {
+			rc = read_marker(r, vr, &vr->pending);
 			if (rc != DSC_OK)
-				return rc;
+				vr->pending_rc = rc;
 		}
-		rc = inflate_grain(r, vr, at, m.val, vr->cbuf + 12, m.size, &len, e);
-		if (rc != DSC_OK)
+		s = dscp_pool_collect(vr->pool);
+		if (!s) {
+			if (vr->pending_rc != DSC_OK) {
+				if (e && e->code == DSC_OK)
+					*e = vr->pending;
+				return vr->pending_rc;
+			}
+			return DSC_OK; /* end of the image */
+		}
+		off = s->tag * VMDK_SECTOR;
+		len = s->out_len;
+		if (s->result != DSCP_INFLATE_OK) {
+			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					   "%s: grain marker at byte %" PRIu64 " (LBA %" PRIu64 "): %s",
+					   rname(r), s->tag2, s->tag,
+					   s->result == DSCP_INFLATE_TOO_BIG
+					   ? "data inflates to more than one grain"
+					   : "corrupt compressed data");
+			dscp_pool_release(vr->pool);
 			return rc;
-		off = m.val * VMDK_SECTOR;
-		if (len < vr->grain_bytes && off + len < r->capacity)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu (LBA %" PRIu64 "): data "
-					     "inflates to %zu bytes, not one grain of %zu",
-					     rname(r), (unsigned long long)at, m.val, len,
-					     vr->grain_bytes);
-		vr->have_last = true;
-		vr->last_lba = m.val;
-		if (off >= r->capacity)
-			continue; /* wholly in the rounding past the exact size */
-		len = (size_t)DSC_MIN((uint64_t)len, r->capacity - off);
-		if (dscp_is_zero(vr->gbuf, len))
+		}
+		/* Exactly one grain, except a last grain cut at the capacity. */
+		if (len < vr->grain_bytes && off + len < r->capacity) {
+			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					   "%s: grain marker at byte %" PRIu64 " (LBA %" PRIu64 "): data "
+					   "inflates to %zu bytes, not one grain of %zu",
+					   rname(r), s->tag2, s->tag, len, vr->grain_bytes);
+			dscp_pool_release(vr->pool);
+			return rc;
+		}
+		if (off >= r->capacity) {
+			/* Wholly in the rounding past the exact size. */
+			dscp_pool_release(vr->pool);
 			continue;
+		}
+		len = (size_t)DSC_MIN((uint64_t)len, r->capacity - off);
+		if (dscp_is_zero(s->out, len)) {
+			dscp_pool_release(vr->pool);
+			continue;
+		}
 		ext->offset = off;
 		ext->length = len;
-		ext->data = vr->gbuf;
+		ext->data = s->out;
+		vr->holding = true;
 		return DSC_OK;
 	}
-	return DSC_OK;
 }
 
 static void vmdk_reader_close(dsc_reader *r)
@@ -241,10 +282,7 @@ static void vmdk_reader_close(dsc_reader *r)
 
 	if (!vr)
 		return;
-	if (vr->zs_ready)
-		inflateEnd(&vr->zs);
-	free(vr->cbuf);
-	free(vr->gbuf);
+	dscp_pool_free(vr->pool);
 	free(vr);
 }
 
@@ -258,7 +296,6 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	struct vmdk_header *h = &vr->h;
 	struct vmdk_descriptor d;
 	uint8_t hdr[VMDK_SECTOR];
-	uint64_t grain_cap;
 	char *text;
 	size_t got;
 	dsc_err rc;
@@ -321,15 +358,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	if (rc != DSC_OK)
 		return rc;
 
-	grain_cap = 2 * (uint64_t)vr->grain_bytes;
-	vr->cbuf_size = (size_t)(((12 + grain_cap + VMDK_SECTOR - 1) / VMDK_SECTOR) * VMDK_SECTOR);
-	vr->cbuf = malloc(vr->cbuf_size);
-	vr->gbuf = malloc(vr->grain_bytes);
-	if (!vr->cbuf || !vr->gbuf)
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
-	if (inflateInit(&vr->zs) != Z_OK)
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start zlib", rname(r));
-	vr->zs_ready = true;
+	/* A marker's data: up to 2 x grain bytes, sector padded (facts §2). */
+	vr->in_cap = (2 * vr->grain_bytes + 12 + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
 	return DSC_OK;
 }
 

@@ -16,12 +16,13 @@
  * front.
  */
 #include "vmdk.h"
+#include "codec.h"
+#include "pool.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
-#include <zlib.h>
 
 struct vmdk_writer {
 	struct vmdk_header h;
@@ -32,13 +33,11 @@ struct vmdk_writer {
 	uint32_t cid;
 	char long_cid[33];
 
-	uint8_t *gbuf;       /* the grain being gathered */
-	uint64_t cur_grain;  /* its index, UINT64_MAX when none */
+	struct dscp_pool *pool; /* grains being compressed, in order */
+	struct dscp_slot *cur;  /* the slot gathering the current grain */
+	uint64_t cur_grain;     /* its index, UINT64_MAX when none */
 	bool dirty;
-	uint8_t *cbuf;       /* marker + compressed grain + padding */
-	size_t cbuf_size;
-	z_stream zs;
-	bool zs_ready;
+	size_t out_cap;         /* a slot's output: marker + worst case */
 
 	uint32_t gt[VMDK_GTES_PER_GT];
 	uint64_t gt_range;   /* which 32 MiB range gt describes */
@@ -115,53 +114,102 @@ static dsc_err flush_gt(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error 
 	return DSC_OK;
 }
 
-static dsc_err flush_grain(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error *e)
+/* Worker thread: compress one grain into a complete marker + data +
+ * padding (facts §2). result = bytes to write, 0 on failure. */
+static void compress_job(void *ctx, struct dscp_slot *s)
 {
-	uint64_t range, lba, at;
-	size_t padded, clen;
-	dsc_err rc;
-	int zr;
+	size_t clen, padded;
 
-	if (!vw->dirty)
-		return DSC_OK;
-	vw->dirty = false;
-	if (dscp_is_zero(vw->gbuf, vw->grain_bytes))
-		return DSC_OK; /* zero grains are simply absent (facts §2) */
-	range = vw->cur_grain / VMDK_GTES_PER_GT;
+	clen = dscp_deflate(ctx, s->in, s->in_len, s->out + 12, s->out_cap - 12);
+	if (clen == 0 || clen > UINT32_MAX) {
+		s->result = 0;
+		return;
+	}
+	dscp_put64(s->out, s->tag);
+	dscp_put32(s->out + 8, (uint32_t)clen);
+	padded = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
+	memset(s->out + 12 + clen, 0, padded - 12 - clen);
+	s->result = (int)padded;
+}
+
+static void *deflater_new(void *arg)
+{
+	return dscp_deflater_new(*(int *)arg);
+}
+
+static void deflater_free(void *ctx)
+{
+	dscp_deflater_free(ctx);
+}
+
+/* Write the oldest compressed grain, with its range's table first when
+ * it starts a new 32 MiB range. */
+static dsc_err write_oldest(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error *e)
+{
+	struct dscp_slot *s = dscp_pool_collect(vw->pool);
+	uint64_t grain = s->tag / vw->grain_sectors, range = grain / VMDK_GTES_PER_GT, at;
+	dsc_err rc;
+
+	if (s->result <= 0) {
+		rc = dsc_error_set(e, DSC_ERR_IO, 0, "%s: compression of the grain at LBA %llu failed",
+				   wname(w), (unsigned long long)s->tag);
+		goto out;
+	}
 	if (vw->gt_used && range != vw->gt_range) {
 		rc = flush_gt(w, vw, e);
 		if (rc != DSC_OK)
-			return rc;
+			goto out;
 	}
 	vw->gt_range = range;
-
-	if (deflateReset(&vw->zs) != Z_OK)
-		return dsc_error_set(e, DSC_ERR_NOMEM, 0, "%s: zlib reset failed", wname(w));
-	vw->zs.next_in = vw->gbuf;
-	vw->zs.avail_in = (uInt)vw->grain_bytes;
-	vw->zs.next_out = vw->cbuf + 12;
-	vw->zs.avail_out = (uInt)(vw->cbuf_size - 12);
-	zr = deflate(&vw->zs, Z_FINISH);
-	if (zr != Z_STREAM_END)
-		return dsc_error_set(e, DSC_ERR_IO, 0, "%s: compression failed (zlib %d)", wname(w),
-				     zr);
-	clen = vw->cbuf_size - 12 - vw->zs.avail_out;
-	lba = vw->cur_grain * vw->grain_sectors;
-	dscp_put64(vw->cbuf, lba);
-	dscp_put32(vw->cbuf + 8, (uint32_t)clen);
-	padded = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
-	memset(vw->cbuf + 12 + clen, 0, padded - 12 - clen);
 	at = out_sector(w);
-	if (at > UINT32_MAX)
-		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				     "%s: output exceeds the 2 TiB a grain table can address",
-				     wname(w));
-	rc = dsc_write_all(w->out, vw->cbuf, padded, e);
+	if (at > UINT32_MAX) {
+		rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				   "%s: output exceeds the 2 TiB a grain table can address", wname(w));
+		goto out;
+	}
+	rc = dsc_write_all(w->out, s->out, (size_t)s->result, e);
 	if (rc != DSC_OK)
-		return rc;
-	vw->gt[vw->cur_grain % VMDK_GTES_PER_GT] = (uint32_t)at;
+		goto out;
+	vw->gt[grain % VMDK_GTES_PER_GT] = (uint32_t)at;
 	vw->gt_used = true;
+out:
+	dscp_pool_release(vw->pool);
+	return rc;
+}
+
+/* Hand the gathered grain to the pool (zero grains are simply absent,
+ * facts §2) and take the next free slot, writing out finished grains to
+ * make room. */
+static dsc_err flush_grain(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	if (vw->cur && vw->dirty && !dscp_is_zero(vw->cur->in, vw->grain_bytes)) {
+		vw->cur->tag = vw->cur_grain * vw->grain_sectors;
+		vw->cur->in_len = vw->grain_bytes;
+		dscp_pool_submit(vw->pool);
+		vw->cur = NULL;
+	}
+	vw->dirty = false;
+	while (!vw->cur) {
+		vw->cur = dscp_pool_head(vw->pool);
+		if (vw->cur)
+			break;
+		rc = write_oldest(w, vw, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
 	return DSC_OK;
+}
+
+/* Write every grain still in the pool. */
+static dsc_err drain(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error *e)
+{
+	dsc_err rc = DSC_OK;
+
+	while (rc == DSC_OK && dscp_pool_pending(vw->pool))
+		rc = write_oldest(w, vw, e);
+	return rc;
 }
 
 static dsc_err vmdk_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
@@ -190,12 +238,12 @@ static dsc_err vmdk_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_
 			rc = flush_grain(w, vw, e);
 			if (rc != DSC_OK)
 				return rc;
-			memset(vw->gbuf, 0, vw->grain_bytes);
+			memset(vw->cur->in, 0, vw->grain_bytes);
 			vw->cur_grain = g;
 		}
 		in = (size_t)(off % vw->grain_bytes);
 		n = DSC_MIN(left, vw->grain_bytes - in);
-		memcpy(vw->gbuf + in, p, n);
+		memcpy(vw->cur->in + in, p, n);
 		vw->dirty = true;
 		p += n;
 		off += n;
@@ -262,6 +310,8 @@ static dsc_err vmdk_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e
 	vw->h.capacity = cap_sectors;
 	rc = flush_grain(w, vw, e);
 	if (rc == DSC_OK)
+		rc = drain(w, vw, e);
+	if (rc == DSC_OK)
 		rc = flush_gt(w, vw, e);
 	if (rc != DSC_OK)
 		return rc;
@@ -317,10 +367,7 @@ static void vmdk_writer_close(dsc_writer *w)
 
 	if (!vw)
 		return;
-	if (vw->zs_ready)
-		deflateEnd(&vw->zs);
-	free(vw->gbuf);
-	free(vw->cbuf);
+	dscp_pool_free(vw->pool);
 	free(vw->gd);
 	free(vw);
 }
@@ -354,11 +401,12 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 	const char *ext_name = o->extent_name ? o->extent_name : dscp_basename(wname(w));
 	char probe[4096];
 	size_t dlen;
-	int level = o->level ? o->level : 6;
+	int level = o->level;
+	unsigned threads;
 
-	if (level < 1 || level > 9)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: compression level %d (1 to 9)",
-				     wname(w), level);
+	if (dscp_level_resolve(level) < 0)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: compression level %d (1 to %d)",
+				     wname(w), level, DSCP_LEVEL_MAX);
 	if (!*ext_name || strlen(ext_name) >= sizeof vw->extent_name || strchr(ext_name, '"') ||
 	    strchr(ext_name, '\n'))
 		return dsc_error_set(e, DSC_ERR_INVAL, 0,
@@ -398,16 +446,16 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 	vw->h.compress = VMDK_COMPRESS_DEFLATE;
 
 	vw->cur_grain = UINT64_MAX;
-	vw->gbuf = calloc(1, vw->grain_bytes);
-	vw->cbuf_size = (12 + compressBound((uLong)vw->grain_bytes) + VMDK_SECTOR - 1) /
-			VMDK_SECTOR * VMDK_SECTOR;
-	vw->cbuf = malloc(vw->cbuf_size);
-	if (!vw->gbuf || !vw->cbuf)
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", wname(w));
-	/* zlib format (RFC 1950), not raw deflate: facts §2. */
-	if (deflateInit(&vw->zs, level) != Z_OK)
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start zlib", wname(w));
-	vw->zs_ready = true;
+	vw->out_cap = (12 + dscp_deflate_bound(vw->grain_bytes) + VMDK_SECTOR - 1) / VMDK_SECTOR *
+		      VMDK_SECTOR;
+	threads = o->threads ? o->threads : dscp_cpu_count();
+	/* One thread: compress in the caller, no worker. More: the workers
+	 * compress while the caller reads and writes. */
+	if (dscp_pool_new(threads > 1 ? threads : 0, threads > 1 ? 4 * (size_t)threads : 1,
+			  vw->grain_bytes, vw->out_cap, compress_job, deflater_new, deflater_free,
+			  &level, &vw->pool) != DSC_OK)
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start compression",
+				     wname(w));
 	return write_head(w, vw, e);
 }
 

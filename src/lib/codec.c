@@ -1,0 +1,182 @@
+/* codec.c - grain compression with libdeflate or zlib.
+ *
+ * Both produce and accept the zlib wrapper (RFC 1950), which is what qemu,
+ * VMware and libvmdk use per grain (facts §2). zlib streams are reused with
+ * deflateReset/inflateReset, which is measurably faster than compress2 per
+ * 64 KiB grain.
+ */
+#include "codec.h"
+
+#ifdef HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#else
+#include <zlib.h>
+#endif
+
+int dscp_level_resolve(int level)
+{
+	if (level == 0)
+#ifdef HAVE_LIBDEFLATE
+		return DSCP_LEVEL_DEFAULT_LIBDEFLATE;
+#else
+		return DSCP_LEVEL_DEFAULT_ZLIB;
+#endif
+	if (level < 1 || level > DSCP_LEVEL_MAX)
+		return -1;
+#ifdef HAVE_LIBDEFLATE
+	return level;
+#else
+	return level > 9 ? 9 : level;
+#endif
+}
+
+#ifdef HAVE_LIBDEFLATE
+
+const char *dscp_codec_name(void) { return "libdeflate"; }
+
+struct dscp_deflater *dscp_deflater_new(int level)
+{
+	return (struct dscp_deflater *)libdeflate_alloc_compressor(dscp_level_resolve(level));
+}
+
+void dscp_deflater_free(struct dscp_deflater *d)
+{
+	if (d)
+		libdeflate_free_compressor((struct libdeflate_compressor *)d);
+}
+
+size_t dscp_deflate_bound(size_t n)
+{
+	/* NULL asks for the bound that holds for every level. */
+	return libdeflate_zlib_compress_bound(NULL, n);
+}
+
+size_t dscp_deflate(struct dscp_deflater *d, const void *in, size_t n, void *out, size_t cap)
+{
+	return libdeflate_zlib_compress((struct libdeflate_compressor *)d, in, n, out, cap);
+}
+
+struct dscp_inflater *dscp_inflater_new(void)
+{
+	return (struct dscp_inflater *)libdeflate_alloc_decompressor();
+}
+
+void dscp_inflater_free(struct dscp_inflater *i)
+{
+	if (i)
+		libdeflate_free_decompressor((struct libdeflate_decompressor *)i);
+}
+
+enum dscp_inflate_result dscp_inflate(struct dscp_inflater *i, const void *in, size_t n, void *out,
+				      size_t cap, size_t *out_len)
+{
+	size_t used_in = 0;
+	enum libdeflate_result r;
+
+	*out_len = 0;
+	r = libdeflate_zlib_decompress_ex((struct libdeflate_decompressor *)i, in, n, out, cap,
+					  &used_in, out_len);
+	if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
+		return DSCP_INFLATE_TOO_BIG;
+	return r == LIBDEFLATE_SUCCESS ? DSCP_INFLATE_OK : DSCP_INFLATE_BAD;
+}
+
+#else /* zlib */
+
+const char *dscp_codec_name(void) { return "zlib"; }
+
+struct dscp_deflater {
+	z_stream zs;
+};
+
+struct dscp_inflater {
+	z_stream zs;
+};
+
+struct dscp_deflater *dscp_deflater_new(int level)
+{
+	struct dscp_deflater *d = calloc(1, sizeof *d);
+
+	if (d && deflateInit(&d->zs, dscp_level_resolve(level)) != Z_OK) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void dscp_deflater_free(struct dscp_deflater *d)
+{
+	if (!d)
+		return;
+	deflateEnd(&d->zs);
+	free(d);
+}
+
+size_t dscp_deflate_bound(size_t n)
+{
+	return compressBound((uLong)n);
+}
+
+size_t dscp_deflate(struct dscp_deflater *d, const void *in, size_t n, void *out, size_t cap)
+{
+	if (deflateReset(&d->zs) != Z_OK)
+		return 0;
+	d->zs.next_in = (Bytef *)in;
+	d->zs.avail_in = (uInt)n;
+	d->zs.next_out = out;
+	d->zs.avail_out = (uInt)cap;
+	if (deflate(&d->zs, Z_FINISH) != Z_STREAM_END)
+		return 0;
+	return cap - d->zs.avail_out;
+}
+
+struct dscp_inflater *dscp_inflater_new(void)
+{
+	struct dscp_inflater *i = calloc(1, sizeof *i);
+
+	if (i && inflateInit(&i->zs) != Z_OK) {
+		free(i);
+		i = NULL;
+	}
+	return i;
+}
+
+void dscp_inflater_free(struct dscp_inflater *i)
+{
+	if (!i)
+		return;
+	inflateEnd(&i->zs);
+	free(i);
+}
+
+enum dscp_inflate_result dscp_inflate(struct dscp_inflater *i, const void *in, size_t n, void *out,
+				      size_t cap, size_t *out_len)
+{
+	uint8_t extra;
+	int zr;
+
+	*out_len = 0;
+	if (inflateReset(&i->zs) != Z_OK)
+		return DSCP_INFLATE_BAD;
+	i->zs.next_in = (Bytef *)in;
+	i->zs.avail_in = (uInt)n;
+	i->zs.next_out = out;
+	i->zs.avail_out = (uInt)cap;
+	zr = inflate(&i->zs, Z_FINISH);
+	if ((zr == Z_BUF_ERROR || zr == Z_OK) && i->zs.avail_out == 0) {
+		/* Output full: does the stream end here, or want more? */
+		i->zs.next_out = &extra;
+		i->zs.avail_out = 1;
+		zr = inflate(&i->zs, Z_FINISH);
+		if (zr != Z_STREAM_END || i->zs.avail_out == 0)
+			return DSCP_INFLATE_TOO_BIG;
+		*out_len = cap;
+		return DSCP_INFLATE_OK;
+	}
+	if (zr != Z_STREAM_END)
+		return DSCP_INFLATE_BAD;
+	*out_len = cap - i->zs.avail_out;
+	return DSCP_INFLATE_OK;
+}
+
+#endif
