@@ -7,38 +7,37 @@
  */
 #include "testutil.h"
 
+#include <zlib.h>
+
 #define UNIT 65536u
 
 /* Convert `in` (len bytes) from src to dst format into a fresh membuf.
- * Returns the code; *out is a malloc'd copy of the output. */
+ * Returns the code; on success *out / *out_len show the membuf's contents,
+ * valid until *os is closed (the caller closes it, also on failure). */
 static dsc_err convert_mem(const uint8_t *in, size_t len, dsc_format src, dsc_format dst,
-			   const struct dsc_convert_opts *extra, uint8_t **out, size_t *out_len,
-			   struct dsc_convert_stats *st, struct dsc_error *e)
+			   const struct dsc_convert_opts *extra, dsc_stream **os,
+			   const uint8_t **out, size_t *out_len, struct dsc_convert_stats *st,
+			   struct dsc_error *e)
 {
 	struct dsc_convert_opts o = {0};
-	dsc_stream *is = tu_mem_stream(in, len, "in.img"), *os = NULL;
-	const uint8_t *data;
-	size_t dlen;
+	dsc_stream *is = tu_mem_stream(in, len, "in.img");
 	dsc_err err;
 
+	*os = NULL;
 	*out = NULL;
 	*out_len = 0;
 	if (extra)
 		o = *extra;
 	o.src_fmt = src;
 	o.dst_fmt = dst;
-	err = dsc_stream_new_membuf(dst == DSC_FORMAT_VMDK ? "out.vmdk" : "out.raw", &os, e);
+	err = dsc_stream_new_membuf(dst == DSC_FORMAT_VMDK ? "out.vmdk" : "out.raw", os, e);
 	if (err)
 		goto out;
-	err = dsc_convert(is, os, &o, st, e);
+	err = dsc_convert(is, *os, &o, st, e);
 	if (err)
 		goto out;
-	dsc_stream_mem_buffer(os, &data, &dlen);
-	*out = tu_xmalloc(dlen);
-	memcpy(*out, data, dlen);
-	*out_len = dlen;
+	dsc_stream_mem_buffer(*os, out, out_len);
 out:
-	dsc_stream_close(os);
 	dsc_stream_close(is);
 	return err;
 }
@@ -47,15 +46,17 @@ static void round_trip(const uint8_t *src, size_t len, const char *what, int lin
 {
 	struct dsc_error e = {0};
 	struct dsc_convert_stats st1, st2;
-	uint8_t *vmdk = NULL, *raw = NULL, *img = NULL;
+	const uint8_t *vmdk = NULL, *raw = NULL;
+	uint8_t *img = NULL;
+	dsc_stream *vs = NULL, *rs = NULL;
 	size_t vlen, rlen, padded = (len + 511) / 512 * 512;
 	uint64_t cap;
 	dsc_stream *s;
 	dsc_err err;
 
 	memset(&st1, 0xAA, sizeof(st1));
-	err = convert_mem(src, len, DSC_FORMAT_UNKNOWN, DSC_FORMAT_VMDK, NULL, &vmdk, &vlen, &st1,
-			  &e);
+	err = convert_mem(src, len, DSC_FORMAT_UNKNOWN, DSC_FORMAT_VMDK, NULL, &vs, &vmdk, &vlen,
+			  &st1, &e);
 	if (err) {
 		tu_fail(__FILE__, line, "%s: raw -> vmdk: %s (%s)", what, dsc_err_name(err),
 			e.message);
@@ -96,8 +97,10 @@ static void round_trip(const uint8_t *src, size_t len, const char *what, int lin
 			(unsigned long long)cap);
 
 	memset(&st2, 0xAA, sizeof(st2));
-	err = convert_mem(vmdk, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, NULL, &raw, &rlen, &st2,
-			  &e);
+	free(img);
+	img = NULL;
+	err = convert_mem(vmdk, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, NULL, &rs, &raw, &rlen,
+			  &st2, &e);
 	if (err) {
 		tu_fail(__FILE__, line, "%s: vmdk -> raw: %s (%s)", what, dsc_err_name(err),
 			e.message);
@@ -119,8 +122,8 @@ static void round_trip(const uint8_t *src, size_t len, const char *what, int lin
 	if (!dscp_is_zero(src, len) && st2.bytes_written == 0)
 		tu_fail(__FILE__, line, "%s: vmdk->raw wrote nothing", what);
 out:
-	free(vmdk);
-	free(raw);
+	dsc_stream_close(vs);
+	dsc_stream_close(rs);
 	free(img);
 }
 
@@ -164,20 +167,22 @@ static void test_round_trips(void)
 
 static void test_raw_to_raw(void)
 {
-	uint8_t *src = tu_pattern(300000, TU_SPARSE, 1), *out = NULL;
+	uint8_t *src = tu_pattern(300000, TU_SPARSE, 1);
+	const uint8_t *out = NULL;
+	dsc_stream *os = NULL;
 	struct dsc_error e = {0};
 	struct dsc_convert_stats st;
 	size_t olen = 0;
 
 	/* dst_fmt left at 0 (UNKNOWN) means raw. */
-	ASSERT_OK(convert_mem(src, 300000, DSC_FORMAT_RAW, DSC_FORMAT_UNKNOWN, NULL, &out, &olen,
+	ASSERT_OK(convert_mem(src, 300000, DSC_FORMAT_RAW, DSC_FORMAT_UNKNOWN, NULL, &os, &out, &olen,
 			      &st, &e),
 		  &e);
 	ASSERT_EQ_U64(olen, 300000);
 	ASSERT(out && olen == 300000 && memcmp(out, src, 300000) == 0);
 	ASSERT_EQ_U64(st.capacity, 300000);
 	ASSERT(st.bytes_written > 0 && st.bytes_written <= 300000);
-	free(out);
+	dsc_stream_close(os);
 	free(src);
 }
 
@@ -276,35 +281,36 @@ static void test_cancel(void)
 static void test_max_capacity(void)
 {
 	size_t len = 2u << 20, vlen = 0;
-	uint8_t *src = tu_pattern(len, TU_SPARSE, 5), *out = NULL, *v;
+	uint8_t *src = tu_pattern(len, TU_SPARSE, 5), *v;
+	const uint8_t *out = NULL;
+	dsc_stream *os = NULL;
 	struct dsc_error e = {0};
 	struct dsc_convert_opts o = {0};
 	struct dsc_convert_stats st;
 	size_t olen;
 
 	o.max_capacity = 1u << 20;
-	ASSERT_ERR(convert_mem(src, len, DSC_FORMAT_RAW, DSC_FORMAT_VMDK, &o, &out, &olen, &st, &e),
+	ASSERT_ERR(convert_mem(src, len, DSC_FORMAT_RAW, DSC_FORMAT_VMDK, &o, &os, &out, &olen, &st,
+			       &e),
 		   DSC_ERR_LIMIT);
 	ASSERT(strstr(e.message, "in.img") != NULL);
-	free(out);
-	out = NULL;
+	dsc_stream_close(os);
 
 	/* VMDK input: the header's capacity is checked. */
 	v = tu_vmdk_from_raw(src, len, &vlen);
 	memset(&e, 0, sizeof(e));
-	ASSERT_ERR(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &o, &out, &olen, &st,
-			       &e),
+	ASSERT_ERR(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &o, &os, &out, &olen,
+			       &st, &e),
 		   DSC_ERR_LIMIT);
-	free(out);
-	out = NULL;
+	dsc_stream_close(os);
 
 	/* Exactly at the limit is fine. */
 	o.max_capacity = len;
-	ASSERT_OK(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &o, &out, &olen, &st,
-			      &e),
+	ASSERT_OK(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &o, &os, &out, &olen,
+			      &st, &e),
 		  &e);
 	ASSERT(out && olen == len && memcmp(out, src, len) == 0);
-	free(out);
+	dsc_stream_close(os);
 	free(v);
 	free(src);
 }
@@ -336,7 +342,9 @@ static void test_max_capacity_pipe(void)
 
 static void test_out_of_order_vmdk(void)
 {
-	uint8_t *src = tu_pattern(4 * UNIT, TU_RANDOM, 7), *out = NULL;
+	uint8_t *src = tu_pattern(4 * UNIT, TU_RANDOM, 7);
+	const uint8_t *out = NULL;
+	dsc_stream *os = NULL;
 	struct dsc_error e = {0};
 	struct dsc_convert_opts o = {0};
 	struct dsc_convert_stats st;
@@ -353,11 +361,11 @@ static void test_out_of_order_vmdk(void)
 	tu_vmdk_end(&v, 0);
 
 	/* Seekable output: fine. */
-	ASSERT_OK(convert_mem(v.b.data, v.b.len, DSC_FORMAT_VMDK, DSC_FORMAT_RAW, NULL, &out, &olen,
-			      &st, &e),
+	ASSERT_OK(convert_mem(v.b.data, v.b.len, DSC_FORMAT_VMDK, DSC_FORMAT_RAW, NULL, &os, &out,
+			      &olen, &st, &e),
 		  &e);
 	ASSERT(out && olen == 4 * UNIT && memcmp(out, src, 4 * UNIT) == 0);
-	free(out);
+	dsc_stream_close(os);
 
 	/* Unseekable raw output: a clear error. */
 	in = tu_mem_stream(v.b.data, v.b.len, "ooo.vmdk");
@@ -380,9 +388,9 @@ static void test_out_of_order_vmdk(void)
 
 	/* VMDK output refuses a lower offset whatever the output. */
 	memset(&e, 0, sizeof(e));
-	ASSERT(convert_mem(v.b.data, v.b.len, DSC_FORMAT_VMDK, DSC_FORMAT_VMDK, NULL, &out, &olen,
-			   &st, &e) != DSC_OK);
-	free(out);
+	ASSERT(convert_mem(v.b.data, v.b.len, DSC_FORMAT_VMDK, DSC_FORMAT_VMDK, NULL, &os, &out,
+			   &olen, &st, &e) != DSC_OK);
+	dsc_stream_close(os);
 	tu_vmdk_free(&v);
 	free(src);
 }
@@ -425,6 +433,221 @@ static void test_errors_propagate(void)
 	free(src);
 }
 
+/* ---- the VMDK writer's layout, facts §1-4 --------------------------------- */
+
+#define WL_GRAINS 1041u /* 65 MiB + 1000 bytes: ranges 0, 1 (empty) and 2 */
+
+static bool wl_has_data(uint64_t g)
+{
+	return g == 0 || g == 1 || g == 511 || g == 1030 || g == WL_GRAINS - 1;
+}
+
+static void test_vmdk_writer_layout(void)
+{
+	uint64_t cap = (uint64_t)(WL_GRAINS - 1) * UNIT + 1000, g, sec, cap_sectors;
+	uint8_t *grain = tu_xmalloc(UNIT), *inflated = tu_xmalloc(UNIT);
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	struct tu_fault_opts fo;
+	struct tu_fault *f = NULL;
+	struct vmdk_header h, foot;
+	struct vmdk_descriptor d;
+	dsc_stream *mb = NULL, *out;
+	dsc_writer *w = NULL;
+	const uint8_t *b;
+	size_t len, ngrains = 0;
+	uint64_t last_lba = 0, gt_of[3] = {0}, marker_of[WL_GRAINS];
+	bool any = false, footer = false;
+
+	memset(marker_of, 0, sizeof(marker_of));
+	REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	out = tu_fault_stream(mb, &fo, "/some/dir/disk-7.vmdk", &f);
+	o.capacity = cap;
+	ASSERT_OK(dsc_writer_open(out, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	if (!w)
+		goto out;
+	for (g = 0; g < WL_GRAINS; g++) {
+		struct dsc_extent x = {g * UNIT, (size_t)DSC_MIN(UNIT, cap - g * UNIT), grain};
+		if (!wl_has_data(g))
+			continue;
+		tu_fill(grain, UNIT, g % 2 ? TU_RANDOM : TU_COMPRESSIBLE, (uint32_t)g);
+		ASSERT_OK(dsc_writer_put(w, &x, &e), &e);
+	}
+	ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+	dsc_writer_close(w);
+	ASSERT(f->seeks == 0);
+	dsc_stream_mem_buffer(mb, &b, &len);
+	REQUIRE(len % 512 == 0 && len > 4 * 512);
+
+	/* §1 header. */
+	ASSERT(memcmp(b, "KDMV", 4) == 0);
+	dscp_vmdk_header_decode(b, &h);
+	cap_sectors = (cap + 511) / 512;
+	ASSERT(h.version == 3 && h.flags == 0x30001 && h.compress == 1);
+	ASSERT_EQ_U64(h.capacity, cap_sectors);
+	ASSERT_EQ_U64(h.grain_size, 128);
+	ASSERT_EQ_U64(h.desc_offset, 1);
+	ASSERT(h.desc_size >= 1 && h.desc_size < h.overhead);
+	ASSERT(h.gtes_per_gt == 512);
+	ASSERT_EQ_U64(h.rgd_offset, 0);
+	ASSERT_EQ_U64(h.gd_offset, VMDK_GD_AT_END);
+	ASSERT(b[73] == '\n' && b[74] == ' ' && b[75] == '\r' && b[76] == '\n');
+	ASSERT_OK(dscp_vmdk_header_validate(&h, "w", &e), &e);
+	REQUIRE(h.overhead * 512 < len);
+
+	/* §4 descriptor: names the output's own basename. */
+	ASSERT_OK(dscp_vmdk_descriptor_parse((const char *)b + 512, h.desc_size * 512, "w", &d,
+					     &e),
+		  &e);
+	ASSERT(strcmp(d.extent_file, "disk-7.vmdk") == 0);
+	ASSERT(strcmp(d.create_type, "streamOptimized") == 0);
+	ASSERT_EQ_U64(d.extent_sectors, cap_sectors);
+	ASSERT(dscp_is_zero(b + 512 + strlen((const char *)b + 512),
+			    h.overhead * 512 - 512 - strlen((const char *)b + 512)));
+
+	/* §3: grains ascending, a GT after each non-empty range, GD, footer,
+	 * EOS as the last sector. */
+	for (sec = h.overhead; sec < len / 512;) {
+		struct vmdk_marker m;
+		const uint8_t *p = b + sec * 512;
+		dscp_vmdk_marker_decode(p, &m);
+		if (footer) {
+			/* Only the EOS may follow the footer. */
+			ASSERT(m.size == 0 && m.type == VMDK_MARKER_EOS && m.val == 0);
+			ASSERT(dscp_is_zero(p, 512));
+			ASSERT_EQ_U64(sec, len / 512 - 1);
+			break;
+		}
+		if (m.size) {
+			uLongf il = UNIT;
+			g = m.val / 128;
+			ASSERT(m.val % 128 == 0 && g < WL_GRAINS && wl_has_data(g));
+			ASSERT(!any || m.val > last_lba);
+			ASSERT(m.size <= 2 * UNIT && sec * 512 + 12 + m.size <= len);
+			if (g < WL_GRAINS)
+				marker_of[g] = sec;
+			/* zlib (RFC 1950), exactly one grain, the last one padded. */
+			ASSERT(uncompress(inflated, &il, p + 12, m.size) == Z_OK);
+			ASSERT_EQ_U64(il, UNIT);
+			tu_fill(grain, UNIT, g % 2 ? TU_RANDOM : TU_COMPRESSIBLE, (uint32_t)g);
+			if (g == WL_GRAINS - 1)
+				ASSERT(memcmp(inflated, grain, 1000) == 0 &&
+				       dscp_is_zero(inflated + 1000, UNIT - 1000));
+			else
+				ASSERT(memcmp(inflated, grain, UNIT) == 0);
+			last_lba = m.val;
+			any = true;
+			ngrains++;
+			sec += (12 + m.size + 511) / 512;
+			continue;
+		}
+		ASSERT(dscp_is_zero(p + 16, 496));
+		if (m.type == VMDK_MARKER_GT) {
+			uint64_t r = last_lba / 128 / 512, i;
+			ASSERT_EQ_U64(m.val, 4);
+			ASSERT(r < 3 && gt_of[r] == 0);
+			if (r < 3)
+				gt_of[r] = sec + 1;
+			for (i = 0; i < 512; i++) {
+				uint64_t gg = r * 512 + i;
+				uint32_t ent = dscp_le32(p + 512 + 4 * i);
+				if (gg < WL_GRAINS && wl_has_data(gg))
+					ASSERT_EQ_U64(ent, marker_of[gg]);
+				else
+					ASSERT_EQ_U64(ent, 0);
+			}
+			sec += 1 + 4;
+		} else if (m.type == VMDK_MARKER_GD) {
+			ASSERT_EQ_U64(m.val, 1); /* 3 entries fit one sector */
+			ASSERT_EQ_U64(dscp_le32(p + 512), gt_of[0]);
+			ASSERT_EQ_U64(dscp_le32(p + 516), 0); /* empty range: no table */
+			ASSERT_EQ_U64(dscp_le32(p + 520), gt_of[2]);
+			ASSERT(dscp_is_zero(p + 524, 512 - 12));
+			ASSERT(gt_of[0] && gt_of[2]);
+			/* Remember where the directory is for the footer. */
+			last_lba = sec + 1;
+			sec += 1 + m.val;
+		} else if (m.type == VMDK_MARKER_FOOTER) {
+			ASSERT_EQ_U64(m.val, 1);
+			ASSERT(memcmp(p + 512, "KDMV", 4) == 0);
+			dscp_vmdk_header_decode(p + 512, &foot);
+			ASSERT_EQ_U64(foot.gd_offset, last_lba);
+			ASSERT_EQ_U64(foot.capacity, h.capacity);
+			ASSERT(foot.flags == h.flags && foot.overhead == h.overhead);
+			/* The last three sectors: footer marker, footer, EOS. */
+			ASSERT_EQ_U64(sec, len / 512 - 3);
+			footer = true;
+			sec += 2;
+		} else {
+			tu_fail(__FILE__, __LINE__, "unexpected marker type %u at sector %llu", m.type,
+				(unsigned long long)sec);
+			break;
+		}
+	}
+	ASSERT(footer);
+	ASSERT_EQ_U64(ngrains, 5);
+out:
+	dsc_stream_close(out);
+	dsc_stream_close(mb);
+	free(grain);
+	free(inflated);
+}
+
+/* A raw pipe has no size: VMDK to a seekable output patches the header at
+ * the end; to a pipe it is refused up front with a clear message. */
+static void test_raw_pipe_to_vmdk(void)
+{
+	size_t len = 200000;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 9), *img = NULL;
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct tu_fault_opts fo;
+	dsc_stream *in, *mb = NULL, *po;
+	const uint8_t *b;
+	size_t blen;
+	uint64_t cap;
+	dsc_err err;
+
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	fo.own_inner = true;
+	in = tu_fault_stream(tu_mem_stream(src, len, "x"), &fo, "pipe:", NULL);
+	o.src_fmt = DSC_FORMAT_RAW;
+	o.dst_fmt = DSC_FORMAT_VMDK;
+	REQUIRE_OK(dsc_stream_new_membuf("seek.vmdk", &mb, &e), &e);
+	ASSERT_OK(dsc_convert(in, mb, &o, &st, &e), &e);
+	ASSERT(st.capacity == len || st.capacity == (len + 511) / 512 * 512);
+	dsc_stream_close(in);
+	dsc_stream_mem_buffer(mb, &b, &blen);
+	in = tu_mem_stream(b, blen, "seek.vmdk");
+	err = tu_read_image(in, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e);
+	ASSERT_ERR(err, DSC_OK);
+	ASSERT_EQ_U64(cap, (len + 511) / 512 * 512);
+	ASSERT(img && memcmp(img, src, len) == 0);
+	free(img);
+	dsc_stream_close(in);
+	dsc_stream_close(mb);
+
+	/* Pipe to pipe. */
+	in = tu_fault_stream(tu_mem_stream(src, len, "x"), &fo, "pipe:", NULL);
+	mb = NULL;
+	REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	po = tu_fault_stream(mb, &fo, "stdout", NULL);
+	memset(&e, 0, sizeof(e));
+	err = dsc_convert(in, po, &o, &st, &e);
+	ASSERT(err == DSC_ERR_UNSUPPORTED || err == DSC_ERR_INVAL);
+	ASSERT(strstr(e.message, "stdout") != NULL || strstr(e.message, "pipe:") != NULL);
+	dsc_stream_close(po);
+	dsc_stream_close(mb);
+	dsc_stream_close(in);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -435,5 +658,7 @@ int main(void)
 	TU_RUN(test_max_capacity_pipe);
 	TU_RUN(test_out_of_order_vmdk);
 	TU_RUN(test_errors_propagate);
+	TU_RUN(test_vmdk_writer_layout);
+	TU_RUN(test_raw_pipe_to_vmdk);
 	return tu_exit();
 }
