@@ -299,7 +299,7 @@ struct dsc_convert_opts {
 struct dsc_convert_stats {
 	uint64_t bytes_read;    /* from the input stream */
 	uint64_t bytes_written; /* to the output stream (holes excluded) */
-	uint64_t capacity;      /* virtual disk size in bytes */
+	uint64_t capacity;      /* size of the image written, in bytes */
 	double seconds;
 };
 
@@ -434,6 +434,21 @@ dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
 			      struct dsc_error *e);
 /* True when `hex` is exactly 64 hex digits (either case). */
 bool dsc_sha256_hex_valid(const char *hex);
+
+/* Read the rest of `in` (a SHA-256 read wrapper) and compare its digest
+ * with `expected_hex` (64 hex digits, either case). A mismatch is
+ * DSC_ERR_FORMAT: "<in>: SHA-256 mismatch: expected <hex>, got <hex>". */
+dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex,
+				 struct dsc_error *e);
+
+/* An output gated on the input's digest: writes, seeks and set_size go to
+ * `out`; dsc_stream_finish() first runs dsc_stream_sha256_verify(in,
+ * expected_hex) and only finishes `out` when it succeeds, so a mismatch
+ * fails the conversion before the output becomes visible (closing it then
+ * discards it). With DSC_SHA256_OWN the gate closes `out`, never `in`. */
+dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in,
+				    const char *expected_hex, unsigned flags,
+				    dsc_stream **gated, struct dsc_error *e);
 
 /* Library version string, e.g. "0.1.0". */
 const char *dsc_version(void);

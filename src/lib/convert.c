@@ -109,7 +109,8 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	if (stats) {
 		stats->bytes_read = dsc_stream_bytes(in);
 		stats->bytes_written = dsc_stream_bytes(out);
-		stats->capacity = cap;
+		/* The size of the image written: VMDK counts whole sectors. */
+		stats->capacity = opts->dst_fmt == DSC_FORMAT_VMDK ? (cap + 511) / 512 * 512 : cap;
 		stats->seconds = now_seconds() - t0;
 	}
 out:

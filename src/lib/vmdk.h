@@ -45,6 +45,7 @@ enum vmdk_marker_type {
 	VMDK_MARKER_GT = 1,
 	VMDK_MARKER_GD = 2,
 	VMDK_MARKER_FOOTER = 3,
+	VMDK_MARKER_SKIP = 4, /* seen in vSphere exports; marker sector only */
 };
 
 /* The decoded 512-byte sparse extent header, facts §1. */

@@ -121,6 +121,13 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 				     (unsigned long long)at);
 	dscp_vmdk_marker_decode(vr->sector, &m);
 	if (m.size == 0) {
+		/* A metadata marker is val, 0, type and 496 zero bytes (facts
+		 * §2); anything else is a grain marker whose size was lost. */
+		if (!dscp_is_zero(vr->sector + 16, VMDK_SECTOR - 16))
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: marker at byte %llu: size 0 but not a metadata "
+					     "marker (%" PRIu64 " sectors, type %" PRIu32 ")",
+					     rname(r), (unsigned long long)at, m.val, m.type);
 		switch (m.type) {
 		case VMDK_MARKER_EOS:
 			if (vr->gd_at_end && !vr->footer_seen)
@@ -154,10 +161,14 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 						     rname(r), (unsigned long long)(at + VMDK_SECTOR));
 			vr->footer_seen = true;
 			return DSC_OK;
-		default:
-			/* Other metadata (type 4 in vSphere exports): only the
-			 * marker sector, as VirtualBox reads it. */
+		case VMDK_MARKER_SKIP:
+			/* Type 4 in vSphere exports: only the marker sector, as
+			 * VirtualBox reads it. */
 			return DSC_OK;
+		default:
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: marker at byte %llu: unknown metadata type %" PRIu32,
+					     rname(r), (unsigned long long)at, m.type);
 		}
 	}
 	/* A grain marker: LBA, compressed size, data (facts §2). */
