@@ -501,6 +501,53 @@ static void test_create_file_bad_dir(void)
 	free(dir);
 }
 
+static void test_read_full_null_nread(void)
+{
+	/* Without nread, a short read is an error: TRUNCATED, naming the
+	 * stream; and it sticks. */
+	uint8_t src[100] = {1, 2, 3}, buf[200];
+	struct dsc_error e = {0};
+	dsc_stream *s = tu_mem_stream(src, sizeof(src), "short.img");
+
+	ASSERT_OK(dsc_read_full(s, buf, 60, NULL, &e), &e);
+	ASSERT_ERR(dsc_read_full(s, buf, 60, NULL, &e), DSC_ERR_TRUNCATED);
+	ASSERT(strstr(e.message, "short.img") != NULL);
+	ASSERT_ERR(dsc_read_full(s, buf, 1, NULL, NULL), DSC_ERR_TRUNCATED);
+	dsc_stream_close(s);
+}
+
+static void test_temp_path(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL, *m;
+	const char *tp;
+	struct stat st;
+	size_t dl = strlen(dir);
+
+	m = tu_mem_stream(path, 1, "m");
+	ASSERT(dsc_stream_temp_path(m) == NULL);
+	dsc_stream_close(m);
+
+	snprintf(path, sizeof(path), "%s/t.img", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	REQUIRE(s != NULL);
+	tp = dsc_stream_temp_path(s);
+	ASSERT(tp != NULL);
+	if (tp) {
+		/* In the destination's directory, existing, not the destination. */
+		ASSERT(strncmp(tp, dir, dl) == 0 && tp[dl] == '/' && !strchr(tp + dl + 1, '/'));
+		ASSERT(strcmp(tp, path) != 0);
+		ASSERT(stat(tp, &st) == 0 && S_ISREG(st.st_mode));
+	}
+	ASSERT_OK(dsc_stream_finish(s, &e), &e);
+	ASSERT(dsc_stream_temp_path(s) == NULL);
+	dsc_stream_close(s);
+	ASSERT(stat(path, &st) == 0);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	TU_RUN(test_mem_read);
@@ -519,5 +566,7 @@ int main(void)
 	TU_RUN(test_create_file_abandoned);
 	TU_RUN(test_create_file_exists);
 	TU_RUN(test_create_file_bad_dir);
+	TU_RUN(test_read_full_null_nread);
+	TU_RUN(test_temp_path);
 	return tu_exit();
 }
