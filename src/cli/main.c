@@ -36,6 +36,12 @@ enum opt_id {
 	OPT_JSON,
 	OPT_LEVEL,
 	OPT_THREADS,
+	OPT_CACERT,
+	OPT_INSECURE,
+	OPT_HEADER,
+	OPT_RETRIES,
+	OPT_IDLE_TIMEOUT,
+	OPT_SHA256,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -59,6 +65,12 @@ static const struct opt options[] = {
 	{"json", false, OPT_JSON},
 	{"level", true, OPT_LEVEL},
 	{"threads", true, OPT_THREADS},
+	{"cacert", true, OPT_CACERT},
+	{"insecure", false, OPT_INSECURE},
+	{"header", true, OPT_HEADER},
+	{"retries", true, OPT_RETRIES},
+	{"idle-timeout", true, OPT_IDLE_TIMEOUT},
+	{"sha256", true, OPT_SHA256},
 	{"h", false, OPT_HELP},
 	{"help", false, OPT_HELP},
 	{"version", false, OPT_VERSION},
@@ -74,6 +86,10 @@ struct config {
 	bool json;
 	int level;
 	unsigned threads;
+	struct dsc_url_opts url; /* for http(s) sources */
+	const char **headers;    /* -header values, NULL-terminated */
+	size_t nheaders;
+	const char *sha256;      /* expected digest of the source bytes */
 };
 
 static const char usage_text[] =
@@ -93,6 +109,17 @@ static const char usage_text[] =
 	"                       VMDK compression (N: 1-12); default is no larger\n"
 	"                       than qemu-img's output\n"
 	"  -threads N           compression threads (default: one per CPU)\n"
+	"  -sha256 HEX          fail, leaving no output, unless the source's bytes\n"
+	"                       have this SHA-256 (-json reports the output's)\n"
+	"\n"
+	"http(s) sources (-src https://host/disk.vmdk):\n"
+	"  -cacert FILE         trust the CAs in this PEM file\n"
+	"  -insecure            do not verify the server's certificate\n"
+	"  -header 'Name: value'  extra request header (repeatable)\n"
+	"  -retries N           resume a broken transfer up to N times in a row\n"
+	"                       (default 5)\n"
+	"  -idle-timeout SECS   resume when no byte arrives for SECS seconds\n"
+	"                       (default 60; 0: wait forever)\n"
 	"  -h, -help            this help;  -version  the version\n"
 	"\n"
 	"Flags take one or two dashes; a value may follow as the next argument\n"
@@ -150,6 +177,18 @@ static unsigned parse_threads(const char *v)
 	return (unsigned)n;
 }
 
+static unsigned parse_uint(const char *flag, const char *v, unsigned long max)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno || n > max)
+		usage_error("%s: '%s' is not a number from 0 to %lu", flag, v, max);
+	return (unsigned)n;
+}
+
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
 	int i;
@@ -193,6 +232,22 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_JSON: cfg->json = true; break;
 		case OPT_LEVEL: cfg->level = parse_level(val); break;
 		case OPT_THREADS: cfg->threads = parse_threads(val); break;
+		case OPT_CACERT: cfg->url.cacert = val; break;
+		case OPT_INSECURE: cfg->url.insecure = true; break;
+		case OPT_HEADER:
+			if (!strchr(val, ':') || *val == ':')
+				usage_error("-header: '%s' is not 'Name: value'", val);
+			cfg->headers[cfg->nheaders++] = val;
+			break;
+		case OPT_RETRIES: cfg->url.retries = parse_uint("-retries", val, 1000); break;
+		case OPT_IDLE_TIMEOUT:
+			cfg->url.idle_timeout = parse_uint("-idle-timeout", val, 86400);
+			break;
+		case OPT_SHA256:
+			if (!dsc_sha256_hex_valid(val))
+				usage_error("-sha256: '%s' is not 64 hex digits", val);
+			cfg->sha256 = val;
+			break;
 		case OPT_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -245,12 +300,15 @@ static bool on_progress(void *user, const struct dsc_progress *d)
 	return true;
 }
 
-static void print_json(const struct config *cfg, const struct dsc_convert_stats *st)
+static void print_json(const struct config *cfg, const struct dsc_convert_stats *st,
+		       const char *sha256)
 {
 	json_t *o = json_pack("{s:s, s:I, s:I, s:f}", "output", cfg->dst, "writtenBytes",
 			      (json_int_t)st->bytes_written, "capacityBytes",
 			      (json_int_t)st->capacity, "elapsedSeconds", st->seconds);
 
+	if (o && sha256)
+		json_object_set_new(o, "sha256", json_string(sha256));
 	if (o) {
 		json_dumpf(o, stdout, JSON_COMPACT);
 		fputc('\n', stdout);
@@ -260,9 +318,46 @@ static void print_json(const struct config *cfg, const struct dsc_convert_stats 
 
 static dsc_err open_source(const struct config *cfg, dsc_stream **in, struct dsc_error *err)
 {
+	dsc_stream *raw = NULL;
+	dsc_err rc;
+
 	if (!strcmp(cfg->src, "-"))
-		return dsc_stream_open_fd(STDIN_FILENO, "stdin", 0, in, err);
-	return dsc_stream_open_file(cfg->src, in, err);
+		rc = dsc_stream_open_fd(STDIN_FILENO, "stdin", 0, &raw, err);
+	else if (dsc_looks_like_url(cfg->src))
+		rc = dsc_stream_open_url(cfg->src, &cfg->url, &raw, err);
+	else
+		rc = dsc_stream_open_file(cfg->src, &raw, err);
+	if (rc != DSC_OK || !cfg->sha256) {
+		*in = raw;
+		return rc;
+	}
+	/* Every byte read is hashed; the output is gated on the digest. */
+	rc = dsc_stream_open_sha256(raw, DSC_SHA256_OWN, in, err);
+	if (rc != DSC_OK)
+		dsc_stream_close(raw);
+	return rc;
+}
+
+/* The SHA-256 of a finished file, read back: for outputs that were not
+ * written in one forward sequence. */
+static dsc_err hash_file(const char *path, char hex[DSC_SHA256_HEX_LEN + 1], struct dsc_error *err)
+{
+	dsc_stream *f = NULL, *h = NULL;
+	uint64_t n;
+	dsc_err rc;
+
+	rc = dsc_stream_open_file(path, &f, err);
+	if (rc == DSC_OK)
+		rc = dsc_stream_open_sha256(f, DSC_SHA256_OWN, &h, err);
+	if (rc != DSC_OK) {
+		dsc_stream_close(f);
+		return rc;
+	}
+	rc = dsc_stream_skip(h, UINT64_MAX, &n, err);
+	if (rc == DSC_OK)
+		rc = dsc_stream_sha256_hex(h, hex, err);
+	dsc_stream_close(h);
+	return rc;
 }
 
 static dsc_err open_destination(const struct config *cfg, dsc_stream **out, struct dsc_error *err)
@@ -283,9 +378,17 @@ int main(int argc, char **argv)
 	struct dsc_convert_stats stats;
 	struct dsc_error err = {0};
 	struct progress prog = {.out = stderr};
-	dsc_stream *in = NULL, *out = NULL;
+	dsc_stream *in = NULL, *out = NULL, *hashed_out = NULL, *s;
+	char sha256[DSC_SHA256_HEX_LEN + 1] = "";
 	dsc_err rc;
 
+	dsc_url_opts_init(&cfg.url);
+	cfg.headers = calloc((size_t)argc + 1, sizeof *cfg.headers);
+	if (!cfg.headers) {
+		fprintf(stderr, "dsc-convert: out of memory\n");
+		return EXIT_FAILED;
+	}
+	cfg.url.headers = cfg.headers;
 	parse_args(argc, argv, &cfg);
 	if (cfg.progress < 0)
 		cfg.progress = isatty(STDERR_FILENO);
@@ -294,8 +397,20 @@ int main(int argc, char **argv)
 	rc = open_source(&cfg, &in, &err);
 	if (rc == DSC_OK)
 		rc = open_destination(&cfg, &out, &err);
-	if (rc == DSC_OK) {
+	if (rc == DSC_OK)
 		temp_to_remove = dsc_stream_temp_path(out);
+	/* -json reports the output's digest: hash what is written. */
+	if (rc == DSC_OK && cfg.json) {
+		rc = dsc_stream_open_sha256(out, DSC_SHA256_WRITE | DSC_SHA256_OWN, &s, &err);
+		if (rc == DSC_OK)
+			out = hashed_out = s;
+	}
+	if (rc == DSC_OK && cfg.sha256) {
+		rc = dsc_stream_open_sha256_gate(out, in, cfg.sha256, DSC_SHA256_OWN, &s, &err);
+		if (rc == DSC_OK)
+			out = s;
+	}
+	if (rc == DSC_OK) {
 		copts.src_fmt = cfg.src_fmt;
 		copts.dst_fmt = cfg.dst_fmt;
 		copts.prealloc = cfg.prealloc;
@@ -308,15 +423,19 @@ int main(int argc, char **argv)
 		rc = dsc_convert(in, out, &copts, &stats, &err);
 		progress_end(&prog);
 	}
+	if (rc == DSC_OK && hashed_out &&
+	    dsc_stream_sha256_hex(hashed_out, sha256, NULL) != DSC_OK)
+		rc = hash_file(cfg.dst, sha256, &err);
 	temp_to_remove = NULL;
 	dsc_stream_close(out);
 	dsc_stream_close(in);
+	free(cfg.headers);
 	if (rc != DSC_OK) {
 		fprintf(stderr, "dsc-convert: %s\n",
 			err.message[0] ? err.message : dsc_strerror(rc));
 		return EXIT_FAILED;
 	}
 	if (cfg.json)
-		print_json(&cfg, &stats);
+		print_json(&cfg, &stats, sha256[0] ? sha256 : NULL);
 	return 0;
 }

@@ -266,7 +266,151 @@ out:
 	return rc;
 }
 
+dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex, struct dsc_error *e)
+{
+	char got[DSC_SHA256_HEX_LEN + 1];
+	uint64_t skipped;
+	dsc_err rc;
+	size_t i;
+
+	if (!is_hash_stream(in) || (((struct hash_stream *)in->ctx)->flags & DSC_SHA256_WRITE))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: not a SHA-256 input stream",
+				     in ? dsc_stream_name(in) : "stream");
+	if (!dsc_sha256_hex_valid(expected_hex))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: expected SHA-256 is not 64 hex digits",
+				     dsc_stream_name(in));
+	/* A reader may stop before the end (a VMDK ends at its EOS marker);
+	 * the digest covers every byte of the source. */
+	rc = dsc_stream_skip(in, UINT64_MAX, &skipped, e);
+	if (rc != DSC_OK)
+		return rc;
+	rc = dsc_stream_sha256_hex(in, got, e);
+	if (rc != DSC_OK)
+		return rc;
+	for (i = 0; i < DSC_SHA256_HEX_LEN; i++) {
+		char c = expected_hex[i];
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (c != got[i])
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: SHA-256 mismatch: expected %.64s, got %s",
+					     dsc_stream_name(in), expected_hex, got);
+	}
+	return DSC_OK;
+}
+
+/* The gate: an output that checks the input's digest before finishing. */
+struct gate_stream {
+	dsc_stream *out;
+	dsc_stream *in;
+	unsigned flags;
+	char expected[DSC_SHA256_HEX_LEN + 1];
+};
+
+static dsc_err gate_write(void *ctx, const void *buf, size_t len, size_t *nwritten,
+			  struct dsc_error *e)
+{
+	struct gate_stream *g = ctx;
+	dsc_err rc = dsc_write_all(g->out, buf, len, e);
+
+	*nwritten = rc == DSC_OK ? len : 0;
+	return rc;
+}
+
+static dsc_err gate_seek(void *ctx, uint64_t off, struct dsc_error *e)
+{
+	return dsc_stream_seek(((struct gate_stream *)ctx)->out, off, e);
+}
+
+static dsc_err gate_set_size(void *ctx, uint64_t size, bool allocate, struct dsc_error *e)
+{
+	return dsc_stream_set_size(((struct gate_stream *)ctx)->out, size, allocate, e);
+}
+
+static dsc_err gate_finish(void *ctx, struct dsc_error *e)
+{
+	struct gate_stream *g = ctx;
+	dsc_err rc = dsc_stream_sha256_verify(g->in, g->expected, e);
+
+	if (rc != DSC_OK)
+		return rc;
+	return dsc_stream_finish(g->out, e);
+}
+
+static void gate_close(void *ctx)
+{
+	struct gate_stream *g = ctx;
+
+	if (!g)
+		return;
+	if (g->flags & DSC_SHA256_OWN)
+		dsc_stream_close(g->out);
+	free(g);
+}
+
+static const struct dsc_stream_ops gate_seek_ops = {
+	.name = "sha256-gate",
+	.write = gate_write,
+	.seek = gate_seek,
+	.set_size = gate_set_size,
+	.finish = gate_finish,
+	.close = gate_close,
+};
+
+static const struct dsc_stream_ops gate_ops = {
+	.name = "sha256-gate",
+	.write = gate_write,
+	.set_size = gate_set_size,
+	.finish = gate_finish,
+	.close = gate_close,
+};
+
+dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in, const char *expected_hex,
+				    unsigned flags, dsc_stream **gated, struct dsc_error *e)
+{
+	struct gate_stream *g;
+	dsc_err rc;
+
+	*gated = NULL;
+	if (!out || !is_hash_stream(in) || (((struct hash_stream *)in->ctx)->flags & DSC_SHA256_WRITE))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "sha256 gate: needs an output and a SHA-256 input stream");
+	if (!dsc_sha256_hex_valid(expected_hex))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: expected SHA-256 is not 64 hex digits",
+				     dsc_stream_name(in));
+	g = calloc(1, sizeof *g);
+	if (!g)
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(out));
+	g->out = out;
+	g->in = in;
+	g->flags = flags & DSC_SHA256_OWN;
+	memcpy(g->expected, expected_hex, DSC_SHA256_HEX_LEN + 1);
+	rc = dsc_stream_new(dsc_stream_can_seek(out) ? &gate_seek_ops : &gate_ops, g,
+			    dsc_stream_name(out), gated, e);
+	if (rc != DSC_OK) {
+		free(g);
+		return rc;
+	}
+	dsc_stream_set_total(*gated, dsc_stream_total(out));
+	return DSC_OK;
+}
+
 #else /* !HAVE_CRYPTO */
+
+dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex, struct dsc_error *e)
+{
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			     "SHA-256 is not available (built without libcrypto)");
+}
+
+dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in, const char *expected_hex,
+				    unsigned flags, dsc_stream **gated, struct dsc_error *e)
+{
+	*gated = NULL;
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			     "SHA-256 is not available (built without libcrypto)");
+}
 
 dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **out,
 			       struct dsc_error *e)
