@@ -1,0 +1,464 @@
+/* main.c - dsc-server: options, the listening socket, then the pool.
+ *
+ * The listening socket is bound here (unix socket with mode 0660 and an
+ * optional group, or TCP) or inherited on fd 0 from spawn-fcgi, which
+ * passes an unconnected listening socket there (getpeername() fails with
+ * ENOTCONN). It is made non-blocking because every worker polls and
+ * accepts on it (worker.c). We bind ourselves rather than use
+ * FCGX_OpenSocket, which exit()s on a bad address and does IPv4 only.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "server.h"
+
+struct srv_config srv_cfg;
+struct srv_scoreboard *srv_board;
+dsc_netpolicy *srv_policy;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: dsc-server -outdir DIR [options]\n"
+		"A pre-forked FastCGI server converting disk images (raw, VMDK "
+		"streamOptimized).\n\n"
+		"  -outdir DIR            where /upload and /import write "
+		"(default /var/lib/dsc)\n"
+		"  -export-root DIR       /export serves files under DIR "
+		"(repeatable; default: outdir)\n"
+		"  -import-allow-net CIDR let /import reach these private or "
+		"special addresses\n"
+		"                         (repeatable; e.g. 10.0.0.0/8)\n"
+		"  -import-retries N      resume a broken /import download up "
+		"to N times (default 5)\n"
+		"  -import-idle-timeout S give up on a download after S "
+		"seconds without data (60)\n"
+		"  -max-capacity SIZE     largest virtual disk accepted "
+		"(default 4T; K, M, G, T, P)\n"
+		"  -workers N             worker processes (default: number "
+		"of CPUs)\n"
+		"  -grace SECONDS         on SIGTERM, time left to running "
+		"requests (default 30)\n"
+		"  -max-requests N        recycle a worker after N requests "
+		"(default 0: never)\n"
+		"  -listen ADDR           unix:/path or HOST:PORT; without it, "
+		"the listening\n"
+		"                         socket on fd 0 (spawn-fcgi)\n"
+		"  -socket-group NAME     group of the unix socket (mode 0660)\n"
+		"  -version               print the version\n\n"
+		"Signals: TERM/INT stop gracefully, HUP replaces the workers "
+		"one by one.\n");
+}
+
+/* "4T", "512M", "1GiB", "1000000" -> bytes; false when malformed. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	if (*s == '-' || *s == '\0')
+		return false;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s)
+		return false;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	case 'p': case 'P': shift = 50; end++; break;
+	}
+	if (shift && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0))
+		end += strlen(end);
+	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
+static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	if (*s == '-' || *s == '\0')
+		return false;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static char *unix_path; /* to unlink at exit */
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "dsc-server: %s: socket path too long\n", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode)) {
+			fprintf(stderr,
+				"dsc-server: %s: exists and is not a socket\n",
+				path);
+			return -1;
+		}
+		/* Replace a stale socket, never a live server's. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(probe);
+			fprintf(stderr,
+				"dsc-server: %s: another server is listening "
+				"there\n",
+				path);
+			return -1;
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		perror("dsc-server: socket");
+		return -1;
+	}
+	/* Mode 0660 from the start: no moment in which others could
+	 * connect (the FastCGI socket must only be reachable by the web
+	 * server; see CVE-2025-23016 in the docs). */
+	old = umask(0117);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		umask(old);
+		fprintf(stderr, "dsc-server: %s: bind: %s\n", path,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	unix_path = strdup(path);
+	if (srv_cfg.socket_group != NULL) {
+		struct group *g = getgrnam(srv_cfg.socket_group);
+
+		if (g == NULL || chown(path, (uid_t)-1, g->gr_gid) != 0) {
+			fprintf(stderr, "dsc-server: %s: cannot give it to "
+					"group %s: %s\n",
+				path, srv_cfg.socket_group,
+				g ? strerror(errno) : "no such group");
+			close(fd);
+			return -1;
+		}
+	}
+	if (chmod(path, 0660) != 0 || listen(fd, 1024) != 0) {
+		fprintf(stderr, "dsc-server: %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listen_tcp(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':'), *port;
+	struct addrinfo hints = {0}, *res = NULL, *ai;
+	int fd = -1, one = 1, rc;
+	size_t hl;
+
+	if (colon == NULL) {
+		fprintf(stderr, "dsc-server: -listen %s: want unix:/path or "
+				"HOST:PORT\n",
+			spec);
+		return -1;
+	}
+	port = colon + 1;
+	hl = (size_t)(colon - spec);
+	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {
+		spec++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host)) {
+		fprintf(stderr, "dsc-server: -listen: host too long\n");
+		return -1;
+	}
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(hl ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		fprintf(stderr, "dsc-server: -listen %s: %s\n", spec,
+			gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 1024) == 0)
+			break;
+		rc = errno;
+		close(fd);
+		fd = -1;
+		errno = rc;
+	}
+	if (fd < 0)
+		fprintf(stderr, "dsc-server: -listen %s: %s\n", spec,
+			strerror(errno));
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int open_listen(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int acc = 0;
+	socklen_t alen = sizeof(acc);
+
+	if (srv_cfg.listen != NULL) {
+		if (strncmp(srv_cfg.listen, "unix:", 5) == 0)
+			return listen_unix(srv_cfg.listen + 5);
+		if (srv_cfg.listen[0] == '/')
+			return listen_unix(srv_cfg.listen);
+		return listen_tcp(srv_cfg.listen);
+	}
+	/* spawn-fcgi: an unconnected listening socket on fd 0. */
+	if (getpeername(0, (struct sockaddr *)&ss, &len) != 0 &&
+	    errno == ENOTCONN &&
+	    getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == 0 && acc)
+		return 0;
+	fprintf(stderr, "dsc-server: no -listen given and fd 0 is not a "
+			"listening socket (start it with -listen or from "
+			"spawn-fcgi)\n");
+	return -1;
+}
+
+static char *resolve_dir(const char *what, const char *dir)
+{
+	char *real = realpath(dir, NULL);
+	struct stat st;
+
+	if (real == NULL || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "dsc-server: %s %s: %s\n", what, dir,
+			real ? "not a directory" : strerror(errno));
+		free(real);
+		return NULL;
+	}
+	return real;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_OUTDIR = 256, O_ROOT, O_NET, O_MAXCAP, O_WORKERS, O_GRACE,
+	       O_MAXREQ, O_LISTEN, O_GROUP, O_VERSION, O_HELP, O_RETRIES,
+	       O_IDLE };
+	static const struct option longopts[] = {
+		{"outdir", required_argument, NULL, O_OUTDIR},
+		{"export-root", required_argument, NULL, O_ROOT},
+		{"import-allow-net", required_argument, NULL, O_NET},
+		{"max-capacity", required_argument, NULL, O_MAXCAP},
+		{"import-retries", required_argument, NULL, O_RETRIES},
+		{"import-idle-timeout", required_argument, NULL, O_IDLE},
+		{"workers", required_argument, NULL, O_WORKERS},
+		{"grace", required_argument, NULL, O_GRACE},
+		{"max-requests", required_argument, NULL, O_MAXREQ},
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"socket-group", required_argument, NULL, O_GROUP},
+		{"version", no_argument, NULL, O_VERSION},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	struct dsc_error err = {0};
+	const char *roots[SRV_MAX_ROOTS];
+	int nroots = 0, c, i, rc;
+	unsigned long v;
+	long ncpu;
+
+	srv_cfg.outdir = "/var/lib/dsc";
+	srv_cfg.max_capacity = (uint64_t)4 << 40;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	srv_cfg.workers = ncpu > 0 ? (int)ncpu : 2;
+	srv_cfg.grace = 30;
+	srv_cfg.import_retries = 5;
+	srv_cfg.import_idle_timeout = 60;
+	while ((c = getopt_long_only(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_OUTDIR:
+			srv_cfg.outdir = optarg;
+			break;
+		case O_ROOT:
+			if (nroots >= SRV_MAX_ROOTS) {
+				fprintf(stderr, "dsc-server: at most %d "
+						"-export-root\n",
+					SRV_MAX_ROOTS);
+				return 2;
+			}
+			roots[nroots++] = optarg;
+			break;
+		case O_NET:
+			if (srv_cfg.n_allow_nets >= SRV_MAX_NETS) {
+				fprintf(stderr, "dsc-server: at most %d "
+						"-import-allow-net\n",
+					SRV_MAX_NETS);
+				return 2;
+			}
+			srv_cfg.allow_nets[srv_cfg.n_allow_nets++] = optarg;
+			break;
+		case O_MAXCAP:
+			if (!parse_size(optarg, &srv_cfg.max_capacity)) {
+				fprintf(stderr, "dsc-server: -max-capacity "
+						"%s: not a size\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_RETRIES:
+		case O_IDLE:
+			if (!parse_uint(optarg, 100000, &v)) {
+				fprintf(stderr, "dsc-server: %s: a number\n",
+					c == O_IDLE ? "-import-idle-timeout"
+						    : "-import-retries");
+				return 2;
+			}
+			if (c == O_IDLE)
+				srv_cfg.import_idle_timeout = (unsigned)v;
+			else
+				srv_cfg.import_retries = (unsigned)v;
+			break;
+		case O_WORKERS:
+			if (!parse_uint(optarg, SRV_MAX_SLOTS - 1, &v) ||
+			    v == 0) {
+				fprintf(stderr, "dsc-server: -workers: 1-%d\n",
+					SRV_MAX_SLOTS - 1);
+				return 2;
+			}
+			srv_cfg.workers = (int)v;
+			break;
+		case O_GRACE:
+			if (!parse_uint(optarg, 86400, &v)) {
+				fprintf(stderr, "dsc-server: -grace: seconds, "
+						"0-86400\n");
+				return 2;
+			}
+			srv_cfg.grace = (int)v;
+			break;
+		case O_MAXREQ:
+			if (!parse_uint(optarg, ULONG_MAX, &v)) {
+				fprintf(stderr, "dsc-server: -max-requests: a "
+						"number\n");
+				return 2;
+			}
+			srv_cfg.max_requests = v;
+			break;
+		case O_LISTEN:
+			srv_cfg.listen = optarg;
+			break;
+		case O_GROUP:
+			srv_cfg.socket_group = optarg;
+			break;
+		case O_VERSION:
+			printf("dsc-server %s (libdsc %s)\n", PACKAGE_VERSION,
+			       dsc_version());
+			return 0;
+		case 'h':
+		case O_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dsc-server: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (srv_cfg.workers > ncpu * 64 && ncpu > 0)
+		fprintf(stderr, "dsc-server: warning: %d workers on %ld CPUs\n",
+			srv_cfg.workers, ncpu);
+	srv_cfg.outdir = resolve_dir("-outdir", srv_cfg.outdir);
+	if (srv_cfg.outdir == NULL)
+		return 2;
+	if (access(srv_cfg.outdir, W_OK | X_OK) != 0) {
+		fprintf(stderr, "dsc-server: -outdir %s: not writable: %s\n",
+			srv_cfg.outdir, strerror(errno));
+		return 2;
+	}
+	if (nroots == 0)
+		roots[nroots++] = srv_cfg.outdir;
+	for (i = 0; i < nroots; i++) {
+		srv_cfg.export_roots[i] = resolve_dir("-export-root", roots[i]);
+		if (srv_cfg.export_roots[i] == NULL)
+			return 2;
+	}
+	srv_cfg.n_export_roots = nroots;
+	if (dsc_netpolicy_new(&srv_policy, &err) != DSC_OK) {
+		fprintf(stderr, "dsc-server: %s\n", err.message);
+		return 1;
+	}
+	for (i = 0; i < srv_cfg.n_allow_nets; i++)
+		if (dsc_netpolicy_add(srv_policy, srv_cfg.allow_nets[i], true,
+				      &err) != DSC_OK) {
+			fprintf(stderr, "dsc-server: -import-allow-net: %s\n",
+				err.message);
+			return 2;
+		}
+
+	srv_cfg.listen_fd = open_listen();
+	if (srv_cfg.listen_fd < 0)
+		return 1;
+	/* Every worker polls, then accepts without blocking (worker.c). */
+	fcntl(srv_cfg.listen_fd, F_SETFL,
+	      fcntl(srv_cfg.listen_fd, F_GETFL) | O_NONBLOCK);
+
+	srv_board = mmap(NULL, sizeof(*srv_board), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (srv_board == MAP_FAILED) {
+		perror("dsc-server: mmap");
+		return 1;
+	}
+	memset(srv_board, 0, sizeof(*srv_board));
+	srv_board->master_pid = getpid();
+	srv_board->start = srv_now();
+	srv_board->pool_size = srv_cfg.workers;
+
+	rc = pool_run();
+	if (unix_path != NULL)
+		unlink(unix_path);
+	dsc_netpolicy_free(srv_policy);
+	return rc;
+}

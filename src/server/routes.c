@@ -1,0 +1,973 @@
+/* routes.c - the route table and the handlers behind it.
+ *
+ * One table maps (method, path) to a handler; a known path with another
+ * method is 405 with Allow built from the same table. Handlers validate
+ * every parameter before touching the body or the disk (unknown or
+ * repeated parameters are 400, a taken output name is 409 before any byte
+ * is read), then join a source stream to an output stream with
+ * dsc_convert(). Uploads and imports write through output.c, whose commit
+ * hook reads the source to its end (and checks an expected SHA-256) before
+ * the file appears; exports stream to the client with the headers held
+ * back until the first byte, and abort the connection if they break off
+ * after that.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "server.h"
+
+struct conv_params {
+	dsc_format src;
+	dsc_format dst;
+	bool prealloc;
+	bool overwrite;
+	const char *name;   /* NULL: the route's default */
+	const char *sha256; /* expected SHA-256 of the source, or NULL */
+};
+
+/* ---- parameters ------------------------------------------------------- */
+
+static bool check_known(struct srv_request *rq, const struct srv_params *p,
+			const char *const *known)
+{
+	int i, k;
+
+	for (i = 0; i < p->n; i++) {
+		for (k = 0; known[k] != NULL; k++)
+			if (strcmp(p->names[i], known[k]) == 0)
+				break;
+		if (known[k] == NULL) {
+			char list[256] = "";
+
+			for (k = 0; known[k] != NULL; k++) {
+				strncat(list, k ? ", " : "",
+					sizeof(list) - strlen(list) - 1);
+				strncat(list, known[k],
+					sizeof(list) - strlen(list) - 1);
+			}
+			reply_error(rq, 400, "INVAL",
+				    "unknown parameter '%.64s' (known: %s)",
+				    p->names[i], list);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool get_format(struct srv_request *rq, const char *what,
+		       const char *v, dsc_format dflt, dsc_format *out)
+{
+	if (v == NULL || *v == '\0' ||
+	    (dflt == DSC_FORMAT_UNKNOWN && strcmp(v, "auto") == 0)) {
+		*out = dflt;
+		return true;
+	}
+	*out = dsc_format_from_name(v);
+	if (*out == DSC_FORMAT_UNKNOWN) {
+		reply_error(rq, 415, "UNSUPPORTED",
+			    "%s format '%.64s' is not supported (raw, vmdk%s)",
+			    what, v, dflt == DSC_FORMAT_UNKNOWN ? ", auto" : "");
+		return false;
+	}
+	return true;
+}
+
+static bool get_bool(struct srv_request *rq, const char *what, const char *v,
+		     bool *out)
+{
+	*out = false;
+	if (v == NULL)
+		return true;
+	if (!parse_bool(v, out)) {
+		reply_error(rq, 400, "INVAL",
+			    "%s must be true or false, not '%.64s'", what, v);
+		return false;
+	}
+	return true;
+}
+
+/* Fill cp from string values (query parameters or JSON strings). */
+static bool get_conv_params(struct srv_request *rq, const char *src,
+			    const char *dst, const char *prealloc,
+			    const char *overwrite, const char *name,
+			    const char *sha256, struct conv_params *cp)
+{
+	memset(cp, 0, sizeof(*cp));
+	if (!get_format(rq, "src", src, DSC_FORMAT_UNKNOWN, &cp->src) ||
+	    !get_format(rq, "dst", dst, DSC_FORMAT_RAW, &cp->dst) ||
+	    !get_bool(rq, "prealloc", prealloc, &cp->prealloc) ||
+	    !get_bool(rq, "overwrite", overwrite, &cp->overwrite))
+		return false;
+	if (name != NULL && !name_is_valid(name)) {
+		reply_error(rq, 400, "INVAL",
+			    "name must be a plain file name of 1-%d characters "
+			    "from [A-Za-z0-9._-], not starting with '.'",
+			    SRV_NAME_MAX);
+		return false;
+	}
+	cp->name = name;
+	if (sha256 != NULL && !dsc_sha256_hex_valid(sha256)) {
+		reply_error(rq, 400, "INVAL",
+			    "sha256 must be 64 hexadecimal digits");
+		return false;
+	}
+	cp->sha256 = sha256;
+	return true;
+}
+
+/* 409 before reading anything when the output is taken (the library
+ * checks again when it commits, so a race still cannot clobber it). */
+static bool check_free(struct srv_request *rq, const struct conv_params *cp,
+		       const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (cp->overwrite)
+		return true;
+	snprintf(path, sizeof(path), "%s/%s", srv_cfg.outdir, name);
+	if (lstat(path, &st) == 0) {
+		reply_error(rq, 409, "EXISTS",
+			    "%s already exists (overwrite=true replaces it)",
+			    name);
+		return false;
+	}
+	return true;
+}
+
+static const char *format_ext(dsc_format f)
+{
+	return f == DSC_FORMAT_VMDK ? ".vmdk" : ".img";
+}
+
+/* ---- converting into outdir ------------------------------------------- */
+
+/* What the commit hook must check before the output appears. */
+struct source {
+	dsc_stream *raw_in;   /* request body or URL stream */
+	struct body_ctx *body;
+	struct srv_multipart *mp;
+	dsc_stream *part;     /* multipart field, or NULL */
+	dsc_stream *hashed;   /* SHA-256 read wrapper, or NULL */
+	const char *expect;   /* expected SHA-256 */
+	dsc_stream *in;       /* what the converter reads */
+};
+
+static dsc_err source_prefinish(void *user, struct dsc_error *e)
+{
+	struct source *s = user;
+	uint64_t skipped;
+	char hex[DSC_SHA256_HEX_LEN + 1];
+	dsc_err rc;
+
+	/* Read the source to its very end: a body or download that broke off
+	 * after the image's last marker is still a failed transfer, and the
+	 * digest covers every byte. */
+	rc = dsc_stream_skip(s->in, UINT64_MAX, &skipped, e);
+	if (rc == DSC_OK && s->mp != NULL)
+		rc = multipart_finish(s->mp, s->part, e);
+	if (rc != DSC_OK)
+		return rc;
+	if (s->hashed != NULL) {
+		rc = dsc_stream_sha256_hex(s->hashed, hex, e);
+		if (rc != DSC_OK)
+			return rc;
+		if (strcasecmp(hex, s->expect) != 0)
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: SHA-256 mismatch: expected "
+					     "%s, got %s",
+					     dsc_stream_name(s->raw_in),
+					     s->expect, hex);
+	}
+	return DSC_OK;
+}
+
+static void worker_set_temp(const char *path)
+{
+	struct srv_slot *slot = &srv_board->slots[srv_my_slot];
+
+	snprintf(slot->temp, sizeof(slot->temp), "%s", path ? path : "");
+}
+
+/* Stop waiting on a URL when the web server dropped the connection (its
+ * client went away): nothing else is sent on it once the request is in. */
+static bool connection_dropped(void *user)
+{
+	struct srv_request *rq = user;
+	struct pollfd pfd = {.fd = rq->fcgx->ipcFd, .events = POLLIN | POLLRDHUP};
+
+	if (poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+		rq->client_gone = true;
+		return true;
+	}
+	return false;
+}
+
+static bool progress_cb(void *user, const struct dsc_progress *p)
+{
+	(void)p;
+	return !connection_dropped(user);
+}
+
+/* Convert src->in into outdir/name and reply. Owns nothing of src. */
+static void convert_to_outdir(struct srv_request *rq, struct source *src,
+			      const struct conv_params *cp, const char *name,
+			      bool watch_client)
+{
+	struct dsc_convert_opts opts = {0};
+	struct dsc_convert_stats stats = {0};
+	struct dsc_error err = {0};
+	struct srv_output *o = NULL;
+	dsc_stream *out = NULL;
+	char path[PATH_MAX];
+	dsc_err rc;
+
+	if (cp->sha256 != NULL) {
+		rc = dsc_stream_open_sha256(src->in, 0, &src->hashed, &err);
+		if (rc != DSC_OK)
+			goto fail;
+		src->expect = cp->sha256;
+		src->in = src->hashed;
+	}
+	rc = output_create(srv_cfg.outdir, name, cp->overwrite,
+			   source_prefinish, src, &o, &out, &err);
+	if (rc != DSC_OK)
+		goto fail;
+	worker_set_temp(output_temp_path(o));
+	opts.src_fmt = cp->src;
+	opts.dst_fmt = cp->dst;
+	opts.prealloc = cp->prealloc;
+	opts.extent_name = name;
+	opts.max_capacity = srv_cfg.max_capacity;
+	if (watch_client) {
+		opts.progress = progress_cb;
+		opts.progress_user = rq;
+	}
+	rc = dsc_convert(src->in, out, &opts, &stats, &err);
+	dsc_stream_close(out);
+	worker_set_temp(NULL);
+	if (rc != DSC_OK)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/%s", srv_cfg.outdir, name);
+	{
+		json_t *j = json_pack(
+			"{s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "output", path,
+			"name", name, "format", dsc_format_name(cp->dst),
+			"writtenBytes", (json_int_t)stats.bytes_written,
+			"capacityBytes", (json_int_t)stats.capacity,
+			"readBytes", (json_int_t)stats.bytes_read,
+			"elapsedSeconds", stats.seconds);
+		const char *sha = output_sha256(o);
+
+		if (j != NULL)
+			json_object_set_new(j, "sha256",
+					    sha ? json_string(sha) : json_null());
+		reply_json(rq, 200, j);
+	}
+	if (src->hashed)
+		dsc_stream_close(src->hashed);
+	src->hashed = NULL;
+	output_free(o);
+	return;
+fail:
+	worker_set_temp(NULL);
+	output_free(o);
+	if (src->hashed)
+		dsc_stream_close(src->hashed);
+	src->hashed = NULL;
+	/* A body shorter than its Content-Length is the client's mistake. */
+	if (src->body != NULL && src->body->failed && !rq->client_gone)
+		err.code = DSC_ERR_INVAL;
+	if (err.code == DSC_OK)
+		dsc_error_set(&err, rc, 0, "%s", dsc_strerror(rc));
+	reply_dsc_error(rq, &err, rq->client_gone);
+}
+
+/* ---- /upload ---------------------------------------------------------- */
+
+static bool media_type_is(const char *ctype, const char *want)
+{
+	size_t n = strlen(want);
+
+	while (*ctype == ' ')
+		ctype++;
+	return strncasecmp(ctype, want, n) == 0 &&
+	       (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+static void h_upload(struct srv_request *rq)
+{
+	static const char *const known[] = {"src",  "dst",	 "prealloc",
+					    "name", "overwrite", "sha256",
+					    NULL};
+	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
+	struct srv_params p = {0};
+	struct conv_params cp;
+	struct body_ctx bc;
+	struct source src = {0};
+	struct dsc_error err = {0};
+	dsc_stream *body = NULL, *part = NULL;
+	const char *name;
+	bool multipart = false;
+
+	if (!params_parse(&p, rq->query)) {
+		reply_error(rq, 400, "INVAL",
+			    "malformed query string (bad %%-escape, NUL, "
+			    "repeated or too many parameters)");
+		return;
+	}
+	if (!check_known(rq, &p, known) ||
+	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
+			     params_get(&p, "prealloc"),
+			     params_get(&p, "overwrite"), params_get(&p, "name"),
+			     params_get(&p, "sha256"), &cp))
+		goto out;
+	name = cp.name ? cp.name : "upload.img";
+	if (ctype == NULL || *ctype == '\0' ||
+	    media_type_is(ctype, "application/octet-stream")) {
+		multipart = false;
+	} else if (media_type_is(ctype, "multipart/form-data")) {
+		multipart = true;
+	} else {
+		reply_error(rq, 415, "UNSUPPORTED",
+			    "content type '%.100s' is not supported (use "
+			    "application/octet-stream or multipart/form-data "
+			    "with a 'file' field)",
+			    ctype);
+		goto out;
+	}
+	if (!check_free(rq, &cp, name))
+		goto out;
+	if (fcgx_body_stream(rq, &bc, &body, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, false);
+		goto out;
+	}
+	if (bc.length != UINT64_MAX && srv_cfg.max_capacity && !multipart &&
+	    cp.src == DSC_FORMAT_RAW && bc.length > srv_cfg.max_capacity) {
+		reply_error(rq, 413, "LIMIT",
+			    "request body: a raw image of %llu bytes exceeds "
+			    "the limit of %llu bytes",
+			    (unsigned long long)bc.length,
+			    (unsigned long long)srv_cfg.max_capacity);
+		goto out;
+	}
+	src.raw_in = body;
+	src.body = &bc;
+	src.in = body;
+	if (multipart) {
+		if (multipart_stream(body, ctype, "file", &src.mp, &part,
+				     &err) != DSC_OK) {
+			if (bc.failed && !rq->client_gone)
+				err.code = DSC_ERR_INVAL;
+			reply_dsc_error(rq, &err, rq->client_gone);
+			goto out;
+		}
+		src.part = part;
+		src.in = part;
+	}
+	convert_to_outdir(rq, &src, &cp, name, false);
+out:
+	dsc_stream_close(part);
+	dsc_stream_close(body);
+	params_free(&p);
+}
+
+/* ---- /import ---------------------------------------------------------- */
+
+/* The URL's last path segment with the destination's extension, when that
+ * is a valid name; else "import" + extension. */
+static void default_import_name(const char *url, dsc_format dst, char *out,
+				size_t outsz)
+{
+	const char *p = strstr(url, "://"), *seg, *end, *dot;
+	char base[SRV_NAME_MAX + 1];
+	size_t n;
+
+	p = p ? p + 3 : url;
+	end = p + strcspn(p, "?#");
+	seg = end;
+	while (seg > p && seg[-1] != '/')
+		seg--;
+	if (seg == p) /* only a host */
+		seg = end;
+	n = (size_t)(end - seg);
+	dot = memrchr(seg, '.', n);
+	if (dot != NULL && dot > seg)
+		n = (size_t)(dot - seg);
+	if (n == 0 || n >= sizeof(base) - 6) {
+		snprintf(out, outsz, "import%s", format_ext(dst));
+		return;
+	}
+	memcpy(base, seg, n);
+	base[n] = '\0';
+	snprintf(out, outsz, "%s%s", base, format_ext(dst));
+	if (!name_is_valid(out))
+		snprintf(out, outsz, "import%s", format_ext(dst));
+}
+
+#define IMPORT_HEADERS_MAX 32
+
+static void do_import(struct srv_request *rq, const char *url,
+		      const struct conv_params *cp, const char *const *headers)
+{
+	struct dsc_url_opts uo;
+	struct dsc_error err = {0};
+	struct source src = {0};
+	dsc_stream *in = NULL;
+	char name[SRV_NAME_MAX + 8];
+
+	if (cp->name)
+		snprintf(name, sizeof(name), "%s", cp->name);
+	else
+		default_import_name(url, cp->dst, name, sizeof(name));
+	if (!check_free(rq, cp, name))
+		return;
+	dsc_url_opts_init(&uo);
+	uo.headers = headers;
+	uo.policy = srv_policy;
+	uo.retries = srv_cfg.import_retries;
+	uo.idle_timeout = srv_cfg.import_idle_timeout;
+	uo.cancel = connection_dropped;
+	uo.cancel_user = rq;
+	if (dsc_stream_open_url(url, &uo, &in, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, rq->client_gone);
+		return;
+	}
+	src.raw_in = in;
+	src.in = in;
+	convert_to_outdir(rq, &src, cp, name, true);
+	dsc_stream_close(in);
+}
+
+static void h_import_get(struct srv_request *rq)
+{
+	static const char *const known[] = {"url",	 "src",	   "dst",
+					    "prealloc",	 "name",   "overwrite",
+					    "sha256",	 NULL};
+	struct srv_params p = {0};
+	struct conv_params cp;
+	const char *url;
+
+	if (!params_parse(&p, rq->query)) {
+		reply_error(rq, 400, "INVAL",
+			    "malformed query string (bad %%-escape, NUL, "
+			    "repeated or too many parameters)");
+		return;
+	}
+	if (!check_known(rq, &p, known) ||
+	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
+			     params_get(&p, "prealloc"),
+			     params_get(&p, "overwrite"), params_get(&p, "name"),
+			     params_get(&p, "sha256"), &cp))
+		goto out;
+	url = params_get(&p, "url");
+	if (url == NULL || *url == '\0') {
+		reply_error(rq, 400, "INVAL", "/import needs a url parameter");
+		goto out;
+	}
+	do_import(rq, url, &cp, NULL);
+out:
+	params_free(&p);
+}
+
+/* A JSON member as a string: strings as they are, booleans as
+ * "true"/"false"; NULL when absent or null. *bad on another type. */
+static const char *json_str(json_t *o, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_boolean(v))
+		return json_is_true(v) ? "true" : "false";
+	*bad = true;
+	return NULL;
+}
+
+static void h_import_post(struct srv_request *rq)
+{
+	static const char *const known[] = {"url",	"src",	   "dst",
+					    "prealloc", "name",	   "overwrite",
+					    "sha256",	"headers", NULL};
+	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
+	const char *hdrs[IMPORT_HEADERS_MAX + 1] = {NULL};
+	char *hdr_store[IMPORT_HEADERS_MAX] = {NULL};
+	struct dsc_error err = {0};
+	struct body_ctx bc;
+	struct conv_params cp;
+	dsc_stream *body = NULL;
+	json_t *j = NULL, *h;
+	json_error_t jerr;
+	char *buf = NULL;
+	const char *key, *url, *s[6];
+	size_t n = 0, i;
+	bool bad = false;
+
+	if (rq->query != NULL && *rq->query != '\0') {
+		reply_error(rq, 400, "INVAL",
+			    "POST /import takes its parameters in a JSON body, "
+			    "not the query string");
+		return;
+	}
+	if (ctype != NULL && *ctype != '\0' &&
+	    !media_type_is(ctype, "application/json")) {
+		reply_error(rq, 415, "UNSUPPORTED",
+			    "content type '%.100s' is not supported (use "
+			    "application/json)",
+			    ctype);
+		return;
+	}
+	if (fcgx_body_stream(rq, &bc, &body, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, false);
+		return;
+	}
+	if (bc.length != UINT64_MAX && bc.length > SRV_JSON_BODY_MAX) {
+		reply_error(rq, 413, "LIMIT",
+			    "JSON body of %llu bytes exceeds %u bytes",
+			    (unsigned long long)bc.length, SRV_JSON_BODY_MAX);
+		goto out;
+	}
+	buf = malloc(SRV_JSON_BODY_MAX + 1);
+	if (buf == NULL) {
+		reply_error(rq, 503, "NOMEM", "out of memory");
+		goto out;
+	}
+	if (dsc_read_full(body, buf, SRV_JSON_BODY_MAX + 1, &n, &err) !=
+	    DSC_OK) {
+		if (bc.failed && !rq->client_gone)
+			err.code = DSC_ERR_INVAL;
+		reply_dsc_error(rq, &err, rq->client_gone);
+		goto out;
+	}
+	if (n > SRV_JSON_BODY_MAX) {
+		reply_error(rq, 413, "LIMIT", "JSON body exceeds %u bytes",
+			    SRV_JSON_BODY_MAX);
+		goto out;
+	}
+	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		reply_error(rq, 400, "INVAL",
+			    "request body is not a JSON object: %s (line %d)",
+			    j ? "another JSON type" : jerr.text,
+			    j ? 1 : jerr.line);
+		goto out;
+	}
+	json_object_foreach(j, key, h) {
+		for (i = 0; known[i] != NULL; i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (known[i] == NULL) {
+			reply_error(rq, 400, "INVAL",
+				    "unknown member '%.64s' in the JSON body",
+				    key);
+			goto out;
+		}
+	}
+	url = json_str(j, "url", &bad);
+	s[0] = json_str(j, "src", &bad);
+	s[1] = json_str(j, "dst", &bad);
+	s[2] = json_str(j, "prealloc", &bad);
+	s[3] = json_str(j, "overwrite", &bad);
+	s[4] = json_str(j, "name", &bad);
+	s[5] = json_str(j, "sha256", &bad);
+	if (bad) {
+		reply_error(rq, 400, "INVAL",
+			    "JSON members must be strings (prealloc and "
+			    "overwrite may be booleans)");
+		goto out;
+	}
+	if (url == NULL || *url == '\0') {
+		reply_error(rq, 400, "INVAL", "the JSON body needs a url");
+		goto out;
+	}
+	if (!get_conv_params(rq, s[0], s[1], s[2], s[3], s[4], s[5], &cp))
+		goto out;
+	/* headers: {"Name": "value"} or ["Name: value", ...] */
+	h = json_object_get(j, "headers");
+	n = 0;
+	if (json_is_object(h)) {
+		json_t *v;
+
+		json_object_foreach(h, key, v) {
+			if (!json_is_string(v) || n >= IMPORT_HEADERS_MAX ||
+			    strpbrk(key, "\r\n:") ||
+			    strpbrk(json_string_value(v), "\r\n")) {
+				bad = true;
+				break;
+			}
+			if (asprintf(&hdr_store[n], "%s: %s", key,
+				     json_string_value(v)) < 0) {
+				hdr_store[n] = NULL;
+				bad = true;
+				break;
+			}
+			hdrs[n] = hdr_store[n];
+			n++;
+		}
+	} else if (json_is_array(h)) {
+		json_t *v;
+
+		json_array_foreach(h, i, v) {
+			if (!json_is_string(v) || n >= IMPORT_HEADERS_MAX ||
+			    !strchr(json_string_value(v), ':') ||
+			    strpbrk(json_string_value(v), "\r\n")) {
+				bad = true;
+				break;
+			}
+			hdrs[n++] = json_string_value(v);
+		}
+	} else if (h != NULL && !json_is_null(h)) {
+		bad = true;
+	}
+	if (bad) {
+		reply_error(rq, 400, "INVAL",
+			    "headers must be an object of strings or an array "
+			    "of \"Name: value\" strings (at most %d, no line "
+			    "breaks)",
+			    IMPORT_HEADERS_MAX);
+		goto out;
+	}
+	do_import(rq, url, &cp, n ? hdrs : NULL);
+out:
+	for (i = 0; i < IMPORT_HEADERS_MAX; i++)
+		free(hdr_store[i]);
+	json_decref(j);
+	free(buf);
+	dsc_stream_close(body);
+}
+
+/* ---- /export ---------------------------------------------------------- */
+
+/* Is `real` (an absolute, resolved path) inside one of the roots? */
+static bool inside_roots(const char *real)
+{
+	int i;
+
+	for (i = 0; i < srv_cfg.n_export_roots; i++) {
+		const char *root = srv_cfg.export_roots[i];
+		size_t n = strlen(root);
+
+		if (strcmp(root, "/") == 0)
+			return true;
+		if (strncmp(real, root, n) == 0 &&
+		    (real[n] == '/' || real[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* RFC 6266: a plain ASCII fallback and the exact UTF-8 name (RFC 8187). */
+static void content_disposition(const char *fname, char *out, size_t outsz)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	char ascii[SRV_NAME_MAX + 16], enc[3 * (SRV_NAME_MAX + 16) + 1];
+	size_t i, a = 0, k = 0;
+
+	for (i = 0; fname[i] != '\0' && a < sizeof(ascii) - 1; i++) {
+		unsigned char c = (unsigned char)fname[i];
+
+		ascii[a++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ||
+			      c == '%' || c == ';')
+				     ? '_'
+				     : (char)c;
+	}
+	ascii[a] = '\0';
+	for (i = 0; fname[i] != '\0' && k + 3 < sizeof(enc); i++) {
+		unsigned char c = (unsigned char)fname[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || strchr("!#$&+-.^_`|~", c)) {
+			enc[k++] = (char)c;
+		} else {
+			enc[k++] = '%';
+			enc[k++] = hexd[c >> 4];
+			enc[k++] = hexd[c & 15];
+		}
+	}
+	enc[k] = '\0';
+	snprintf(out, outsz,
+		 "Content-Disposition: attachment; filename=\"%s\"; "
+		 "filename*=UTF-8''%s\r\n",
+		 ascii, enc);
+}
+
+/* The download name: the source's base name with the destination's
+ * extension (an existing .vmdk/.img/.raw extension is replaced). */
+static void export_name(const char *real, dsc_format dst, char *out,
+			size_t outsz)
+{
+	const char *base = strrchr(real, '/');
+	const char *dot;
+	size_t n;
+
+	base = base ? base + 1 : real;
+	n = strlen(base);
+	dot = strrchr(base, '.');
+	if (dot != NULL && dot > base &&
+	    (strcasecmp(dot, ".vmdk") == 0 || strcasecmp(dot, ".img") == 0 ||
+	     strcasecmp(dot, ".raw") == 0)) {
+		if (dst == DSC_FORMAT_RAW && strcasecmp(dot, ".vmdk") != 0 &&
+		    n <= SRV_NAME_MAX) {
+			snprintf(out, outsz, "%.*s", SRV_NAME_MAX, base);
+			return;
+		}
+		n = (size_t)(dot - base);
+	}
+	if (n > SRV_NAME_MAX - 5)
+		n = SRV_NAME_MAX - 5;
+	snprintf(out, outsz, "%.*s%s", (int)n, base, format_ext(dst));
+}
+
+static void h_export(struct srv_request *rq)
+{
+	static const char *const known[] = {"path", "src", "dst", NULL};
+	struct srv_params p = {0};
+	struct dsc_error err = {0};
+	struct dsc_convert_opts opts = {0};
+	struct dsc_convert_stats stats;
+	dsc_stream *in = NULL, *out = NULL;
+	dsc_reader *r = NULL;
+	dsc_format src, dst;
+	char full[PATH_MAX], real[PATH_MAX], proc[64], fname[SRV_NAME_MAX + 8];
+	char extra[1200];
+	const char *path;
+	uint64_t cap;
+	struct stat st;
+	ssize_t rl;
+	int fd = -1, n;
+
+	if (!params_parse(&p, rq->query)) {
+		reply_error(rq, 400, "INVAL",
+			    "malformed query string (bad %%-escape, NUL, "
+			    "repeated or too many parameters)");
+		return;
+	}
+	if (!check_known(rq, &p, known) ||
+	    !get_format(rq, "src", params_get(&p, "src"), DSC_FORMAT_UNKNOWN,
+			&src) ||
+	    !get_format(rq, "dst", params_get(&p, "dst"), DSC_FORMAT_RAW, &dst))
+		goto out;
+	path = params_get(&p, "path");
+	if (path == NULL || *path == '\0') {
+		reply_error(rq, 400, "INVAL", "/export needs a path parameter");
+		goto out;
+	}
+	/* Relative paths are taken from the first export root. */
+	if (path[0] == '/')
+		n = snprintf(full, sizeof(full), "%s", path);
+	else
+		n = snprintf(full, sizeof(full), "%s/%s",
+			     srv_cfg.export_roots[0], path);
+	if (n < 0 || (size_t)n >= sizeof(full)) {
+		reply_error(rq, 400, "INVAL", "path is too long");
+		goto out;
+	}
+	/* Open first, then ask the kernel where the open file really is:
+	 * no window in which a swapped symlink could lead elsewhere. */
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		int errnum = errno;
+		char *rp = realpath(full, NULL);
+		bool inside = rp ? inside_roots(rp) : false;
+
+		free(rp);
+		if (!inside && errnum == ENOENT) {
+			/* Judge a missing file by the directory it would be
+			 * in, so that nothing outside the roots is probed. */
+			char dir[PATH_MAX], *slash, *rd;
+
+			snprintf(dir, sizeof(dir), "%s", full);
+			slash = strrchr(dir, '/');
+			if (slash != NULL)
+				*(slash == dir ? slash + 1 : slash) = '\0';
+			rd = realpath(dir, NULL);
+			inside = rd ? inside_roots(rd) : false;
+			free(rd);
+		}
+		if (!inside)
+			reply_error(rq, 403, "PERM",
+				    "%s: outside the export roots", path);
+		else if (errnum == ENOENT || errnum == ENOTDIR)
+			reply_error(rq, 404, "NOTFOUND", "%s: no such file",
+				    path);
+		else if (errnum == EACCES || errnum == EPERM)
+			reply_error(rq, 403, "PERM", "%s: permission denied",
+				    path);
+		else
+			reply_error(rq, 500, "IO", "%s: %s", path,
+				    strerror(errnum));
+		goto out;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	rl = readlink(proc, real, sizeof(real) - 1);
+	if (rl <= 0 || (size_t)rl >= sizeof(real) - 1) {
+		reply_error(rq, 500, "IO", "%s: cannot resolve the path", path);
+		goto out;
+	}
+	real[rl] = '\0';
+	if (!inside_roots(real)) {
+		reply_error(rq, 403, "PERM", "%s: outside the export roots",
+			    path);
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		reply_error(rq, 404, "NOTFOUND", "%s: not a regular file", path);
+		goto out;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+
+	/* Probe the source for its format and capacity, so that a damaged
+	 * header is a clean 422 and dst=raw can announce Content-Length. */
+	if (dsc_stream_open_fd(fd, path, 0, &in, &err) != DSC_OK ||
+	    dsc_reader_open(in, src, &r, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, false);
+		goto out;
+	}
+	cap = dsc_reader_capacity(r);
+	src = dsc_reader_format(r);
+	dsc_reader_close(r);
+	r = NULL;
+	dsc_stream_close(in);
+	in = NULL;
+	if (srv_cfg.max_capacity && cap != DSC_CAPACITY_UNKNOWN &&
+	    cap > srv_cfg.max_capacity) {
+		reply_error(rq, 413, "LIMIT",
+			    "%s: image of %llu bytes exceeds the limit of %llu "
+			    "bytes",
+			    path, (unsigned long long)cap,
+			    (unsigned long long)srv_cfg.max_capacity);
+		goto out;
+	}
+	if (lseek(fd, 0, SEEK_SET) != 0) {
+		reply_error(rq, 500, "IO", "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	export_name(real, dst, fname, sizeof(fname));
+	content_disposition(fname, extra, sizeof(extra));
+	if (dst == DSC_FORMAT_RAW && cap != DSC_CAPACITY_UNKNOWN) {
+		size_t l = strlen(extra);
+
+		snprintf(extra + l, sizeof(extra) - l,
+			 "Content-Length: %llu\r\n", (unsigned long long)cap);
+	}
+	reply_defer_headers(rq, 200, "application/octet-stream", extra);
+	if (dsc_stream_open_fd(fd, path, DSC_FD_OWN, &in, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, false);
+		goto out;
+	}
+	fd = -1;
+	if (fcgx_reply_stream(rq, &out, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, false);
+		goto out;
+	}
+	opts.src_fmt = src;
+	opts.dst_fmt = dst;
+	opts.extent_name = fname;
+	opts.max_capacity = srv_cfg.max_capacity;
+	if (dsc_convert(in, out, &opts, &stats, &err) != DSC_OK) {
+		reply_dsc_error(rq, &err, rq->client_gone);
+		goto out;
+	}
+	if (!rq->headers_sent) /* an empty image */
+		reply_flush_pending(rq);
+	if (dst == DSC_FORMAT_RAW && cap != DSC_CAPACITY_UNKNOWN &&
+	    rq->bytes_out != cap) {
+		/* Never end cleanly with a length that disagrees. */
+		reply_error(rq, 500, "IO",
+			    "%s: produced %llu bytes, announced %llu", path,
+			    (unsigned long long)rq->bytes_out,
+			    (unsigned long long)cap);
+	}
+out:
+	dsc_reader_close(r);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	if (fd >= 0)
+		close(fd);
+	params_free(&p);
+}
+
+/* ---- /status ---------------------------------------------------------- */
+
+static void h_status(struct srv_request *rq)
+{
+	int i, alive = 0, busy = 0;
+	json_t *j;
+
+	if (rq->query != NULL && *rq->query != '\0') {
+		reply_error(rq, 400, "INVAL", "/status takes no parameters");
+		return;
+	}
+	for (i = 0; i < SRV_MAX_SLOTS; i++) {
+		if (srv_board->slots[i].pid == 0)
+			continue;
+		alive++;
+		/* This request's own worker counts as busy. */
+		if (srv_board->slots[i].busy)
+			busy++;
+	}
+	j = json_pack("{s:i, s:i, s:i, s:I, s:f, s:i, s:s}", "poolSize",
+		      srv_board->pool_size, "workers", alive, "busyWorkers",
+		      busy, "requestsServed",
+		      (json_int_t)__atomic_load_n(&srv_board->served,
+						  __ATOMIC_RELAXED),
+		      "uptimeSeconds", srv_now() - srv_board->start,
+		      "masterPid", (int)srv_board->master_pid, "version",
+		      dsc_version());
+	reply_json(rq, 200, j);
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+struct route {
+	const char *method;
+	const char *path;
+	void (*handler)(struct srv_request *rq);
+};
+
+static const struct route routes[] = {
+	{"POST", "/upload", h_upload},
+	{"GET", "/import", h_import_get},
+	{"POST", "/import", h_import_post},
+	{"GET", "/export", h_export},
+	{"GET", "/status", h_status},
+};
+
+void routes_dispatch(struct srv_request *rq)
+{
+	char allow[64] = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(routes[i].path, rq->path) != 0)
+			continue;
+		if (strcmp(routes[i].method, rq->method) == 0) {
+			routes[i].handler(rq);
+			return;
+		}
+		if (allow[0] != '\0')
+			strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
+		strncat(allow, routes[i].method,
+			sizeof(allow) - strlen(allow) - 1);
+	}
+	if (allow[0] != '\0')
+		reply_method_not_allowed(rq, allow);
+	else
+		reply_error(rq, 404, "NOTFOUND", "no route for %.200s",
+			    rq->path);
+}

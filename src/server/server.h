@@ -1,0 +1,186 @@
+/* server.h - shared declarations of dsc-server (master, workers, routes).
+ *
+ * dsc-server is a pre-forked FastCGI pool: the master (pool.c) owns the
+ * listening socket and the workers; each worker (worker.c) accepts requests
+ * with libfcgi and hands them to one route table (routes.c). The request
+ * body and response are dsc_streams (io_fcgx.c), so libdsc never sees
+ * libfcgi. Workers publish their state in a shared scoreboard that /status
+ * reads.
+ */
+#ifndef DSC_SERVER_H
+#define DSC_SERVER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <fcgiapp.h>
+
+#include "dsc.h"
+
+#define DSC_MIN_D(a, b) ((a) < (b) ? (a) : (b))
+
+#define SRV_MAX_ROOTS 16
+#define SRV_MAX_NETS 32
+/* A plain output name: at most this many bytes (NAME_MAX). */
+#define SRV_NAME_MAX 255
+/* Caps on what a client can make us hold in memory. */
+#define SRV_JSON_BODY_MAX (64u * 1024u)
+#define SRV_QUERY_MAX (16u * 1024u)
+
+struct srv_config {
+	const char *outdir;
+	const char *export_roots[SRV_MAX_ROOTS];
+	int n_export_roots;
+	const char *allow_nets[SRV_MAX_NETS];
+	int n_allow_nets;
+	uint64_t max_capacity;
+	unsigned import_retries;      /* URL source retries (default 5) */
+	unsigned import_idle_timeout; /* seconds without data (default 60) */
+	int workers;
+	int grace;            /* seconds */
+	unsigned long max_requests; /* 0: unlimited */
+	const char *listen;   /* NULL: inherited fd 0 */
+	const char *socket_group;
+	int listen_fd;
+};
+
+/* One slot per worker in a MAP_SHARED scoreboard (written by the worker,
+ * read by /status and the master). */
+struct srv_slot {
+	pid_t pid;          /* 0: free */
+	int busy;
+	uint64_t requests;
+	/* The temporary output file of the current request, so the master can
+	 * remove it if the worker is killed before it could. */
+	char temp[1024];
+};
+
+#define SRV_MAX_SLOTS 256
+
+struct srv_scoreboard {
+	pid_t master_pid;
+	double start;       /* CLOCK_MONOTONIC seconds at master start */
+	int pool_size;      /* configured workers */
+	uint64_t served;    /* requests completed by all workers, ever */
+	struct srv_slot slots[SRV_MAX_SLOTS];
+};
+
+extern struct srv_config srv_cfg;
+extern struct srv_scoreboard *srv_board;
+/* The import address policy (built by main from -import-allow-net). */
+extern dsc_netpolicy *srv_policy;
+/* This worker's scoreboard slot. */
+extern int srv_my_slot;
+
+/* pool.c: run the master until it is told to stop; returns the exit code. */
+int pool_run(void);
+
+/* worker.c: the accept loop of one worker; never returns. */
+void worker_main(int slot) __attribute__((noreturn));
+double srv_now(void);
+/* One line on stderr with time and pid, written with one write(). */
+void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- one request ------------------------------------------------------ */
+
+struct srv_request {
+	FCGX_Request *fcgx;
+	char method[16];   /* copied: libfcgi frees its params at Finish */
+	char path[1024]; /* route path: REQUEST_URI without the query */
+	const char *query;
+	int status;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	bool headers_sent;
+	bool abort_conn;   /* the reply broke off: drop the connection */
+	bool client_gone;  /* reading the body or writing the reply failed */
+	char error[256];   /* for the log line */
+	/* Headers prepared by reply_defer_headers(), sent with the first byte
+	 * of the body. */
+	int pending_status;
+	char pending_ctype[64];
+	char pending_extra[1024];
+};
+
+/* routes.c */
+void routes_dispatch(struct srv_request *rq);
+
+/* reply.c */
+int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side);
+void reply_error(struct srv_request *rq, int status, const char *code,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void reply_method_not_allowed(struct srv_request *rq, const char *allow);
+void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e,
+		     bool client_side);
+/* Send headers (with the terminating blank line). `extra` may be NULL; it
+ * holds complete "Name: value\r\n" lines. */
+void reply_headers(struct srv_request *rq, int status, const char *ctype,
+		   const char *extra);
+/* Prepare headers to be sent by the reply stream's first write. */
+void reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
+			 const char *extra);
+void reply_flush_pending(struct srv_request *rq);
+/* Serialize and send a jansson object as the body; steals the reference. */
+struct json_t;
+void reply_json(struct srv_request *rq, int status, struct json_t *obj);
+
+/* io_fcgx.c: the request body and the response body as dsc_streams. */
+struct body_ctx {
+	struct srv_request *rq;
+	uint64_t length;    /* CONTENT_LENGTH, or UINT64_MAX when absent */
+	uint64_t got;
+	bool eof;
+	bool failed;        /* the client went away / body shorter than length */
+};
+dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *ctx,
+			 dsc_stream **out, struct dsc_error *e);
+dsc_err fcgx_reply_stream(struct srv_request *rq, dsc_stream **out,
+			  struct dsc_error *e);
+
+/* multipart.c: the content of the part named `field` of a
+ * multipart/form-data body read from `body`. Ends (EOF) only at that part's
+ * closing delimiter; a body that breaks off is an error. */
+struct srv_multipart;
+dsc_err multipart_stream(dsc_stream *body, const char *content_type,
+			 const char *field, struct srv_multipart **handle,
+			 dsc_stream **out, struct dsc_error *e);
+/* After the converter is done with the part: read the rest of the field
+ * and of the body, and require the close delimiter. */
+dsc_err multipart_finish(struct srv_multipart *handle, dsc_stream *part,
+			 struct dsc_error *e);
+
+/* params.c */
+struct srv_params {
+	char *names[32];
+	char *values[32];
+	int n;
+};
+/* Parse an application/x-www-form-urlencoded string. Returns false when
+ * it is malformed (bad %-escape, too many fields). */
+bool params_parse(struct srv_params *p, const char *query);
+const char *params_get(const struct srv_params *p, const char *name);
+void params_free(struct srv_params *p);
+/* "true"/"1"/"yes"/"on" and "false"/"0"/"no"/"off"/"" ; false when neither. */
+bool parse_bool(const char *s, bool *out);
+bool name_is_valid(const char *name);
+
+/* output.c: an output file in outdir (atomic, SHA-256 of what is written)
+ * whose commit first runs `hook` (e.g. checking the rest of the request
+ * body). Closing *out before dsc_convert() finished it discards the file.
+ * The srv_output outlives the stream: free it with output_free(). */
+typedef dsc_err (*out_prefinish_fn)(void *user, struct dsc_error *e);
+struct srv_output;
+dsc_err output_create(const char *dir, const char *name, bool overwrite,
+		      out_prefinish_fn hook, void *hook_user,
+		      struct srv_output **o, dsc_stream **out,
+		      struct dsc_error *e);
+/* Lower-case hex SHA-256 of the committed file, or NULL when unknown. */
+const char *output_sha256(const struct srv_output *o);
+/* The temporary file while the output is being written, else NULL. */
+const char *output_temp_path(const struct srv_output *o);
+void output_free(struct srv_output *o);
+
+#endif /* DSC_SERVER_H */

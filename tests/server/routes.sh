@@ -1,0 +1,127 @@
+#!/bin/bash
+# routes.sh - every route of dsc-server behind nginx: uploads (octet-stream
+# with and without Content-Length, multipart), exports, status, and the
+# parameter errors (400, 404, 405, 409, 415). Outputs are judged by
+# qemu-img compare against their source.
+. "$(dirname "$0")/lib.sh"
+srv_init
+nginx_start
+server_start
+
+R=$T/reply
+make_raw "$T/data/disk.raw" 4
+make_vmdk "$T/data/disk.raw" "$T/data/disk.vmdk"
+
+# ---- /status
+expect_status 200 "$R" "$BASE/status"
+check "status: poolSize 2" test "$(json_get "$R" poolSize)" = 2
+check "status: workers 2" test "$(json_get "$R" workers)" = 2
+check "status: has uptimeSeconds" test -n "$(json_get "$R" uptimeSeconds)"
+check "status: has requestsServed" test -n "$(json_get "$R" requestsServed)"
+
+# ---- /upload, octet-stream with Content-Length, raw -> raw
+expect_status 200 "$R" -X POST -T "$T/data/disk.raw" \
+	-H 'Content-Type: application/octet-stream' "$BASE/upload?name=a.img"
+check "upload raw: output in outdir" test -f "$T/out/a.img"
+check "upload raw: same disk" same_image "$T/out/a.img" raw "$T/data/disk.raw" raw
+check "upload raw: output member" test "$(json_get "$R" output)" = "$T/out/a.img"
+check "upload raw: capacityBytes" test "$(json_get "$R" capacityBytes)" = $((4 * MiB))
+check "upload raw: writtenBytes" test -n "$(json_get "$R" writtenBytes)"
+check "upload raw: elapsedSeconds" test -n "$(json_get "$R" elapsedSeconds)"
+check "upload raw: format raw" test "$(json_get "$R" format)" = raw
+check "upload raw: sha256 of the output" \
+	test "$(json_get "$R" sha256)" = "$(sha256sum <"$T/out/a.img" | cut -d' ' -f1)"
+
+# ---- chunked (no Content-Length), raw -> vmdk
+expect_status 200 "$R" -X POST -T - -H 'Transfer-Encoding: chunked' \
+	"$BASE/upload?dst=vmdk&name=b.vmdk" <"$T/data/disk.raw"
+check "chunked raw->vmdk: qemu-img check" qemu-img check -q -f vmdk "$T/out/b.vmdk"
+check "chunked raw->vmdk: same disk" same_image "$T/out/b.vmdk" vmdk "$T/data/disk.raw" raw
+check "chunked raw->vmdk: format vmdk" test "$(json_get "$R" format)" = vmdk
+check "chunked raw->vmdk: descriptor names the file" \
+	grep -aq '"b.vmdk"' "$T/out/b.vmdk"
+
+# ---- multipart, vmdk -> raw, with another field before the file
+expect_status 200 "$R" -F note=hello -F "file=@$T/data/disk.vmdk;type=application/octet-stream" \
+	"$BASE/upload?src=vmdk&dst=raw&name=c.img"
+check "multipart vmdk->raw: same disk" same_image "$T/out/c.img" raw "$T/data/disk.raw" raw
+
+# multipart, chunked, boundary search across window edges: raw -> raw
+expect_status 200 "$R" -H 'Transfer-Encoding: chunked' -F "file=@$T/data/disk.raw" \
+	"$BASE/upload?name=d.img"
+check "multipart chunked raw: same disk" same_image "$T/out/d.img" raw "$T/data/disk.raw" raw
+check "sparse output stays sparse" \
+	test "$(( $(stat -c %b "$T/out/d.img") * 512 ))" -lt $((2 * MiB))
+# prealloc needs the capacity up front: a VMDK source has it in its header
+expect_status 200 "$R" -F "file=@$T/data/disk.vmdk" "$BASE/upload?name=e.img&prealloc=true"
+check "prealloc: same disk" same_image "$T/out/e.img" raw "$T/data/disk.raw" raw
+check "prealloc: blocks allocated" \
+	test "$(( $(stat -c %b "$T/out/e.img") * 512 ))" -ge $((4 * MiB))
+
+# ---- default name, 409, overwrite
+expect_status 200 "$R" -X POST --data-binary @"$T/data/disk.vmdk" \
+	-H 'Content-Type: application/octet-stream' "$BASE/upload"
+check "default name upload.img" test -f "$T/out/upload.img"
+check "auto-detected vmdk" same_image "$T/out/upload.img" raw "$T/data/disk.raw" raw
+before=$(stat -c %Y.%i "$T/out/upload.img")
+expect_status 409 "$R" -X POST --data-binary @"$T/data/disk.vmdk" -H "Content-Type: application/octet-stream" "$BASE/upload"
+check "409 code EXISTS" test "$(json_get "$R" code)" = EXISTS
+check "409 leaves the file" test "$(stat -c %Y.%i "$T/out/upload.img")" = "$before"
+expect_status 200 "$R" -X POST --data-binary @"$T/data/disk.vmdk" -H "Content-Type: application/octet-stream" "$BASE/upload?overwrite=true&dst=vmdk"
+check "overwrite replaced it" same_image "$T/out/upload.img" vmdk "$T/data/disk.raw" raw
+
+# ---- 400: names and parameters
+for bad in '../x' '.hidden' 'a/b' 'a%20b' 'caf%C3%A9' "$(printf 'x%.0s' $(seq 256))" ''; do
+	expect_status 400 "$R" -X POST --data-binary @"$T/data/disk.vmdk" -H "Content-Type: application/octet-stream" "$BASE/upload?name=$bad"
+done
+expect_status 400 "$R" -X POST --data-binary x "$BASE/upload?nmae=x.img"
+expect_status 400 "$R" -X POST --data-binary x "$BASE/upload?prealloc=maybe"
+expect_status 400 "$R" -X POST --data-binary x "$BASE/upload?name=%zz"
+expect_status 400 "$R" -X POST --data-binary x "$BASE/upload?name=a.img&name=b.img"
+expect_status 400 "$R" -X POST --data-binary x "$BASE/upload?sha256=abc"
+expect_status 400 "$R" -H 'Content-Type: multipart/form-data' --data-binary x "$BASE/upload?name=m.img"
+expect_status 400 "$R" -F other=@"$T/data/disk.vmdk" "$BASE/upload?name=m.img"
+
+# ---- 415
+expect_status 415 "$R" -X POST -H 'Content-Type: text/plain' --data-binary x "$BASE/upload?name=t.img"
+expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?src=qcow2&name=t.img"
+expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?dst=vhd&name=t.img"
+
+# ---- 404, 405
+expect_status 404 "$R" "$BASE/nothing-here"
+check "404 code NOTFOUND" test "$(json_get "$R" code)" = NOTFOUND
+expect_status 405 "$R" "$BASE/upload"
+check "405 Allow: POST" grep -qi '^Allow: POST' <(curl -s -D - -o /dev/null "$BASE/upload")
+expect_status 405 "$R" -X DELETE "$BASE/status"
+check "405 Allow for /import" grep -qi '^Allow: GET, POST' <(curl -s -D - -o /dev/null -X PUT "$BASE/import")
+
+# ---- /export
+cp "$T/data/disk.vmdk" "$T/export/disk.vmdk"
+H=$T/headers
+expect_status 200 "$R" -D "$H" "$BASE/export?path=disk.vmdk&dst=raw"
+check "export vmdk->raw: same disk" same_image "$R" raw "$T/data/disk.raw" raw
+check "export raw: Content-Length" grep -qi "^Content-Length: $((4 * MiB))" "$H"
+check "export: Content-Disposition" \
+	grep -qi "^Content-Disposition: attachment; filename=\"disk.img\"; filename\*=UTF-8''disk.img" "$H"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vmdk"
+check "export raw->vmdk: qemu-img check" qemu-img check -q -f vmdk "$R"
+check "export raw->vmdk: same disk" same_image "$R" vmdk "$T/data/disk.raw" raw
+check "export vmdk: .vmdk name" grep -qi 'filename="a.vmdk"' "$H"
+check "export vmdk: no Content-Length" bash -c "! grep -qi '^Content-Length' '$H'"
+check "export vmdk: descriptor names the download" grep -aq '"a.vmdk"' "$R"
+expect_status 404 "$R" "$BASE/export?path=missing.vmdk"
+expect_status 400 "$R" "$BASE/export"
+expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=qcow2"
+
+# ---- nothing left behind (no temporaries in outdir)
+check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
+
+# ---- one log line per request
+check "log line per request" log_has 'POST /upload 200 in=[0-9]+ out=[0-9]+ [0-9.]+s'
+check "log line with error" log_has 'POST /upload 409 .* error="'
+expect_status 200 "$R" "$BASE/status"
+check "status: requestsServed counts" test "$(json_get "$R" requestsServed)" -ge 30
+
+server_stop TERM
+check "master exits 0 on TERM" test $? = 0
+finish
