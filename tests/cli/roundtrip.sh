@@ -72,6 +72,22 @@ check "compressible 16 MiB -> VMDK under a third of it ($(fsize "$T/out/text.vmd
 run_dsc -src "$I/random.raw" -dst "$T/out/random.vmdk" -dst-fmt vmdk
 check "random 8 MiB -> VMDK at most 1% + 256 KiB larger ($(fsize "$T/out/random.vmdk") bytes)" \
 	test "$(fsize "$T/out/random.vmdk")" -le $((8 * MiB + 8 * MiB / 100 + 262144))
+# Compression levels and thread counts change the bytes, never the disk.
+for opt in "-level fast" "-level best" "-level 1" "-level 12" "-threads 1" "-threads 3 -level 9"; do
+	run_dsc -src "$I/text.raw" -dst "$T/out/lv.vmdk" -dst-fmt vmdk $opt
+	expect_ok "$opt: text -> vmdk"
+	vmdk_all_ok "$opt" "$I/text.raw" "$T/out/lv.vmdk"
+	eval "size_${opt//[^a-z0-9]/_}=$(fsize "$T/out/lv.vmdk")"
+	rm -f "$T/out/lv.vmdk"
+done
+check "-level best ($size__level_best) is no larger than -level fast ($size__level_fast)" \
+	test "$size__level_best" -le "$size__level_fast"
+run_dsc -src "$I/mixed.raw" -dst "$T/out/t1.vmdk" -dst-fmt vmdk -threads 1
+run_dsc -src "$I/mixed.raw" -dst "$T/out/t2.vmdk" -dst-fmt vmdk -threads 2
+check "-threads 1 and -threads 2 write the same grains and tables" \
+	cmp -i 65536 "$T/out/t1.vmdk" "$T/out/t2.vmdk"
+rm -f "$T/out"/*
+
 # The descriptor names the output's own basename, also with odd names.
 cp "$I/odd-1000.raw" "$I/name with space.raw"
 run_dsc -src "$I/name with space.raw" -dst "$T/out/disk 1.vmdk" -dst-fmt vmdk

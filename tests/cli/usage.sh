@@ -39,6 +39,16 @@ usage_case "bad -src-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -src-fmt qcow2
 usage_case "bad -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt vhd
 usage_case "empty -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt ''
 usage_case "stray positional argument" -src "$T/in/a.raw" -dst "$T/out/x.raw" extra
+usage_case "bad -level" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -level 13
+usage_case "bad -level name" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -level fastest
+usage_case "bad -threads" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -threads two
+
+run_dsc -version
+if [ "$RC" -eq 0 ] && grep -Eq '^dsc-convert [0-9]+\.[0-9]+' "$T/stdout"; then
+	pass "-version prints 'dsc-convert X.Y...'"
+else
+	fail "-version prints 'dsc-convert X.Y...'" "$(last_run)" "stdout: $(head -c 200 "$T/stdout")"
+fi
 
 # ---- one or two dashes ----
 run_dsc -src "$T/in/a.raw" -dst "$T/out/one.raw"
@@ -50,6 +60,9 @@ check "--dst-fmt vmdk: a VMDK" qemu_same "$T/in/a.raw" "$T/out/two.vmdk"
 run_dsc -src "$T/in/a.raw" -dst "$T/out/three.vmdk" -dst-fmt vmdk -src-fmt raw
 expect_ok "-dst-fmt vmdk -src-fmt raw"
 check "-dst-fmt vmdk: qemu-img compare" qemu_same "$T/in/a.raw" "$T/out/three.vmdk"
+run_dsc --src="$T/in/a.raw" --dst="$T/out/four.vmdk" --dst-fmt=vmdk -q
+expect_ok "--flag=value form"
+check "--flag=value form: qemu-img compare" qemu_same "$T/in/a.raw" "$T/out/four.vmdk"
 
 # ---- format detection: -dst-fmt defaults to raw, -src-fmt from the magic ----
 run_dsc -src "$T/out/two.vmdk" -dst "$T/out/back.raw"
