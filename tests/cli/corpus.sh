@@ -70,6 +70,9 @@ rm -f "$O/iotest.raw"
 run_dsc -src "$C/iotest-version3.vmdk" -dst "$O/iotest.vmdk" -dst-fmt vmdk
 expect_ok "iotest-version3.vmdk -> dsc VMDK"
 check "iotest-version3.vmdk -> dsc VMDK: layout" vmdk_lint "$O/iotest.vmdk" $((16 * GiB))
+if command -v vmdkinfo >/dev/null; then
+	check "iotest-version3.vmdk -> dsc VMDK: vmdkinfo" vmdkinfo_ok "$O/iotest.vmdk" $((16 * GiB))
+fi
 if command -v qemu-img >/dev/null; then
 	check "iotest-version3.vmdk -> dsc VMDK: qemu-img compare" \
 		qemu-img compare -q -f vmdk -F vmdk "$C/iotest-version3.vmdk" "$O/iotest.vmdk"

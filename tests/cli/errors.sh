@@ -190,6 +190,54 @@ expect_ok "success: replace a raw destination with a VMDK"
 check "replaced by a VMDK: qemu-img compare" qemu_same "$I/src.raw" "$O/keep.raw"
 rm -f "$O"/*
 
+# Converting a file onto itself: the source is read whole before the rename.
+gen_random "$O/self.raw" 300000
+cp "$O/self.raw" "$T/self.orig"
+run_dsc -src "$O/self.raw" -dst "$O/self.raw"
+expect_ok "a raw file converted onto itself"
+check "onto itself: same bytes" cmp "$T/self.orig" "$O/self.raw"
+dir_is "onto itself: no temporary" "$O" self.raw
+rm -f "$O"/*
+
+# An empty source: raw gives an empty file; a VMDK cannot hold 0 sectors.
+: >"$I/empty.raw"
+run_dsc -src "$I/empty.raw" -dst "$O/empty.vmdk" -dst-fmt vmdk
+expect_fail "empty source -> vmdk" empty '' 
+dir_is "empty source -> vmdk: no output" "$O"
+run_dsc -src "$I/empty.raw" -dst "$O/empty.raw"
+expect_ok "empty source -> raw"
+check "empty source -> raw: an empty file" size_is "$O/empty.raw" 0
+rm -f "$O"/*
+
+# Stopped by a signal in the middle: the temporary is removed. The source is
+# a FIFO fed half of good.vmdk by a process that then waits.
+sig_case() {
+	local sig=$1 pid feeder st i
+	rm -f "$T/fifo" && mkfifo "$T/fifo"
+	"$DSC_CONVERT" -src "$T/fifo" -dst "$O/sig.raw" 2>"$T/stderr" &
+	pid=$!
+	python3 -c 'import sys, time
+data = open(sys.argv[1], "rb").read()
+sys.stdout.buffer.write(data[:len(data) // 2]); sys.stdout.flush(); time.sleep(60)' "$I/good.vmdk" >"$T/fifo" &
+	feeder=$!
+	for i in $(seq 100); do
+		ls -A "$O" | grep -q '^\.sig\.raw\.' && break
+		sleep 0.1
+	done
+	dir_has_temp() { ls -A "$O" | grep -q '^\.sig\.raw\.'; }
+	check "SIG$sig: a temporary .sig.raw.XXXXXX exists mid-conversion" dir_has_temp
+	kill -"$sig" "$pid"
+	wait "$pid"
+	st=$?
+	kill "$feeder" 2>/dev/null
+	wait "$feeder" 2>/dev/null
+	check "SIG$sig: dsc-convert ends non-zero (status $st)" test "$st" -ne 0
+	dir_is "SIG$sig: temporary removed, no output" "$O"
+}
+sig_case TERM
+sig_case INT
+sig_case HUP
+
 # Writing to stdout never leaves files in the working directory.
 (cd "$O" && "$DSC_CONVERT" -src "$I/short.vmdk" -dst - >/dev/null 2>"$T/stderr")
 RC=$? LAST_CMD="(cd out) dsc-convert -src short.vmdk -dst -"

@@ -370,6 +370,8 @@ vmdk_all_ok() {
 #         shortgrain - vmware, but the first grain inflates to half a grain
 #         shortlast - vmware, but the last grain stops at the capacity
 #                    instead of being padded to a full grain (allowed)
+#         v1, v2   - vmware with header version 1 or 2 (readers accept 1-3)
+#         crlf     - vmware with a CRLF descriptor, unquoted values
 # Tests check every crafted file that should be valid with qemu-img first.
 vmdk_craft() {
 	python3 - "$1" "$2" "$3" <<'EOF'
@@ -387,8 +389,11 @@ desc = ('# Disk DescriptorFile\nversion=1\nencoding="UTF-8"\nCID=12345678\nparen
         'createType="streamOptimized"\n\n# Extent description\nRW %d SPARSE "%s"\n\n'
         '# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = "4"\nddb.adapterType = "lsilogic"\n'
         % (cap, name)).encode()
+if layout == 'crlf':
+    desc = desc.replace(b'"streamOptimized"', b'streamOptimized').replace(b'\n', b'\r\n')
+version = {'v1': 1, 'v2': 2}.get(layout, 3)
 def header(gd, ovh, rgd=0):
-    h = struct.pack('<4sIIQQQQIQQQB4sH', b'KDMV', 3, 0x30001, cap, GRS, 1, 1, 512, rgd, gd, ovh, 0, b'\n \r\n', 1)
+    h = struct.pack('<4sIIQQQQIQQQB4sH', b'KDMV', version, 0x30001, cap, GRS, 1, 1, 512, rgd, gd, ovh, 0, b'\n \r\n', 1)
     return h + bytes(512 - len(h))
 def marker(val, typ):
     return struct.pack('<QII', val, 0, typ) + bytes(496)

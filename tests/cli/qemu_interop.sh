@@ -1,7 +1,8 @@
 #!/bin/bash
 # qemu_interop.sh - streams made by qemu-img (directory in the header, no
 # footer, no EOS) and by the other producers' layouts (VMware, open-vmdk,
-# a type 4 marker, grains out of order, an unpadded last grain) convert back byte-exact; qemu-img
+# a type 4 marker, grains out of order, an unpadded last grain, versions 1
+# and 2, a CRLF descriptor) convert back byte-exact; qemu-img
 # reads what dsc-convert writes.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -82,7 +83,7 @@ rm -f "$O"/*
 # Other producers' layouts, crafted; qemu-img vouches for each file first.
 # (shortlast: the last grain ends at the capacity, unpadded; ranges.raw's
 # size is not a multiple of the grain.)
-for layout in vmware openvmdk type4 reverse shortlast; do
+for layout in vmware openvmdk type4 reverse shortlast v1 v2 crlf; do
 	vmdk_craft "$I/ranges.raw" "$O/$layout.vmdk" $layout
 	if ! qemu_same "$I/ranges.raw" "$O/$layout.vmdk"; then
 		fail "$layout: crafted fixture rejected by qemu-img (test bug)"
