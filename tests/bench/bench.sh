@@ -1,0 +1,326 @@
+#!/bin/bash
+# bench.sh - dsc-convert against `qemu-img convert` on the same data, same run.
+#
+# Builds a realistic raw disk in a temporary directory: real files from the
+# system (a tar of /usr/lib, then one of /usr/share), blocks of written
+# zeros and holes. Then, run after run, alternating the tools, it times
+#   raw -> VMDK streamOptimized: qemu-img, dsc-convert (default level), dsc (-level fast)
+#   VMDK -> raw (qemu-img's VMDK as input): qemu-img, dsc-convert
+# and prints medians as a Markdown table (paste it into README.md), with the
+# speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
+# A 20 GiB sparse disk with some data shows that memory does not grow with
+# the capacity. When dsc-server is built and nginx is installed, uploads
+# through nginx are timed against the CLI on the same files.
+#
+# Fairness: every output is a file in the same directory (same file system).
+# dsc-convert fsyncs its output before renaming it into place; qemu-img
+# convert does not (its default cache mode for the output is "unsafe", and
+# with -t writeback its VMDK driver calls fdatasync after every grain, so
+# that is not a fair alternative either). So the main times stop after
+# `sync FILE` (one fsync of the output) for both tools: each time is "until
+# the output is on disk". The last column gives the ratio without that final
+# sync for qemu-img (dsc still syncs), i.e. what a user sees at the prompt.
+# Inputs are in the page cache for both (read once before timing).
+#
+# Environment: BENCH_SIZE_MB (MiB of real file data, default 512),
+# BENCH_RUNS (default 3), BENCH_THREADS (dsc -threads, default: dsc's own
+# default, one per CPU), BENCH_TMPDIR (default $TMPDIR or /tmp),
+# BENCH_KEEP=1 keeps the directory, BENCH_SERVER=0 skips the upload part,
+# DSC_CONVERT, DSC_SERVER, top_srcdir (set by `make bench`).
+
+if [ -z "${BASH_VERSION:-}" ]; then
+	exec bash "$0" "$@"
+fi
+set -u -o pipefail
+export LC_ALL=C
+PATH=$PATH:/usr/sbin:/sbin
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${top_srcdir:=$(cd "$here/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${DSC_CONVERT:=$top_builddir/dsc-convert}"
+: "${DSC_SERVER:=$top_builddir/dsc-server}"
+SIZE_MB=${BENCH_SIZE_MB:-512}
+RUNS=${BENCH_RUNS:-3}
+THREADS=${BENCH_THREADS:-}
+MiB=1048576
+GNU_TIME=/usr/bin/time
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+for t in qemu-img tar sync awk; do
+	command -v "$t" >/dev/null 2>&1 || die "$t is required (Debian: qemu-utils, tar, coreutils, gawk/mawk)"
+done
+[ -x "$GNU_TIME" ] || die "$GNU_TIME is required for peak RSS (Debian package: time)"
+[ -x "$DSC_CONVERT" ] || die "dsc-convert not found at $DSC_CONVERT (run make first)"
+case $SIZE_MB in '' | *[!0-9]*) die "BENCH_SIZE_MB must be a number of MiB" ;; esac
+case $RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive number" ;; esac
+[ "$SIZE_MB" -ge 16 ] || die "BENCH_SIZE_MB must be at least 16"
+
+# The server part reuses the test harness that starts nginx + dsc-server.
+SERVER=no
+if [ "${BENCH_SERVER:-1}" != 0 ] && [ -x "$DSC_SERVER" ] && command -v nginx >/dev/null 2>&1 &&
+	command -v curl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 &&
+	[ -f "$top_srcdir/tests/server/lib.sh" ]; then
+	# shellcheck source=../server/lib.sh
+	. "$top_srcdir/tests/server/lib.sh"
+	SERVER=yes
+fi
+
+T=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/dsc-bench.XXXXXX") || exit 1
+cleanup() {
+	if [ "$SERVER" = yes ]; then
+		[ "${BENCH_KEEP:-}" = 1 ] && KEEP_TMP=1
+		srv_cleanup
+	elif [ "${BENCH_KEEP:-}" = 1 ]; then
+		echo "# kept $T"
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+mkdir -p "$T/res"
+
+dsc_threads=()
+[ -n "$THREADS" ] && dsc_threads=(-threads "$THREADS")
+
+# ---- helpers ---------------------------------------------------------------
+
+usec() { echo "${EPOCHREALTIME/./}"; }
+
+# settle: write back what is dirty on this file system before a timed run,
+# so one run does not pay for the previous one's writeback.
+settle() {
+	sync -f "$T" 2>/dev/null || sync
+}
+
+# timed NAME OUTPUT CMD...: run CMD once under GNU time, then fsync OUTPUT.
+# Appends to $T/res/NAME.{wall,dur,rss,cpu}: seconds until CMD exits,
+# seconds until OUTPUT is on disk, peak RSS in KiB, user+sys CPU seconds.
+timed() {
+	local name=$1 out=$2 t0 t1 t2
+	shift 2
+	rm -f "$out"
+	settle
+	t0=$(usec)
+	if ! "$GNU_TIME" -f '%M %U %S' -o "$T/time.txt" "$@" >"$T/cmd.log" 2>&1; then
+		cat "$T/cmd.log" >&2
+		die "failed: $*"
+	fi
+	t1=$(usec)
+	sync "$out" || die "sync $out failed"
+	t2=$(usec)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$T/res/$name.wall"
+	awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$T/res/$name.dur"
+	tail -n 1 "$T/time.txt" | awk '{ print $1 }' >>"$T/res/$name.rss"
+	tail -n 1 "$T/time.txt" | awk '{ printf "%.2f\n", $2 + $3 }' >>"$T/res/$name.cpu"
+}
+
+# median FILE: the median of the numbers in FILE, one a line.
+median() {
+	sort -g "$1" | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# max FILE
+maxof() {
+	sort -g "$1" | tail -n 1
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+fmt2() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
+kib_to_mib() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1024 }'; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+fsize() { stat -c %s "$1"; }
+
+# ---- the image --------------------------------------------------------------
+#
+# Layout (D = BENCH_SIZE_MB MiB of real data):
+#   D/2 from a tar of /usr/lib | D/8 written zeros | D/4 hole |
+#   D/2 from a tar of /usr/share | D/8 written zeros | D/4 hole | 64 KiB data
+# The last 64 KiB make the trailing hole part of the disk.
+
+half=$((SIZE_MB / 2))
+zeros=$((SIZE_MB / 8))
+hole=$((SIZE_MB / 4))
+echo "# building a ${SIZE_MB} MiB-of-data image in $T ..." >&2
+(cd / && tar -cf - usr/lib 2>/dev/null) | head -c $((half * MiB)) >"$T/part1"
+(cd / && tar -cf - usr/share 2>/dev/null) | head -c $((half * MiB)) >"$T/part2"
+[ "$(fsize "$T/part1")" -eq $((half * MiB)) ] && [ "$(fsize "$T/part2")" -eq $((half * MiB)) ] ||
+	die "not enough files under /usr/lib or /usr/share for BENCH_SIZE_MB=$SIZE_MB"
+img=$T/disk.raw
+pos=0
+dd if="$T/part1" of="$img" bs=1M conv=notrunc status=none
+pos=$((pos + half))
+dd if=/dev/zero of="$img" bs=1M seek=$pos count=$zeros conv=notrunc status=none
+pos=$((pos + zeros + hole))
+dd if="$T/part2" of="$img" bs=1M seek=$pos conv=notrunc status=none
+pos=$((pos + half))
+dd if=/dev/zero of="$img" bs=1M seek=$pos count=$zeros conv=notrunc status=none
+pos=$((pos + zeros + hole))
+head -c 65536 "$T/part1" | dd of="$img" bs=64k seek=$((pos * 16)) conv=notrunc status=none
+rm -f "$T/part1"
+cap=$(fsize "$img")
+alloc=$(($(stat -c %b "$img") * $(stat -c %B "$img")))
+cat "$img" >/dev/null # into the page cache, for every tool alike
+
+load_start=$(loadavg)
+echo "# machine: $(nproc) CPUs, $(uname -m), $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo);" \
+	"file system of the outputs: $(stat -f -c %T "$T") ($(df --output=source "$T" | tail -n 1))"
+echo "# $("$DSC_CONVERT" -version 2>&1 | head -n 1); $(qemu-img --version | head -n 1)"
+echo "# image: $((cap / MiB)) MiB capacity, $((alloc / MiB)) MiB allocated" \
+	"(${SIZE_MB} MiB of files from /usr/lib + /usr/share, $((2 * zeros)) MiB of written zeros, $((2 * hole)) MiB of holes)"
+echo "# runs: $RUNS each, tools alternating; dsc threads: ${THREADS:-default}; load average at start: $load_start"
+
+# ---- raw -> VMDK -------------------------------------------------------------
+
+q_vmdk=$T/q.vmdk
+d_vmdk=$T/d.vmdk
+f_vmdk=$T/f.vmdk
+for run in $(seq "$RUNS"); do
+	echo "# raw->vmdk run $run/$RUNS" >&2
+	timed q2v "$q_vmdk" qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$img" "$q_vmdk"
+	timed d2v "$d_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$d_vmdk" -dst-fmt vmdk
+	timed f2v "$f_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src "$img" -dst "$f_vmdk" -dst-fmt vmdk
+done
+q_size=$(fsize "$q_vmdk")
+d_size=$(fsize "$d_vmdk")
+f_size=$(fsize "$f_vmdk")
+
+# ---- VMDK -> raw (qemu-img's VMDK as the input of both) ----------------------
+
+src_vmdk=$T/src.vmdk
+mv "$q_vmdk" "$src_vmdk"
+cat "$src_vmdk" >/dev/null
+q_raw=$T/q.raw
+d_raw=$T/d.raw
+for run in $(seq "$RUNS"); do
+	echo "# vmdk->raw run $run/$RUNS" >&2
+	timed q2r "$q_raw" qemu-img convert -q -f vmdk -O raw "$src_vmdk" "$q_raw"
+	timed d2r "$d_raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$src_vmdk" -dst "$d_raw"
+done
+
+# ---- check the outputs (not timed) -------------------------------------------
+
+echo "# checking the outputs with qemu-img compare" >&2
+verdict=ok
+qemu-img compare -q -f raw -F vmdk "$img" "$d_vmdk" || verdict="FAILED: default-level VMDK differs"
+qemu-img compare -q -f raw -F vmdk "$img" "$f_vmdk" || verdict="FAILED: fast-level VMDK differs"
+qemu-img compare -q -f raw -F raw "$img" "$d_raw" || verdict="FAILED: raw output differs"
+qemu-img check -q -f vmdk "$d_vmdk" || verdict="FAILED: qemu-img check of the VMDK"
+rm -f "$q_raw" "$d_raw" "$f_vmdk"
+
+# ---- a 20 GiB sparse disk ----------------------------------------------------
+#
+# 4 x 16 MiB of real data at 0, 7 GiB, 13 GiB and the end: the converters'
+# memory must not depend on the capacity.
+
+echo "# 20 GiB sparse disk" >&2
+big=$T/big.raw
+truncate -s 20G "$big"
+for at in 0 7168 13312 20464; do
+	dd if="$T/part2" of="$big" bs=1M count=16 seek=$at conv=notrunc status=none
+done
+rm -f "$T/part2"
+big_cap=$(fsize "$big")
+timed bq2v "$T/bq.vmdk" qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$big" "$T/bq.vmdk"
+timed bd2v "$T/bd.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$big" -dst "$T/bd.vmdk" -dst-fmt vmdk
+timed bq2r "$T/bq.raw" qemu-img convert -q -f vmdk -O raw "$T/bd.vmdk" "$T/bq.raw"
+timed bd2r "$T/bd.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$T/bd.vmdk" -dst "$T/bd.raw"
+qemu-img compare -q -f raw -F raw "$big" "$T/bd.raw" || verdict="FAILED: 20 GiB raw output differs"
+big_qsize=$(fsize "$T/bq.vmdk")
+big_dsize=$(fsize "$T/bd.vmdk")
+rm -f "$T/bq.vmdk" "$T/bq.raw" "$T/bd.raw"
+
+# ---- uploads through nginx -----------------------------------------------------
+
+up_rows=()
+# upload NAME FILE QUERY OUT: POST FILE to /upload?QUERY, timed until the
+# reply (dsc-server has fsynced and renamed $T/out/OUT by then).
+upload() {
+	local name=$1 file=$2 query=$3 out=$4 t0 t1 code
+	settle
+	t0=$(usec)
+	code=$(curl -s -o "$T/up.json" -w '%{http_code}' -X POST -T "$file" \
+		-H 'Content-Type: application/octet-stream' -H 'Expect:' "$BASE/upload?$query")
+	t1=$(usec)
+	case $code in
+	2??) ;;
+	*) die "upload of $file failed: HTTP $code: $(head -c 300 "$T/up.json")" ;;
+	esac
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$T/res/$name.dur"
+	rm -f "$T/out/$out"
+}
+
+if [ "$SERVER" = yes ]; then
+	echo "# uploads through nginx" >&2
+	mkdir -p "$T/out" "$T/export" "$T/nginx/logs" "$T/nginx/tmp"
+	nginx_start >&2
+	WORKERS=2 server_start >&2
+	for run in $(seq "$RUNS"); do
+		echo "# upload run $run/$RUNS" >&2
+		upload uv2r "$src_vmdk" "dst=raw&name=up.raw&overwrite=true" up.raw
+		timed cv2r "$T/c.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$src_vmdk" -dst "$T/c.raw"
+		upload ur2v "$img" "dst=vmdk&name=up.vmdk&overwrite=true" up.vmdk
+		timed cr2v "$T/c.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$T/c.vmdk" -dst-fmt vmdk
+	done
+	rm -f "$T/c.raw" "$T/c.vmdk"
+fi
+load_end=$(loadavg)
+
+# ---- the report ----------------------------------------------------------------
+
+row() { # LABEL QNAME DNAME SIZE_RATIO
+	local qd qw dd
+	qd=$(median "$T/res/$2.dur")
+	qw=$(median "$T/res/$2.wall")
+	dd=$(median "$T/res/$3.dur")
+	printf '| %s | %s | %s | **%s** | %s | %s | %s | %s |\n' "$1" "$(fmt2 "$qd")" "$(fmt2 "$dd")" \
+		"$(ratio "$qd" "$dd")" "$4" "$(kib_to_mib "$(maxof "$T/res/$3.rss")")" \
+		"$(kib_to_mib "$(maxof "$T/res/$2.rss")")" "$(ratio "$qw" "$dd")"
+}
+
+echo
+echo "| conversion | qemu-img s | dsc s | speed qemu/dsc | size dsc/qemu | dsc peak RSS MiB | qemu-img peak RSS MiB | qemu/dsc, qemu unsynced |"
+echo "|---|---|---|---|---|---|---|---|"
+row "raw -> VMDK, dsc default level" q2v d2v "$(ratio "$d_size" "$q_size")"
+row "raw -> VMDK, dsc -level fast" q2v f2v "$(ratio "$f_size" "$q_size")"
+row "VMDK -> raw" q2r d2r "-"
+row "20 GiB sparse raw -> VMDK" bq2v bd2v "$(ratio "$big_dsize" "$big_qsize")"
+row "20 GiB sparse VMDK -> raw" bq2r bd2r "-"
+echo
+echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
+	"(\`sync FILE\` after each tool; dsc fsyncs by itself). Image: $((cap / MiB)) MiB," \
+	"$((alloc / MiB)) MiB allocated; VMDK sizes: qemu-img $((q_size / MiB)) MiB," \
+	"dsc default $((d_size / MiB)) MiB, dsc fast $((f_size / MiB)) MiB." \
+	"dsc CPU seconds (user+sys, median): default $(median "$T/res/d2v.cpu"), fast $(median "$T/res/f2v.cpu")," \
+	"VMDK->raw $(median "$T/res/d2r.cpu"); qemu-img: $(median "$T/res/q2v.cpu"), $(median "$T/res/q2r.cpu")." \
+	"Load average: $load_start at the start, $load_end at the end. Outputs checked: $verdict."
+if [ "$SERVER" = yes ]; then
+	echo
+	echo "| upload through nginx (curl -T, one request) | CLI s | upload s | CLI MB/s | upload MB/s | upload/CLI |"
+	echo "|---|---|---|---|---|---|"
+	for pair in "VMDK -> raw ($((($(fsize "$src_vmdk")) / MiB)) MiB VMDK):cv2r:uv2r:$src_vmdk" \
+		"raw -> VMDK ($((cap / MiB)) MiB raw, holes sent as zeros):cr2v:ur2v:$img"; do
+		IFS=: read -r label c u f <<<"$pair"
+		cs=$(median "$T/res/$c.dur")
+		us=$(median "$T/res/$u.dur")
+		printf '| %s | %s | %s | %s | %s | **%s** |\n' "$label" "$(fmt2 "$cs")" "$(fmt2 "$us")" \
+			"$(awk -v n="$(fsize "$f")" -v s="$cs" 'BEGIN { printf "%.0f", n / s / 1e6 }')" \
+			"$(awk -v n="$(fsize "$f")" -v s="$us" 'BEGIN { printf "%.0f", n / s / 1e6 }')" \
+			"$(awk -v a="$cs" -v b="$us" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+	done
+	echo
+	echo "MB/s: bytes of the source file per second (10^6). The CLI reads the raw file" \
+		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, outputs fsynced."
+else
+	echo
+	echo "Uploads through nginx: not measured (TODO: needs dsc-server built (libfcgi-dev), nginx, curl," \
+		"python3; BENCH_SERVER=0 skips it)."
+fi
+case $verdict in ok) exit 0 ;; *) echo "bench: $verdict" >&2; exit 1 ;; esac
