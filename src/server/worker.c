@@ -111,6 +111,23 @@ static void log_request(const struct srv_request *rq, double secs)
 		rq->abort_conn ? " aborted" : "", err);
 }
 
+/* The reply broke off after its headers: make the web server fail the
+ * response. Closing the connection without FCGI_END_REQUEST is not enough:
+ * nginx 1.22 (unbuffered) takes that as a normal end, sends the closing
+ * chunk of a chunked reply (a short file that looks complete) and, with a
+ * Content-Length, leaves the client waiting for bytes that never come.
+ * A record header with protocol version 0 after the last complete record
+ * is a protocol error to nginx ("upstream sent unsupported FastCGI protocol
+ * version"), which then drops the client connection mid-body. */
+static void abort_connection(FCGX_Request *req)
+{
+	static const unsigned char bad_record[8] = {0};
+
+	FCGX_FFlush(req->out);
+	(void)!write(req->ipcFd, bad_record, sizeof(bad_record));
+	shutdown(req->ipcFd, SHUT_RDWR);
+}
+
 static void handle(FCGX_Request *req)
 {
 	struct srv_request rq;
@@ -138,11 +155,8 @@ static void handle(FCGX_Request *req)
 	routes_dispatch(&rq);
 	if (rq.status == 0)
 		rq.status = 200;
-	if (rq.abort_conn) {
-		/* The reply broke off after its headers: drop the connection
-		 * so the web server cannot end the response cleanly. */
-		shutdown(req->ipcFd, SHUT_RDWR);
-	}
+	if (rq.abort_conn)
+		abort_connection(req);
 	FCGX_Finish_r(req);
 	log_request(&rq, srv_now() - t0);
 }
