@@ -14,7 +14,7 @@ resumes is served properly once the fault has run out.
           &hold=S      ... for S seconds (default 60)
           &fail=CODE   answer CODE instead of the file
           &times=K     apply cut/stall/fail only to the first K requests
-          &need=H:V    answer 403 unless the request has header H: V
+          &need=H:V[,H2:V2]  answer 403 unless the request has these headers
           &change=1    after the first request, serve other bytes under
                        another ETag and Last-Modified
           &noranges=1  ignore Range (always 200, no Accept-Ranges)
@@ -73,9 +73,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def note(self, status):
         extra = []
-        for h in ('Range', 'If-Range', 'X-Token', 'User-Agent'):
+        for h in ('Range', 'If-Range', 'X-Token', 'X-Other'):
             v = self.headers.get(h)
-            if v is not None and h != 'User-Agent':
+            if v is not None:
                 extra.append('%s=%s' % (h.lower(), v))
         log('%s %s %s -> %s' % (self.command, self.path, ' '.join(extra), status))
 
@@ -115,8 +115,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def serve_file(self, name, q, key):
         n = hit(key)
         faulty = n <= int(q.get('times', '1000000000'))
-        need = q.get('need')
-        if need:
+        for need in filter(None, q.get('need', '').split(',')):
             h, v = need.split(':', 1)
             if self.headers.get(h) != v:
                 return self.simple(403, b'missing header\n')

@@ -1,0 +1,383 @@
+/* test_curl.c - unit tests of URL streams against the loopback test server.
+ *
+ * The program starts tests/tools/httpd.py on 127.0.0.1 (port chosen by the
+ * kernel) and reads from it through dsc_stream_open_url(): 1-byte reads
+ * with a buffer small enough that the transfer pauses all the time, resume
+ * after cuts and stalls, the size from Content-Length, error codes and
+ * HTTP statuses, the address policy on the first hop and on redirects,
+ * cancellation, and the URL shown in messages without its secrets.
+ * Skipped when python3 or the tools directory is missing.
+ */
+#include "testutil.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if HAVE_CURL
+
+static pid_t server_pid;
+static char root[64];
+static int port;
+static uint8_t *file_data;
+static size_t file_len = 2u << 20;
+
+static void stop_server(void)
+{
+	char cmd[128];
+
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+		server_pid = 0;
+	}
+	if (root[0]) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", root);
+		root[0] = '\0';
+	}
+}
+
+static bool start_server(void)
+{
+	const char *top = getenv("top_srcdir");
+	char script[1024], portfile[128], logfile[128], path[128];
+	FILE *f;
+	int i;
+
+	snprintf(script, sizeof script, "%s/tests/tools/httpd.py", top ? top : ".");
+	if (access(script, R_OK) != 0 || system("python3 -c '' 2>/dev/null") != 0)
+		return false;
+	snprintf(root, sizeof root, "/tmp/dsc-test-curl.XXXXXX");
+	if (!mkdtemp(root))
+		return false;
+	atexit(stop_server);
+	file_data = tu_pattern(file_len, TU_RANDOM, 42);
+	snprintf(path, sizeof path, "%s/file.bin", root);
+	f = fopen(path, "wb");
+	if (!f || fwrite(file_data, 1, file_len, f) != file_len || fclose(f) != 0)
+		return false;
+	snprintf(portfile, sizeof portfile, "%s/port", root);
+	snprintf(logfile, sizeof logfile, "%s/log", root);
+	server_pid = fork();
+	if (server_pid < 0)
+		return false;
+	if (server_pid == 0) {
+		execlp("python3", "python3", script, "--root", root, "--port-file", portfile,
+		       "--log", logfile, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 100; i++) {
+		f = fopen(portfile, "r");
+		if (f) {
+			int ok = fscanf(f, "%d", &port) == 1;
+			fclose(f);
+			if (ok)
+				return true;
+		}
+		usleep(100000);
+	}
+	return false;
+}
+
+static void url_of(char *buf, size_t size, const char *path)
+{
+	snprintf(buf, size, "http://127.0.0.1:%d%s", port, path);
+}
+
+static void fast_opts(struct dsc_url_opts *o)
+{
+	dsc_url_opts_init(o);
+	o->retry_delay_ms = 20;
+	o->idle_timeout = 2;
+}
+
+/* Read all of `url` with reads of `step` bytes; compare with the file. */
+static dsc_err fetch(const char *path, const struct dsc_url_opts *o, size_t step,
+		     uint64_t *total, unsigned *retries, struct dsc_error *e)
+{
+	char url[512];
+	dsc_stream *s = NULL;
+	uint8_t *got = tu_xmalloc(file_len + 1);
+	size_t have = 0, n;
+	dsc_err rc;
+
+	url_of(url, sizeof url, path);
+	rc = dsc_stream_open_url(url, o, &s, e);
+	if (rc != DSC_OK)
+		goto out;
+	if (total)
+		*total = dsc_stream_total(s);
+	for (;;) {
+		size_t want = DSC_MIN(step, file_len + 1 - have);
+		if (want == 0) {
+			tu_fail(__FILE__, __LINE__, "%s: more bytes than the file has", path);
+			break;
+		}
+		rc = dsc_read_full(s, got + have, want, &n, e);
+		if (rc != DSC_OK)
+			goto out;
+		have += n;
+		if (n < want)
+			break;
+	}
+	if (have != file_len || memcmp(got, file_data, file_len) != 0)
+		tu_fail(__FILE__, __LINE__, "%s: %zu bytes differ from the %zu-byte file", path,
+			have, file_len);
+	if (retries)
+		*retries = dsc_stream_url_retries(s);
+out:
+	dsc_stream_close(s);
+	free(got);
+	return rc;
+}
+
+static void test_looks_like_url(void)
+{
+	struct dsc_url_opts o;
+
+	ASSERT(dsc_looks_like_url("http://x"));
+	ASSERT(dsc_looks_like_url("HTTPS://x/y"));
+	ASSERT(dsc_looks_like_url("ftp://x"));
+	ASSERT(dsc_looks_like_url("file:///etc/passwd"));
+	ASSERT(dsc_looks_like_url("svn+ssh://x"));
+	ASSERT(!dsc_looks_like_url("disk.raw"));
+	ASSERT(!dsc_looks_like_url("./http://x"));
+	ASSERT(!dsc_looks_like_url("-"));
+	ASSERT(!dsc_looks_like_url("c:/x"));
+	ASSERT(!dsc_looks_like_url("1http://x"));
+	ASSERT(!dsc_looks_like_url(NULL));
+	dsc_url_opts_init(&o);
+	ASSERT(o.retries == 5 && o.idle_timeout == 60 && o.max_redirects == 10);
+	ASSERT(!o.use_env_proxy && !o.insecure && o.policy == NULL);
+}
+
+static void test_refused_before_network(void)
+{
+	static const char *const bad[] = {
+		"file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "dict://x/",
+		"http://", "not a url", "",
+	};
+	const char *hdr_bad[] = {"NoColon", NULL};
+	const char *hdr_crlf[] = {"X-A: 1\r\nX-B: 2", NULL};
+	struct dsc_url_opts o;
+	dsc_stream *s = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+		struct dsc_error e = {0};
+		dsc_err rc = dsc_stream_open_url(bad[i], NULL, &s, &e);
+		if (rc != DSC_ERR_INVAL)
+			tu_fail(__FILE__, __LINE__, "'%s': %s, want INVAL (%s)", bad[i],
+				dsc_err_name(rc), e.message);
+		ASSERT(s == NULL);
+	}
+	{
+		struct dsc_error e = {0};
+		ASSERT_ERR(dsc_stream_open_url("ftp://h/x", NULL, &s, &e), DSC_ERR_INVAL);
+		ASSERT(strstr(e.message, "ftp://h/x: unsupported URL scheme 'ftp'") == e.message);
+	}
+	dsc_url_opts_init(&o);
+	o.headers = hdr_bad;
+	ASSERT_ERR(dsc_stream_open_url("http://127.0.0.1:9/", &o, &s, NULL), DSC_ERR_INVAL);
+	o.headers = hdr_crlf;
+	ASSERT_ERR(dsc_stream_open_url("http://127.0.0.1:9/", &o, &s, NULL), DSC_ERR_INVAL);
+	ASSERT_ERR(dsc_stream_open_url(NULL, NULL, &s, NULL), DSC_ERR_INVAL);
+}
+
+static void test_whole_file(void)
+{
+	struct dsc_url_opts o;
+	struct dsc_error e = {0};
+	uint64_t total = 0;
+	unsigned retries = 9;
+
+	fast_opts(&o);
+	ASSERT_OK(fetch("/f/file.bin", &o, 65536, &total, &retries, &e), &e);
+	ASSERT_EQ_U64(total, file_len);
+	ASSERT(retries == 0);
+	/* 1-byte reads over the smallest buffer: pause and continue all the
+	 * way through. */
+	o.buffer_size = 1;
+	ASSERT_OK(fetch("/f/file.bin", &o, 1, &total, NULL, &e), &e);
+	/* No Content-Length: size unknown. */
+	ASSERT_OK(fetch("/f/file.bin?chunked=1", &o, 4096, &total, NULL, &e), &e);
+	ASSERT_EQ_U64(total, UINT64_MAX);
+}
+
+static void test_resume(void)
+{
+	struct dsc_url_opts o;
+	struct dsc_error e = {0};
+	unsigned retries = 0;
+
+	fast_opts(&o);
+	o.buffer_size = 65536;
+	ASSERT_OK(fetch("/f/file.bin?cut=300000&times=4", &o, 1000, NULL, &retries, &e), &e);
+	ASSERT(retries == 4);
+	ASSERT_OK(fetch("/f/file.bin?cut=300000&rst=1&times=2", &o, 7, NULL, &retries, &e), &e);
+	ASSERT(retries == 2);
+	/* Cut before a single body byte arrived: the retry is a plain GET. */
+	ASSERT_OK(fetch("/f/file.bin?cut=0&times=1", &o, 4096, NULL, &retries, &e), &e);
+	ASSERT(retries == 1);
+	/* 5xx, then the file. */
+	ASSERT_OK(fetch("/f/file.bin?fail=502&times=2", &o, 4096, NULL, &retries, &e), &e);
+	ASSERT(retries == 2);
+	/* A stall: the idle timeout ends the try, the next resumes. */
+	o.idle_timeout = 1;
+	ASSERT_OK(fetch("/f/file.bin?stall=1000000&times=1&hold=20", &o, 4096, NULL, &retries, &e),
+		  &e);
+	ASSERT(retries == 1);
+}
+
+static void test_failures(void)
+{
+	struct dsc_url_opts o;
+	char url[512];
+	dsc_stream *s = NULL;
+
+	fast_opts(&o);
+	{
+		struct dsc_error e = {0};
+		ASSERT_ERR(fetch("/f/missing.bin", &o, 4096, NULL, NULL, &e), DSC_ERR_REMOTE);
+		ASSERT(e.http_status == 404);
+		url_of(url, sizeof url, "/f/missing.bin: HTTP 404 Not Found");
+		ASSERT(strcmp(e.message, url) == 0);
+	}
+	{
+		struct dsc_error e = {0};
+		o.retries = 2;
+		ASSERT_ERR(fetch("/f/file.bin?fail=503", &o, 4096, NULL, NULL, &e), DSC_ERR_REMOTE);
+		ASSERT(e.http_status == 503);
+		ASSERT(strstr(e.message, "HTTP 503 Service Unavailable; too many retries (3 tries") !=
+		       NULL);
+	}
+	{
+		/* Broken after the first response: the error comes from a read,
+		 * and stays. */
+		struct dsc_error e = {0};
+		uint8_t buf[4096];
+		size_t n;
+		o.retries = 1;
+		url_of(url, sizeof url, "/f/file.bin?change=1&cut=100000&times=1");
+		REQUIRE_OK(dsc_stream_open_url(url, &o, &s, &e), &e);
+		ASSERT_EQ_U64(dsc_stream_total(s), file_len);
+		ASSERT_ERR(dsc_stream_skip(s, file_len, NULL, &e), DSC_ERR_REMOTE);
+		ASSERT(strstr(e.message, "resource changed") != NULL);
+		ASSERT_ERR(dsc_read_full(s, buf, sizeof buf, &n, NULL), DSC_ERR_REMOTE);
+		dsc_stream_close(s);
+	}
+	{
+		struct dsc_error e = {0};
+		ASSERT_ERR(fetch("/loop/a", &o, 4096, NULL, NULL, &e), DSC_ERR_REMOTE);
+		ASSERT(strstr(e.message, "redirect loop") != NULL);
+	}
+	{
+		struct dsc_error e = {0};
+		o.max_redirects = 2;
+		ASSERT_ERR(fetch("/redirect/3/file.bin", &o, 4096, NULL, NULL, &e), DSC_ERR_REMOTE);
+		ASSERT(strstr(e.message, "too many redirects (more than 2)") != NULL);
+		o.max_redirects = 3;
+		ASSERT_OK(fetch("/redirect/3/file.bin", &o, 4096, NULL, NULL, &e), &e);
+	}
+	{
+		/* Secrets in the URL stay out of messages. */
+		struct dsc_error e = {0};
+		snprintf(url, sizeof url, "http://user:pa55word@127.0.0.1:%d/f/missing.bin?sig=T0KEN",
+			 port);
+		ASSERT_ERR(dsc_stream_open_url(url, &o, &s, &e), DSC_ERR_REMOTE);
+		ASSERT(strstr(e.message, "pa55word") == NULL && strstr(e.message, "T0KEN") == NULL);
+		ASSERT(strstr(e.message, "/f/missing.bin: HTTP 404") != NULL);
+	}
+}
+
+static void test_policy(void)
+{
+	struct dsc_url_opts o;
+	struct dsc_error e = {0};
+	dsc_netpolicy *p = NULL;
+	char path[256];
+
+	REQUIRE_OK(dsc_netpolicy_new(&p, &e), &e);
+	fast_opts(&o);
+	o.policy = p;
+	/* Loopback is refused by default, however it is spelled. */
+	ASSERT_ERR(fetch("/f/file.bin", &o, 4096, NULL, NULL, &e), DSC_ERR_PERM);
+	ASSERT(strstr(e.message, "address 127.0.0.1 is not allowed by the address policy") != NULL);
+	{
+		char url[128];
+		dsc_stream *s = NULL;
+		struct dsc_error e2 = {0};
+		snprintf(url, sizeof url, "http://2130706433:%d/f/file.bin", port);
+		ASSERT_ERR(dsc_stream_open_url(url, &o, &s, &e2), DSC_ERR_PERM);
+		snprintf(url, sizeof url, "http://0x7f.1:%d/f/file.bin", port);
+		ASSERT_ERR(dsc_stream_open_url(url, &o, &s, NULL), DSC_ERR_PERM);
+	}
+	/* Allowed explicitly: fine; a redirect to another loopback address
+	 * that the rules do not allow is refused at its connect. */
+	memset(&e, 0, sizeof e);
+	ASSERT_OK(dsc_netpolicy_add(p, "127.0.0.1", true, &e), &e);
+	ASSERT_OK(fetch("/f/file.bin", &o, 4096, NULL, NULL, &e), &e);
+	snprintf(path, sizeof path, "/to?url=http://127.0.0.2:%d/f/file.bin", port);
+	ASSERT_ERR(fetch(path, &o, 4096, NULL, NULL, &e), DSC_ERR_PERM);
+	ASSERT(strstr(e.message, "address 127.0.0.2 is not allowed") != NULL);
+	memset(&e, 0, sizeof e);
+	snprintf(path, sizeof path, "/to?url=http://[::1]:%d/f/file.bin", port);
+	ASSERT_ERR(fetch(path, &o, 4096, NULL, NULL, &e), DSC_ERR_PERM);
+	dsc_netpolicy_free(p);
+}
+
+static int cancel_calls;
+static bool cancel_after_two(void *user)
+{
+	return ++cancel_calls > 2;
+}
+
+static void test_cancel(void)
+{
+	struct dsc_url_opts o;
+	struct dsc_error e = {0};
+	time_t t0 = time(NULL);
+
+	fast_opts(&o);
+	o.idle_timeout = 0;
+	o.cancel = cancel_after_two;
+	ASSERT_ERR(fetch("/f/file.bin?stall=0&hold=30", &o, 4096, NULL, NULL, &e),
+		   DSC_ERR_CANCELLED);
+	ASSERT(time(NULL) - t0 < 10);
+	ASSERT(strstr(e.message, "cancelled") != NULL);
+}
+
+int main(void)
+{
+	TU_RUN(test_looks_like_url);
+	TU_RUN(test_refused_before_network);
+	if (!start_server()) {
+		tu_skip("cannot start tests/tools/httpd.py (python3, top_srcdir)");
+		return tu_exit();
+	}
+	TU_RUN(test_whole_file);
+	TU_RUN(test_resume);
+	TU_RUN(test_failures);
+	TU_RUN(test_policy);
+	TU_RUN(test_cancel);
+	stop_server();
+	return tu_exit();
+}
+
+#else
+
+int main(void)
+{
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+
+	ASSERT_ERR(dsc_stream_open_url("http://127.0.0.1/", NULL, &s, &e), DSC_ERR_UNSUPPORTED);
+	tu_skip("built without libcurl");
+	return tu_exit();
+}
+
+#endif
