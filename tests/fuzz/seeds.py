@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""seeds.py - write the seed corpora of the libFuzzer harnesses.
+
+usage: seeds.py OUTDIR
+
+Writes OUTDIR/vmdk/ (VMDK streams, for fuzz_vmdk_read and fuzz_convert),
+OUTDIR/descriptor/ (descriptor texts) and OUTDIR/raw/ (small raw disks).
+The VMDK seeds are compact on purpose: small grains (1 to 128 sectors) and
+the markers right after the descriptor, so each is a few KiB and a mutation
+reaches the interesting fields quickly. Every producer layout the reader
+must take (facts doc section 5) is represented: VMware/VirtualBox (GT/GD
+markers, footer, EOS), qemu-img (directory in the header area, no footer),
+open-vmdk (tables after the descriptor, EOS only), a type 4 marker, CRLF
+and unquoted descriptors, VirtualBox's rounded capacity. Output is the same
+on every run (fixed seeds), so the corpora can be regenerated any time.
+"""
+import os
+import random
+import struct
+import sys
+import zlib
+
+SECTOR = 512
+
+
+def pad(b, n=SECTOR):
+    return b + bytes(-len(b) % n)
+
+
+def descriptor(cap, name='seed.vmdk', crlf=False, quoted=True, extent_cap=None):
+    q = '"' if quoted else ''
+    lines = ['# Disk DescriptorFile', 'version=1', 'encoding="UTF-8"', 'CID=fffffffe',
+             'parentCID=ffffffff', 'createType=%sstreamOptimized%s' % (q, q), '',
+             '# Extent description',
+             'RW %d SPARSE "%s"' % (cap if extent_cap is None else extent_cap, name), '',
+             '# The Disk Data Base', '#DDB', '', 'ddb.virtualHWVersion = "4"',
+             'ddb.geometry.cylinders = "1"', 'ddb.geometry.heads = "255"',
+             'ddb.geometry.sectors = "63"', 'ddb.adapterType = "lsilogic"',
+             'ddb.toolsVersion = "2147483647"', '']
+    return ('\r\n' if crlf else '\n').join(lines).encode()
+
+
+def header(cap, grain, desc_sectors, overhead, gd=0xFFFFFFFFFFFFFFFF, rgd=0,
+           version=3, flags=0x30001):
+    h = struct.pack('<4sIIQQQQIQQQB4sH', b'KDMV', version, flags, cap, grain, 1,
+                    desc_sectors, 512, rgd, gd, overhead, 0, b'\n \r\n', 1)
+    return h + bytes(SECTOR - len(h))
+
+
+def meta(val, typ):
+    return struct.pack('<QII', val, 0, typ) + bytes(496)
+
+
+def grain_marker(lba, data, level=6):
+    z = zlib.compress(data, level)
+    return pad(struct.pack('<QI', lba, len(z)) + z)
+
+
+def stream(layout, cap, grain, grains, desc_kw=None, hdr_cap=None):
+    """grains: {grain index: bytes of one grain}. Returns the file."""
+    gbytes = grain * SECTOR
+    desc = pad(descriptor(cap, **(desc_kw or {})))
+    dsec = len(desc) // SECTOR
+    ngr = (cap + grain - 1) // grain
+    nranges = max(1, (ngr + 511) // 512)
+    hcap = cap if hdr_cap is None else hdr_cap
+    if layout in ('qemu', 'openvmdk'):
+        # Directory and tables in the header area, markers after them.
+        gd_at = 1 + dsec
+        gd_sec = (nranges * 4 + SECTOR - 1) // SECTOR
+        gt_at = gd_at + gd_sec
+        overhead = gt_at + 4 * nranges
+        gte = [0] * (nranges * 512)
+        body = bytearray()
+        pos = overhead
+        for g in sorted(grains):
+            gte[g] = pos
+            m = grain_marker(g * grain, grains[g].ljust(gbytes, b'\0'))
+            body += m
+            pos += len(m) // SECTOR
+        flags = 0x30003 if layout == 'qemu' else 0x30001
+        out = bytearray(header(hcap, grain, dsec, overhead, gd=gd_at, flags=flags,
+                               rgd=gd_at if layout == 'qemu' else 0))
+        out += desc
+        out += pad(struct.pack('<%dI' % nranges, *[gt_at + 4 * r for r in range(nranges)]))
+        out += struct.pack('<%dI' % len(gte), *gte)
+        out += body
+        if layout == 'openvmdk':
+            out += meta(0, 0)
+        return bytes(out)
+    overhead = 1 + dsec
+    out = bytearray(header(hcap, grain, dsec, overhead))
+    out += desc
+    gte = [0] * (nranges * 512)
+    gtpos = [0] * nranges
+    order = sorted(grains)
+    for i, g in enumerate(order):
+        gte[g] = len(out) // SECTOR
+        out += grain_marker(g * grain, grains[g].ljust(gbytes, b'\0'))
+        if layout == 'type4' and i == 0:
+            out += meta(0, 4)
+        if i + 1 == len(order) or order[i + 1] // 512 != g // 512:
+            r = g // 512
+            out += meta(4, 1)
+            gtpos[r] = len(out) // SECTOR
+            out += struct.pack('<512I', *gte[r * 512:(r + 1) * 512])
+    gd_sec = (nranges * 4 + SECTOR - 1) // SECTOR
+    out += meta(gd_sec, 2)
+    gd = len(out) // SECTOR
+    out += pad(struct.pack('<%dI' % nranges, *gtpos))
+    out += meta(1, 3)
+    out += header(hcap, grain, dsec, overhead, gd=gd)
+    out += meta(0, 0)
+    return bytes(out)
+
+
+def write(d, name, data):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+def main():
+    out = sys.argv[1]
+    rnd = random.Random(7)
+    vd, dd, rd = (os.path.join(out, x) for x in ('vmdk', 'descriptor', 'raw'))
+
+    def data(n, kind):
+        if kind == 'rand':
+            return bytes(rnd.getrandbits(8) for _ in range(n))
+        if kind == 'text':
+            return (b'grain data %08d ' * (n // 16 + 1))[:n]
+        return bytes([0x5a]) * n
+
+    seeds = {
+        'vmware-g1': stream('vmware', 8, 1, {0: data(512, 'text'), 5: data(512, 'rand')}),
+        'vmware-g8': stream('vmware', 40, 8, {0: data(4096, 'text'), 2: data(100, 'fill'),
+                                             4: data(4096, 'rand')}),
+        'vmware-g128': stream('vmware', 300, 128, {1: data(2000, 'text')}),
+        'vmware-empty': stream('vmware', 16, 8, {}),
+        'vmware-2ranges': stream('vmware', 1100, 1, {0: data(512, 'text'),
+                                                     600: data(512, 'fill')}),
+        'qemu-g8': stream('qemu', 24, 8, {0: data(4096, 'text'), 2: data(1000, 'rand')}),
+        'qemu-empty': stream('qemu', 16, 8, {}),
+        'openvmdk-g8': stream('openvmdk', 24, 8, {1: data(4096, 'text')}),
+        'type4-g8': stream('type4', 24, 8, {0: data(4096, 'fill'), 2: data(3000, 'text')}),
+        'crlf-g8': stream('vmware', 16, 8, {1: data(4096, 'text')},
+                          desc_kw={'crlf': True, 'quoted': False}),
+        'vbox-rounded': stream('vmware', 13, 8, {1: data(2560, 'text')},
+                               desc_kw={'extent_cap': 13}, hdr_cap=16),
+    }
+    for name, b in seeds.items():
+        write(vd, name + '.vmdk', b)
+    # Descriptors alone, including the ones above and odd spellings.
+    write(dd, 'plain.txt', descriptor(128))
+    write(dd, 'crlf.txt', descriptor(128, crlf=True, quoted=False))
+    write(dd, 'padded.txt', pad(descriptor(2048, name='a b.vmdk')))
+    write(dd, 'flat.txt', b'# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n'
+          b'RW 2048 FLAT "disk-flat.vmdk" 0\nRDONLY 16 SPARSE "x.vmdk"\n')
+    write(dd, 'case.txt', b'# disk descriptorfile\n  CREATETYPE = streamOptimized  \n'
+          b'\trw 5 sparse "y"\n')
+    # Raw disks for the converter.
+    write(rd, 'empty.raw', b'')
+    write(rd, 'one-byte.raw', b'\x01')
+    write(rd, 'sector.raw', data(512, 'text'))
+    write(rd, 'odd.raw', data(1000, 'rand'))
+    write(rd, 'zeros.raw', bytes(8192))
+    write(rd, 'mixed.raw', bytes(4096) + data(3000, 'text') + bytes(5000) + b'\xff')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,54 @@
+#!/bin/bash
+# seeds.sh - generate the fuzzers' seed corpora into OUTDIR (tests/fuzz/run.sh).
+#
+#   seeds.sh OUTDIR      (DSC_CONVERT: the dsc-convert to use, optional)
+#
+# OUTDIR/vmdk, OUTDIR/descriptor, OUTDIR/raw come from seeds.py (compact,
+# hand-laid streams of every producer layout); added to OUTDIR/vmdk when the
+# tools are there: our own writer's output and qemu-img's streamOptimized
+# output of a few small disks, and the interoperability corpus
+# (../shared/corpus, files up to 1 MiB). The descriptors of all VMDK seeds
+# are also cut out into OUTDIR/descriptor. Nothing here is committed.
+set -eu
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+out=${1:?usage: seeds.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+python3 "$here/seeds.py" "$out"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dsc-seeds.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+# Small raw disks: one sector, odd size, 3 grains with a hole, text.
+head -c 512 /dev/urandom >"$tmp/one.raw"
+head -c 70000 /dev/zero >"$tmp/odd.raw"
+printf 'hello, disk' | dd of="$tmp/odd.raw" bs=1 seek=66000 conv=notrunc status=none
+truncate -s 196608 "$tmp/holes.raw"
+seq 1 3000 | head -c 9000 | dd of="$tmp/holes.raw" bs=1 seek=131072 conv=notrunc status=none
+for r in "$tmp"/*.raw; do
+	b=$(basename "$r" .raw)
+	if [ -n "${DSC_CONVERT:-}" ] && [ -x "$DSC_CONVERT" ]; then
+		"$DSC_CONVERT" -q -src "$r" -dst "$out/vmdk/dsc-$b.vmdk" -dst-fmt vmdk
+	fi
+	if command -v qemu-img >/dev/null; then
+		qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$r" "$out/vmdk/qemu-$b.vmdk"
+	fi
+done
+corpus=${DSC_CORPUS:-$top/../shared/corpus}
+if [ -d "$corpus" ]; then
+	find "$corpus" -type f -size -1025k ! -name '*.md' | while read -r f; do
+		cat "$f" >"$out/vmdk/corpus-$(basename "$f")"
+	done
+fi
+# The descriptor of each VMDK seed (header fields at 28 and 36: sectors).
+python3 - "$out/vmdk" "$out/descriptor" <<'PY'
+import os, struct, sys
+src, dst = sys.argv[1:3]
+for n in sorted(os.listdir(src)):
+    b = open(os.path.join(src, n), 'rb').read()
+    if len(b) < 512 or b[:4] != b'KDMV':
+        continue
+    off, size = struct.unpack_from('<QQ', b, 28)
+    text = b[off * 512:(off + size) * 512].rstrip(b'\0')
+    if text:
+        open(os.path.join(dst, n + '.txt'), 'wb').write(text)
+PY
