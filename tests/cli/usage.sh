@@ -143,6 +143,29 @@ else
 	fail "-p shows a percentage on stderr" "$(last_run)"
 fi
 check "-p: the output is right" same_padded "$T/in/p.raw" "$T/out/p.raw"
+
+# With stderr on a terminal (script(1) gives a pty) progress is on by default,
+# and -q turns it off; a disk image is never written to a terminal.
+if ! script -qec true /dev/null >/dev/null 2>&1; then
+	echo "# script(1) cannot open a pseudo-terminal here: terminal checks skipped"
+else
+	feed="{ head -c $half '$T/in/p.vmdk'; sleep 1.5; tail -c +$((half + 1)) '$T/in/p.vmdk'; }"
+	script -qec "$feed | '$DSC_CONVERT' -src - -dst '$T/out/tty.raw'" /dev/null >"$T/tty.out" 2>&1
+	RC=$? LAST_CMD="script: (slow pipe) | dsc-convert -src - -dst tty.raw"
+	check "progress by default when stderr is a terminal (exit $RC)" grep -q '%.*MB/s' "$T/tty.out"
+	check "progress on a terminal: the output is right" same_padded "$T/in/p.raw" "$T/out/tty.raw"
+	rm -f "$T/out/tty.raw"
+	script -qec "$feed | '$DSC_CONVERT' -src - -dst '$T/out/tty.raw' -q" /dev/null >"$T/tty.out" 2>&1
+	check "-q on a terminal: nothing printed" test ! -s "$T/tty.out"
+	rm -f "$T/out/tty.raw"
+	script -qec "'$DSC_CONVERT' -src '$T/in/a.raw' -dst -" /dev/null >"$T/tty.out" 2>&1
+	RC=$?
+	if [ "$RC" -ne 0 ] && grep -q 'terminal' "$T/tty.out" && [ "$(wc -c <"$T/tty.out")" -lt 1000 ]; then
+		pass "-dst - on a terminal is refused"
+	else
+		fail "-dst - on a terminal is refused (exit $RC)" "$(head -c 300 "$T/tty.out" | od -c | head -5)"
+	fi
+fi
 check "-p: stdout empty" test ! -s "$T/stdout"
 dir_is "successful runs leave only their outputs" "$T/out" q.raw n.raw p.raw
 
