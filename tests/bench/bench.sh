@@ -18,8 +18,9 @@
 # with -t writeback its VMDK driver calls fdatasync after every grain, so
 # that is not a fair alternative either). So the main times stop after
 # `sync FILE` (one fsync of the output) for both tools: each time is "until
-# the output is on disk". The last column gives the ratio without that final
-# sync for qemu-img (dsc still syncs), i.e. what a user sees at the prompt.
+# the output is on disk". The last column gives the ratio without any final
+# sync for qemu-img and dsc-convert writing to standard output redirected to
+# the file (no fsync, no atomic rename): both leave dirty pages behind.
 # Inputs are in the page cache for both (read once before timing).
 #
 # Environment: BENCH_SIZE_MB (MiB of real file data, default 512),
@@ -56,6 +57,12 @@ for t in qemu-img tar sync awk; do
 done
 [ -x "$GNU_TIME" ] || die "$GNU_TIME is required for peak RSS (Debian package: time)"
 [ -x "$DSC_CONVERT" ] || die "dsc-convert not found at $DSC_CONVERT (run make first)"
+# A libtool wrapper script costs ~25 ms a run: use the real binary.
+lt_dir=$(dirname "$DSC_CONVERT")/.libs
+if [ "$(head -c 2 "$DSC_CONVERT")" = '#!' ] && [ -x "$lt_dir/dsc-convert" ]; then
+	DSC_CONVERT=$lt_dir/dsc-convert
+	export LD_LIBRARY_PATH=$lt_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 case $SIZE_MB in '' | *[!0-9]*) die "BENCH_SIZE_MB must be a number of MiB" ;; esac
 case $RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive number" ;; esac
 [ "$SIZE_MB" -ge 16 ] || die "BENCH_SIZE_MB must be at least 16"
@@ -101,14 +108,17 @@ settle() {
 # timed NAME OUTPUT CMD...: run CMD once under GNU time, then fsync OUTPUT.
 # Appends to $T/res/NAME.{wall,dur,rss,cpu}: seconds until CMD exits,
 # seconds until OUTPUT is on disk, peak RSS in KiB, user+sys CPU seconds.
+# With TO_STDOUT=1, CMD's standard output is OUTPUT.
 timed() {
-	local name=$1 out=$2 t0 t1 t2
+	local name=$1 out=$2 t0 t1 t2 stdout
 	shift 2
 	rm -f "$out"
+	stdout=$T/cmd.log
+	[ "${TO_STDOUT:-}" = 1 ] && stdout=$out
 	settle
 	t0=$(usec)
-	if ! "$GNU_TIME" -f '%M %U %S' -o "$T/time.txt" "$@" >"$T/cmd.log" 2>&1; then
-		cat "$T/cmd.log" >&2
+	if ! "$GNU_TIME" -f '%M %U %S' -o "$T/time.txt" "$@" >"$stdout" 2>"$T/cmd.err"; then
+		cat "$T/cmd.err" >&2
 		die "failed: $*"
 	fi
 	t1=$(usec)
@@ -187,7 +197,11 @@ for run in $(seq "$RUNS"); do
 	timed q2v "$q_vmdk" qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$img" "$q_vmdk"
 	timed d2v "$d_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$d_vmdk" -dst-fmt vmdk
 	timed f2v "$f_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src "$img" -dst "$f_vmdk" -dst-fmt vmdk
+	# The same into standard output redirected to a file: no fsync, no rename.
+	TO_STDOUT=1 timed d2vu "$T/u.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst - -dst-fmt vmdk
+	TO_STDOUT=1 timed f2vu "$T/u.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src "$img" -dst - -dst-fmt vmdk
 done
+rm -f "$T/u.vmdk"
 q_size=$(fsize "$q_vmdk")
 d_size=$(fsize "$d_vmdk")
 f_size=$(fsize "$f_vmdk")
@@ -203,7 +217,9 @@ for run in $(seq "$RUNS"); do
 	echo "# vmdk->raw run $run/$RUNS" >&2
 	timed q2r "$q_raw" qemu-img convert -q -f vmdk -O raw "$src_vmdk" "$q_raw"
 	timed d2r "$d_raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$src_vmdk" -dst "$d_raw"
+	TO_STDOUT=1 timed d2ru "$T/u.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$src_vmdk" -dst -
 done
+rm -f "$T/u.raw"
 
 # ---- check the outputs (not timed) -------------------------------------------
 
@@ -254,6 +270,7 @@ upload() {
 	*) die "upload of $file failed: HTTP $code: $(head -c 300 "$T/up.json")" ;;
 	esac
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$T/res/$name.dur"
+	fsize "$T/out/$out" >"$T/res/$name.size"
 	rm -f "$T/out/$out"
 }
 
@@ -269,33 +286,36 @@ if [ "$SERVER" = yes ]; then
 		upload ur2v "$img" "dst=vmdk&name=up.vmdk&overwrite=true" up.vmdk
 		timed cr2v "$T/c.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$T/c.vmdk" -dst-fmt vmdk
 	done
+	cli_vmdk_size=$(fsize "$T/c.vmdk")
 	rm -f "$T/c.raw" "$T/c.vmdk"
 fi
 load_end=$(loadavg)
 
 # ---- the report ----------------------------------------------------------------
 
-row() { # LABEL QNAME DNAME SIZE_RATIO
-	local qd qw dd
+row() { # LABEL QNAME DNAME SIZE_RATIO [DNAME_UNSYNCED]
+	local qd qw dd du="-"
 	qd=$(median "$T/res/$2.dur")
 	qw=$(median "$T/res/$2.wall")
 	dd=$(median "$T/res/$3.dur")
+	[ -n "${5:-}" ] && du=$(ratio "$qw" "$(median "$T/res/$5.wall")")
 	printf '| %s | %s | %s | **%s** | %s | %s | %s | %s |\n' "$1" "$(fmt2 "$qd")" "$(fmt2 "$dd")" \
 		"$(ratio "$qd" "$dd")" "$4" "$(kib_to_mib "$(maxof "$T/res/$3.rss")")" \
-		"$(kib_to_mib "$(maxof "$T/res/$2.rss")")" "$(ratio "$qw" "$dd")"
+		"$(kib_to_mib "$(maxof "$T/res/$2.rss")")" "$du"
 }
 
 echo
-echo "| conversion | qemu-img s | dsc s | speed qemu/dsc | size dsc/qemu | dsc peak RSS MiB | qemu-img peak RSS MiB | qemu/dsc, qemu unsynced |"
+echo "| conversion | qemu-img s | dsc s | speed qemu/dsc | size dsc/qemu | dsc peak RSS MiB | qemu-img peak RSS MiB | speed qemu/dsc, neither synced |"
 echo "|---|---|---|---|---|---|---|---|"
-row "raw -> VMDK, dsc default level" q2v d2v "$(ratio "$d_size" "$q_size")"
-row "raw -> VMDK, dsc -level fast" q2v f2v "$(ratio "$f_size" "$q_size")"
-row "VMDK -> raw" q2r d2r "-"
+row "raw -> VMDK, dsc default level" q2v d2v "$(ratio "$d_size" "$q_size")" d2vu
+row "raw -> VMDK, dsc -level fast" q2v f2v "$(ratio "$f_size" "$q_size")" f2vu
+row "VMDK -> raw" q2r d2r "-" d2ru
 row "20 GiB sparse raw -> VMDK" bq2v bd2v "$(ratio "$big_dsize" "$big_qsize")"
 row "20 GiB sparse VMDK -> raw" bq2r bd2r "-"
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
-	"(\`sync FILE\` after each tool; dsc fsyncs by itself). Image: $((cap / MiB)) MiB," \
+	"(\`sync FILE\` after each tool; dsc fsyncs by itself); the last column: neither synced" \
+	"(qemu-img as is, dsc-convert \`-dst - >FILE\`). Image: $((cap / MiB)) MiB," \
 	"$((alloc / MiB)) MiB allocated; VMDK sizes: qemu-img $((q_size / MiB)) MiB," \
 	"dsc default $((d_size / MiB)) MiB, dsc fast $((f_size / MiB)) MiB." \
 	"dsc CPU seconds (user+sys, median): default $(median "$T/res/d2v.cpu"), fast $(median "$T/res/f2v.cpu")," \
@@ -317,7 +337,8 @@ if [ "$SERVER" = yes ]; then
 	done
 	echo
 	echo "MB/s: bytes of the source file per second (10^6). The CLI reads the raw file" \
-		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, outputs fsynced."
+		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, outputs fsynced." \
+		"VMDK sizes: upload $(($(cat "$T/res/ur2v.size") / MiB)) MiB, CLI $((cli_vmdk_size / MiB)) MiB."
 else
 	echo
 	echo "Uploads through nginx: not measured (TODO: needs dsc-server built (libfcgi-dev), nginx, curl," \
