@@ -181,7 +181,10 @@ int pool_run(void)
 					crashes = 0;
 				}
 				last_crash = now;
-				if (++crashes >= CRASH_BURST) {
+				/* Workers dying together (one event) or
+				 * while a delay runs count once. */
+				if (++crashes >= CRASH_BURST &&
+				    now >= next_spawn) {
 					backoff = backoff == 0 ? 1 : backoff * 2;
 					if (backoff > BACKOFF_MAX)
 						backoff = BACKOFF_MAX;
