@@ -10,7 +10,10 @@
  */
 #include "testutil.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -330,6 +333,59 @@ static void test_policy(void)
 	dsc_netpolicy_free(p);
 }
 
+/* A port nobody listens on: bound, then released. */
+static int dead_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p = 0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		p = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return p;
+}
+
+static void test_env_proxy(void)
+{
+	struct dsc_url_opts o;
+	struct dsc_error e = {0};
+	char proxy[64];
+	int p = dead_port();
+
+	REQUIRE(p > 0);
+	snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", p);
+	setenv("http_proxy", proxy, 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	fast_opts(&o);
+	/* Ignored by default: the policy must see the real peer. */
+	ASSERT_OK(fetch("/f/file.bin", &o, 65536, NULL, NULL, &e), &e);
+	/* Used when asked: the dead proxy refuses. */
+	o.use_env_proxy = true;
+	ASSERT_ERR(fetch("/f/file.bin", &o, 65536, NULL, NULL, &e), DSC_ERR_REMOTE);
+	ASSERT(strstr(e.message, "Connection refused") != NULL);
+	unsetenv("http_proxy");
+}
+
+static void test_connection_refused(void)
+{
+	struct dsc_error e = {0};
+	char url[128];
+	dsc_stream *s = NULL;
+	int p = dead_port();
+
+	REQUIRE(p > 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/x.vmdk", p);
+	ASSERT_ERR(dsc_stream_open_url(url, NULL, &s, &e), DSC_ERR_REMOTE);
+	ASSERT(strstr(e.message, "x.vmdk: cannot connect: Connection refused") != NULL);
+	ASSERT(e.sys_errno == ECONNREFUSED);
+	ASSERT(e.http_status == 0);
+}
+
 static int cancel_calls;
 static bool cancel_after_two(void *user)
 {
@@ -364,6 +420,8 @@ int main(void)
 	TU_RUN(test_failures);
 	TU_RUN(test_policy);
 	TU_RUN(test_cancel);
+	TU_RUN(test_env_proxy);
+	TU_RUN(test_connection_refused);
 	stop_server();
 	return tu_exit();
 }
