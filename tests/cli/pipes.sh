@@ -96,7 +96,8 @@ expect_ok "VMDK to stdout redirected to a file"
 check "VMDK to a redirected stdout: qemu-img compare" qemu_same "$I/sparse.raw" "$O/redir.vmdk"
 rm -f "$O"/*
 
-# Grains out of order: fine into a file (seekable), refused into a pipe.
+# Grains out of order: fine into a raw file (seekable), refused into a pipe
+# and into a VMDK (whose writer never seeks).
 vmdk_craft "$I/sparse.raw" "$I/reverse.vmdk" reverse
 check "reverse-order fixture is valid for qemu-img" qemu_same "$I/sparse.raw" "$I/reverse.vmdk"
 "$D" -src "$I/reverse.vmdk" -dst - 2>"$T/stderr" | cat >/dev/null
@@ -106,6 +107,9 @@ cat "$I/reverse.vmdk" | "$D" -src - -dst "$O/rev.raw" 2>"$T/stderr"
 RC=${PIPESTATUS[1]} LAST_CMD="cat reverse.vmdk | dsc-convert -src - -dst rev.raw"
 expect_ok "grains out of order from a pipe into a file"
 check "grains out of order into a file: exact" cmp "$I/sparse.raw" "$O/rev.raw"
+run_dsc -src "$I/reverse.vmdk" -dst "$O/rev.vmdk" -dst-fmt vmdk
+expect_fail "grains out of order into a VMDK (written forward only)" rev 'order|ascending'
+dir_is "grains out of order into a VMDK: no output" "$O" rev.raw
 rm -f "$O"/*
 
 # The reader of our stdout goes away: dsc-convert stops, non-zero, no hang.
