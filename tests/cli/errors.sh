@@ -145,6 +145,11 @@ dir_is "directory source: no output" "$O"
 run_dsc -src "$I/src.raw" -dst "$T/nodir/x.raw"
 expect_fail "destination directory missing" "nodir/x.raw" ''
 check "destination directory missing: not created" test ! -e "$T/nodir"
+long=$(printf 'n%.0s' $(seq 250)).raw
+run_dsc -src "$I/src.raw" -dst "$O/$long"
+expect_ok "a 254-byte file name (NAME_MAX is 255)"
+check "a 254-byte file name: written" cmp "$I/src.raw" "$O/$long"
+rm -f "$O/$long"
 mkdir "$O/sub"
 run_dsc -src "$I/src.raw" -dst "$O/sub"
 expect_fail "destination is a directory" "$O/sub" ''
@@ -227,7 +232,7 @@ sys.stdout.buffer.write(data[:len(data) // 2]); sys.stdout.flush(); time.sleep(6
 	dir_has_temp() { ls -A "$O" | grep -q '^\.sig\.raw\.'; }
 	check "SIG$sig: a temporary .sig.raw.XXXXXX exists mid-conversion" dir_has_temp
 	kill -"$sig" "$pid"
-	wait "$pid"
+	{ wait "$pid"; } 2>/dev/null
 	st=$?
 	kill "$feeder" 2>/dev/null
 	wait "$feeder" 2>/dev/null

@@ -125,6 +125,32 @@ if [ "${PS[0]}" -eq 1 ]; then
 	check "closed pipe: one line on stderr" test "$(wc -l <"$T/stderr")" -eq 1
 fi
 
+# Special destinations named by path: written in place, never replaced by a
+# regular file (a device node stays a device: think -dst /dev/sdb).
+if mknod "$O/nulldev" c 1 3 2>/dev/null; then
+	run_dsc -src "$I/odd.raw" -dst "$O/nulldev"
+	expect_ok "-dst naming a character device (a null device node)"
+	check "the device node is still a character device" test -c "$O/nulldev"
+	dir_is "no temporary beside the device node" "$O" nulldev
+	rm -f "$O/nulldev"
+else
+	echo "# cannot mknod here (not root?): the device destination check is skipped"
+fi
+mkfifo "$O/fifo"
+timeout 60 cat "$O/fifo" >"$T/fifo.got" &
+reader=$!
+timeout 60 "$D" -src "$I/sparse.raw" -dst "$O/fifo" 2>"$T/stderr"
+RC=$? LAST_CMD="dsc-convert -src sparse.raw -dst FIFO (with a reader)"
+if [ ! -p "$O/fifo" ]; then
+	# Unblock the reader still waiting on the replaced FIFO's old inode.
+	kill "$reader" 2>/dev/null
+fi
+wait "$reader"
+expect_ok "-dst naming a FIFO with a reader"
+check "the FIFO is still a FIFO" test -p "$O/fifo"
+check "the reader of the FIFO got the image, zeros written" cmp "$I/sparse.raw" "$T/fifo.got"
+rm -f "$O"/* "$O"/.fifo.* 2>/dev/null
+
 # Writing to a full device (ENOSPC on stdout).
 for fmt in raw vmdk; do
 	"$D" -src "$I/odd.raw" -dst - -dst-fmt $fmt >/dev/full 2>"$T/stderr"
