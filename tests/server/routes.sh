@@ -58,6 +58,42 @@ check "prealloc: same disk" same_image "$T/out/e.img" raw "$T/data/disk.raw" raw
 check "prealloc: blocks allocated" \
 	test "$(( $(stat -c %b "$T/out/e.img") * 512 ))" -ge $((4 * MiB))
 
+# ---- hand-made multipart bodies: quoted boundary, preamble, other parts
+# around the file, near-delimiters inside the data, and broken bodies
+python3 - "$T/data" <<'PY'
+import os, sys
+d = sys.argv[1]
+B = b"b-1"
+img = bytearray(os.urandom(300000))
+img += b"\r\n--b-" + b"\r\n--b" + b"\r\n-" + b"\r\n" + b"--b-1"[:4]  # prefixes only
+img += bytes(1 << 20)                                    # a hole
+img += b"tail\r\n--b-\r"
+open(d + "/mp-content.raw", "wb").write(img)
+def part(hdrs, body):
+    return b"\r\n--" + B + b"\r\n" + hdrs + b"\r\n\r\n" + body
+good = (b"preamble, ignored" + part(b'Content-Disposition: form-data; name="comment"', b"--b- not yet")
+        + part(b"Content-Disposition: form-data; name=file; filename=\"x.raw\"\r\nContent-Type: application/octet-stream", bytes(img))
+        + part(b'Content-Disposition: form-data; name="after"', b"x")
+        + b"\r\n--" + B + b"--\r\nepilogue")
+open(d + "/mp-good", "wb").write(good)
+open(d + "/mp-cut", "wb").write(good[:200000])
+open(d + "/mp-noclose", "wb").write(good[:good.rindex(b"\r\n--" + B + b"--")])
+open(d + "/mp-bighdr", "wb").write(part(b"Content-Disposition: form-data; name=file\r\nX-Pad: " + b"a" * 20000, b"x") + b"\r\n--b-1--\r\n")
+open(d + "/mp-filename", "wb").write(part(b'Content-Disposition: form-data; filename="file"; name="other"', b"x") + b"\r\n--b-1--\r\n")
+PY
+MP=(-H 'Content-Type: multipart/form-data; boundary="b-1"')
+expect_status 200 "$R" "${MP[@]}" --data-binary @"$T/data/mp-good" "$BASE/upload?name=mp.img&src=raw"
+check "multipart by hand: exact content" cmp -s "$T/out/mp.img" "$T/data/mp-content.raw"
+expect_status 200 "$R" "${MP[@]}" -H 'Transfer-Encoding: chunked' --data-binary @"$T/data/mp-good" \
+	"$BASE/upload?name=mp2.img&src=raw"
+check "multipart by hand, chunked: exact content" cmp -s "$T/out/mp2.img" "$T/data/mp-content.raw"
+expect_status 422 "$R" "${MP[@]}" --data-binary @"$T/data/mp-cut" "$BASE/upload?name=mpcut.img&src=raw"
+check "multipart cut in the file: TRUNCATED" test "$(json_get "$R" code)" = TRUNCATED
+expect_status 422 "$R" "${MP[@]}" --data-binary @"$T/data/mp-noclose" "$BASE/upload?name=mpnc.img&src=raw"
+check "multipart without close delimiter: no file" test ! -e "$T/out/mpnc.img"
+expect_status 413 "$R" "${MP[@]}" --data-binary @"$T/data/mp-bighdr" "$BASE/upload?name=mph.img"
+expect_status 400 "$R" "${MP[@]}" --data-binary @"$T/data/mp-filename" "$BASE/upload?name=mpf.img"
+
 # ---- default name, 409, overwrite
 expect_status 200 "$R" -X POST --data-binary @"$T/data/disk.vmdk" \
 	-H 'Content-Type: application/octet-stream' "$BASE/upload"
