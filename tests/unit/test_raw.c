@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define UNIT 65536u
@@ -592,6 +593,108 @@ out:
 	free(dir);
 }
 
+/* Real pipes (pipe(2)): a child produces or consumes the bytes. */
+static pid_t spawn_writer(int fd, int other, const uint8_t *src, size_t len)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		size_t off = 0;
+		close(other);
+		while (off < len) {
+			ssize_t w = write(fd, src + off, DSC_MIN(50000, len - off));
+			if (w <= 0)
+				_exit(1);
+			off += (size_t)w;
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+static pid_t spawn_checker(int fd, int other, const uint8_t *want, size_t len)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		uint8_t buf[65536];
+		size_t off = 0;
+		/* Without this the child holds the write end open itself and
+		 * never sees end of file. */
+		close(other);
+		alarm(20);
+		for (;;) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+			if (n < 0)
+				_exit(2);
+			if (n == 0)
+				break;
+			if (off + (size_t)n > len || memcmp(buf, want + off, (size_t)n) != 0)
+				_exit(1);
+			off += (size_t)n;
+		}
+		_exit(off == len ? 0 : 3);
+	}
+	return pid;
+}
+
+static bool child_ok(pid_t pid)
+{
+	int st;
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void test_real_pipes(void)
+{
+	size_t len = 20 * UNIT + 300;
+	uint8_t *src = tu_pattern(len, TU_SPARSE, 2), *img = NULL;
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	uint64_t cap = 0;
+	int fds[2];
+	pid_t pid;
+
+	/* Reading a raw pipe. */
+	REQUIRE(pipe(fds) == 0);
+	pid = spawn_writer(fds[1], fds[0], src, len);
+	close(fds[1]);
+	ASSERT_OK(dsc_stream_open_fd(fds[0], "pipe:", DSC_FD_OWN, &s, &e), &e);
+	if (s) {
+		ASSERT_OK(tu_read_image(s, DSC_FORMAT_UNKNOWN, true, &img, &cap, NULL, &e), &e);
+		ASSERT_EQ_U64(cap, len);
+		ASSERT(img && memcmp(img, src, len) == 0);
+		dsc_stream_close(s);
+	} else {
+		close(fds[0]);
+	}
+	ASSERT(child_ok(pid));
+	free(img);
+
+	/* Writing raw to a pipe: holes become zeros, the size is exact. */
+	REQUIRE(pipe(fds) == 0);
+	pid = spawn_checker(fds[0], fds[1], src, len);
+	close(fds[0]);
+	s = NULL;
+	ASSERT_OK(dsc_stream_open_fd(fds[1], "stdout", DSC_FD_OWN, &s, &e), &e);
+	if (s) {
+		ASSERT(!dsc_stream_can_seek(s));
+		o.capacity = DSC_CAPACITY_UNKNOWN;
+		ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+		if (w) {
+			ASSERT_OK(put_units(w, src, len, &e), &e);
+			ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
+			dsc_writer_close(w);
+		}
+		dsc_stream_close(s);
+	} else {
+		close(fds[1]);
+	}
+	ASSERT(child_ok(pid));
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_reader_sizes);
@@ -606,5 +709,6 @@ int main(void)
 	TU_RUN(test_writer_unfinished_file);
 	TU_RUN(test_writer_prealloc);
 	TU_RUN(test_writer_prealloc_too_big);
+	TU_RUN(test_real_pipes);
 	return tu_exit();
 }

@@ -39,7 +39,11 @@ void tu_run(const char *name, void (*fn)(void))
 	int before = tu_failures;
 
 	tu_current = name;
+	/* A hung test (a pipe nobody closes) must end, not stall make check:
+	 * SIGALRM kills the program after two minutes per case. */
+	alarm(120);
 	fn();
+	alarm(0);
 	tu_ran++;
 	fprintf(stderr, "%s %s\n", tu_failures == before ? "PASS" : "FAIL", name);
 	tu_current = "?";
