@@ -699,6 +699,143 @@ static void test_real_pipes(void)
 	free(src);
 }
 
+static void test_reader_tiny_and_empty(void)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} cases[] = {{"", 0}, {"K", 1}, {"KDM", 3}, {"KDMX", 4}, {"\0\0\0\0\0", 5}};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int f;
+		for (f = 0; f < 2; f++) {
+			struct dsc_error e = {0};
+			dsc_stream *s = tu_mem_stream(cases[i].bytes, cases[i].len, "tiny.img");
+			uint8_t *img = NULL;
+			uint64_t cap = 99;
+			size_t n = 99;
+			dsc_err err = tu_read_image(s, f ? DSC_FORMAT_UNKNOWN : DSC_FORMAT_RAW, true,
+						    &img, &cap, &n, &e);
+			if (err != DSC_OK) {
+				tu_fail(__FILE__, __LINE__, "%zu-byte input (%s): %s (%s)",
+					cases[i].len, f ? "detected" : "raw", dsc_err_name(err),
+					e.message);
+			} else {
+				ASSERT_EQ_U64(cap, cases[i].len);
+				ASSERT(memcmp(img, cases[i].bytes, cases[i].len) == 0);
+				/* Only non-zero content is reported. */
+				if (dscp_is_zero(cases[i].bytes, cases[i].len))
+					ASSERT_EQ_U64(n, 0);
+				else
+					ASSERT_EQ_U64(n, 1);
+			}
+			free(img);
+			dsc_stream_close(s);
+		}
+	}
+	{
+		/* The VMDK magic is enough to be detected as VMDK, which then
+		 * fails on the rest. Forced raw, the same bytes are data. */
+		uint8_t b[512];
+		struct dsc_error e = {0};
+		dsc_stream *s;
+		uint8_t *img = NULL;
+		uint64_t cap;
+		dsc_err err;
+
+		memset(b, 0x33, sizeof(b));
+		memcpy(b, "KDMV", 4);
+		s = tu_mem_stream(b, sizeof(b), "magic.img");
+		err = tu_read_image(s, DSC_FORMAT_UNKNOWN, true, &img, &cap, NULL, &e);
+		ASSERT(err == DSC_ERR_FORMAT || err == DSC_ERR_UNSUPPORTED);
+		ASSERT(strstr(e.message, "magic.img") != NULL);
+		dsc_stream_close(s);
+		free(img);
+		img = NULL;
+		s = tu_mem_stream(b, sizeof(b), "magic.img");
+		ASSERT_OK(tu_read_image(s, DSC_FORMAT_RAW, true, &img, &cap, NULL, &e), &e);
+		ASSERT(img && cap == 512 && memcmp(img, b, 512) == 0);
+		dsc_stream_close(s);
+		free(img);
+	}
+}
+
+/* Ascending extents of random sizes and gaps, some adjacent, some
+ * sub-sector, written to a seekable and a pipe-like membuf. */
+static void test_writer_random_extents(void)
+{
+	uint32_t seed;
+
+	for (seed = 1; seed <= 6; seed++) {
+		size_t cap = 3u << 20, off = 0;
+		uint8_t *want = tu_xcalloc(cap), *data = tu_pattern(cap, TU_RANDOM, seed);
+		uint32_t x = seed * 7919u;
+		int pipe_like;
+		struct {
+			uint64_t off;
+			size_t len;
+		} ext[400];
+		size_t n = 0, i;
+
+		while (n < 400) {
+			size_t gap, len;
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			gap = x % 4 == 0 ? 0 : x % 5 == 0 ? (x >> 8) % 300000 : (x >> 8) % 3000;
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			len = x % 3 == 0 ? 1 + (x >> 8) % 511 : 1 + (x >> 8) % 150000;
+			if (off + gap + len > cap - 1000)
+				break;
+			ext[n].off = off + gap;
+			ext[n].len = len;
+			memcpy(want + off + gap, data + off + gap, len);
+			off += gap + len;
+			n++;
+		}
+		for (pipe_like = 0; pipe_like < 2; pipe_like++) {
+			struct dsc_error e = {0};
+			struct dsc_writer_opts o = {0};
+			struct tu_fault_opts fo;
+			dsc_stream *mb = NULL, *s;
+			dsc_writer *w = NULL;
+			const uint8_t *b;
+			size_t blen;
+
+			if (dsc_stream_new_membuf("rand.raw", &mb, &e))
+				break;
+			s = mb;
+			if (pipe_like) {
+				tu_fault_defaults(&fo);
+				fo.no_seek = true;
+				fo.max_io = 4000;
+				s = tu_fault_stream(mb, &fo, "rand.raw", NULL);
+			}
+			o.capacity = pipe_like ? DSC_CAPACITY_UNKNOWN : cap;
+			ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+			for (i = 0; w && i < n; i++) {
+				struct dsc_extent xt = {ext[i].off, ext[i].len, data + ext[i].off};
+				if (dsc_writer_put(w, &xt, &e) != DSC_OK) {
+					tu_fail(__FILE__, __LINE__, "seed %u put %zu: %s", seed, i,
+						e.message);
+					break;
+				}
+			}
+			if (w)
+				ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+			dsc_writer_close(w);
+			dsc_stream_mem_buffer(mb, &b, &blen);
+			if (blen != cap || memcmp(b, want, cap) != 0)
+				tu_fail(__FILE__, __LINE__, "seed %u %s: %zu extents: output differs "
+					"(%zu bytes)", seed, pipe_like ? "pipe" : "seekable", n, blen);
+			if (s != mb)
+				dsc_stream_close(s);
+			dsc_stream_close(mb);
+		}
+		free(want);
+		free(data);
+	}
+}
+
 int main(void)
 {
 	TU_RUN(test_reader_sizes);
@@ -714,5 +851,7 @@ int main(void)
 	TU_RUN(test_writer_prealloc);
 	TU_RUN(test_writer_prealloc_too_big);
 	TU_RUN(test_real_pipes);
+	TU_RUN(test_reader_tiny_and_empty);
+	TU_RUN(test_writer_random_extents);
 	return tu_exit();
 }
