@@ -648,6 +648,149 @@ static void test_raw_pipe_to_vmdk(void)
 	free(src);
 }
 
+static void test_vmdk_to_vmdk(void)
+{
+	size_t len = 5 * UNIT + 700, vlen = 0, v2len = 0;
+	uint8_t *src = tu_pattern(len, TU_SPARSE, 1), *v, *img = NULL;
+	struct dsc_error e = {0};
+	struct dsc_convert_stats st;
+	dsc_stream *os = NULL, *s;
+	const uint8_t *v2;
+	uint64_t cap;
+
+	tu_fill(src + UNIT, UNIT, TU_RANDOM, 2);
+	v = tu_vmdk_from_raw(src, len, &vlen);
+	ASSERT_OK(convert_mem(v, vlen, DSC_FORMAT_UNKNOWN, DSC_FORMAT_VMDK, NULL, &os, &v2, &v2len,
+			      &st, &e),
+		  &e);
+	if (v2) {
+		s = tu_mem_stream(v2, v2len, "v2.vmdk");
+		ASSERT_OK(tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e), &e);
+		ASSERT(img && cap == (len + 511) / 512 * 512 && memcmp(img, src, len) == 0);
+		dsc_stream_close(s);
+	}
+	dsc_stream_close(os);
+	free(img);
+	free(v);
+	free(src);
+}
+
+static void test_empty_source(void)
+{
+	struct dsc_error e = {0};
+	struct dsc_convert_stats st;
+	dsc_stream *os = NULL;
+	const uint8_t *out;
+	size_t olen = 99;
+	dsc_err err;
+
+	/* Raw to raw: an empty image is an empty file. */
+	ASSERT_OK(convert_mem((const uint8_t *)"", 0, DSC_FORMAT_RAW, DSC_FORMAT_RAW, NULL, &os,
+			      &out, &olen, &st, &e),
+		  &e);
+	ASSERT_EQ_U64(olen, 0);
+	ASSERT_EQ_U64(st.capacity, 0);
+	dsc_stream_close(os);
+
+	/* Raw to VMDK: no reader opens a zero-sector VMDK, so refuse it
+	 * clearly instead of writing one. */
+	err = convert_mem((const uint8_t *)"", 0, DSC_FORMAT_RAW, DSC_FORMAT_VMDK, NULL, &os, &out,
+			  &olen, &st, &e);
+	ASSERT(err == DSC_ERR_UNSUPPORTED || err == DSC_ERR_INVAL);
+	ASSERT(strstr(e.message, "empty") != NULL);
+	dsc_stream_close(os);
+}
+
+/* Unaligned, sub-grain and grain-straddling extents into the VMDK writer,
+ * read back with the reader. */
+static void test_vmdk_writer_unaligned(void)
+{
+	static const struct {
+		uint64_t off;
+		size_t len;
+	} ext[] = {
+		{0, 1},           {1, 511},          {700, 1000},      {65000, 1072},
+		{66100, 10},      {131072, 65536},   {200000, 300000}, {500000, 1},
+		{524288, 65535},  {589823, 1},       {700000, 77777},  {(3u << 20) - 5, 5},
+	};
+	size_t cap = 3u << 20, i;
+	uint8_t *data = tu_pattern(cap, TU_RANDOM, 3), *want = tu_xcalloc(cap), *img = NULL;
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	struct tu_fault_opts fo;
+	dsc_stream *mb = NULL, *out, *s;
+	dsc_writer *w = NULL;
+	const uint8_t *b;
+	size_t blen;
+	uint64_t got_cap;
+
+	REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+	tu_fault_defaults(&fo);
+	fo.no_seek = true;
+	out = tu_fault_stream(mb, &fo, "u.vmdk", NULL);
+	o.capacity = cap;
+	o.level = 1;
+	ASSERT_OK(dsc_writer_open(out, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	for (i = 0; w && i < sizeof(ext) / sizeof(ext[0]); i++) {
+		struct dsc_extent x = {ext[i].off, ext[i].len, data + ext[i].off};
+		memcpy(want + ext[i].off, data + ext[i].off, ext[i].len);
+		ASSERT_OK(dsc_writer_put(w, &x, &e), &e);
+	}
+	if (w)
+		ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+	dsc_writer_close(w);
+	dsc_stream_mem_buffer(mb, &b, &blen);
+	s = tu_mem_stream(b, blen, "u.vmdk");
+	ASSERT_OK(tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &got_cap, NULL, &e), &e);
+	ASSERT(img && got_cap == cap && memcmp(img, want, cap) == 0);
+	dsc_stream_close(s);
+	dsc_stream_close(out);
+	dsc_stream_close(mb);
+	free(img);
+	free(want);
+	free(data);
+}
+
+static void test_vmdk_writer_bad_args(void)
+{
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL;
+	dsc_writer *w = (dsc_writer *)1;
+	uint8_t b[512] = {1};
+
+	REQUIRE_OK(dsc_stream_new_membuf("bad.vmdk", &mb, &e), &e);
+	/* A name that cannot be quoted in the descriptor. */
+	o.capacity = 1 << 20;
+	o.extent_name = "a\"b.vmdk";
+	ASSERT_ERR(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), DSC_ERR_INVAL);
+	ASSERT(w == NULL);
+	/* Compression level out of range (1..12, 0 = default). */
+	o.extent_name = NULL;
+	o.level = 13;
+	memset(&e, 0, sizeof(e));
+	w = (dsc_writer *)1;
+	ASSERT_ERR(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), DSC_ERR_INVAL);
+	ASSERT(w == NULL);
+	o.level = -1;
+	w = (dsc_writer *)1;
+	ASSERT_ERR(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, NULL), DSC_ERR_INVAL);
+	ASSERT(w == NULL);
+	/* Data past the announced capacity. */
+	o.level = 0;
+	w = NULL;
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	if (w) {
+		struct dsc_extent x = {1 << 20, 512, b};
+		dsc_err err = dsc_writer_put(w, &x, &e);
+		if (err == DSC_OK)
+			err = dsc_writer_finish(w, 1 << 20, &e);
+		ASSERT(err != DSC_OK);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(mb);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -660,5 +803,9 @@ int main(void)
 	TU_RUN(test_errors_propagate);
 	TU_RUN(test_vmdk_writer_layout);
 	TU_RUN(test_raw_pipe_to_vmdk);
+	TU_RUN(test_vmdk_to_vmdk);
+	TU_RUN(test_empty_source);
+	TU_RUN(test_vmdk_writer_unaligned);
+	TU_RUN(test_vmdk_writer_bad_args);
 	return tu_exit();
 }
