@@ -321,6 +321,17 @@ echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output
 	"dsc CPU seconds (user+sys, median): default $(median "$T/res/d2v.cpu"), fast $(median "$T/res/f2v.cpu")," \
 	"VMDK->raw $(median "$T/res/d2r.cpu"); qemu-img: $(median "$T/res/q2v.cpu"), $(median "$T/res/q2r.cpu")." \
 	"Load average: $load_start at the start, $load_end at the end. Outputs checked: $verdict."
+detail() { # LABEL QNAME DNAME DNAME_UNSYNCED
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
+		"$(fmt2 "$(median "$T/res/$2.wall")")" "$(fmt2 "$(median "$T/res/$2.dur")")" "$(median "$T/res/$2.cpu")" \
+		"$(fmt2 "$(median "$T/res/$4.wall")")" "$(fmt2 "$(median "$T/res/$3.dur")")" "$(median "$T/res/$3.cpu")"
+}
+echo
+echo "| where the time goes | qemu-img s, unsynced | qemu-img s, synced | qemu-img CPU s | dsc s, unsynced | dsc s, synced | dsc CPU s |"
+echo "|---|---|---|---|---|---|---|"
+detail "raw -> VMDK, default level" q2v d2v d2vu
+detail "raw -> VMDK, -level fast" q2v f2v f2vu
+detail "VMDK -> raw" q2r d2r d2ru
 if [ "$SERVER" = yes ]; then
 	echo
 	echo "| upload through nginx (curl -T, one request) | CLI s | upload s | CLI MB/s | upload MB/s | upload/CLI |"
@@ -341,7 +352,7 @@ if [ "$SERVER" = yes ]; then
 		"VMDK sizes: upload $(($(cat "$T/res/ur2v.size") / MiB)) MiB, CLI $((cli_vmdk_size / MiB)) MiB."
 else
 	echo
-	echo "Uploads through nginx: not measured (TODO: needs dsc-server built (libfcgi-dev), nginx, curl," \
-		"python3; BENCH_SERVER=0 skips it)."
+	echo "Uploads through nginx: not measured (BENCH_SERVER=0, or one of dsc-server (configure needs" \
+		"libfcgi-dev), nginx, curl, python3 is missing)."
 fi
 case $verdict in ok) exit 0 ;; *) echo "bench: $verdict" >&2; exit 1 ;; esac
