@@ -649,6 +649,113 @@ static void test_hostile_header(void)
 	free(g);
 }
 
+/* Parallel decompression must not change what comes out, nor which error
+ * is reported: the first bad grain in stream order, after exactly the good
+ * grains before it. */
+static void test_threads(void)
+{
+	static const unsigned counts[] = {1, 2, 4, 7};
+	size_t len = 40 * GRAIN + 1000, i;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 26), *junk = tu_pattern(3000, TU_RANDOM, 27);
+	uint8_t *full = tu_pattern(20 * GRAIN, TU_COMPRESSIBLE, 28);
+
+	for (i = 0; i < 40; i += 3)
+		memset(src + i * GRAIN, 0, GRAIN);
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		char what[64];
+		struct tu_vmdk v;
+		unsigned g;
+
+		tu_reader_threads = counts[i];
+		snprintf(what, sizeof(what), "%u threads", counts[i]);
+		layouts_for(src, len, false, what);
+
+		/* Good grains 0..9, garbage at 10, a short grain at 11, more
+		 * good grains after. */
+		tu_vmdk_begin(&v, TU_VMWARE, len, "evil.vmdk");
+		for (g = 0; g < 20; g++) {
+			if (g == 10)
+				tu_vmdk_grain_raw(&v, g * GS, 3000, junk, 3000);
+			else if (g == 11)
+				tu_vmdk_grain(&v, g * GS, full + g * GRAIN, 1000);
+			else
+				tu_vmdk_grain(&v, g * GS, full + g * GRAIN, GRAIN);
+		}
+		tu_vmdk_end(&v, 0);
+		{
+			struct dsc_error e = {0};
+			dsc_stream *s = tu_mem_stream(v.b.data, v.b.len, "evil.vmdk");
+			dsc_reader *r = NULL;
+			uint64_t next = 0;
+			dsc_err err = dsc_reader_open(s, DSC_FORMAT_VMDK, &r, &e);
+
+			if (r) {
+				dsc_reader_set_threads(r, counts[i]);
+				for (;;) {
+					struct dsc_extent x;
+					err = dsc_reader_next(r, &x, &e);
+					if (err || x.length == 0)
+						break;
+					/* In order, and nothing from grain 10 on. */
+					ASSERT(x.offset >= next && x.offset + x.length <= 10 * GRAIN);
+					ASSERT(memcmp(x.data, full + x.offset, x.length) == 0);
+					next = x.offset + x.length;
+				}
+				ASSERT_ERR(err, DSC_ERR_FORMAT);
+				ASSERT(strstr(e.message, "LBA 1280)") != NULL);
+				ASSERT_EQ_U64(next, 10 * GRAIN);
+				/* Sticky: asking again repeats the failure. */
+				{
+					struct dsc_extent x;
+					ASSERT(dsc_reader_next(r, &x, NULL) != DSC_OK);
+				}
+				dsc_reader_close(r);
+			}
+			dsc_stream_close(s);
+		}
+		tu_vmdk_free(&v);
+
+		/* An I/O error in the middle with workers busy. */
+		tu_vmdk_begin(&v, TU_VMWARE, len, "img.vmdk");
+		tu_vmdk_grains_from(&v, src, len);
+		tu_vmdk_end(&v, 0);
+		{
+			struct tu_fault_opts o;
+			struct dsc_error e = {0};
+			uint8_t *img = NULL;
+			uint64_t cap;
+			dsc_stream *s;
+			tu_fault_defaults(&o);
+			o.fail_at = v.b.len / 2;
+			o.own_inner = true;
+			s = tu_fault_stream(tu_mem_stream(v.b.data, v.b.len, "x"), &o, "flaky.vmdk",
+					    NULL);
+			ASSERT_ERR(tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e),
+				   DSC_ERR_IO);
+			ASSERT(strstr(e.message, "flaky.vmdk") != NULL);
+			free(img);
+			dsc_stream_close(s);
+		}
+		/* Closing a reader in the middle, with grains in flight. */
+		{
+			dsc_stream *s = tu_mem_stream(v.b.data, v.b.len, "img.vmdk");
+			dsc_reader *r = NULL;
+			struct dsc_extent x;
+			if (dsc_reader_open(s, DSC_FORMAT_VMDK, &r, NULL) == DSC_OK) {
+				dsc_reader_set_threads(r, counts[i]);
+				ASSERT_OK(dsc_reader_next(r, &x, NULL), (struct dsc_error *)NULL);
+				dsc_reader_close(r);
+			}
+			dsc_stream_close(s);
+		}
+		tu_vmdk_free(&v);
+	}
+	tu_reader_threads = 0;
+	free(src);
+	free(junk);
+	free(full);
+}
+
 int main(void)
 {
 	TU_RUN(test_layouts_small);
@@ -664,5 +771,6 @@ int main(void)
 	TU_RUN(test_hostile_grains);
 	TU_RUN(test_hostile_metadata);
 	TU_RUN(test_hostile_header);
+	TU_RUN(test_threads);
 	return tu_exit();
 }

@@ -341,6 +341,8 @@ dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
 /* Cap on images the tests reassemble in memory. */
 #define TU_MAX_IMAGE (256u << 20)
 
+unsigned tu_reader_threads;
+
 dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **img,
 		      uint64_t *cap, size_t *extents, struct dsc_error *e)
 {
@@ -357,6 +359,8 @@ dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **im
 	err = dsc_reader_open(in, fmt, &r, e);
 	if (err)
 		return err;
+	if (tu_reader_threads)
+		dsc_reader_set_threads(r, tu_reader_threads);
 	for (;;) {
 		struct dsc_extent x = {0};
 		err = dsc_reader_next(r, &x, e);

@@ -163,6 +163,8 @@ dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
  * the first failing call; *img (malloc'd, caller frees) and *cap are set on
  * success. `ordered`: also require ascending, non-overlapping extents.
  * extents (optional) counts the extents seen. */
+/* When non-zero, tu_read_image() calls dsc_reader_set_threads() with it. */
+extern unsigned tu_reader_threads;
 dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **img,
 		      uint64_t *cap, size_t *extents, struct dsc_error *e);
 
