@@ -791,6 +791,74 @@ static void test_vmdk_writer_bad_args(void)
 	dsc_stream_close(mb);
 }
 
+/* Parallel compression: same content whatever the thread count, grains
+ * still in ascending order; failures and cancellation with workers busy
+ * end cleanly. */
+static void test_writer_threads(void)
+{
+	static const unsigned counts[] = {1, 2, 3, 8};
+	size_t len = (6u << 20) + 1000, i;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 11);
+
+	tu_fill(src + (1u << 20), 1u << 20, TU_RANDOM, 12);
+	memset(src + (3u << 20), 0, 1u << 20);
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct dsc_error e = {0};
+		struct dsc_convert_opts o = {0};
+		struct dsc_convert_stats st;
+		struct tu_fault_opts fo;
+		dsc_stream *os = NULL, *s, *in, *mb = NULL;
+		const uint8_t *v = NULL;
+		size_t vlen = 0;
+		uint8_t *img = NULL;
+		uint64_t cap;
+		struct prog pr = {0};
+
+		o.threads = counts[i];
+		o.level = i % 2 ? 1 : 0;
+		ASSERT_OK(convert_mem(src, len, DSC_FORMAT_RAW, DSC_FORMAT_VMDK, &o, &os, &v, &vlen,
+				      &st, &e),
+			  &e);
+		if (v) {
+			s = tu_mem_stream(v, vlen, "t.vmdk");
+			ASSERT_OK(tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e), &e);
+			ASSERT(img && cap == (len + 511) / 512 * 512 && memcmp(img, src, len) == 0);
+			dsc_stream_close(s);
+			free(img);
+		}
+		dsc_stream_close(os);
+
+		/* Output full half way. */
+		in = tu_mem_stream(src, len, "in.raw");
+		REQUIRE_OK(dsc_stream_new_membuf("mb", &mb, &e), &e);
+		tu_fault_defaults(&fo);
+		fo.fail_at = 1u << 20;
+		fo.fail_code = DSC_ERR_NOSPACE;
+		s = tu_fault_stream(mb, &fo, "full.vmdk", NULL);
+		o.dst_fmt = DSC_FORMAT_VMDK;
+		memset(&e, 0, sizeof(e));
+		ASSERT_ERR(dsc_convert(in, s, &o, &st, &e), DSC_ERR_NOSPACE);
+		ASSERT(strstr(e.message, "full.vmdk") != NULL);
+		dsc_stream_close(s);
+		dsc_stream_close(mb);
+		dsc_stream_close(in);
+
+		/* Cancelled on the first progress call. */
+		in = slow_source(src, len);
+		mb = NULL;
+		REQUIRE_OK(dsc_stream_new_membuf("c.vmdk", &mb, &e), &e);
+		pr.capacity = len;
+		pr.cancel_after = 1;
+		o.progress = on_progress;
+		o.progress_user = &pr;
+		memset(&e, 0, sizeof(e));
+		ASSERT_ERR(dsc_convert(in, mb, &o, &st, &e), DSC_ERR_CANCELLED);
+		dsc_stream_close(mb);
+		dsc_stream_close(in);
+	}
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -807,5 +875,6 @@ int main(void)
 	TU_RUN(test_empty_source);
 	TU_RUN(test_vmdk_writer_unaligned);
 	TU_RUN(test_vmdk_writer_bad_args);
+	TU_RUN(test_writer_threads);
 	return tu_exit();
 }
