@@ -756,6 +756,93 @@ static void test_threads(void)
 	free(full);
 }
 
+/* Grain sizes other than VMware's 128 sectors: the reader must take every
+ * power of two up to VMDK_MAX_GRAIN_SECTORS, in every layout. */
+static void test_grain_sizes(void)
+{
+	static const uint64_t sizes[] = {8, 16, 256, VMDK_MAX_GRAIN_SECTORS};
+	static const enum tu_layout ls[] = {TU_VMWARE, TU_QEMU, TU_OPENVMDK};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t gb = (size_t)sizes[i] * 512;
+		/* Grain 8 (4 KiB): 3 MiB spans two tables of 512 grains. */
+		size_t len = sizes[i] == 8 ? (3u << 20) + 1000 : 5 * gb + 1000;
+		uint8_t *src = tu_pattern(len, TU_RANDOM, (uint32_t)i + 40);
+		size_t g;
+
+		for (g = 1; g * gb < len; g += 3)
+			memset(src + g * gb, 0, DSC_MIN(gb, len - g * gb));
+		for (j = 0; j < sizeof(ls) / sizeof(ls[0]); j++) {
+			struct tu_vmdk v;
+			char what[64];
+			tu_vmdk_begin_ex(&v, ls[j], len, "img.vmdk", sizes[i], false);
+			tu_vmdk_grains_from(&v, src, len);
+			tu_vmdk_end(&v, 0);
+			snprintf(what, sizeof(what), "grain %llu sectors %s",
+				 (unsigned long long)sizes[i], layout_name(ls[j], 0));
+			check_image(v.b.data, v.b.len, DSC_FORMAT_VMDK, false, true, src, len,
+				    round512(len), what, __LINE__);
+			tu_vmdk_free(&v);
+		}
+		/* A grain of this size inflating to one grain + 1 byte. */
+		{
+			struct tu_vmdk v;
+			uint8_t *big = tu_pattern(gb + 1, TU_COMPRESSIBLE, 3);
+			tu_vmdk_begin_ex(&v, TU_VMWARE, len, "evil.vmdk", sizes[i], false);
+			tu_vmdk_grain(&v, 0, big, gb + 1);
+			expect_bad(&v, "grain + 1 byte at a custom grain size", __LINE__);
+			free(big);
+		}
+		free(src);
+	}
+}
+
+/* VirtualBox rounds the header's capacity up to the grain; the exact size
+ * is in the descriptor (facts §5). */
+static void test_vbox_capacity(void)
+{
+	size_t len = 100 * 512 + 2 * GRAIN; /* 2 grains + 100 sectors */
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 50), *last = tu_xcalloc(GRAIN);
+	struct tu_vmdk v;
+
+	tu_vmdk_begin_ex(&v, TU_VMWARE, len, "vbox.vmdk", GS, true);
+	ASSERT_EQ_U64(v.h.capacity, 3 * GS);
+	tu_vmdk_grains_from(&v, src, len);
+	tu_vmdk_end(&v, 0);
+	check_image(v.b.data, v.b.len, DSC_FORMAT_VMDK, false, true, src, len, len,
+		    "VirtualBox capacity", __LINE__);
+	check_image(v.b.data, v.b.len, DSC_FORMAT_VMDK, true, true, src, len, len,
+		    "VirtualBox capacity 1-byte", __LINE__);
+	tu_vmdk_free(&v);
+
+	/* Non-zero bytes in the last grain beyond the descriptor's size:
+	 * never reported past the capacity. */
+	memcpy(last, src + 2 * GRAIN, 100 * 512);
+	memset(last + 100 * 512, 0xEE, GRAIN - 100 * 512);
+	tu_vmdk_begin_ex(&v, TU_VMWARE, len, "vbox.vmdk", GS, true);
+	tu_vmdk_grain(&v, 0, src, GRAIN);
+	tu_vmdk_grain(&v, GS, src + GRAIN, GRAIN);
+	tu_vmdk_grain(&v, 2 * GS, last, GRAIN);
+	tu_vmdk_end(&v, 0);
+	{
+		struct dsc_error e = {0};
+		dsc_stream *s = tu_mem_stream(v.b.data, v.b.len, "vbox.vmdk");
+		uint8_t *img = NULL;
+		uint64_t cap = 0;
+		dsc_err err = tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e);
+		if (err == DSC_OK)
+			ASSERT(cap == len && memcmp(img, src, len) == 0);
+		else
+			ASSERT_ERR(err, DSC_ERR_FORMAT);
+		free(img);
+		dsc_stream_close(s);
+	}
+	tu_vmdk_free(&v);
+	free(last);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_layouts_small);
@@ -772,5 +859,7 @@ int main(void)
 	TU_RUN(test_hostile_metadata);
 	TU_RUN(test_hostile_header);
 	TU_RUN(test_threads);
+	TU_RUN(test_grain_sizes);
+	TU_RUN(test_vbox_capacity);
 	return tu_exit();
 }

@@ -458,7 +458,6 @@ fail:
 }
 
 #define TU_GRAIN_SECTORS 128u
-#define TU_GRAIN (TU_GRAIN_SECTORS * VMDK_SECTOR)
 #define TU_GT_SECTORS 4u /* 512 entries x 4 bytes, facts §3 */
 
 static uint64_t div_up(uint64_t a, uint64_t b)
@@ -478,15 +477,26 @@ static uint64_t cur_sector(const struct tu_vmdk *v)
 void tu_vmdk_begin(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_bytes,
 		   const char *name)
 {
+	tu_vmdk_begin_ex(v, layout, capacity_bytes, name, TU_GRAIN_SECTORS, false);
+}
+
+void tu_vmdk_begin_ex(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_bytes,
+		      const char *name, uint64_t grain_sectors, bool vbox_capacity)
+{
 	uint8_t sec[VMDK_SECTOR];
 	char desc[1024];
 	uint64_t cap = div_up(capacity_bytes, VMDK_SECTOR), ngt, gdsec, overhead;
+	uint64_t desc_cap = cap;
 	int n;
 
 	memset(v, 0, sizeof(*v));
 	v->layout = layout;
 	v->capacity_bytes = capacity_bytes;
-	ngt = div_up(cap, (uint64_t)TU_GRAIN_SECTORS * 512);
+	/* VirtualBox: the header's capacity is rounded up to the grain, the
+	 * exact size is only in the descriptor (facts §5). */
+	if (vbox_capacity)
+		cap = div_up(cap, grain_sectors) * grain_sectors;
+	ngt = div_up(cap, grain_sectors * 512);
 	v->gd_entries = ngt;
 	gdsec = div_up(ngt * 4, VMDK_SECTOR);
 	v->gd = tu_xcalloc(gdsec * VMDK_SECTOR);
@@ -494,7 +504,7 @@ void tu_vmdk_begin(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_b
 	v->h.version = 3;
 	v->h.flags = 0x30001;
 	v->h.capacity = cap;
-	v->h.grain_size = TU_GRAIN_SECTORS;
+	v->h.grain_size = grain_sectors;
 	v->h.desc_offset = 1;
 	v->h.desc_size = 1;
 	v->h.gtes_per_gt = 512;
@@ -514,8 +524,8 @@ void tu_vmdk_begin(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_b
 		v->gd_sector = v->rgd_sector + gdsec + ngt * TU_GT_SECTORS;
 		v->h.rgd_offset = v->rgd_sector;
 		v->h.gd_offset = v->gd_sector;
-		overhead = div_up(v->gd_sector + gdsec + ngt * TU_GT_SECTORS, TU_GRAIN_SECTORS) *
-			   TU_GRAIN_SECTORS;
+		overhead = div_up(v->gd_sector + gdsec + ngt * TU_GT_SECTORS, grain_sectors) *
+			   grain_sectors;
 		break;
 	case TU_OPENVMDK:
 	default:
@@ -538,7 +548,7 @@ void tu_vmdk_begin(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_b
 		     "ddb.virtualHWVersion = \"4\"\nddb.geometry.cylinders = \"1\"\n"
 		     "ddb.geometry.heads = \"255\"\nddb.geometry.sectors = \"63\"\n"
 		     "ddb.adapterType = \"%s\"\nddb.toolsVersion = \"2147483647\"\n",
-		     layout == TU_QEMU ? "" : "encoding=\"UTF-8\"\n", (unsigned long long)cap,
+		     layout == TU_QEMU ? "" : "encoding=\"UTF-8\"\n", (unsigned long long)desc_cap,
 		     name, layout == TU_QEMU ? "ide" : "lsilogic");
 	if (n < 0 || (size_t)n >= v->h.desc_size * VMDK_SECTOR) {
 		fprintf(stderr, "testutil: descriptor too long\n");
@@ -570,7 +580,7 @@ static bool build_gt(const struct tu_vmdk *v, uint64_t r, uint8_t *out)
 
 	memset(out, 0, TU_GT_SECTORS * VMDK_SECTOR);
 	for (i = 0; i < v->ngrains; i++) {
-		uint64_t g = v->gte_lba[i] / TU_GRAIN_SECTORS;
+		uint64_t g = v->gte_lba[i] / v->h.grain_size;
 		if (g / 512 != r || v->gte_sector[i] > UINT32_MAX)
 			continue;
 		dscp_put32(out + 4 * (g % 512), (uint32_t)v->gte_sector[i]);
@@ -602,7 +612,7 @@ static void grain_common(struct tu_vmdk *v, uint64_t lba, uint32_t size, const v
 			 size_t payload_len)
 {
 	uint8_t m[12];
-	uint64_t r = lba / TU_GRAIN_SECTORS / 512;
+	uint64_t r = lba / v->h.grain_size / 512;
 
 	if (v->layout == TU_VMWARE && v->ngrains && r > v->gt_next)
 		vmware_tables(v, r);
@@ -699,19 +709,20 @@ void tu_vmdk_free(struct tu_vmdk *v)
 
 void tu_vmdk_grains_from(struct tu_vmdk *v, const uint8_t *img, size_t len)
 {
-	uint8_t *grain = tu_xmalloc(TU_GRAIN);
+	size_t gb = (size_t)v->h.grain_size * VMDK_SECTOR;
+	uint8_t *grain = tu_xmalloc(gb);
 	uint64_t end = v->h.capacity * VMDK_SECTOR;
 	size_t off;
 
-	for (off = 0; off < len; off += TU_GRAIN) {
-		size_t n = DSC_MIN(TU_GRAIN, len - off), in;
+	for (off = 0; off < len; off += gb) {
+		size_t n = DSC_MIN(gb, len - off), in;
 		if (dscp_is_zero(img + off, n))
 			continue;
-		memset(grain, 0, TU_GRAIN);
+		memset(grain, 0, gb);
 		memcpy(grain, img + off, n);
 		/* qemu compresses the last grain only up to the capacity;
 		 * VMware and open-vmdk pad it to a full grain (facts §2). */
-		in = v->layout == TU_QEMU ? (size_t)DSC_MIN(TU_GRAIN, end - off) : TU_GRAIN;
+		in = v->layout == TU_QEMU ? (size_t)DSC_MIN(gb, end - off) : gb;
 		tu_vmdk_grain(v, off / VMDK_SECTOR, grain, in);
 	}
 	free(grain);

@@ -204,6 +204,10 @@ struct tu_vmdk {
 /* Start a stream: header, descriptor naming `name`, zeros to overHead. */
 void tu_vmdk_begin(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_bytes,
 		   const char *name);
+/* The same with another grain size (sectors, a power of two), and with
+ * VirtualBox's habit of a grain-rounded header capacity (vbox_capacity). */
+void tu_vmdk_begin_ex(struct tu_vmdk *v, enum tu_layout layout, uint64_t capacity_bytes,
+		      const char *name, uint64_t grain_sectors, bool vbox_capacity);
 /* A grain marker holding compress2(data, len) (len <= one grain; the
  * caller pads a full grain unless it means to test a short one). */
 void tu_vmdk_grain(struct tu_vmdk *v, uint64_t lba, const void *data, size_t len);
