@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -548,6 +549,197 @@ static void test_temp_path(void)
 	free(dir);
 }
 
+static void test_fd_epipe(void)
+{
+	/* Writing to a pipe nobody reads: EPIPE becomes DSC_ERR_IO naming the
+	 * stream (SIGPIPE ignored, as the CLI and the server do). */
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	uint8_t buf[4096] = {1};
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	int fds[2];
+
+	REQUIRE(pipe(fds) == 0);
+	close(fds[0]);
+	ASSERT_OK(dsc_stream_open_fd(fds[1], "stdout", DSC_FD_OWN, &s, &e), &e);
+	if (s) {
+		ASSERT_ERR(dsc_write_all(s, buf, sizeof(buf), &e), DSC_ERR_IO);
+		ASSERT(e.sys_errno == EPIPE);
+		ASSERT(strstr(e.message, "stdout") != NULL);
+		dsc_stream_close(s);
+	} else {
+		close(fds[1]);
+	}
+	signal(SIGPIPE, old);
+}
+
+static volatile sig_atomic_t usr1_count;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_count++;
+}
+
+/* waitpid that survives the signals of the test around it. */
+static bool wait_ok(pid_t pid)
+{
+	int st;
+	pid_t r;
+
+	do
+		r = waitpid(pid, &st, 0);
+	while (r < 0 && errno == EINTR);
+	return r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* A child that sends SIGUSR1 to `target` every 200 us until killed. */
+static pid_t start_pest(pid_t target)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		for (;;) {
+			if (kill(target, SIGUSR1) != 0)
+				_exit(0);
+			usleep(200);
+		}
+	}
+	return pid;
+}
+
+static void test_fd_eintr(void)
+{
+	/* Signals without SA_RESTART interrupt read(2) and write(2) with
+	 * EINTR; the fd backend must retry, not fail or lose bytes. */
+	size_t len = 4u << 20;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 12), *buf = tu_xmalloc(len);
+	struct sigaction sa, old;
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	pid_t pest, child;
+	int fds[2], st;
+	size_t n = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART */
+	sigaction(SIGUSR1, &sa, &old);
+	pest = start_pest(getpid());
+
+	/* Reading: a child trickles the data in small slow writes. */
+	REQUIRE(pipe(fds) == 0);
+	child = fork();
+	if (child == 0) {
+		size_t off = 0;
+		close(fds[0]);
+		signal(SIGUSR1, SIG_IGN);
+		while (off < len) {
+			ssize_t w = write(fds[1], src + off, DSC_MIN(65536, len - off));
+			if (w <= 0)
+				_exit(1);
+			off += (size_t)w;
+			usleep(300);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	ASSERT_OK(dsc_stream_open_fd(fds[0], "pipe:", DSC_FD_OWN, &s, &e), &e);
+	if (s) {
+		ASSERT_OK(dsc_read_full(s, buf, len, &n, &e), &e);
+		ASSERT_EQ_U64(n, len);
+		ASSERT(memcmp(buf, src, len) == 0);
+		dsc_stream_close(s);
+	}
+	ASSERT(wait_ok(child));
+
+	/* Writing: a slow reader keeps the pipe full, so writes block. */
+	REQUIRE(pipe(fds) == 0);
+	child = fork();
+	if (child == 0) {
+		size_t off = 0;
+		close(fds[1]);
+		signal(SIGUSR1, SIG_IGN);
+		for (;;) {
+			ssize_t r = read(fds[0], buf, 65536);
+			if (r < 0)
+				_exit(2);
+			if (r == 0)
+				break;
+			if (off + (size_t)r > len || memcmp(buf, src + off, (size_t)r) != 0)
+				_exit(1);
+			off += (size_t)r;
+			usleep(300);
+		}
+		_exit(off == len ? 0 : 3);
+	}
+	close(fds[0]);
+	s = NULL;
+	ASSERT_OK(dsc_stream_open_fd(fds[1], "stdout", DSC_FD_OWN, &s, &e), &e);
+	if (s) {
+		ASSERT_OK(dsc_write_all(s, src, len, &e), &e);
+		dsc_stream_close(s);
+	}
+	ASSERT(wait_ok(child));
+
+	kill(pest, SIGKILL);
+	while (waitpid(pest, &st, 0) < 0 && errno == EINTR)
+		;
+	/* The test means something only if signals did arrive. */
+	fprintf(stderr, "  %d signals during the transfers\n", (int)usr1_count);
+	ASSERT(usr1_count > 10);
+	sigaction(SIGUSR1, &old, NULL);
+	free(src);
+	free(buf);
+}
+
+static void test_open_file_directory(void)
+{
+	char *dir = tu_tmpdir();
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	uint8_t buf[16];
+	size_t n;
+	dsc_err err = dsc_stream_open_file(dir, &s, &e);
+
+	/* Refused at open, or at the first read; never data. */
+	if (err == DSC_OK) {
+		err = dsc_read_full(s, buf, sizeof(buf), &n, &e);
+		dsc_stream_close(s);
+	}
+	ASSERT(err != DSC_OK);
+	ASSERT(strstr(e.message, dir) != NULL || strstr(e.message, "dsc-unit-") != NULL);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
+static void test_create_file_mode(void)
+{
+	/* The finished file gets the mode any program creating it would
+	 * give it (0666 & ~umask), not the temporary's 0600. */
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	struct stat st;
+	mode_t old = umask(022);
+
+	snprintf(path, sizeof(path), "%s/mode.img", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (s) {
+		ASSERT_OK(dsc_write_all(s, "x", 1, &e), &e);
+		ASSERT_OK(dsc_stream_finish(s, &e), &e);
+		dsc_stream_close(s);
+		ASSERT(stat(path, &st) == 0);
+		if ((st.st_mode & 0777) != 0644)
+			tu_fail(__FILE__, __LINE__, "mode %03o, want 644 under umask 022",
+				(unsigned)(st.st_mode & 0777));
+	}
+	umask(old);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	TU_RUN(test_mem_read);
@@ -568,5 +760,9 @@ int main(void)
 	TU_RUN(test_create_file_bad_dir);
 	TU_RUN(test_read_full_null_nread);
 	TU_RUN(test_temp_path);
+	TU_RUN(test_fd_epipe);
+	TU_RUN(test_fd_eintr);
+	TU_RUN(test_open_file_directory);
+	TU_RUN(test_create_file_mode);
 	return tu_exit();
 }
