@@ -9,12 +9,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -362,11 +364,27 @@ static dsc_err hash_file(const char *path, char hex[DSC_SHA256_HEX_LEN + 1], str
 
 static dsc_err open_destination(const struct config *cfg, dsc_stream **out, struct dsc_error *err)
 {
+	struct stat st;
+
 	if (!strcmp(cfg->dst, "-")) {
 		if (isatty(STDOUT_FILENO))
 			return dsc_error_set(err, DSC_ERR_INVAL, 0,
 					     "stdout: refusing to write a disk image to a terminal");
 		return dsc_stream_open_fd(STDOUT_FILENO, "stdout", 0, out, err);
+	}
+	/* An existing device or FIFO is written in place, like qemu-img
+	 * writing to /dev/sdb: replacing it by a regular file would be wrong. */
+	if (stat(cfg->dst, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		int fd = open(cfg->dst, O_WRONLY | O_CLOEXEC);
+		dsc_err rc;
+
+		if (fd < 0)
+			return dsc_error_set(err, dsc_err_from_errno(errno), errno, "%s: %s",
+					     cfg->dst, strerror(errno));
+		rc = dsc_stream_open_fd(fd, cfg->dst, DSC_FD_OWN, out, err);
+		if (rc != DSC_OK)
+			close(fd);
+		return rc;
 	}
 	return dsc_stream_create_file(cfg->dst, DSC_CREATE_REPLACE, out, err);
 }

@@ -18,6 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Characters of the target's name kept in its temporary's name. */
+#define TEMP_BASE_MAX 200
+
 struct fd_ctx {
 	int fd;
 	bool own;
@@ -280,6 +283,7 @@ dsc_err dsc_stream_create_file(const char *path, unsigned flags, dsc_stream **ou
 	struct fd_ctx *c = NULL;
 	char *tmp = NULL;
 	size_t dirlen = (size_t)(base - path);
+	struct stat st;
 	int tries;
 	dsc_err rc;
 	int fd;
@@ -287,8 +291,12 @@ dsc_err dsc_stream_create_file(const char *path, unsigned flags, dsc_stream **ou
 	*out = NULL;
 	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
 		return dsc_error_set(e, DSC_ERR_INVAL, EISDIR, "%s: not a file name", path);
-	if (!(flags & DSC_CREATE_REPLACE) && access(path, F_OK) == 0)
-		return dsc_error_set(e, DSC_ERR_EXISTS, EEXIST, "%s: already exists", path);
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return dsc_error_set(e, DSC_ERR_INVAL, EISDIR, "%s: is a directory", path);
+		if (!(flags & DSC_CREATE_REPLACE))
+			return dsc_error_set(e, DSC_ERR_EXISTS, EEXIST, "%s: already exists", path);
+	}
 	tmp = malloc(dirlen + strlen(base) + 16);
 	if (!tmp)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", path);
@@ -299,7 +307,8 @@ dsc_err dsc_stream_create_file(const char *path, unsigned flags, dsc_stream **ou
 
 		if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
 			r = (uint32_t)getpid() ^ (uint32_t)tries * 2654435761u;
-		sprintf(tmp, "%.*s.%s.%08x", (int)dirlen, path, base, (unsigned)r);
+		/* "." + base + ".xxxxxxxx" must stay within NAME_MAX (255). */
+		sprintf(tmp, "%.*s.%.*s.%08x", (int)dirlen, path, TEMP_BASE_MAX, base, (unsigned)r);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd >= 0 || errno != EEXIST || tries >= 100)
 			break;

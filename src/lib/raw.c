@@ -148,6 +148,11 @@ struct raw_writer {
 	uint64_t end; /* highest byte written + 1 */
 	bool seekable;
 	uint8_t *zeros; /* DSCP_IO_CHUNK of zeros, for pipes */
+	/* Small adjacent extents (a VMDK reader yields one grain at a time)
+	 * are gathered into one large write. */
+	uint8_t *buf;
+	uint64_t buf_off;
+	size_t buf_len;
 };
 
 static dsc_err write_zeros(dsc_writer *w, struct raw_writer *rw, uint64_t n, struct dsc_error *e)
@@ -169,32 +174,62 @@ static dsc_err write_zeros(dsc_writer *w, struct raw_writer *rw, uint64_t n, str
 	return DSC_OK;
 }
 
+static dsc_err write_at(dsc_writer *w, struct raw_writer *rw, uint64_t offset, const uint8_t *data,
+			size_t length, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	if (offset != rw->pos) {
+		if (rw->seekable) {
+			rc = dsc_stream_seek(w->out, offset, e);
+		} else if (offset > rw->pos) {
+			rc = write_zeros(w, rw, offset - rw->pos, e);
+		} else {
+			rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+					   "%s: data for byte %llu arrives after byte %llu: the "
+					   "input's grains are out of order and the output cannot seek",
+					   dsc_stream_name(w->out), (unsigned long long)offset,
+					   (unsigned long long)rw->pos);
+		}
+		if (rc != DSC_OK)
+			return rc;
+		rw->pos = offset;
+	}
+	rc = dsc_write_all(w->out, data, length, e);
+	if (rc != DSC_OK)
+		return rc;
+	rw->pos += length;
+	rw->end = DSC_MAX(rw->end, rw->pos);
+	return DSC_OK;
+}
+
+static dsc_err flush_buf(dsc_writer *w, struct raw_writer *rw, struct dsc_error *e)
+{
+	size_t n = rw->buf_len;
+
+	rw->buf_len = 0;
+	return n ? write_at(w, rw, rw->buf_off, rw->buf, n, e) : DSC_OK;
+}
+
 static dsc_err raw_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
 {
 	struct raw_writer *rw = w->impl;
 	dsc_err rc;
 
-	if (ext->offset != rw->pos) {
-		if (rw->seekable) {
-			rc = dsc_stream_seek(w->out, ext->offset, e);
-		} else if (ext->offset > rw->pos) {
-			rc = write_zeros(w, rw, ext->offset - rw->pos, e);
-		} else {
-			rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-					   "%s: data for byte %llu arrives after byte %llu: the "
-					   "input's grains are out of order and the output cannot seek",
-					   dsc_stream_name(w->out), (unsigned long long)ext->offset,
-					   (unsigned long long)rw->pos);
-		}
-		if (rc != DSC_OK)
-			return rc;
-		rw->pos = ext->offset;
+	if (rw->buf_len && ext->offset == rw->buf_off + rw->buf_len &&
+	    ext->length <= DSCP_IO_CHUNK - rw->buf_len) {
+		memcpy(rw->buf + rw->buf_len, ext->data, ext->length);
+		rw->buf_len += ext->length;
+		return DSC_OK;
 	}
-	rc = dsc_write_all(w->out, ext->data, ext->length, e);
+	rc = flush_buf(w, rw, e);
 	if (rc != DSC_OK)
 		return rc;
-	rw->pos += ext->length;
-	rw->end = DSC_MAX(rw->end, rw->pos);
+	if (ext->length >= DSCP_IO_CHUNK / 2)
+		return write_at(w, rw, ext->offset, ext->data, ext->length, e);
+	memcpy(rw->buf, ext->data, ext->length);
+	rw->buf_off = ext->offset;
+	rw->buf_len = ext->length;
 	return DSC_OK;
 }
 
@@ -203,6 +238,9 @@ static dsc_err raw_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	struct raw_writer *rw = w->impl;
 	dsc_err rc;
 
+	rc = flush_buf(w, rw, e);
+	if (rc != DSC_OK)
+		return rc;
 	if (rw->end > capacity)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data past the capacity (%llu bytes)",
 				     dsc_stream_name(w->out), (unsigned long long)capacity);
@@ -219,8 +257,10 @@ static void raw_writer_close(dsc_writer *w)
 {
 	struct raw_writer *rw = w->impl;
 
-	if (rw)
+	if (rw) {
 		free(rw->zeros);
+		free(rw->buf);
+	}
 	free(rw);
 }
 
@@ -240,7 +280,9 @@ dsc_err dscp_raw_writer_open(dsc_stream *out, const struct dsc_writer_opts *o, d
 	*wp = NULL;
 	w = calloc(1, sizeof *w);
 	rw = calloc(1, sizeof *rw);
-	if (!w || !rw) {
+	if (!w || !rw || !(rw->buf = malloc(DSCP_IO_CHUNK))) {
+		if (rw)
+			free(rw->buf);
 		free(w);
 		free(rw);
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
