@@ -34,7 +34,7 @@ set -u
 JOBS=${FUZZ_JOBS:-2}
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert}"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params}"
 
 F=$top_builddir/tests/fuzz
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -68,13 +68,34 @@ printf '%s\n' "${srcs[@]}" | xargs -P "$JOBS" -I{} sh -c '
 	fi' _ {} "$F" "$top_srcdir" "$newest_h" "$FUZZ_CC" "$CFLAGS_ALL" || die "compiling libdsc failed"
 objs=()
 for s in "${srcs[@]}"; do objs+=("$F/obj/$(echo "$s" | tr / _).o"); done
+# Harnesses of dsc-server's parsers compile the server file they test
+# (server.h needs libfcgi's fcgiapp.h, which they never call).
+server_src() {
+	case $1 in
+	fuzz_multipart) echo src/server/multipart.c ;;
+	fuzz_params) echo src/server/params.c ;;
+	esac
+}
+have_fcgi=yes
+printf '#include <fcgiapp.h>\n' | $FUZZ_CC -E -x c - >/dev/null 2>&1 || have_fcgi=no
+built=()
 for t in "${targets[@]}"; do
 	[ -f "$top_srcdir/tests/fuzz/$t.c" ] || die "no harness tests/fuzz/$t.c"
+	extra=()
+	if [ -n "$(server_src "$t")" ]; then
+		if [ $have_fcgi = no ]; then
+			say "$t: skipped (no fcgiapp.h: Debian libfcgi-dev)"
+			continue
+		fi
+		extra=(-I"$top_srcdir/src/server" "$top_srcdir/$(server_src "$t")")
+	fi
 	say "linking $t"
 	# shellcheck disable=SC2086 # flag lists are word lists
-	$FUZZ_CC $CFLAGS_ALL "$top_srcdir/tests/fuzz/$t.c" "${objs[@]}" -o "$F/bin/$t" \
+	$FUZZ_CC $CFLAGS_ALL "${extra[@]}" "$top_srcdir/tests/fuzz/$t.c" "${objs[@]}" -o "$F/bin/$t" \
 		$FUZZ_LIBS -lpthread || die "building $t failed"
+	built+=("$t")
 done
+targets=("${built[@]}")
 [ "$FUZZ_SECONDS" = 0 ] && { say "built (FUZZ_SECONDS=0: not running)"; exit 0; }
 
 # ---- seeds and regression inputs ------------------------------------------
@@ -90,6 +111,8 @@ fi
 corpus_of() {
 	case $1 in
 	fuzz_descriptor) echo descriptor ;;
+	fuzz_multipart) echo multipart ;;
+	fuzz_params) echo params ;;
 	fuzz_convert) echo "vmdk raw" ;;
 	*) echo vmdk ;;
 	esac
@@ -101,9 +124,11 @@ for t in "${targets[@]}"; do
 	seeds=()
 	for c in $(corpus_of "$t"); do seeds+=("$F/seeds/$c"); done
 	mkdir -p "$F/corpus/$t"
-	common=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -artifact_prefix="$F/artifacts/$t-"
-		-dict="$top_srcdir/tests/fuzz/vmdk.dict")
-	if [ "$t" != fuzz_descriptor ] && [ -n "$(ls -A "$F/regress" 2>/dev/null)" ]; then
+	common=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -artifact_prefix="$F/artifacts/$t-")
+	dict=()
+	case $t in fuzz_vmdk_read | fuzz_convert | fuzz_descriptor) dict=(-dict="$top_srcdir/tests/fuzz/vmdk.dict") ;; esac
+	common+=("${dict[@]}")
+	if { [ "$t" = fuzz_vmdk_read ] || [ "$t" = fuzz_convert ]; } && [ -n "$(ls -A "$F/regress" 2>/dev/null)" ]; then
 		say "$t: replaying $(ls "$F/regress" | wc -l) hostile inputs"
 		if ! "$bin" "${common[@]}" -runs=1 "$F"/regress/* >"$F/$t.replay.log" 2>&1; then
 			tail -n 40 "$F/$t.replay.log" >&2

@@ -166,6 +166,29 @@ def main():
     write(rd, 'odd.raw', data(1000, 'rand'))
     write(rd, 'zeros.raw', bytes(8192))
     write(rd, 'mixed.raw', bytes(4096) + data(3000, 'text') + bytes(5000) + b'\xff')
+    # multipart (fuzz_multipart): byte 0 even = "Content-Type\n" + body as
+    # is, odd = round trip (boundary length, repeat count, boundary, data);
+    # byte 1 sets the read size.
+    md = os.path.join(out, 'multipart')
+    body = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.vmdk"\r\n'
+            b'Content-Type: application/octet-stream\r\n\r\n' + data(300, 'text') +
+            b'\r\n--XyZ--\r\n')
+    ct = b'multipart/form-data; boundary=XyZ\n'
+    write(md, 'simple', b'\x00\x10' + ct + body)
+    write(md, 'byte-reads', b'\x00\x00' + ct + body)
+    write(md, 'quoted', b'\x02\x40multipart/form-data; boundary="a b"\n--a b\r\n'
+          b'Content-Disposition: form-data; name=file\r\n\r\n\r\n--a\r\n--a b--')
+    write(md, 'two-parts', b'\x04\x05' + ct + b'pre\r\n--XyZ\r\nContent-Disposition: '
+          b'form-data; name="filename"\r\n\r\nv\r\n' + body[2:])
+    write(md, 'rt-small', b'\x01\x20\x05\x01' + b'bOuNd' + data(200, 'rand'))
+    write(md, 'rt-near-delim', b'\x01\x00\x03\x00' + b'abc' + b'\r\n--ab\r\n-\r\n--abc'[:-1] * 5)
+    write(md, 'rt-window', b'\x01\xff\x0a\xff' + b'0123456789' + b'\r\n--0123456789'[:-3] + b'zz')
+    # query strings (fuzz_params)
+    pd = os.path.join(out, 'params')
+    for i, q in enumerate([b'name=disk.vmdk&dst=vmdk&overwrite=true&prealloc=0',
+                           b'src=%2Fdata%2Fa.raw&dst=raw', b'a=1&a=2', b'x=%zz', b'&&=&q',
+                           b'name=..&name2=.hidden&n=a%2Fb', b'sha256=' + b'ab' * 32]):
+        write(pd, 'q%d' % i, q)
 
 
 if __name__ == '__main__':
