@@ -843,6 +843,91 @@ static void test_vbox_capacity(void)
 	free(src);
 }
 
+/* Read every extent without building an image; check each lies inside the
+ * capacity. */
+static dsc_err walk(const uint8_t *buf, size_t len, unsigned threads, struct dsc_error *e)
+{
+	dsc_stream *s = tu_mem_stream(buf, len, "mut.vmdk");
+	dsc_reader *r = NULL;
+	dsc_err err = dsc_reader_open(s, DSC_FORMAT_UNKNOWN, &r, e);
+
+	if (err == DSC_OK) {
+		uint64_t cap = dsc_reader_capacity(r);
+		dsc_reader_set_threads(r, threads);
+		for (;;) {
+			struct dsc_extent x;
+			err = dsc_reader_next(r, &x, e);
+			if (err || x.length == 0)
+				break;
+			if (x.offset > cap || x.length > cap - x.offset) {
+				tu_fail(__FILE__, __LINE__, "extent %llu+%zu beyond capacity %llu",
+					(unsigned long long)x.offset, x.length,
+					(unsigned long long)cap);
+				break;
+			}
+		}
+	}
+	dsc_reader_close(r);
+	dsc_stream_close(s);
+	return err;
+}
+
+/* Seeded random damage: never a crash, never an unnamed error code. */
+static void test_mutations(void)
+{
+	size_t len = 3 * GRAIN + 5000, i;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 60), *m;
+	struct tu_vmdk v;
+	uint32_t x = 12345;
+	unsigned ok = 0, bad = 0;
+
+	tu_fill(src + GRAIN, GRAIN, TU_RANDOM, 61);
+	tu_vmdk_begin(&v, TU_VMWARE, len, "mut.vmdk");
+	tu_vmdk_grains_from(&v, src, len);
+	tu_vmdk_end(&v, 0);
+	m = tu_xmalloc(v.b.len);
+	for (i = 0; i < 1500; i++) {
+		struct dsc_error e = {0};
+		unsigned k, flips;
+		dsc_err err;
+
+		memcpy(m, v.b.data, v.b.len);
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		flips = 1 + x % 4;
+		for (k = 0; k < flips; k++) {
+			size_t pos;
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			/* Half the hits in the header, descriptor and marker
+			 * fields, where one byte changes the meaning. */
+			if (x & 1)
+				pos = (x >> 1) % 1024;
+			else if (x & 2)
+				pos = 128 * 512 + (x >> 2) % 16;
+			else
+				pos = (x >> 2) % v.b.len;
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			m[pos] = (uint8_t)(x & 4 ? m[pos] ^ (1u << (x % 8)) : x >> 8);
+		}
+		err = walk(m, v.b.len, 1 + i % 3, &e);
+		if (err == DSC_OK) {
+			ok++;
+			continue;
+		}
+		bad++;
+		if (err != DSC_ERR_FORMAT && err != DSC_ERR_TRUNCATED && err != DSC_ERR_LIMIT &&
+		    err != DSC_ERR_UNSUPPORTED)
+			tu_fail(__FILE__, __LINE__, "mutation %zu: %s (%s)", i, dsc_err_name(err),
+				e.message);
+		else if (!*e.message)
+			tu_fail(__FILE__, __LINE__, "mutation %zu: %s without a message", i,
+				dsc_err_name(err));
+	}
+	fprintf(stderr, "  1500 mutations: %u read, %u refused\n", ok, bad);
+	free(m);
+	tu_vmdk_free(&v);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_layouts_small);
@@ -861,5 +946,6 @@ int main(void)
 	TU_RUN(test_threads);
 	TU_RUN(test_grain_sizes);
 	TU_RUN(test_vbox_capacity);
+	TU_RUN(test_mutations);
 	return tu_exit();
 }
