@@ -836,6 +836,105 @@ static void test_writer_random_extents(void)
 	}
 }
 
+/* Sparse files with data at awkward places: unaligned to the 64 KiB unit,
+ * across unit boundaries, allocated-but-zero blocks, a size that is not a
+ * multiple of 512, a trailing hole. */
+static void test_reader_file_patterns(void)
+{
+	static const struct {
+		uint64_t off;
+		size_t len;
+		int zero;
+	} w[] = {
+		{4096, 10, 0},           {UNIT - 3, 6, 0},          {5 * UNIT + 100, 200000, 0},
+		{20 * UNIT, 3 * UNIT, 1}, /* written zeros: allocated, still a hole */
+		{40 * UNIT + 511, 1, 0}, {(10u << 20) - 4096, 4096, 1},
+	};
+	uint64_t size = (10u << 20) + 77;
+	char *dir = tu_tmpdir(), path[4200];
+	uint8_t *want = tu_xcalloc(size), *img = NULL;
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	uint64_t cap = 0, u;
+	size_t i, n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/pat.raw", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(fd >= 0);
+	ASSERT(ftruncate(fd, (off_t)size) == 0);
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		uint8_t *b = w[i].zero ? tu_xcalloc(w[i].len) : tu_pattern(w[i].len, TU_RANDOM, (uint32_t)i);
+		ASSERT(pwrite(fd, b, w[i].len, (off_t)w[i].off) == (ssize_t)w[i].len);
+		memcpy(want + w[i].off, b, w[i].len);
+		free(b);
+	}
+	close(fd);
+	ASSERT_OK(dsc_stream_open_file(path, &s, &e), &e);
+	if (s) {
+		ASSERT_OK(tu_read_image(s, DSC_FORMAT_UNKNOWN, true, &img, &cap, &n, &e), &e);
+		ASSERT_EQ_U64(cap, size);
+		ASSERT(img && cap == size && memcmp(img, want, size) == 0);
+		dsc_stream_close(s);
+	}
+	/* Again, checking that no extent covers an all-zero unit. */
+	s = NULL;
+	ASSERT_OK(dsc_stream_open_file(path, &s, &e), &e);
+	if (s) {
+		dsc_reader *r = NULL;
+		ASSERT_OK(dsc_reader_open(s, DSC_FORMAT_RAW, &r, &e), &e);
+		while (r) {
+			struct dsc_extent x;
+			if (dsc_reader_next(r, &x, &e) != DSC_OK || x.length == 0)
+				break;
+			for (u = x.offset / UNIT * UNIT; u < x.offset + x.length; u += UNIT)
+				if (dscp_is_zero(want + u, (size_t)DSC_MIN(UNIT, size - u)))
+					tu_fail(__FILE__, __LINE__,
+						"extent %llu+%zu covers the all-zero unit at %llu",
+						(unsigned long long)x.offset, x.length,
+						(unsigned long long)u);
+		}
+		dsc_reader_close(r);
+		dsc_stream_close(s);
+	}
+	free(img);
+	free(want);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
+/* raw -> raw into a real file: the holes are not written. */
+static void test_convert_to_sparse_file(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	size_t len = 64u << 20;
+	uint8_t *src = tu_xcalloc(len);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	dsc_stream *in, *out = NULL;
+	struct stat sb;
+
+	memset(src + (7u << 20), 0x77, 1000);
+	src[len - 1] = 1;
+	snprintf(path, sizeof(path), "%s/out.raw", dir);
+	in = tu_mem_stream(src, len, "in.raw");
+	ASSERT_OK(dsc_stream_create_file(path, 0, &out, &e), &e);
+	if (out) {
+		o.dst_fmt = DSC_FORMAT_RAW;
+		ASSERT_OK(dsc_convert(in, out, &o, &st, &e), &e);
+		ASSERT(st.bytes_written <= 2 * UNIT);
+		ASSERT_EQ_U64(st.capacity, len);
+		dsc_stream_close(out);
+		ASSERT(stat(path, &sb) == 0 && (uint64_t)sb.st_size == len);
+		ASSERT((uint64_t)sb.st_blocks * 512 < (1u << 20));
+	}
+	dsc_stream_close(in);
+	free(src);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	TU_RUN(test_reader_sizes);
@@ -853,5 +952,7 @@ int main(void)
 	TU_RUN(test_real_pipes);
 	TU_RUN(test_reader_tiny_and_empty);
 	TU_RUN(test_writer_random_extents);
+	TU_RUN(test_reader_file_patterns);
+	TU_RUN(test_convert_to_sparse_file);
 	return tu_exit();
 }
