@@ -175,8 +175,8 @@ static void test_raw_to_raw(void)
 	size_t olen = 0;
 
 	/* dst_fmt left at 0 (UNKNOWN) means raw. */
-	ASSERT_OK(convert_mem(src, 300000, DSC_FORMAT_RAW, DSC_FORMAT_UNKNOWN, NULL, &os, &out, &olen,
-			      &st, &e),
+	ASSERT_OK(convert_mem(src, 300000, DSC_FORMAT_RAW, DSC_FORMAT_UNKNOWN, NULL, &os, &out,
+			      &olen, &st, &e),
 		  &e);
 	ASSERT_EQ_U64(olen, 300000);
 	ASSERT(out && olen == 300000 && memcmp(out, src, 300000) == 0);
@@ -498,8 +498,7 @@ static void test_vmdk_writer_layout(void)
 	REQUIRE(h.overhead * 512 < len);
 
 	/* §4 descriptor: names the output's own basename. */
-	ASSERT_OK(dscp_vmdk_descriptor_parse((const char *)b + 512, h.desc_size * 512, "w", &d,
-					     &e),
+	ASSERT_OK(dscp_vmdk_descriptor_parse((const char *)b + 512, h.desc_size * 512, "w", &d, &e),
 		  &e);
 	ASSERT(strcmp(d.extent_file, "disk-7.vmdk") == 0);
 	ASSERT(strcmp(d.create_type, "streamOptimized") == 0);
@@ -581,8 +580,8 @@ static void test_vmdk_writer_layout(void)
 			footer = true;
 			sec += 2;
 		} else {
-			tu_fail(__FILE__, __LINE__, "unexpected marker type %u at sector %llu", m.type,
-				(unsigned long long)sec);
+			tu_fail(__FILE__, __LINE__, "unexpected marker type %u at sector %llu",
+				m.type, (unsigned long long)sec);
 			break;
 		}
 	}
@@ -709,9 +708,9 @@ static void test_vmdk_writer_unaligned(void)
 		uint64_t off;
 		size_t len;
 	} ext[] = {
-		{0, 1},           {1, 511},          {700, 1000},      {65000, 1072},
-		{66100, 10},      {131072, 65536},   {200000, 300000}, {500000, 1},
-		{524288, 65535},  {589823, 1},       {700000, 77777},  {(3u << 20) - 5, 5},
+		{0, 1},          {1, 511},        {700, 1000},      {65000, 1072},
+		{66100, 10},     {131072, 65536}, {200000, 300000}, {500000, 1},
+		{524288, 65535}, {589823, 1},     {700000, 77777},  {(3u << 20) - 5, 5},
 	};
 	size_t cap = 3u << 20, i;
 	uint8_t *data = tu_pattern(cap, TU_RANDOM, 3), *want = tu_xcalloc(cap), *img = NULL;
@@ -821,7 +820,8 @@ static void test_writer_threads(void)
 			  &e);
 		if (v) {
 			s = tu_mem_stream(v, vlen, "t.vmdk");
-			ASSERT_OK(tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e), &e);
+			ASSERT_OK(tu_read_image(s, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e),
+				  &e);
 			ASSERT(img && cap == (len + 511) / 512 * 512 && memcmp(img, src, len) == 0);
 			dsc_stream_close(s);
 			free(img);

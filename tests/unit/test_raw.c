@@ -74,8 +74,8 @@ static void check_raw_read(const uint8_t *src, size_t len, bool pipe_like, bool 
 			size_t ul = (size_t)DSC_MIN(UNIT, len - u);
 			if (dscp_is_zero(src + u, ul)) {
 				tu_fail(__FILE__, line,
-					"%s: extent %llu+%zu covers the all-zero unit at %llu", what,
-					(unsigned long long)x.offset, x.length,
+					"%s: extent %llu+%zu covers the all-zero unit at %llu",
+					what, (unsigned long long)x.offset, x.length,
 					(unsigned long long)u);
 				break;
 			}
@@ -108,9 +108,9 @@ static void all_ways(const uint8_t *src, size_t len, bool one_byte_too, const ch
 
 static void test_reader_sizes(void)
 {
-	static const size_t sizes[] = {1,          511,        512,          1000,
-				       UNIT - 1,   UNIT,       UNIT + 1,     3 * UNIT + 512,
-				       1u << 20,   (1u << 20) + 7};
+	static const size_t sizes[] = {1,        511,           512,      1000,
+				       UNIT - 1, UNIT,          UNIT + 1, 3 * UNIT + 512,
+				       1u << 20, (1u << 20) + 7};
 	size_t i;
 
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -263,8 +263,7 @@ static dsc_err put_units(dsc_writer *w, const uint8_t *src, size_t len, struct d
 	return DSC_OK;
 }
 
-static void write_membuf(const uint8_t *src, size_t len, bool pipe_like, const char *what,
-			 int line)
+static void write_membuf(const uint8_t *src, size_t len, bool pipe_like, const char *what, int line)
 {
 	struct dsc_error e = {0};
 	struct dsc_writer_opts o = {0};
@@ -715,8 +714,8 @@ static void test_reader_tiny_and_empty(void)
 			uint8_t *img = NULL;
 			uint64_t cap = 99;
 			size_t n = 99;
-			dsc_err err = tu_read_image(s, f ? DSC_FORMAT_UNKNOWN : DSC_FORMAT_RAW, true,
-						    &img, &cap, &n, &e);
+			dsc_err err = tu_read_image(s, f ? DSC_FORMAT_UNKNOWN : DSC_FORMAT_RAW,
+						    true, &img, &cap, &n, &e);
 			if (err != DSC_OK) {
 				tu_fail(__FILE__, __LINE__, "%zu-byte input (%s): %s (%s)",
 					cases[i].len, f ? "detected" : "raw", dsc_err_name(err),
@@ -825,8 +824,10 @@ static void test_writer_random_extents(void)
 			dsc_writer_close(w);
 			dsc_stream_mem_buffer(mb, &b, &blen);
 			if (blen != cap || memcmp(b, want, cap) != 0)
-				tu_fail(__FILE__, __LINE__, "seed %u %s: %zu extents: output differs "
-					"(%zu bytes)", seed, pipe_like ? "pipe" : "seekable", n, blen);
+				tu_fail(__FILE__, __LINE__,
+					"seed %u %s: %zu extents: output differs "
+					"(%zu bytes)",
+					seed, pipe_like ? "pipe" : "seekable", n, blen);
 			if (s != mb)
 				dsc_stream_close(s);
 			dsc_stream_close(mb);
@@ -846,9 +847,12 @@ static void test_reader_file_patterns(void)
 		size_t len;
 		int zero;
 	} w[] = {
-		{4096, 10, 0},           {UNIT - 3, 6, 0},          {5 * UNIT + 100, 200000, 0},
+		{4096, 10, 0},
+		{UNIT - 3, 6, 0},
+		{5 * UNIT + 100, 200000, 0},
 		{20 * UNIT, 3 * UNIT, 1}, /* written zeros: allocated, still a hole */
-		{40 * UNIT + 511, 1, 0}, {(10u << 20) - 4096, 4096, 1},
+		{40 * UNIT + 511, 1, 0},
+		{(10u << 20) - 4096, 4096, 1},
 	};
 	uint64_t size = (10u << 20) + 77;
 	char *dir = tu_tmpdir(), path[4200];
@@ -864,7 +868,8 @@ static void test_reader_file_patterns(void)
 	REQUIRE(fd >= 0);
 	ASSERT(ftruncate(fd, (off_t)size) == 0);
 	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
-		uint8_t *b = w[i].zero ? tu_xcalloc(w[i].len) : tu_pattern(w[i].len, TU_RANDOM, (uint32_t)i);
+		uint8_t *b = w[i].zero ? tu_xcalloc(w[i].len) :
+					 tu_pattern(w[i].len, TU_RANDOM, (uint32_t)i);
 		ASSERT(pwrite(fd, b, w[i].len, (off_t)w[i].off) == (ssize_t)w[i].len);
 		memcpy(want + w[i].off, b, w[i].len);
 		free(b);

@@ -301,8 +301,7 @@ static void test_fd_pipe(void)
 	} else {
 		close(fds[0]);
 	}
-	ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-	       WEXITSTATUS(status) == 0);
+	ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	free(src);
 	free(buf);
 }

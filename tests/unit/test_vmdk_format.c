@@ -103,8 +103,8 @@ static void test_header_round_trip(void)
 	h.unclean = 1;
 	dscp_vmdk_header_encode(&h, b);
 	dscp_vmdk_header_decode(b, &d);
-	ASSERT(d.flags == 0x30003 && d.desc_size == 20 && d.rgd_offset == 21 &&
-	       d.gd_offset == 26 && d.capacity == 391 && d.unclean == 1);
+	ASSERT(d.flags == 0x30003 && d.desc_size == 20 && d.rgd_offset == 21 && d.gd_offset == 26 &&
+	       d.capacity == 391 && d.unclean == 1);
 }
 
 static void expect_reject(const struct vmdk_header *h, const char *what, int line)
@@ -131,19 +131,19 @@ static void expect_limit(const struct vmdk_header *h, const char *what, int line
 		tu_fail(__FILE__, line, "message for %s lacks the name: \"%s\"", what, e.message);
 }
 
-#define REJECT(field, value)                                                \
-	do {                                                                \
-		struct vmdk_header h_;                                      \
-		vmware_header(&h_);                                         \
-		h_.field = (value);                                         \
-		expect_reject(&h_, #field " = " #value, __LINE__);          \
+#define REJECT(field, value)                                       \
+	do {                                                       \
+		struct vmdk_header h_;                             \
+		vmware_header(&h_);                                \
+		h_.field = (value);                                \
+		expect_reject(&h_, #field " = " #value, __LINE__); \
 	} while (0)
-#define LIMIT(field, value)                                                 \
-	do {                                                                \
-		struct vmdk_header h_;                                      \
-		vmware_header(&h_);                                         \
-		h_.field = (value);                                         \
-		expect_limit(&h_, #field " = " #value, __LINE__);           \
+#define LIMIT(field, value)                                       \
+	do {                                                      \
+		struct vmdk_header h_;                            \
+		vmware_header(&h_);                               \
+		h_.field = (value);                               \
+		expect_limit(&h_, #field " = " #value, __LINE__); \
 	} while (0)
 
 static void test_validate_accepts(void)
@@ -236,29 +236,28 @@ static void test_bad_magic_via_reader(void)
 	dsc_stream_close(s);
 }
 
-static const char vmware_desc[] =
-	"# Disk DescriptorFile\n"
-	"version=1\n"
-	"encoding=\"UTF-8\"\n"
-	"CID=9c6d3f1a\n"
-	"parentCID=ffffffff\n"
-	"createType=\"streamOptimized\"\n"
-	"\n"
-	"# Extent description\n"
-	"RW 41943040 SPARSE \"disk-1.vmdk\"\n"
-	"\n"
-	"# The Disk Data Base\n"
-	"#DDB\n"
-	"\n"
-	"ddb.adapterType = \"lsilogic\"\n"
-	"ddb.geometry.cylinders = \"2610\"\n"
-	"ddb.geometry.heads = \"255\"\n"
-	"ddb.geometry.sectors = \"63\"\n"
-	"ddb.longContentID = \"8f3a2bd6c8e81d6a1a4c7f2e9c6d3f1a\"\n"
-	"ddb.toolsInstallType = \"4\"\n"
-	"ddb.toolsVersion = \"12352\"\n"
-	"ddb.uuid = \"60 00 C2 9b 69 2f c9 76-74 c4 07 9e 10 87 3b f9\"\n"
-	"ddb.virtualHWVersion = \"14\"\n";
+static const char vmware_desc[] = "# Disk DescriptorFile\n"
+				  "version=1\n"
+				  "encoding=\"UTF-8\"\n"
+				  "CID=9c6d3f1a\n"
+				  "parentCID=ffffffff\n"
+				  "createType=\"streamOptimized\"\n"
+				  "\n"
+				  "# Extent description\n"
+				  "RW 41943040 SPARSE \"disk-1.vmdk\"\n"
+				  "\n"
+				  "# The Disk Data Base\n"
+				  "#DDB\n"
+				  "\n"
+				  "ddb.adapterType = \"lsilogic\"\n"
+				  "ddb.geometry.cylinders = \"2610\"\n"
+				  "ddb.geometry.heads = \"255\"\n"
+				  "ddb.geometry.sectors = \"63\"\n"
+				  "ddb.longContentID = \"8f3a2bd6c8e81d6a1a4c7f2e9c6d3f1a\"\n"
+				  "ddb.toolsInstallType = \"4\"\n"
+				  "ddb.toolsVersion = \"12352\"\n"
+				  "ddb.uuid = \"60 00 C2 9b 69 2f c9 76-74 c4 07 9e 10 87 3b f9\"\n"
+				  "ddb.virtualHWVersion = \"14\"\n";
 
 static void check_desc(const char *text, size_t len, const char *ctype, uint64_t sectors,
 		       const char *etype, const char *file, int line)
@@ -319,12 +318,14 @@ static void test_descriptor_parse(void)
 	free(t);
 
 	/* Unquoted values and spaces around '='. */
-	t = replace_all(vmware_desc, "createType=\"streamOptimized\"", "createType = streamOptimized");
+	t = replace_all(vmware_desc, "createType=\"streamOptimized\"",
+			"createType = streamOptimized");
 	check_desc(t, strlen(t), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk", __LINE__);
 	free(t);
 
 	/* Case differences in keys and keywords. */
-	t = replace_all(vmware_desc, "createType=\"streamOptimized\"", "CREATETYPE=\"STREAMOPTIMIZED\"");
+	t = replace_all(vmware_desc, "createType=\"streamOptimized\"",
+			"CREATETYPE=\"STREAMOPTIMIZED\"");
 	{
 		char *t2 = replace_all(t, "RW 41943040 SPARSE", "rw 41943040 sparse");
 		check_desc(t2, strlen(t2), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk",
@@ -340,7 +341,8 @@ static void test_descriptor_parse(void)
 		   __LINE__);
 
 	/* No trailing newline on the last line. */
-	t = replace_all(vmware_desc, "ddb.virtualHWVersion = \"14\"\n", "ddb.virtualHWVersion = \"14\"");
+	t = replace_all(vmware_desc, "ddb.virtualHWVersion = \"14\"\n",
+			"ddb.virtualHWVersion = \"14\"");
 	check_desc(t, strlen(t), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk", __LINE__);
 	free(t);
 
@@ -359,8 +361,7 @@ static void test_descriptor_rejects(void)
 
 	/* Missing first line. */
 	t = replace_all(vmware_desc, "# Disk DescriptorFile\n", "");
-	ASSERT_ERR(dscp_vmdk_descriptor_parse(t, strlen(t), "nohead.vmdk", &d, &e),
-		   DSC_ERR_FORMAT);
+	ASSERT_ERR(dscp_vmdk_descriptor_parse(t, strlen(t), "nohead.vmdk", &d, &e), DSC_ERR_FORMAT);
 	ASSERT(strstr(e.message, "nohead.vmdk") != NULL);
 	free(t);
 

@@ -16,12 +16,9 @@
 static const char *layout_name(enum tu_layout l, size_t end_zeros)
 {
 	switch (l) {
-	case TU_VMWARE:
-		return "vmware";
-	case TU_QEMU:
-		return end_zeros ? "qemu+zeros" : "qemu+eof";
-	case TU_OPENVMDK:
-		return "open-vmdk";
+	case TU_VMWARE: return "vmware";
+	case TU_QEMU: return end_zeros ? "qemu+zeros" : "qemu+eof";
+	case TU_OPENVMDK: return "open-vmdk";
 	}
 	return "?";
 }
@@ -65,10 +62,7 @@ out:
 	dsc_stream_close(s);
 }
 
-static uint64_t round512(uint64_t n)
-{
-	return (n + 511) / 512 * 512;
-}
+static uint64_t round512(uint64_t n) { return (n + 511) / 512 * 512; }
 
 /* One source image through every layout, every way of reading. */
 static void layouts_for(const uint8_t *src, size_t len, bool try_one_byte, const char *label)
@@ -77,11 +71,9 @@ static void layouts_for(const uint8_t *src, size_t len, bool try_one_byte, const
 		enum tu_layout l;
 		size_t end_zeros;
 	} ls[] = {
-		{TU_VMWARE, 0},
-		{TU_QEMU, 0},
+		{TU_VMWARE, 0},   {TU_QEMU, 0},
 		{TU_QEMU, GRAIN}, /* what qemu-img 7.2 leaves after the last grain */
-		{TU_QEMU, 512},
-		{TU_OPENVMDK, 0},
+		{TU_QEMU, 512},   {TU_OPENVMDK, 0},
 	};
 	char what[128];
 	size_t i;
@@ -361,8 +353,15 @@ static void test_injected_io(void)
 	tu_vmdk_begin(&v, TU_VMWARE, 3 * GRAIN, "img.vmdk");
 	tu_vmdk_grains_from(&v, src, 3 * GRAIN);
 	tu_vmdk_end(&v, 0);
-	uint64_t at[] = {0, 1, 300, 512, 128 * 512, 128 * 512 + 13, 128 * 512 + 40000,
-			 v.b.len - 512, v.b.len - 1};
+	uint64_t at[] = {0,
+			 1,
+			 300,
+			 512,
+			 128 * 512,
+			 128 * 512 + 13,
+			 128 * 512 + 40000,
+			 v.b.len - 512,
+			 v.b.len - 1};
 	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		struct tu_fault_opts o;
 		struct dsc_error e = {0};
@@ -375,8 +374,7 @@ static void test_injected_io(void)
 		o.fail_at = at[i];
 		o.max_io = i % 2 ? 1 : 0;
 		o.own_inner = true;
-		s = tu_fault_stream(tu_mem_stream(v.b.data, v.b.len, "x"), &o, "flaky.vmdk",
-				    NULL);
+		s = tu_fault_stream(tu_mem_stream(v.b.data, v.b.len, "x"), &o, "flaky.vmdk", NULL);
 		err = tu_read_image(s, DSC_FORMAT_UNKNOWN, true, &img, &cap, NULL, &e);
 		if (err != DSC_ERR_IO)
 			tu_fail(__FILE__, __LINE__, "I/O error at %llu: got %s (%s)",
@@ -697,7 +695,8 @@ static void test_threads(void)
 					if (err || x.length == 0)
 						break;
 					/* In order, and nothing from grain 10 on. */
-					ASSERT(x.offset >= next && x.offset + x.length <= 10 * GRAIN);
+					ASSERT(x.offset >= next &&
+					       x.offset + x.length <= 10 * GRAIN);
 					ASSERT(memcmp(x.data, full + x.offset, x.length) == 0);
 					next = x.offset + x.length;
 				}

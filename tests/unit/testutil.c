@@ -29,10 +29,7 @@ void tu_fail(const char *file, int line, const char *fmt, ...)
 	tu_failures++;
 }
 
-const char *tu_msg(const struct dsc_error *e)
-{
-	return e ? e->message : "";
-}
+const char *tu_msg(const struct dsc_error *e) { return e ? e->message : ""; }
 
 void tu_run(const char *name, void (*fn)(void))
 {
@@ -97,9 +94,7 @@ void tu_fill(void *buf, size_t len, enum tu_fill kind, uint32_t seed)
 	if (!x)
 		x = 1;
 	switch (kind) {
-	case TU_ZERO:
-		memset(p, 0, len);
-		break;
+	case TU_ZERO: memset(p, 0, len); break;
 	case TU_RANDOM:
 		for (i = 0; i < len; i++) {
 			x ^= x << 13;
@@ -209,8 +204,7 @@ static size_t fault_clip(const struct tu_fault *f, size_t len, bool reading)
 	return len;
 }
 
-static dsc_err fault_read(void *ctx, void *buf, size_t len, size_t *nread,
-			  struct dsc_error *e)
+static dsc_err fault_read(void *ctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
 {
 	struct tu_fault *f = ctx;
 	dsc_err err;
@@ -220,9 +214,8 @@ static dsc_err fault_read(void *ctx, void *buf, size_t len, size_t *nread,
 	if (f->o.delay_us)
 		usleep(f->o.delay_us);
 	if (f->pos >= f->o.fail_at)
-		return dsc_error_set(e, f->o.fail_code, EIO,
-				     "%s: injected error at byte %llu", f->name,
-				     (unsigned long long)f->pos);
+		return dsc_error_set(e, f->o.fail_code, EIO, "%s: injected error at byte %llu",
+				     f->name, (unsigned long long)f->pos);
 	if (f->pos >= f->o.eof_at || len == 0)
 		return DSC_OK;
 	len = fault_clip(f, len, true);
@@ -240,9 +233,8 @@ static dsc_err fault_write(void *ctx, const void *buf, size_t len, size_t *nwrit
 	*nwritten = 0;
 	f->writes++;
 	if (f->pos >= f->o.fail_at)
-		return dsc_error_set(e, f->o.fail_code, EIO,
-				     "%s: injected error at byte %llu", f->name,
-				     (unsigned long long)f->pos);
+		return dsc_error_set(e, f->o.fail_code, EIO, "%s: injected error at byte %llu",
+				     f->name, (unsigned long long)f->pos);
 	len = fault_clip(f, len, false);
 	err = dsc_write_all(f->inner, buf, len, e);
 	if (err == DSC_OK) {
@@ -264,8 +256,7 @@ static dsc_err fault_seek(void *ctx, uint64_t off, struct dsc_error *e)
 	return err;
 }
 
-static dsc_err fault_next_data(void *ctx, uint64_t off, uint64_t *data_off,
-			       struct dsc_error *e)
+static dsc_err fault_next_data(void *ctx, uint64_t off, uint64_t *data_off, struct dsc_error *e)
 {
 	struct tu_fault *f = ctx;
 	return dsc_stream_next_data(f->inner, off, data_off, e);
@@ -312,8 +303,8 @@ static const struct dsc_stream_ops fault_pipe_ops = {
 	.close = fault_close,
 };
 
-dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
-			    const char *name, struct tu_fault **ctl)
+dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o, const char *name,
+			    struct tu_fault **ctl)
 {
 	struct tu_fault *f = tu_xcalloc(sizeof(*f));
 	struct dsc_error e = {0};
@@ -323,8 +314,7 @@ dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
 	f->inner = inner;
 	f->o = *o;
 	snprintf(f->name, sizeof(f->name), "%s", name);
-	if (dsc_stream_new(pipe_like ? &fault_pipe_ops : &fault_ops, f, name, &s, &e) !=
-		    DSC_OK ||
+	if (dsc_stream_new(pipe_like ? &fault_pipe_ops : &fault_ops, f, name, &s, &e) != DSC_OK ||
 	    !s) {
 		fprintf(stderr, "testutil: dsc_stream_new: %s\n", e.message);
 		abort();
@@ -343,8 +333,8 @@ dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
 
 unsigned tu_reader_threads;
 
-dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **img,
-		      uint64_t *cap, size_t *extents, struct dsc_error *e)
+dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **img, uint64_t *cap,
+		      size_t *extents, struct dsc_error *e)
 {
 	dsc_reader *r = NULL;
 	uint8_t *buf = NULL;
@@ -460,10 +450,7 @@ fail:
 #define TU_GRAIN_SECTORS 128u
 #define TU_GT_SECTORS 4u /* 512 entries x 4 bytes, facts §3 */
 
-static uint64_t div_up(uint64_t a, uint64_t b)
-{
-	return (a + b - 1) / b;
-}
+static uint64_t div_up(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 static uint64_t cur_sector(const struct tu_vmdk *v)
 {

@@ -32,62 +32,57 @@ extern int tu_failures;
 void tu_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define ASSERT(cond)                                                        \
-	do {                                                                \
-		if (!(cond))                                                \
-			tu_fail(__FILE__, __LINE__, "ASSERT(%s)", #cond);   \
+#define ASSERT(cond)                                                      \
+	do {                                                              \
+		if (!(cond))                                              \
+			tu_fail(__FILE__, __LINE__, "ASSERT(%s)", #cond); \
 	} while (0)
 
 /* Like ASSERT, but leave the current (void) test function on failure. */
-#define REQUIRE(cond)                                                       \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			tu_fail(__FILE__, __LINE__, "REQUIRE(%s)", #cond);  \
-			return;                                             \
-		}                                                           \
+#define REQUIRE(cond)                                                      \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			tu_fail(__FILE__, __LINE__, "REQUIRE(%s)", #cond); \
+			return;                                            \
+		}                                                          \
 	} while (0)
 
 /* Compare two dsc_err values and print both names on mismatch. */
-#define ASSERT_ERR(got, want)                                               \
-	do {                                                                \
-		dsc_err tu_g_ = (got), tu_w_ = (want);                      \
-		if (tu_g_ != tu_w_)                                         \
-			tu_fail(__FILE__, __LINE__, "%s == %s: got %s, want %s", \
-				#got, #want, dsc_err_name(tu_g_),           \
-				dsc_err_name(tu_w_));                       \
+#define ASSERT_ERR(got, want)                                                                 \
+	do {                                                                                  \
+		dsc_err tu_g_ = (got), tu_w_ = (want);                                        \
+		if (tu_g_ != tu_w_)                                                           \
+			tu_fail(__FILE__, __LINE__, "%s == %s: got %s, want %s", #got, #want, \
+				dsc_err_name(tu_g_), dsc_err_name(tu_w_));                    \
 	} while (0)
 
 /* The message of an optional error struct ("" for NULL). */
 const char *tu_msg(const struct dsc_error *e);
 
 /* A call that must succeed; prints the error message when it does not. */
-#define ASSERT_OK(call, errp)                                               \
-	do {                                                                \
-		dsc_err tu_g_ = (call);                                     \
-		if (tu_g_ != DSC_OK)                                        \
-			tu_fail(__FILE__, __LINE__, "%s: %s (%s)", #call,   \
-				dsc_err_name(tu_g_),                        \
-				tu_msg(errp));             \
+#define ASSERT_OK(call, errp)                                                                  \
+	do {                                                                                   \
+		dsc_err tu_g_ = (call);                                                        \
+		if (tu_g_ != DSC_OK)                                                           \
+			tu_fail(__FILE__, __LINE__, "%s: %s (%s)", #call, dsc_err_name(tu_g_), \
+				tu_msg(errp));                                                 \
 	} while (0)
-#define REQUIRE_OK(call, errp)                                              \
-	do {                                                                \
-		dsc_err tu_g_ = (call);                                     \
-		if (tu_g_ != DSC_OK) {                                      \
-			tu_fail(__FILE__, __LINE__, "%s: %s (%s)", #call,   \
-				dsc_err_name(tu_g_),                        \
-				tu_msg(errp));             \
-			return;                                             \
-		}                                                           \
+#define REQUIRE_OK(call, errp)                                                                 \
+	do {                                                                                   \
+		dsc_err tu_g_ = (call);                                                        \
+		if (tu_g_ != DSC_OK) {                                                         \
+			tu_fail(__FILE__, __LINE__, "%s: %s (%s)", #call, dsc_err_name(tu_g_), \
+				tu_msg(errp));                                                 \
+			return;                                                                \
+		}                                                                              \
 	} while (0)
 
-#define ASSERT_EQ_U64(a, b)                                                 \
-	do {                                                                \
-		uint64_t tu_a_ = (uint64_t)(a), tu_b_ = (uint64_t)(b);      \
-		if (tu_a_ != tu_b_)                                         \
-			tu_fail(__FILE__, __LINE__,                         \
-				"%s == %s: %llu != %llu", #a, #b,           \
-				(unsigned long long)tu_a_,                  \
-				(unsigned long long)tu_b_);                 \
+#define ASSERT_EQ_U64(a, b)                                                            \
+	do {                                                                           \
+		uint64_t tu_a_ = (uint64_t)(a), tu_b_ = (uint64_t)(b);                 \
+		if (tu_a_ != tu_b_)                                                    \
+			tu_fail(__FILE__, __LINE__, "%s == %s: %llu != %llu", #a, #b,  \
+				(unsigned long long)tu_a_, (unsigned long long)tu_b_); \
 	} while (0)
 
 /* Run one test function and say which one failed. */
@@ -133,13 +128,13 @@ dsc_stream *tu_mem_stream(const void *buf, size_t len, const char *name);
 
 /* Fault injection. Offsets count bytes that went through this wrapper. */
 struct tu_fault_opts {
-	size_t max_io;      /* cap on each read/write; 0: no cap */
-	uint64_t fail_at;   /* reads/writes reaching this byte fail; UINT64_MAX: never */
-	dsc_err fail_code;  /* error returned there (default DSC_ERR_IO) */
-	uint64_t eof_at;    /* reads end here; UINT64_MAX: never */
-	bool no_seek;       /* no seek/next_data/set_size: looks like a pipe */
-	unsigned delay_us;  /* sleep before each read */
-	bool own_inner;     /* close the inner stream with this one */
+	size_t max_io;     /* cap on each read/write; 0: no cap */
+	uint64_t fail_at;  /* reads/writes reaching this byte fail; UINT64_MAX: never */
+	dsc_err fail_code; /* error returned there (default DSC_ERR_IO) */
+	uint64_t eof_at;   /* reads end here; UINT64_MAX: never */
+	bool no_seek;      /* no seek/next_data/set_size: looks like a pipe */
+	unsigned delay_us; /* sleep before each read */
+	bool own_inner;    /* close the inner stream with this one */
 };
 /* Defaults: no cap, no failure, no early EOF, seekable when inner is. */
 void tu_fault_defaults(struct tu_fault_opts *o);
@@ -155,8 +150,8 @@ struct tu_fault {
 };
 /* Wrap inner. *ctl (optional) lets the test look at counters while the
  * stream is open. Aborts on failure. */
-dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
-			    const char *name, struct tu_fault **ctl);
+dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o, const char *name,
+			    struct tu_fault **ctl);
 
 /* Read a whole image through a reader into a zeroed buffer of the reader's
  * capacity, checking that every extent lies inside it. Returns the code of
@@ -165,8 +160,8 @@ dsc_stream *tu_fault_stream(dsc_stream *inner, const struct tu_fault_opts *o,
  * extents (optional) counts the extents seen. */
 /* When non-zero, tu_read_image() calls dsc_reader_set_threads() with it. */
 extern unsigned tu_reader_threads;
-dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **img,
-		      uint64_t *cap, size_t *extents, struct dsc_error *e);
+dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **img, uint64_t *cap,
+		      size_t *extents, struct dsc_error *e);
 
 /* ---- images ------------------------------------------------------------ */
 
@@ -177,10 +172,10 @@ uint8_t *tu_vmdk_from_raw(const uint8_t *raw, size_t len, size_t *out_len);
 
 /* Hand-built VMDK streams. */
 enum tu_layout {
-	TU_VMWARE,    /* GD_AT_END, GT/GD markers, footer, EOS (facts §3) */
-	TU_QEMU,      /* flags 0x30003, tables in the header area, no markers
+	TU_VMWARE,   /* GD_AT_END, GT/GD markers, footer, EOS (facts §3) */
+	TU_QEMU,     /* flags 0x30003, tables in the header area, no markers
 			 after the grains; ends with zeros (end_zeros) or EOF */
-	TU_OPENVMDK,  /* real gdOffset, tables after the descriptor, EOS, no
+	TU_OPENVMDK, /* real gdOffset, tables after the descriptor, EOS, no
 			 footer */
 };
 
