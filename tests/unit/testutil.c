@@ -356,8 +356,19 @@ dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **im
 		err = dsc_reader_next(r, &x, e);
 		if (err)
 			goto out;
-		if (x.length == 0)
+		if (x.length == 0) {
+			/* The end is sticky: asking again gives the end again. */
+			err = dsc_reader_next(r, &x, e);
+			if (err)
+				goto out;
+			if (x.length != 0) {
+				tu_fail(__FILE__, __LINE__, "an extent after the end (%llu+%zu)",
+					(unsigned long long)x.offset, x.length);
+				err = DSC_ERR_FORMAT;
+				goto out;
+			}
 			break;
+		}
 		n++;
 		if (!x.data || x.offset > TU_MAX_IMAGE || x.length > TU_MAX_IMAGE - x.offset) {
 			tu_fail(__FILE__, __LINE__, "extent %zu at %llu+%zu: bad or too large", n,
