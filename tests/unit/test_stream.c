@@ -739,6 +739,61 @@ static void test_create_file_mode(void)
 	free(dir);
 }
 
+static void test_seek_drops_unread(void)
+{
+	uint8_t *src = tu_pattern(2000, TU_RANDOM, 13), buf[100];
+	struct dsc_error e = {0};
+	dsc_stream *s = tu_mem_stream(src, 2000, "seek.img");
+	size_t n = 0;
+
+	ASSERT_OK(dsc_read_full(s, buf, 100, &n, &e), &e);
+	ASSERT_OK(dsc_stream_unread(s, buf, 100, &e), &e);
+	ASSERT_OK(dsc_stream_seek(s, 500, &e), &e);
+	ASSERT_EQ_U64(dsc_stream_tell(s), 500);
+	ASSERT_OK(dsc_read_full(s, buf, 100, &n, &e), &e);
+	ASSERT(n == 100 && memcmp(buf, src + 500, 100) == 0);
+	/* Backwards too. */
+	ASSERT_OK(dsc_stream_seek(s, 10, &e), &e);
+	ASSERT_OK(dsc_read_full(s, buf, 10, &n, &e), &e);
+	ASSERT(n == 10 && memcmp(buf, src + 10, 10) == 0);
+	dsc_stream_close(s);
+	free(src);
+}
+
+static void test_membuf_set_size(void)
+{
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	const uint8_t *d;
+	size_t len;
+	uint8_t *src = tu_pattern(1000, TU_RANDOM, 14);
+
+	REQUIRE_OK(dsc_stream_new_membuf("sz", &s, &e), &e);
+	ASSERT_OK(dsc_write_all(s, src, 1000, &e), &e);
+	ASSERT_OK(dsc_stream_set_size(s, 500, false, &e), &e);
+	dsc_stream_mem_buffer(s, &d, &len);
+	ASSERT(len == 500 && memcmp(d, src, 500) == 0);
+	ASSERT_OK(dsc_stream_set_size(s, 3000, false, &e), &e);
+	dsc_stream_mem_buffer(s, &d, &len);
+	ASSERT(len == 3000 && memcmp(d, src, 500) == 0 && dscp_is_zero(d + 500, 2500));
+	dsc_stream_close(s);
+	free(src);
+}
+
+static void test_stream_new_args(void)
+{
+	static const struct dsc_stream_ops none = {.name = "none"};
+	struct dsc_error e = {0};
+	dsc_stream *s = (dsc_stream *)1;
+	int ctx;
+
+	ASSERT_ERR(dsc_stream_new(&none, &ctx, "x", &s, &e), DSC_ERR_INVAL);
+	ASSERT(s == NULL);
+	s = (dsc_stream *)1;
+	ASSERT_ERR(dsc_stream_new(NULL, &ctx, "x", &s, NULL), DSC_ERR_INVAL);
+	ASSERT(s == NULL);
+}
+
 int main(void)
 {
 	TU_RUN(test_mem_read);
@@ -763,5 +818,8 @@ int main(void)
 	TU_RUN(test_fd_eintr);
 	TU_RUN(test_open_file_directory);
 	TU_RUN(test_create_file_mode);
+	TU_RUN(test_seek_drops_unread);
+	TU_RUN(test_membuf_set_size);
+	TU_RUN(test_stream_new_args);
 	return tu_exit();
 }
