@@ -73,13 +73,13 @@ static uint64_t now_ms(void)
 }
 
 /* Named limits. */
-#define URL_MIN_BUFFER 65536u          /* > CURL_MAX_WRITE_SIZE, one chunk fits */
+#define URL_MIN_BUFFER 65536u /* > CURL_MAX_WRITE_SIZE, one chunk fits */
 #define URL_MAX_BUFFER (256u << 20)
-#define URL_MAX_DELAY_MS 30000u        /* backoff cap */
+#define URL_MAX_DELAY_MS 30000u /* backoff cap */
 #define URL_MAX_REDIRECTS 50u
-#define URL_MAX_HEADERS 64u            /* caller's extra headers */
+#define URL_MAX_HEADERS 64u /* caller's extra headers */
 #define URL_MAX_HEADER_LEN 8192u
-#define URL_VALIDATOR_MAX 256u         /* longest ETag / Last-Modified kept */
+#define URL_VALIDATOR_MAX 256u /* longest ETag / Last-Modified kept */
 #define URL_TEXT_MAX 400u
 
 /* What ended a try, kept until it is reported or retried. */
@@ -101,8 +101,8 @@ struct curl_src {
 	size_t nheaders;
 
 	CURLM *multi;
-	CURL *easy;                      /* the current try; NULL between */
-	struct curl_slist *req_headers;  /* the current try's header list */
+	CURL *easy;                     /* the current try; NULL between */
+	struct curl_slist *req_headers; /* the current try's header list */
 	char errbuf[CURL_ERROR_SIZE];
 
 	uint8_t *buf; /* bytes [head, tail) wait for the reader */
@@ -114,9 +114,9 @@ struct curl_src {
 	dsc_err failed; /* sticky: every later read repeats it */
 	struct dsc_error err;
 
-	uint64_t received; /* bytes of the resource buffered so far */
-	uint64_t total;    /* from the first response; UINT64_MAX unknown */
-	bool started;      /* a first response was accepted */
+	uint64_t received;                /* bytes of the resource buffered so far */
+	uint64_t total;                   /* from the first response; UINT64_MAX unknown */
+	bool started;                     /* a first response was accepted */
 	char etag[URL_VALIDATOR_MAX];     /* strong ETag of the first response */
 	char modified[URL_VALIDATOR_MAX]; /* its Last-Modified */
 	unsigned failures;                /* failed tries since the last byte */
@@ -137,7 +137,7 @@ struct curl_src {
 	char **hops; /* URLs that answered with a redirect in this try */
 	size_t nhops;
 	bool cb_failed;
-	struct failure cb; /* set by a callback that stopped the try */
+	struct failure cb;                 /* set by a callback that stopped the try */
 	char denied[INET6_ADDRSTRLEN + 8]; /* last address the policy refused */
 };
 
@@ -178,12 +178,12 @@ static void failure_set(struct failure *f, dsc_err code, bool retryable, int htt
 }
 
 /* Stop the current try from inside a callback. */
-#define CB_FAIL(c, ...)                                          \
-	do {                                                     \
-		if (!(c)->cb_failed) {                           \
-			(c)->cb_failed = true;                   \
-			failure_set(&(c)->cb, __VA_ARGS__);      \
-		}                                                \
+#define CB_FAIL(c, ...)                                     \
+	do {                                                \
+		if (!(c)->cb_failed) {                      \
+			(c)->cb_failed = true;              \
+			failure_set(&(c)->cb, __VA_ARGS__); \
+		}                                           \
 	} while (0)
 
 /* The URL without user:password, query or fragment, for messages (query
@@ -407,13 +407,14 @@ static bool accept_response(struct curl_src *c)
 				snprintf(what, sizeof what, "%s %.100s became %.100s",
 					 c->etag[0] ? "ETag" : "Last-Modified",
 					 c->etag[0] ? c->etag : c->modified,
-					 c->etag[0] ? (c->r_etag[0] ? c->r_etag : "none")
-						    : (c->r_modified[0] ? c->r_modified : "none"));
+					 c->etag[0] ? (c->r_etag[0] ? c->r_etag : "none") :
+						      (c->r_modified[0] ? c->r_modified : "none"));
 				changed(c, what);
 				return false;
 			}
 		}
-		if (c->total != UINT64_MAX && c->r_length != UINT64_MAX && c->r_length != c->total) {
+		if (c->total != UINT64_MAX && c->r_length != UINT64_MAX &&
+		    c->r_length != c->total) {
 			snprintf(what, sizeof what, "size %llu became %llu",
 				 (unsigned long long)c->total, (unsigned long long)c->r_length);
 			changed(c, what);
@@ -629,9 +630,9 @@ static dsc_err start_try(struct curl_src *c)
 			goto nomem;
 		c->req_headers = l;
 	}
-#define SET(opt, val)                                           \
-	do {                                                    \
-		if (rc == CURLE_OK)                             \
+#define SET(opt, val)                                             \
+	do {                                                      \
+		if (rc == CURLE_OK)                               \
 			rc = curl_easy_setopt(c->easy, opt, val); \
 	} while (0)
 	SET(CURLOPT_URL, c->url);
@@ -725,7 +726,8 @@ static void classify(struct curl_src *c, CURLcode rc, long os_errno, struct fail
 		failure_set(f, DSC_ERR_REMOTE, c->started, 0, ETIMEDOUT, "timed out: %s", eb);
 		break;
 	case CURLE_PARTIAL_FILE:
-		failure_set(f, DSC_ERR_REMOTE, true, 0, 0, "connection closed early at byte %llu: %s",
+		failure_set(f, DSC_ERR_REMOTE, true, 0, 0,
+			    "connection closed early at byte %llu: %s",
 			    (unsigned long long)c->received, eb);
 		break;
 	case CURLE_RECV_ERROR:
@@ -735,12 +737,13 @@ static void classify(struct curl_src *c, CURLcode rc, long os_errno, struct fail
 	case CURLE_HTTP2_STREAM:
 	case CURLE_HTTP3:
 		failure_set(f, DSC_ERR_REMOTE, true, 0, en,
-			    "transfer broke off at byte %llu: %s%s%s", (unsigned long long)c->received,
-			    eb, en ? ": " : "", en ? strerror(en) : "");
+			    "transfer broke off at byte %llu: %s%s%s",
+			    (unsigned long long)c->received, eb, en ? ": " : "",
+			    en ? strerror(en) : "");
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
-		failure_set(f, DSC_ERR_REMOTE, false, 0, 0, "TLS certificate verification failed: %s",
-			    eb);
+		failure_set(f, DSC_ERR_REMOTE, false, 0, 0,
+			    "TLS certificate verification failed: %s", eb);
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
 		failure_set(f, DSC_ERR_INVAL, false, 0, 0, "cannot use the CA file %s: %s",
@@ -763,9 +766,7 @@ static void classify(struct curl_src *c, CURLcode rc, long os_errno, struct fail
 	case CURLE_OUT_OF_MEMORY:
 		failure_set(f, DSC_ERR_NOMEM, false, 0, ENOMEM, "out of memory");
 		break;
-	default:
-		failure_set(f, DSC_ERR_REMOTE, false, 0, 0, "transfer failed: %s", eb);
-		break;
+	default: failure_set(f, DSC_ERR_REMOTE, false, 0, 0, "transfer failed: %s", eb); break;
 	}
 }
 
@@ -803,12 +804,11 @@ static dsc_err try_done(struct curl_src *c, CURLcode rc, const struct failure *f
 		failure_set(&f, DSC_ERR_REMOTE, false, c->status, 0, "no usable response (HTTP %d)",
 			    c->status);
 	} else if (rc == CURLE_OK && c->total != UINT64_MAX && c->received < c->total) {
-		failure_set(&f, DSC_ERR_REMOTE, true, 0, 0,
-			    "response ended at byte %llu of %llu", (unsigned long long)c->received,
-			    (unsigned long long)c->total);
+		failure_set(&f, DSC_ERR_REMOTE, true, 0, 0, "response ended at byte %llu of %llu",
+			    (unsigned long long)c->received, (unsigned long long)c->total);
 	} else if (rc == CURLE_OK && c->skip > 0) {
-		failure_set(&f, DSC_ERR_REMOTE, true, 0, 0,
-			    "response ended before byte %llu", (unsigned long long)c->try_start);
+		failure_set(&f, DSC_ERR_REMOTE, true, 0, 0, "response ended before byte %llu",
+			    (unsigned long long)c->try_start);
 	} else if (rc == CURLE_OK) {
 		end_try(c);
 		c->eof = true;
@@ -824,8 +824,8 @@ static dsc_err try_done(struct curl_src *c, CURLcode rc, const struct failure *f
 	c->failures++;
 	if (c->failures > c->o.retries) {
 		size_t n = strlen(f.text);
-		snprintf(f.text + n, sizeof f.text - n, "; too many retries (%u tries without progress)",
-			 c->failures);
+		snprintf(f.text + n, sizeof f.text - n,
+			 "; too many retries (%u tries without progress)", c->failures);
 		return record(c, &f);
 	}
 	if (c->received > 0 && !c->etag[0] && !c->modified[0]) {
@@ -853,7 +853,8 @@ static dsc_err pump(struct curl_src *c)
 
 	mc = curl_multi_perform(c->multi, &running);
 	if (mc != CURLM_OK) {
-		failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "libcurl: %s", curl_multi_strerror(mc));
+		failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "libcurl: %s",
+			    curl_multi_strerror(mc));
 		return record(c, &f);
 	}
 	while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
@@ -864,7 +865,8 @@ static dsc_err pump(struct curl_src *c)
 		return DSC_OK;
 	mc = curl_multi_poll(c->multi, NULL, 0, 500, NULL);
 	if (mc != CURLM_OK) {
-		failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "libcurl: %s", curl_multi_strerror(mc));
+		failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "libcurl: %s",
+			    curl_multi_strerror(mc));
 		return record(c, &f);
 	}
 	if (cancelled(c))
@@ -894,7 +896,8 @@ static dsc_err url_read(void *ctx, void *out, size_t len, size_t *nread, struct 
 			c->paused = false;
 			c->last_activity_ms = now_ms();
 			if (curl_easy_pause(c->easy, CURLPAUSE_CONT) != CURLE_OK) {
-				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "cannot resume the paused transfer");
+				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0,
+					    "cannot resume the paused transfer");
 				record(c, &f);
 			}
 			continue;
@@ -912,7 +915,8 @@ static dsc_err url_read(void *ctx, void *out, size_t len, size_t *nread, struct 
 			c->paused = false;
 			c->last_activity_ms = now_ms();
 			if (curl_easy_pause(c->easy, CURLPAUSE_CONT) != CURLE_OK) {
-				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "cannot resume the paused transfer");
+				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0,
+					    "cannot resume the paused transfer");
 				record(c, &f);
 			}
 		}
@@ -945,10 +949,7 @@ static void url_free(struct curl_src *c)
 	free(c);
 }
 
-static void url_close(void *ctx)
-{
-	url_free(ctx);
-}
+static void url_close(void *ctx) { url_free(ctx); }
 
 static const struct dsc_stream_ops curl_ops = {
 	.name = "curl",
@@ -981,9 +982,10 @@ static dsc_err check_url(const char *url, const char *shown, struct dsc_error *e
 	}
 	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || !scheme ||
 	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
-		rc = dsc_error_set(e, DSC_ERR_INVAL, 0,
-				   "%s: unsupported URL scheme '%s': only http and https are allowed",
-				   shown, scheme ? scheme : "");
+		rc = dsc_error_set(
+			e, DSC_ERR_INVAL, 0,
+			"%s: unsupported URL scheme '%s': only http and https are allowed", shown,
+			scheme ? scheme : "");
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host)
@@ -1112,9 +1114,6 @@ dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_s
 			     (int)strcspn(url ? url : "", "?#@"), url ? url : "");
 }
 
-unsigned dsc_stream_url_retries(const dsc_stream *s)
-{
-	return 0;
-}
+unsigned dsc_stream_url_retries(const dsc_stream *s) { return 0; }
 
 #endif

@@ -36,14 +36,13 @@ struct hash_stream {
 	dsc_stream *inner;
 	EVP_MD_CTX *md;
 	unsigned flags;
-	uint64_t hashed;   /* bytes entered into the hash: the position */
-	uint64_t size;     /* output size from set_size, or 0 */
-	bool broken;       /* a backward seek happened */
+	uint64_t hashed; /* bytes entered into the hash: the position */
+	uint64_t size;   /* output size from set_size, or 0 */
+	bool broken;     /* a backward seek happened */
 	bool crypto_failed;
 };
 
-static dsc_err hash_update(struct hash_stream *h, const void *buf, size_t len,
-			   struct dsc_error *e)
+static dsc_err hash_update(struct hash_stream *h, const void *buf, size_t len, struct dsc_error *e)
 {
 	if (len && EVP_DigestUpdate(h->md, buf, len) != 1) {
 		h->crypto_failed = true;
@@ -219,8 +218,7 @@ dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **o
 	return DSC_OK;
 }
 
-dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
-			      struct dsc_error *e)
+dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1], struct dsc_error *e)
 {
 	static const char digits[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -277,7 +275,8 @@ dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex, struc
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: not a SHA-256 input stream",
 				     in ? dsc_stream_name(in) : "stream");
 	if (!dsc_sha256_hex_valid(expected_hex))
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: expected SHA-256 is not 64 hex digits",
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: expected SHA-256 is not 64 hex digits",
 				     dsc_stream_name(in));
 	/* A reader may stop before the end (a VMDK ends at its EOS marker);
 	 * the digest covers every byte of the source. */
@@ -372,11 +371,13 @@ dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in, const char 
 	dsc_err rc;
 
 	*gated = NULL;
-	if (!out || !is_hash_stream(in) || (((struct hash_stream *)in->ctx)->flags & DSC_SHA256_WRITE))
+	if (!out || !is_hash_stream(in) ||
+	    (((struct hash_stream *)in->ctx)->flags & DSC_SHA256_WRITE))
 		return dsc_error_set(e, DSC_ERR_INVAL, 0,
 				     "sha256 gate: needs an output and a SHA-256 input stream");
 	if (!dsc_sha256_hex_valid(expected_hex))
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: expected SHA-256 is not 64 hex digits",
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: expected SHA-256 is not 64 hex digits",
 				     dsc_stream_name(in));
 	g = calloc(1, sizeof *g);
 	if (!g)
@@ -421,8 +422,7 @@ dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **o
 			     inner ? dsc_stream_name(inner) : "sha256");
 }
 
-dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
-			      struct dsc_error *e)
+dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1], struct dsc_error *e)
 {
 	hex[0] = '\0';
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,

@@ -21,8 +21,8 @@
 
 struct net {
 	bool v6;
-	uint8_t a[16];  /* IPv4 uses a[0..3] */
-	unsigned plen;  /* prefix length */
+	uint8_t a[16]; /* IPv4 uses a[0..3] */
+	unsigned plen; /* prefix length */
 };
 
 struct rule {
@@ -59,22 +59,22 @@ static const char *const special_v4[] = {
 };
 
 static const char *const special_v6[] = {
-	"::/128",        /* unspecified */
-	"::1/128",       /* loopback */
-	"::/96",         /* deprecated IPv4-compatible addresses */
+	"::/128",         /* unspecified */
+	"::1/128",        /* loopback */
+	"::/96",          /* deprecated IPv4-compatible addresses */
 	"64:ff9b:1::/48", /* local-use NAT64 */
-	"100::/64",      /* discard-only */
-	"2001::/32",     /* Teredo */
-	"2001:2::/48",   /* benchmarking */
-	"2001:10::/28",  /* ORCHID */
-	"2001:20::/28",  /* ORCHIDv2 */
-	"2001:db8::/32", /* documentation */
-	"3fff::/20",     /* documentation */
-	"5f00::/16",     /* SRv6 SIDs */
-	"fc00::/7",      /* unique local */
-	"fe80::/10",     /* link-local */
-	"fec0::/10",     /* deprecated site-local */
-	"ff00::/8",      /* multicast */
+	"100::/64",       /* discard-only */
+	"2001::/32",      /* Teredo */
+	"2001:2::/48",    /* benchmarking */
+	"2001:10::/28",   /* ORCHID */
+	"2001:20::/28",   /* ORCHIDv2 */
+	"2001:db8::/32",  /* documentation */
+	"3fff::/20",      /* documentation */
+	"5f00::/16",      /* SRv6 SIDs */
+	"fc00::/7",       /* unique local */
+	"fe80::/10",      /* link-local */
+	"fec0::/10",      /* deprecated site-local */
+	"ff00::/8",       /* multicast */
 };
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -176,15 +176,9 @@ void dsc_netpolicy_free(dsc_netpolicy *p)
 	free(p);
 }
 
-void dsc_netpolicy_set_default(dsc_netpolicy *p, bool allow)
-{
-	p->default_allow = allow;
-}
+void dsc_netpolicy_set_default(dsc_netpolicy *p, bool allow) { p->default_allow = allow; }
 
-static bool is_sep(char c)
-{
-	return c == ',' || isspace((unsigned char)c);
-}
+static bool is_sep(char c) { return c == ',' || isspace((unsigned char)c); }
 
 dsc_err dsc_netpolicy_add(dsc_netpolicy *p, const char *cidrs, bool allow, struct dsc_error *e)
 {
@@ -214,8 +208,8 @@ dsc_err dsc_netpolicy_add(dsc_netpolicy *p, const char *cidrs, bool allow, struc
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "address policy: no address in '%.100s'",
 				     cidrs);
 	if (count > NETPOLICY_MAX_RULES - p->n)
-		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				     "address policy: more than %d rules", NETPOLICY_MAX_RULES);
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0, "address policy: more than %d rules",
+				     NETPOLICY_MAX_RULES);
 	grown = realloc(p->rules, (p->n + count) * sizeof *grown);
 	if (!grown)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "address policy: out of memory");
@@ -268,9 +262,9 @@ static bool verdict(const dsc_netpolicy *p, const struct net *addr)
 	if (best)
 		return best->allow;
 	if (!addr->v6)
-		return in_table(special_v4, sizeof special_v4 / sizeof *special_v4, addr)
-			       ? false
-			       : p->default_allow;
+		return in_table(special_v4, sizeof special_v4 / sizeof *special_v4, addr) ?
+			       false :
+			       p->default_allow;
 	if (in_table(special_v6, sizeof special_v6 / sizeof *special_v6, addr))
 		return false;
 	/* NAT64 and 6to4 carry an IPv4 address that the packets end up at. */

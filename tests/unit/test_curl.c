@@ -99,8 +99,8 @@ static void fast_opts(struct dsc_url_opts *o)
 }
 
 /* Read all of `url` with reads of `step` bytes; compare with the file. */
-static dsc_err fetch(const char *path, const struct dsc_url_opts *o, size_t step,
-		     uint64_t *total, unsigned *retries, struct dsc_error *e)
+static dsc_err fetch(const char *path, const struct dsc_url_opts *o, size_t step, uint64_t *total,
+		     unsigned *retries, struct dsc_error *e)
 {
 	char url[512];
 	dsc_stream *s = NULL;
@@ -161,8 +161,13 @@ static void test_looks_like_url(void)
 static void test_refused_before_network(void)
 {
 	static const char *const bad[] = {
-		"file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "dict://x/",
-		"http://", "not a url", "",
+		"file:///etc/passwd",
+		"ftp://127.0.0.1/x",
+		"gopher://127.0.0.1/",
+		"dict://x/",
+		"http://",
+		"not a url",
+		"",
 	};
 	const char *hdr_bad[] = {"NoColon", NULL};
 	const char *hdr_crlf[] = {"X-A: 1\r\nX-B: 2", NULL};
@@ -255,8 +260,8 @@ static void test_failures(void)
 		o.retries = 2;
 		ASSERT_ERR(fetch("/f/file.bin?fail=503", &o, 4096, NULL, NULL, &e), DSC_ERR_REMOTE);
 		ASSERT(e.http_status == 503);
-		ASSERT(strstr(e.message, "HTTP 503 Service Unavailable; too many retries (3 tries") !=
-		       NULL);
+		ASSERT(strstr(e.message,
+			      "HTTP 503 Service Unavailable; too many retries (3 tries") != NULL);
 	}
 	{
 		/* Broken after the first response: the error comes from a read,
@@ -289,8 +294,8 @@ static void test_failures(void)
 	{
 		/* Secrets in the URL stay out of messages. */
 		struct dsc_error e = {0};
-		snprintf(url, sizeof url, "http://user:pa55word@127.0.0.1:%d/f/missing.bin?sig=T0KEN",
-			 port);
+		snprintf(url, sizeof url,
+			 "http://user:pa55word@127.0.0.1:%d/f/missing.bin?sig=T0KEN", port);
 		ASSERT_ERR(dsc_stream_open_url(url, &o, &s, &e), DSC_ERR_REMOTE);
 		ASSERT(strstr(e.message, "pa55word") == NULL && strstr(e.message, "T0KEN") == NULL);
 		ASSERT(strstr(e.message, "/f/missing.bin: HTTP 404") != NULL);
@@ -387,10 +392,7 @@ static void test_connection_refused(void)
 }
 
 static int cancel_calls;
-static bool cancel_after_two(void *user)
-{
-	return ++cancel_calls > 2;
-}
+static bool cancel_after_two(void *user) { return ++cancel_calls > 2; }
 
 static void test_cancel(void)
 {

@@ -196,11 +196,16 @@ static void test_misuse(void)
 	ASSERT_ERR(dsc_stream_open_sha256(NULL, 0, &h, NULL), DSC_ERR_INVAL);
 	ASSERT(h == NULL);
 	dsc_stream_close(m);
-	ASSERT(dsc_sha256_hex_valid("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
-	ASSERT(dsc_sha256_hex_valid("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
-	ASSERT(!dsc_sha256_hex_valid("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"));
-	ASSERT(!dsc_sha256_hex_valid("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555"));
-	ASSERT(!dsc_sha256_hex_valid("g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+	ASSERT(dsc_sha256_hex_valid(
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+	ASSERT(dsc_sha256_hex_valid(
+		"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
+	ASSERT(!dsc_sha256_hex_valid(
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"));
+	ASSERT(!dsc_sha256_hex_valid(
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555"));
+	ASSERT(!dsc_sha256_hex_valid(
+		"g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
 	ASSERT(!dsc_sha256_hex_valid(NULL));
 }
 
@@ -223,9 +228,7 @@ static dsc_err count_finish(void *ctx, struct dsc_error *e)
 	return DSC_OK;
 }
 
-static void count_close(void *ctx)
-{
-}
+static void count_close(void *ctx) {}
 
 static const struct dsc_stream_ops counting_ops = {
 	.name = "counting",
