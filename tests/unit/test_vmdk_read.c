@@ -628,6 +628,35 @@ static void test_hostile_header(void)
 	ASSERT(err == DSC_ERR_FORMAT);
 	tu_vmdk_free(&v);
 
+	/* Descriptor fields that point nowhere sensible: at sector 0 (the
+	 * header), or wrapping around 2^64 past the overHead check. A forward
+	 * reader must call these corrupt, not read to the end of the input
+	 * and report a truncation. */
+	{
+		static const struct {
+			uint64_t off, size;
+		} bad[] = {{0, 1}, {UINT64_MAX, 2}, {UINT64_MAX - 5, 10}, {200, 1}};
+		size_t i;
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			tu_vmdk_begin(&v, TU_VMWARE, 4 * GRAIN, "evil.vmdk");
+			tu_vmdk_grain(&v, 0, g, GRAIN);
+			tu_vmdk_end(&v, 0);
+			v.h.desc_offset = bad[i].off;
+			v.h.desc_size = bad[i].size;
+			dscp_vmdk_header_encode(&v.h, sec);
+			memcpy(v.b.data, sec, 512);
+			memset(&e, 0, sizeof(e));
+			err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_VMDK, &e);
+			if (err != DSC_ERR_FORMAT && err != DSC_ERR_LIMIT)
+				tu_fail(__FILE__, __LINE__,
+					"descriptor at %llu, %llu sectors: %s (%s)",
+					(unsigned long long)bad[i].off,
+					(unsigned long long)bad[i].size, dsc_err_name(err),
+					e.message);
+			tu_vmdk_free(&v);
+		}
+	}
+
 	/* Uncompressed (monolithicSparse-like flags) is not a stream we read
 	 * marker by marker: refused, not misread. */
 	tu_vmdk_begin(&v, TU_VMWARE, 4 * GRAIN, "evil.vmdk");
