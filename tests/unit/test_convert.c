@@ -859,12 +859,54 @@ static void test_writer_threads(void)
 	free(src);
 }
 
+/* A source that is all zeros yields no extent until its end: progress must
+ * still be reported about 10 times a second, and cancellation must work,
+ * or a 20 GiB empty disk from a pipe freezes the progress bar and cannot
+ * be stopped by a server whose client went away. */
+static void test_progress_zero_input(void)
+{
+	size_t len = 4u << 20;
+	uint8_t *src = tu_xcalloc(len);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct prog pr = {0};
+	dsc_stream *in = slow_source(src, len), *out = NULL;
+
+	pr.capacity = len;
+	o.dst_fmt = DSC_FORMAT_RAW;
+	o.progress = on_progress;
+	o.progress_user = &pr;
+	REQUIRE_OK(dsc_stream_new_membuf("z.raw", &out, &e), &e);
+	ASSERT_OK(dsc_convert(in, out, &o, &st, &e), &e);
+	fprintf(stderr, "  all-zero input: progress called %u times in %.2f s\n", pr.calls,
+		st.seconds);
+	ASSERT(pr.calls >= 3);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+
+	/* Cancelled on the first call: it must come before the end. */
+	memset(&pr, 0, sizeof(pr));
+	pr.capacity = len;
+	pr.cancel_after = 1;
+	in = slow_source(src, len);
+	out = NULL;
+	memset(&e, 0, sizeof(e));
+	REQUIRE_OK(dsc_stream_new_membuf("z.raw", &out, &e), &e);
+	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_CANCELLED);
+	ASSERT(dsc_stream_tell(in) < len);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
 	TU_RUN(test_raw_to_raw);
 	TU_RUN(test_progress);
 	TU_RUN(test_cancel);
+	TU_RUN(test_progress_zero_input);
 	TU_RUN(test_max_capacity);
 	TU_RUN(test_max_capacity_pipe);
 	TU_RUN(test_out_of_order_vmdk);
