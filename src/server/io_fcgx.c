@@ -19,8 +19,7 @@
 
 #include "server.h"
 
-static dsc_err body_read(void *vctx, void *buf, size_t len, size_t *nread,
-			 struct dsc_error *e)
+static dsc_err body_read(void *vctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
 {
 	struct body_ctx *c = vctx;
 	size_t want = len;
@@ -57,18 +56,14 @@ static dsc_err body_read(void *vctx, void *buf, size_t len, size_t *nread,
 		return dsc_error_set(e, DSC_ERR_IO, 0,
 				     "request body: ended after %llu of %llu "
 				     "bytes announced by Content-Length",
-				     (unsigned long long)c->got,
-				     (unsigned long long)c->length);
+				     (unsigned long long)c->got, (unsigned long long)c->length);
 	}
 	c->eof = true;
 	return DSC_OK;
 }
 
 /* The stream does not own the context (it lives in the handler's frame). */
-static void body_close(void *vctx)
-{
-	(void)vctx;
-}
+static void body_close(void *vctx) { (void)vctx; }
 
 static const struct dsc_stream_ops body_ops = {
 	.name = "fcgi-stdin",
@@ -76,8 +71,8 @@ static const struct dsc_stream_ops body_ops = {
 	.close = body_close,
 };
 
-dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *c,
-			 dsc_stream **out, struct dsc_error *e)
+dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *c, dsc_stream **out,
+			 struct dsc_error *e)
 {
 	const char *cl = FCGX_GetParam("CONTENT_LENGTH", rq->fcgx->envp);
 	dsc_err rc;
@@ -91,11 +86,9 @@ dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *c,
 
 		errno = 0;
 		v = strtoull(cl, &end, 10);
-		if (errno != 0 || *end != '\0' || cl[0] == '-' ||
-		    cl[0] == '+' || cl[0] == ' ')
+		if (errno != 0 || *end != '\0' || cl[0] == '-' || cl[0] == '+' || cl[0] == ' ')
 			return dsc_error_set(e, DSC_ERR_INVAL, 0,
-					     "request: bad CONTENT_LENGTH '%.40s'",
-					     cl);
+					     "request: bad CONTENT_LENGTH '%.40s'", cl);
 		c->length = v;
 	}
 	rc = dsc_stream_new(&body_ops, c, "request body", out, e);
@@ -106,8 +99,8 @@ dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *c,
 
 /* ---- response --------------------------------------------------------- */
 
-static dsc_err reply_write(void *vctx, const void *buf, size_t len,
-			   size_t *nwritten, struct dsc_error *e)
+static dsc_err reply_write(void *vctx, const void *buf, size_t len, size_t *nwritten,
+			   struct dsc_error *e)
 {
 	struct srv_request *rq = vctx;
 	int n, chunk = len > (1u << 30) ? (1 << 30) : (int)len;
@@ -131,10 +124,7 @@ static dsc_err reply_write(void *vctx, const void *buf, size_t len,
 	return DSC_OK;
 }
 
-static void reply_close(void *vctx)
-{
-	(void)vctx;
-}
+static void reply_close(void *vctx) { (void)vctx; }
 
 static const struct dsc_stream_ops reply_ops = {
 	.name = "fcgi-stdout",
@@ -143,8 +133,7 @@ static const struct dsc_stream_ops reply_ops = {
 };
 
 /* The caller prepares the headers with reply_defer_headers() first. */
-dsc_err fcgx_reply_stream(struct srv_request *rq, dsc_stream **out,
-			  struct dsc_error *e)
+dsc_err fcgx_reply_stream(struct srv_request *rq, dsc_stream **out, struct dsc_error *e)
 {
 	return dsc_stream_new(&reply_ops, rq, "response", out, e);
 }

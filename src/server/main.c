@@ -33,36 +33,35 @@ dsc_netpolicy *srv_policy;
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: dsc-server -outdir DIR [options]\n"
-		"A pre-forked FastCGI server converting disk images (raw, VMDK "
-		"streamOptimized).\n\n"
-		"  -outdir DIR            where /upload and /import write "
-		"(default /var/lib/dsc)\n"
-		"  -export-root DIR       /export serves files under DIR "
-		"(repeatable; default: outdir)\n"
-		"  -import-allow-net CIDR let /import reach these private or "
-		"special addresses\n"
-		"                         (repeatable; e.g. 10.0.0.0/8)\n"
-		"  -import-retries N      resume a broken /import download up "
-		"to N times (default 5)\n"
-		"  -import-idle-timeout S give up on a download after S "
-		"seconds without data (60)\n"
-		"  -max-capacity SIZE     largest virtual disk accepted "
-		"(default 4T; K, M, G, T, P)\n"
-		"  -workers N             worker processes (default: number "
-		"of CPUs)\n"
-		"  -grace SECONDS         on SIGTERM, time left to running "
-		"requests (default 30)\n"
-		"  -max-requests N        recycle a worker after N requests "
-		"(default 0: never)\n"
-		"  -listen ADDR           unix:/path or HOST:PORT; without it, "
-		"the listening\n"
-		"                         socket on fd 0 (spawn-fcgi)\n"
-		"  -socket-group NAME     group of the unix socket (mode 0660)\n"
-		"  -version               print the version\n\n"
-		"Signals: TERM/INT stop gracefully, HUP replaces the workers "
-		"one by one.\n");
+	fprintf(f, "Usage: dsc-server -outdir DIR [options]\n"
+		   "A pre-forked FastCGI server converting disk images (raw, VMDK "
+		   "streamOptimized).\n\n"
+		   "  -outdir DIR            where /upload and /import write "
+		   "(default /var/lib/dsc)\n"
+		   "  -export-root DIR       /export serves files under DIR "
+		   "(repeatable; default: outdir)\n"
+		   "  -import-allow-net CIDR let /import reach these private or "
+		   "special addresses\n"
+		   "                         (repeatable; e.g. 10.0.0.0/8)\n"
+		   "  -import-retries N      resume a broken /import download up "
+		   "to N times (default 5)\n"
+		   "  -import-idle-timeout S give up on a download after S "
+		   "seconds without data (60)\n"
+		   "  -max-capacity SIZE     largest virtual disk accepted "
+		   "(default 4T; K, M, G, T, P)\n"
+		   "  -workers N             worker processes (default: number "
+		   "of CPUs)\n"
+		   "  -grace SECONDS         on SIGTERM, time left to running "
+		   "requests (default 30)\n"
+		   "  -max-requests N        recycle a worker after N requests "
+		   "(default 0: never)\n"
+		   "  -listen ADDR           unix:/path or HOST:PORT; without it, "
+		   "the listening\n"
+		   "                         socket on fd 0 (spawn-fcgi)\n"
+		   "  -socket-group NAME     group of the unix socket (mode 0660)\n"
+		   "  -version               print the version\n\n"
+		   "Signals: TERM/INT stop gracefully, HUP replaces the workers "
+		   "one by one.\n");
 }
 
 /* "4T", "512M", "1GiB", "1000000" -> bytes; false when malformed. */
@@ -79,11 +78,31 @@ static bool parse_size(const char *s, uint64_t *out)
 	if (errno != 0 || end == s)
 		return false;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case 'p': case 'P': shift = 50; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	case 'p':
+	case 'P':
+		shift = 50;
+		end++;
+		break;
 	}
 	if (shift && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0))
 		end += strlen(end);
@@ -126,15 +145,12 @@ static int listen_unix(const char *path)
 		int probe;
 
 		if (!S_ISSOCK(st.st_mode)) {
-			fprintf(stderr,
-				"dsc-server: %s: exists and is not a socket\n",
-				path);
+			fprintf(stderr, "dsc-server: %s: exists and is not a socket\n", path);
 			return -1;
 		}
 		/* Replace a stale socket, never a live server's. */
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			close(probe);
 			fprintf(stderr,
 				"dsc-server: %s: another server is listening "
@@ -157,8 +173,7 @@ static int listen_unix(const char *path)
 	old = umask(0117);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		umask(old);
-		fprintf(stderr, "dsc-server: %s: bind: %s\n", path,
-			strerror(errno));
+		fprintf(stderr, "dsc-server: %s: bind: %s\n", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -168,10 +183,10 @@ static int listen_unix(const char *path)
 		struct group *g = getgrnam(srv_cfg.socket_group);
 
 		if (g == NULL || chown(path, (uid_t)-1, g->gr_gid) != 0) {
-			fprintf(stderr, "dsc-server: %s: cannot give it to "
-					"group %s: %s\n",
-				path, srv_cfg.socket_group,
-				g ? strerror(errno) : "no such group");
+			fprintf(stderr,
+				"dsc-server: %s: cannot give it to "
+				"group %s: %s\n",
+				path, srv_cfg.socket_group, g ? strerror(errno) : "no such group");
 			close(fd);
 			return -1;
 		}
@@ -193,8 +208,9 @@ static int listen_tcp(const char *spec)
 	size_t hl;
 
 	if (colon == NULL) {
-		fprintf(stderr, "dsc-server: -listen %s: want unix:/path or "
-				"HOST:PORT\n",
+		fprintf(stderr,
+			"dsc-server: -listen %s: want unix:/path or "
+			"HOST:PORT\n",
 			spec);
 		return -1;
 	}
@@ -215,18 +231,15 @@ static int listen_tcp(const char *spec)
 	hints.ai_flags = AI_PASSIVE;
 	rc = getaddrinfo(hl ? host : NULL, port, &hints, &res);
 	if (rc != 0) {
-		fprintf(stderr, "dsc-server: -listen %s: %s\n", spec,
-			gai_strerror(rc));
+		fprintf(stderr, "dsc-server: -listen %s: %s\n", spec, gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-			    ai->ai_protocol);
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 1024) == 0)
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
 			break;
 		rc = errno;
 		close(fd);
@@ -234,8 +247,7 @@ static int listen_tcp(const char *spec)
 		errno = rc;
 	}
 	if (fd < 0)
-		fprintf(stderr, "dsc-server: -listen %s: %s\n", spec,
-			strerror(errno));
+		fprintf(stderr, "dsc-server: -listen %s: %s\n", spec, strerror(errno));
 	freeaddrinfo(res);
 	return fd;
 }
@@ -255,8 +267,7 @@ static int open_listen(void)
 		return listen_tcp(srv_cfg.listen);
 	}
 	/* spawn-fcgi: an unconnected listening socket on fd 0. */
-	if (getpeername(0, (struct sockaddr *)&ss, &len) != 0 &&
-	    errno == ENOTCONN &&
+	if (getpeername(0, (struct sockaddr *)&ss, &len) != 0 && errno == ENOTCONN &&
 	    getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == 0 && acc)
 		return 0;
 	fprintf(stderr, "dsc-server: no -listen given and fd 0 is not a "
@@ -281,9 +292,21 @@ static char *resolve_dir(const char *what, const char *dir)
 
 int main(int argc, char **argv)
 {
-	enum { O_OUTDIR = 256, O_ROOT, O_NET, O_MAXCAP, O_WORKERS, O_GRACE,
-	       O_MAXREQ, O_LISTEN, O_GROUP, O_VERSION, O_HELP, O_RETRIES,
-	       O_IDLE };
+	enum {
+		O_OUTDIR = 256,
+		O_ROOT,
+		O_NET,
+		O_MAXCAP,
+		O_WORKERS,
+		O_GRACE,
+		O_MAXREQ,
+		O_LISTEN,
+		O_GROUP,
+		O_VERSION,
+		O_HELP,
+		O_RETRIES,
+		O_IDLE
+	};
 	static const struct option longopts[] = {
 		{"outdir", required_argument, NULL, O_OUTDIR},
 		{"export-root", required_argument, NULL, O_ROOT},
@@ -315,13 +338,12 @@ int main(int argc, char **argv)
 	srv_cfg.import_idle_timeout = 60;
 	while ((c = getopt_long_only(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_OUTDIR:
-			srv_cfg.outdir = optarg;
-			break;
+		case O_OUTDIR: srv_cfg.outdir = optarg; break;
 		case O_ROOT:
 			if (nroots >= SRV_MAX_ROOTS) {
-				fprintf(stderr, "dsc-server: at most %d "
-						"-export-root\n",
+				fprintf(stderr,
+					"dsc-server: at most %d "
+					"-export-root\n",
 					SRV_MAX_ROOTS);
 				return 2;
 			}
@@ -329,8 +351,9 @@ int main(int argc, char **argv)
 			break;
 		case O_NET:
 			if (srv_cfg.n_allow_nets >= SRV_MAX_NETS) {
-				fprintf(stderr, "dsc-server: at most %d "
-						"-import-allow-net\n",
+				fprintf(stderr,
+					"dsc-server: at most %d "
+					"-import-allow-net\n",
 					SRV_MAX_NETS);
 				return 2;
 			}
@@ -338,8 +361,9 @@ int main(int argc, char **argv)
 			break;
 		case O_MAXCAP:
 			if (!parse_size(optarg, &srv_cfg.max_capacity)) {
-				fprintf(stderr, "dsc-server: -max-capacity "
-						"%s: not a size\n",
+				fprintf(stderr,
+					"dsc-server: -max-capacity "
+					"%s: not a size\n",
 					optarg);
 				return 2;
 			}
@@ -348,8 +372,7 @@ int main(int argc, char **argv)
 		case O_IDLE:
 			if (!parse_uint(optarg, 100000, &v)) {
 				fprintf(stderr, "dsc-server: %s: a number\n",
-					c == O_IDLE ? "-import-idle-timeout"
-						    : "-import-retries");
+					c == O_IDLE ? "-import-idle-timeout" : "-import-retries");
 				return 2;
 			}
 			if (c == O_IDLE)
@@ -358,10 +381,8 @@ int main(int argc, char **argv)
 				srv_cfg.import_retries = (unsigned)v;
 			break;
 		case O_WORKERS:
-			if (!parse_uint(optarg, SRV_MAX_SLOTS - 1, &v) ||
-			    v == 0) {
-				fprintf(stderr, "dsc-server: -workers: 1-%d\n",
-					SRV_MAX_SLOTS - 1);
+			if (!parse_uint(optarg, SRV_MAX_SLOTS - 1, &v) || v == 0) {
+				fprintf(stderr, "dsc-server: -workers: 1-%d\n", SRV_MAX_SLOTS - 1);
 				return 2;
 			}
 			srv_cfg.workers = (int)v;
@@ -382,40 +403,30 @@ int main(int argc, char **argv)
 			}
 			srv_cfg.max_requests = v;
 			break;
-		case O_LISTEN:
-			srv_cfg.listen = optarg;
-			break;
-		case O_GROUP:
-			srv_cfg.socket_group = optarg;
-			break;
+		case O_LISTEN: srv_cfg.listen = optarg; break;
+		case O_GROUP: srv_cfg.socket_group = optarg; break;
 		case O_VERSION:
-			printf("dsc-server %s (libdsc %s)\n", PACKAGE_VERSION,
-			       dsc_version());
+			printf("dsc-server %s (libdsc %s)\n", PACKAGE_VERSION, dsc_version());
 			return 0;
 		case 'h':
-		case O_HELP:
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case O_HELP: usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "dsc-server: unexpected argument '%s'\n",
-			argv[optind]);
+		fprintf(stderr, "dsc-server: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
 	if (srv_cfg.workers > ncpu * 64 && ncpu > 0)
-		fprintf(stderr, "dsc-server: warning: %d workers on %ld CPUs\n",
-			srv_cfg.workers, ncpu);
+		fprintf(stderr, "dsc-server: warning: %d workers on %ld CPUs\n", srv_cfg.workers,
+			ncpu);
 	srv_cfg.outdir = resolve_dir("-outdir", srv_cfg.outdir);
 	if (srv_cfg.outdir == NULL)
 		return 2;
 	if (access(srv_cfg.outdir, W_OK | X_OK) != 0) {
-		fprintf(stderr, "dsc-server: -outdir %s: not writable: %s\n",
-			srv_cfg.outdir, strerror(errno));
+		fprintf(stderr, "dsc-server: -outdir %s: not writable: %s\n", srv_cfg.outdir,
+			strerror(errno));
 		return 2;
 	}
 	if (nroots == 0)
@@ -431,10 +442,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < srv_cfg.n_allow_nets; i++)
-		if (dsc_netpolicy_add(srv_policy, srv_cfg.allow_nets[i], true,
-				      &err) != DSC_OK) {
-			fprintf(stderr, "dsc-server: -import-allow-net: %s\n",
-				err.message);
+		if (dsc_netpolicy_add(srv_policy, srv_cfg.allow_nets[i], true, &err) != DSC_OK) {
+			fprintf(stderr, "dsc-server: -import-allow-net: %s\n", err.message);
 			return 2;
 		}
 
@@ -442,8 +451,7 @@ int main(int argc, char **argv)
 	if (srv_cfg.listen_fd < 0)
 		return 1;
 	/* Every worker polls, then accepts without blocking (worker.c). */
-	fcntl(srv_cfg.listen_fd, F_SETFL,
-	      fcntl(srv_cfg.listen_fd, F_GETFL) | O_NONBLOCK);
+	fcntl(srv_cfg.listen_fd, F_SETFL, fcntl(srv_cfg.listen_fd, F_GETFL) | O_NONBLOCK);
 
 	srv_board = mmap(NULL, sizeof(*srv_board), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);

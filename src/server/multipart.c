@@ -20,11 +20,15 @@
 #include "server.h"
 
 #define MP_BUF (256u * 1024u)
-#define MP_BOUNDARY_MAX 70  /* RFC 2046 section 5.1.1 */
+#define MP_BOUNDARY_MAX 70 /* RFC 2046 section 5.1.1 */
 #define MP_HEADERS_MAX (16u * 1024u)
 #define MP_PARTS_MAX 64
 
-enum mp_state { MP_DATA, MP_AT_DELIM, MP_CLOSED };
+enum mp_state {
+	MP_DATA,
+	MP_AT_DELIM,
+	MP_CLOSED
+};
 
 struct srv_multipart;
 
@@ -70,8 +74,7 @@ static dsc_err fill(struct mp *m, bool *got, struct dsc_error *e)
 static dsc_err find_delim(struct mp *m, size_t *before, struct dsc_error *e)
 {
 	for (;;) {
-		uint8_t *p = memmem(m->buf + m->start, m->end - m->start,
-				    m->delim, m->dlen);
+		uint8_t *p = memmem(m->buf + m->start, m->end - m->start, m->delim, m->dlen);
 		size_t avail = m->end - m->start;
 		bool got;
 		dsc_err rc;
@@ -135,8 +138,7 @@ static dsc_err need(struct mp *m, size_t n, bool *ok, struct dsc_error *e)
 /* The window starts at a delimiter: consume it and what follows it up to
  * the part's body. Sets *closed at the close delimiter; otherwise *is_field
  * tells whether this part is the wanted field. */
-static dsc_err open_part(struct mp *m, bool *closed, bool *is_field,
-			 struct dsc_error *e)
+static dsc_err open_part(struct mp *m, bool *closed, bool *is_field, struct dsc_error *e)
 {
 	char *hdr, *end, *line;
 	size_t hlen;
@@ -159,8 +161,7 @@ static dsc_err open_part(struct mp *m, bool *closed, bool *is_field,
 	}
 	/* Headers end at the first empty line; cap their size. */
 	for (;;) {
-		uint8_t *p = memmem(m->buf + m->start, m->end - m->start,
-				    "\r\n\r\n", 4);
+		uint8_t *p = memmem(m->buf + m->start, m->end - m->start, "\r\n\r\n", 4);
 		bool got;
 
 		if (p != NULL) {
@@ -185,8 +186,7 @@ static dsc_err open_part(struct mp *m, bool *closed, bool *is_field,
 				     MP_HEADERS_MAX);
 	hdr = strndup((const char *)m->buf + m->start, hlen);
 	if (hdr == NULL)
-		return dsc_error_set(e, DSC_ERR_NOMEM, 0,
-				     "multipart body: out of memory");
+		return dsc_error_set(e, DSC_ERR_NOMEM, 0, "multipart body: out of memory");
 	m->start += hlen;
 	m->clean = 0;
 	/* The first line is the rest of the delimiter line (transport
@@ -201,20 +201,16 @@ static dsc_err open_part(struct mp *m, bool *closed, bool *is_field,
 			const char *v = line + 20, *np;
 
 			/* name="..." or name=token; not filename= */
-			for (np = v; (np = strcasestr(np, "name=")) != NULL;
-			     np += 5) {
-				if (np > v && (isalnum((unsigned char)np[-1]) ||
-					       np[-1] == '*'))
+			for (np = v; (np = strcasestr(np, "name=")) != NULL; np += 5) {
+				if (np > v && (isalnum((unsigned char)np[-1]) || np[-1] == '*'))
 					continue;
 				np += 5;
 				if (*np == '"') {
 					const char *q = strchr(np + 1, '"');
 					size_t flen = strlen(m->field);
 
-					*is_field = q != NULL &&
-						    (size_t)(q - np - 1) == flen &&
-						    strncmp(np + 1, m->field,
-							    flen) == 0;
+					*is_field = q != NULL && (size_t)(q - np - 1) == flen &&
+						    strncmp(np + 1, m->field, flen) == 0;
 				} else {
 					size_t l = strcspn(np, "; \t");
 
@@ -232,12 +228,10 @@ static dsc_err open_part(struct mp *m, bool *closed, bool *is_field,
 	free(hdr);
 	return DSC_OK;
 truncated:
-	return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-			     "multipart body: ended inside a part header");
+	return dsc_error_set(e, DSC_ERR_TRUNCATED, 0, "multipart body: ended inside a part header");
 }
 
-static dsc_err mp_read(void *vctx, void *buf, size_t len, size_t *nread,
-		       struct dsc_error *e)
+static dsc_err mp_read(void *vctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
 {
 	struct mp *m = vctx;
 	size_t n;
@@ -305,9 +299,8 @@ static bool get_boundary(const char *ctype, char *out, size_t outsz)
 	return true;
 }
 
-dsc_err multipart_stream(dsc_stream *body, const char *content_type,
-			 const char *field, struct srv_multipart **handle,
-			 dsc_stream **out, struct dsc_error *e)
+dsc_err multipart_stream(dsc_stream *body, const char *content_type, const char *field,
+			 struct srv_multipart **handle, dsc_stream **out, struct dsc_error *e)
 {
 	char boundary[MP_BOUNDARY_MAX + 1];
 	struct mp *m = NULL;
@@ -323,14 +316,12 @@ dsc_err multipart_stream(dsc_stream *body, const char *content_type,
 				     MP_BOUNDARY_MAX);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->buf = malloc(MP_BUF)) == NULL) {
-		rc = dsc_error_set(e, DSC_ERR_NOMEM, 0,
-				   "multipart body: out of memory");
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, 0, "multipart body: out of memory");
 		goto fail;
 	}
 	m->body = body;
 	snprintf(m->field, sizeof(m->field), "%s", field);
-	m->dlen = (size_t)snprintf(m->delim, sizeof(m->delim), "\r\n--%s",
-				   boundary);
+	m->dlen = (size_t)snprintf(m->delim, sizeof(m->delim), "\r\n--%s", boundary);
 	/* The first delimiter may open the body without the CRLF: seed the
 	 * window with one so that one search finds both forms. */
 	memcpy(m->buf, "\r\n", 2);
@@ -373,8 +364,7 @@ fail:
 	return rc;
 }
 
-dsc_err multipart_finish(struct srv_multipart *handle, dsc_stream *part,
-			 struct dsc_error *e)
+dsc_err multipart_finish(struct srv_multipart *handle, dsc_stream *part, struct dsc_error *e)
 {
 	struct mp *m = (struct mp *)handle;
 	uint64_t skipped;

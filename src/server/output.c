@@ -27,8 +27,8 @@ struct srv_output {
 	char hex[DSC_SHA256_HEX_LEN + 1];
 };
 
-static dsc_err out_write(void *vctx, const void *buf, size_t len,
-			 size_t *nwritten, struct dsc_error *e)
+static dsc_err out_write(void *vctx, const void *buf, size_t len, size_t *nwritten,
+			 struct dsc_error *e)
 {
 	struct srv_output *o = vctx;
 	dsc_err rc = dsc_write_all(o->file, buf, len, e);
@@ -44,8 +44,7 @@ static dsc_err out_seek(void *vctx, uint64_t off, struct dsc_error *e)
 	return dsc_stream_seek(o->file, off, e);
 }
 
-static dsc_err out_set_size(void *vctx, uint64_t size, bool allocate,
-			    struct dsc_error *e)
+static dsc_err out_set_size(void *vctx, uint64_t size, bool allocate, struct dsc_error *e)
 {
 	struct srv_output *o = vctx;
 
@@ -86,9 +85,8 @@ static const struct dsc_stream_ops out_ops = {
 	.close = out_close,
 };
 
-dsc_err output_create(const char *dir, const char *name, bool overwrite,
-		      out_prefinish_fn hook, void *hook_user,
-		      struct srv_output **op, dsc_stream **out,
+dsc_err output_create(const char *dir, const char *name, bool overwrite, out_prefinish_fn hook,
+		      void *hook_user, struct srv_output **op, dsc_stream **out,
 		      struct dsc_error *e)
 {
 	struct srv_output *o;
@@ -98,26 +96,22 @@ dsc_err output_create(const char *dir, const char *name, bool overwrite,
 
 	*out = NULL;
 	*op = NULL;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    sizeof(path))
-		return dsc_error_set(e, DSC_ERR_INVAL, 0,
-				     "%s: output path too long", name);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: output path too long", name);
 	o = calloc(1, sizeof(*o));
 	if (o == NULL)
-		return dsc_error_set(e, DSC_ERR_NOMEM, 0, "%s: out of memory",
-				     path);
+		return dsc_error_set(e, DSC_ERR_NOMEM, 0, "%s: out of memory", path);
 	o->hook = hook;
 	o->hook_user = hook_user;
-	rc = dsc_stream_create_file(path, overwrite ? DSC_CREATE_REPLACE : 0,
-				    &o->file, e);
+	rc = dsc_stream_create_file(path, overwrite ? DSC_CREATE_REPLACE : 0, &o->file, e);
 	if (rc != DSC_OK)
 		goto fail;
 	rc = dsc_stream_new(&out_ops, o, path, &wrap, e);
 	if (rc != DSC_OK)
 		goto fail;
 	/* Without libcrypto the reply simply has no sha256. */
-	if (dsc_stream_open_sha256(wrap, DSC_SHA256_WRITE | DSC_SHA256_OWN,
-				   &o->outer, NULL) == DSC_OK) {
+	if (dsc_stream_open_sha256(wrap, DSC_SHA256_WRITE | DSC_SHA256_OWN, &o->outer, NULL) ==
+	    DSC_OK) {
 		o->hashed = true;
 	} else {
 		o->outer = wrap;
@@ -132,10 +126,7 @@ fail:
 }
 
 /* The srv_output itself outlives its streams: the caller frees it. */
-void output_free(struct srv_output *o)
-{
-	free(o);
-}
+void output_free(struct srv_output *o) { free(o); }
 
 const char *output_sha256(const struct srv_output *o)
 {
@@ -144,6 +135,5 @@ const char *output_sha256(const struct srv_output *o)
 
 const char *output_temp_path(const struct srv_output *o)
 {
-	return o != NULL && o->file != NULL ? dsc_stream_temp_path(o->file)
-					    : NULL;
+	return o != NULL && o->file != NULL ? dsc_stream_temp_path(o->file) : NULL;
 }

@@ -14,8 +14,7 @@
 
 #include "server.h"
 
-#define PARAMS_MAX ((int)(sizeof(((struct srv_params *)0)->names) / \
-			  sizeof(char *)))
+#define PARAMS_MAX ((int)(sizeof(((struct srv_params *)0)->names) / sizeof(char *)))
 
 static int hexval(int c)
 {
@@ -79,8 +78,7 @@ bool params_parse(struct srv_params *p, const char *query)
 			if (p->n >= PARAMS_MAX)
 				goto bad;
 			name = decode(s, eq ? (size_t)(eq - s) : len);
-			value = eq ? decode(eq + 1, len - (size_t)(eq - s) - 1)
-				   : strdup("");
+			value = eq ? decode(eq + 1, len - (size_t)(eq - s) - 1) : strdup("");
 			if (name == NULL || value == NULL || name[0] == '\0') {
 				free(name);
 				free(value);
@@ -159,8 +157,7 @@ bool name_is_valid(const char *name)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
 
-		if (!(isascii(c) && (isalnum(c) || c == '.' || c == '_' ||
-				     c == '-')))
+		if (!(isascii(c) && (isalnum(c) || c == '.' || c == '_' || c == '-')))
 			return false;
 	}
 	return true;

@@ -42,8 +42,8 @@ static int selfpipe[2] = {-1, -1};
 
 struct mslot {
 	pid_t pid;
-	bool retiring;     /* got TERM as part of a SIGHUP replacement */
-	bool replace;      /* to be replaced by the current SIGHUP round */
+	bool retiring; /* got TERM as part of a SIGHUP replacement */
+	bool replace;  /* to be replaced by the current SIGHUP round */
 };
 
 static struct mslot ms[SRV_MAX_SLOTS];
@@ -142,8 +142,7 @@ int pool_run(void)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
 
-	srv_log("master: started, %d workers, outdir %s", srv_cfg.workers,
-		srv_cfg.outdir);
+	srv_log("master: started, %d workers, outdir %s", srv_cfg.workers, srv_cfg.outdir);
 	for (;;) {
 		struct pollfd pfd = {.fd = selfpipe[0], .events = POLLIN};
 		char drain[64];
@@ -183,8 +182,7 @@ int pool_run(void)
 				last_crash = now;
 				/* Workers dying together (one event) or
 				 * while a delay runs count once. */
-				if (++crashes >= CRASH_BURST &&
-				    now >= next_spawn) {
+				if (++crashes >= CRASH_BURST && now >= next_spawn) {
 					backoff = backoff == 0 ? 1 : backoff * 2;
 					if (backoff > BACKOFF_MAX)
 						backoff = BACKOFF_MAX;
@@ -197,8 +195,7 @@ int pool_run(void)
 			ms[i].pid = 0;
 			ms[i].retiring = false;
 			ms[i].replace = false;
-			memset(&srv_board->slots[i], 0,
-			       sizeof(srv_board->slots[i]));
+			memset(&srv_board->slots[i], 0, sizeof(srv_board->slots[i]));
 		}
 		if (backoff > 0 && now - last_crash > CALM_PERIOD)
 			backoff = 0;
@@ -217,8 +214,7 @@ int pool_run(void)
 			if (count(true) == 0)
 				break;
 			if (!killed && (now >= deadline || got_term > 1)) {
-				srv_log("master: killing %d workers",
-					count(true));
+				srv_log("master: killing %d workers", count(true));
 				signal_all(SIGKILL);
 				killed = true;
 			} else if (now - last_term >= 1.0) {
@@ -233,8 +229,7 @@ int pool_run(void)
 			 * replacement, then replace one at a time. */
 			if (got_hup) {
 				got_hup = 0;
-				srv_log("master: replacing %d workers",
-					count(false));
+				srv_log("master: replacing %d workers", count(false));
 				for (i = 0; i < nslots(); i++)
 					if (ms[i].pid > 0 && !ms[i].retiring)
 						ms[i].replace = true;
@@ -250,8 +245,7 @@ int pool_run(void)
 			}
 			/* Fill the pool (the retiring worker's successor
 			 * first, so capacity never drops). */
-			while (count(false) < srv_cfg.workers &&
-			       now >= next_spawn) {
+			while (count(false) < srv_cfg.workers && now >= next_spawn) {
 				int free_slot = -1;
 
 				for (i = 0; i < nslots(); i++)

@@ -51,38 +51,25 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	if (client_side)
 		return 499;
 	switch (code) {
-	case DSC_OK:
-		return 200;
-	case DSC_ERR_NOMEM:
-		return 503;
-	case DSC_ERR_INVAL:
-		return 400;
-	case DSC_ERR_IO:
-		return 500;
+	case DSC_OK: return 200;
+	case DSC_ERR_NOMEM: return 503;
+	case DSC_ERR_INVAL: return 400;
+	case DSC_ERR_IO: return 500;
 	case DSC_ERR_FORMAT:
-	case DSC_ERR_TRUNCATED:
-		return 422;
-	case DSC_ERR_UNSUPPORTED:
-		return 415;
-	case DSC_ERR_LIMIT:
-		return 413;
+	case DSC_ERR_TRUNCATED: return 422;
+	case DSC_ERR_UNSUPPORTED: return 415;
+	case DSC_ERR_LIMIT: return 413;
 	case DSC_ERR_REMOTE:
 		if (e != NULL &&
-		    (e->sys_errno == ETIMEDOUT || e->http_status == 504 ||
-		     e->http_status == 408 || strstr(e->message, "timed out") ||
-		     strstr(e->message, "timeout")))
+		    (e->sys_errno == ETIMEDOUT || e->http_status == 504 || e->http_status == 408 ||
+		     strstr(e->message, "timed out") || strstr(e->message, "timeout")))
 			return 504;
 		return 502;
-	case DSC_ERR_CANCELLED:
-		return 503;
-	case DSC_ERR_EXISTS:
-		return 409;
-	case DSC_ERR_NOSPACE:
-		return 507;
-	case DSC_ERR_NOTFOUND:
-		return 404;
-	case DSC_ERR_PERM:
-		return 403;
+	case DSC_ERR_CANCELLED: return 503;
+	case DSC_ERR_EXISTS: return 409;
+	case DSC_ERR_NOSPACE: return 507;
+	case DSC_ERR_NOTFOUND: return 404;
+	case DSC_ERR_PERM: return 403;
 	}
 	return 500;
 }
@@ -93,8 +80,7 @@ static void put(struct srv_request *rq, const char *s, size_t n)
 		rq->client_gone = true;
 }
 
-void reply_headers(struct srv_request *rq, int status, const char *ctype,
-		   const char *extra)
+void reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra)
 {
 	char head[2048];
 	int n;
@@ -106,34 +92,28 @@ void reply_headers(struct srv_request *rq, int status, const char *ctype,
 	n = snprintf(head, sizeof(head),
 		     "Status: %d %s\r\nContent-Type: %s\r\n"
 		     "Cache-Control: no-store\r\n%s\r\n",
-		     status, reason(status),
-		     ctype ? ctype : "application/octet-stream",
+		     status, reason(status), ctype ? ctype : "application/octet-stream",
 		     extra ? extra : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
-		n = snprintf(head, sizeof(head), "Status: 500 %s\r\n\r\n",
-			     reason(500));
+		n = snprintf(head, sizeof(head), "Status: 500 %s\r\n\r\n", reason(500));
 	put(rq, head, (size_t)n);
 }
 
-void reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
-			 const char *extra)
+void reply_defer_headers(struct srv_request *rq, int status, const char *ctype, const char *extra)
 {
 	rq->pending_status = status;
 	snprintf(rq->pending_ctype, sizeof(rq->pending_ctype), "%s",
 		 ctype ? ctype : "application/octet-stream");
-	snprintf(rq->pending_extra, sizeof(rq->pending_extra), "%s",
-		 extra ? extra : "");
+	snprintf(rq->pending_extra, sizeof(rq->pending_extra), "%s", extra ? extra : "");
 }
 
 void reply_flush_pending(struct srv_request *rq)
 {
 	reply_headers(rq, rq->pending_status ? rq->pending_status : 200,
-		      rq->pending_ctype[0] ? rq->pending_ctype : NULL,
-		      rq->pending_extra);
+		      rq->pending_ctype[0] ? rq->pending_ctype : NULL, rq->pending_extra);
 }
 
-static void reply_json_ex(struct srv_request *rq, int status, json_t *obj,
-			  const char *allow)
+static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const char *allow)
 {
 	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
 	char extra[512];
@@ -148,9 +128,8 @@ static void reply_json_ex(struct srv_request *rq, int status, json_t *obj,
 			return;
 	}
 	len = strlen(text);
-	snprintf(extra, sizeof(extra), "%s%s%sContent-Length: %zu\r\n",
-		 allow ? "Allow: " : "", allow ? allow : "",
-		 allow ? "\r\n" : "", len + 1);
+	snprintf(extra, sizeof(extra), "%s%s%sContent-Length: %zu\r\n", allow ? "Allow: " : "",
+		 allow ? allow : "", allow ? "\r\n" : "", len + 1);
 	reply_headers(rq, status, "application/json", extra);
 	put(rq, text, len);
 	put(rq, "\n", 1);
@@ -166,8 +145,8 @@ void reply_json(struct srv_request *rq, int status, json_t *obj)
 /* Send an error reply; when the headers are already out (an export broke
  * off mid-stream) the connection is aborted instead, so the client sees a
  * failed transfer rather than a short file. */
-static void send_error(struct srv_request *rq, int status, const char *code,
-		       const char *msg, const char *allow)
+static void send_error(struct srv_request *rq, int status, const char *code, const char *msg,
+		       const char *allow)
 {
 	snprintf(rq->error, sizeof(rq->error), "%s", msg);
 	if (rq->headers_sent) {
@@ -175,22 +154,19 @@ static void send_error(struct srv_request *rq, int status, const char *code,
 		rq->status = status;
 		return;
 	}
-	reply_json_ex(rq, status,
-		      json_pack("{s:s, s:s}", "error", msg, "code", code),
-		      allow);
+	reply_json_ex(rq, status, json_pack("{s:s, s:s}", "error", msg, "code", code), allow);
 }
 
 void reply_method_not_allowed(struct srv_request *rq, const char *allow)
 {
 	char msg[256];
 
-	snprintf(msg, sizeof(msg), "%.100s: method %.20s is not allowed (use %.60s)",
-		 rq->path, rq->method, allow);
+	snprintf(msg, sizeof(msg), "%.100s: method %.20s is not allowed (use %.60s)", rq->path,
+		 rq->method, allow);
 	send_error(rq, 405, "METHOD", msg, allow);
 }
 
-void reply_error(struct srv_request *rq, int status, const char *code,
-		 const char *fmt, ...)
+void reply_error(struct srv_request *rq, int status, const char *code, const char *fmt, ...)
 {
 	char msg[DSC_ERROR_TEXT];
 	va_list ap;
@@ -201,12 +177,10 @@ void reply_error(struct srv_request *rq, int status, const char *code,
 	send_error(rq, status, code, msg, NULL);
 }
 
-void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e,
-		     bool client_side)
+void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side)
 {
 	int status = srv_http_status(e->code, e, client_side);
 	const char *code = client_side ? "CLIENT" : dsc_err_name(e->code);
 
-	send_error(rq, status, code,
-		   e->message[0] ? e->message : dsc_strerror(e->code), NULL);
+	send_error(rq, status, code, e->message[0] ? e->message : dsc_strerror(e->code), NULL);
 }

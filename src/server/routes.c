@@ -52,13 +52,10 @@ static bool check_known(struct srv_request *rq, const struct srv_params *p,
 			char list[256] = "";
 
 			for (k = 0; known[k] != NULL; k++) {
-				strncat(list, k ? ", " : "",
-					sizeof(list) - strlen(list) - 1);
-				strncat(list, known[k],
-					sizeof(list) - strlen(list) - 1);
+				strncat(list, k ? ", " : "", sizeof(list) - strlen(list) - 1);
+				strncat(list, known[k], sizeof(list) - strlen(list) - 1);
 			}
-			reply_error(rq, 400, "INVAL",
-				    "unknown parameter '%.64s' (known: %s)",
+			reply_error(rq, 400, "INVAL", "unknown parameter '%.64s' (known: %s)",
 				    p->names[i], list);
 			return false;
 		}
@@ -66,42 +63,38 @@ static bool check_known(struct srv_request *rq, const struct srv_params *p,
 	return true;
 }
 
-static bool get_format(struct srv_request *rq, const char *what,
-		       const char *v, dsc_format dflt, dsc_format *out)
+static bool get_format(struct srv_request *rq, const char *what, const char *v, dsc_format dflt,
+		       dsc_format *out)
 {
-	if (v == NULL || *v == '\0' ||
-	    (dflt == DSC_FORMAT_UNKNOWN && strcmp(v, "auto") == 0)) {
+	if (v == NULL || *v == '\0' || (dflt == DSC_FORMAT_UNKNOWN && strcmp(v, "auto") == 0)) {
 		*out = dflt;
 		return true;
 	}
 	*out = dsc_format_from_name(v);
 	if (*out == DSC_FORMAT_UNKNOWN) {
 		reply_error(rq, 415, "UNSUPPORTED",
-			    "%s format '%.64s' is not supported (raw, vmdk%s)",
-			    what, v, dflt == DSC_FORMAT_UNKNOWN ? ", auto" : "");
+			    "%s format '%.64s' is not supported (raw, vmdk%s)", what, v,
+			    dflt == DSC_FORMAT_UNKNOWN ? ", auto" : "");
 		return false;
 	}
 	return true;
 }
 
-static bool get_bool(struct srv_request *rq, const char *what, const char *v,
-		     bool *out)
+static bool get_bool(struct srv_request *rq, const char *what, const char *v, bool *out)
 {
 	*out = false;
 	if (v == NULL)
 		return true;
 	if (!parse_bool(v, out)) {
-		reply_error(rq, 400, "INVAL",
-			    "%s must be true or false, not '%.64s'", what, v);
+		reply_error(rq, 400, "INVAL", "%s must be true or false, not '%.64s'", what, v);
 		return false;
 	}
 	return true;
 }
 
 /* Fill cp from string values (query parameters or JSON strings). */
-static bool get_conv_params(struct srv_request *rq, const char *src,
-			    const char *dst, const char *prealloc,
-			    const char *overwrite, const char *name,
+static bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
+			    const char *prealloc, const char *overwrite, const char *name,
 			    const char *sha256, struct conv_params *cp)
 {
 	memset(cp, 0, sizeof(*cp));
@@ -119,8 +112,7 @@ static bool get_conv_params(struct srv_request *rq, const char *src,
 	}
 	cp->name = name;
 	if (sha256 != NULL && !dsc_sha256_hex_valid(sha256)) {
-		reply_error(rq, 400, "INVAL",
-			    "sha256 must be 64 hexadecimal digits");
+		reply_error(rq, 400, "INVAL", "sha256 must be 64 hexadecimal digits");
 		return false;
 	}
 	cp->sha256 = sha256;
@@ -129,8 +121,7 @@ static bool get_conv_params(struct srv_request *rq, const char *src,
 
 /* 409 before reading anything when the output is taken (the library
  * checks again when it commits, so a race still cannot clobber it). */
-static bool check_free(struct srv_request *rq, const struct conv_params *cp,
-		       const char *name)
+static bool check_free(struct srv_request *rq, const struct conv_params *cp, const char *name)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -139,30 +130,26 @@ static bool check_free(struct srv_request *rq, const struct conv_params *cp,
 		return true;
 	snprintf(path, sizeof(path), "%s/%s", srv_cfg.outdir, name);
 	if (lstat(path, &st) == 0) {
-		reply_error(rq, 409, "EXISTS",
-			    "%s already exists (overwrite=true replaces it)",
+		reply_error(rq, 409, "EXISTS", "%s already exists (overwrite=true replaces it)",
 			    name);
 		return false;
 	}
 	return true;
 }
 
-static const char *format_ext(dsc_format f)
-{
-	return f == DSC_FORMAT_VMDK ? ".vmdk" : ".img";
-}
+static const char *format_ext(dsc_format f) { return f == DSC_FORMAT_VMDK ? ".vmdk" : ".img"; }
 
 /* ---- converting into outdir ------------------------------------------- */
 
 /* What the commit hook must check before the output appears. */
 struct source {
-	dsc_stream *raw_in;   /* request body or URL stream */
+	dsc_stream *raw_in; /* request body or URL stream */
 	struct body_ctx *body;
 	struct srv_multipart *mp;
-	dsc_stream *part;     /* multipart field, or NULL */
-	dsc_stream *hashed;   /* SHA-256 read wrapper, or NULL */
-	const char *expect;   /* expected SHA-256 */
-	dsc_stream *in;       /* what the converter reads */
+	dsc_stream *part;   /* multipart field, or NULL */
+	dsc_stream *hashed; /* SHA-256 read wrapper, or NULL */
+	const char *expect; /* expected SHA-256 */
+	dsc_stream *in;     /* what the converter reads */
 };
 
 static dsc_err source_prefinish(void *user, struct dsc_error *e)
@@ -188,8 +175,7 @@ static dsc_err source_prefinish(void *user, struct dsc_error *e)
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: SHA-256 mismatch: expected "
 					     "%s, got %s",
-					     dsc_stream_name(s->raw_in),
-					     s->expect, hex);
+					     dsc_stream_name(s->raw_in), s->expect, hex);
 	}
 	return DSC_OK;
 }
@@ -208,8 +194,7 @@ static bool connection_dropped(void *user)
 	struct srv_request *rq = user;
 	struct pollfd pfd = {.fd = rq->fcgx->ipcFd, .events = POLLIN | POLLRDHUP};
 
-	if (poll(&pfd, 1, 0) == 1 &&
-	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
 		rq->client_gone = true;
 		return true;
 	}
@@ -224,8 +209,7 @@ static bool progress_cb(void *user, const struct dsc_progress *p)
 
 /* Convert src->in into outdir/name and reply. Owns nothing of src. */
 static void convert_to_outdir(struct srv_request *rq, struct source *src,
-			      const struct conv_params *cp, const char *name,
-			      bool watch_client)
+			      const struct conv_params *cp, const char *name, bool watch_client)
 {
 	struct dsc_convert_opts opts = {0};
 	struct dsc_convert_stats stats = {0};
@@ -242,8 +226,8 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 		src->expect = cp->sha256;
 		src->in = src->hashed;
 	}
-	rc = output_create(srv_cfg.outdir, name, cp->overwrite,
-			   source_prefinish, src, &o, &out, &err);
+	rc = output_create(srv_cfg.outdir, name, cp->overwrite, source_prefinish, src, &o, &out,
+			   &err);
 	if (rc != DSC_OK)
 		goto fail;
 	worker_set_temp(output_temp_path(o));
@@ -263,18 +247,16 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 		goto fail;
 	snprintf(path, sizeof(path), "%s/%s", srv_cfg.outdir, name);
 	{
-		json_t *j = json_pack(
-			"{s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "output", path,
-			"name", name, "format", dsc_format_name(cp->dst),
-			"writtenBytes", (json_int_t)stats.bytes_written,
-			"capacityBytes", (json_int_t)stats.capacity,
-			"readBytes", (json_int_t)stats.bytes_read,
-			"elapsedSeconds", stats.seconds);
+		json_t *j =
+			json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "output", path, "name",
+				  name, "format", dsc_format_name(cp->dst), "writtenBytes",
+				  (json_int_t)stats.bytes_written, "capacityBytes",
+				  (json_int_t)stats.capacity, "readBytes",
+				  (json_int_t)stats.bytes_read, "elapsedSeconds", stats.seconds);
 		const char *sha = output_sha256(o);
 
 		if (j != NULL)
-			json_object_set_new(j, "sha256",
-					    sha ? json_string(sha) : json_null());
+			json_object_set_new(j, "sha256", sha ? json_string(sha) : json_null());
 		reply_json(rq, 200, j);
 	}
 	if (src->hashed)
@@ -310,9 +292,8 @@ static bool media_type_is(const char *ctype, const char *want)
 
 static void h_upload(struct srv_request *rq)
 {
-	static const char *const known[] = {"src",  "dst",	 "prealloc",
-					    "name", "overwrite", "sha256",
-					    NULL};
+	static const char *const known[] = {"src",       "dst",    "prealloc", "name",
+					    "overwrite", "sha256", NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	struct srv_params p = {0};
 	struct conv_params cp;
@@ -331,13 +312,11 @@ static void h_upload(struct srv_request *rq)
 	}
 	if (!check_known(rq, &p, known) ||
 	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
-			     params_get(&p, "prealloc"),
-			     params_get(&p, "overwrite"), params_get(&p, "name"),
-			     params_get(&p, "sha256"), &cp))
+			     params_get(&p, "prealloc"), params_get(&p, "overwrite"),
+			     params_get(&p, "name"), params_get(&p, "sha256"), &cp))
 		goto out;
 	name = cp.name ? cp.name : "upload.img";
-	if (ctype == NULL || *ctype == '\0' ||
-	    media_type_is(ctype, "application/octet-stream")) {
+	if (ctype == NULL || *ctype == '\0' || media_type_is(ctype, "application/octet-stream")) {
 		multipart = false;
 	} else if (media_type_is(ctype, "multipart/form-data")) {
 		multipart = true;
@@ -368,8 +347,7 @@ static void h_upload(struct srv_request *rq)
 	src.body = &bc;
 	src.in = body;
 	if (multipart) {
-		if (multipart_stream(body, ctype, "file", &src.mp, &part,
-				     &err) != DSC_OK) {
+		if (multipart_stream(body, ctype, "file", &src.mp, &part, &err) != DSC_OK) {
 			if (bc.failed && !rq->client_gone)
 				err.code = DSC_ERR_INVAL;
 			reply_dsc_error(rq, &err, rq->client_gone);
@@ -389,8 +367,7 @@ out:
 
 /* The URL's last path segment with the destination's extension, when that
  * is a valid name; else "import" + extension. */
-static void default_import_name(const char *url, dsc_format dst, char *out,
-				size_t outsz)
+static void default_import_name(const char *url, dsc_format dst, char *out, size_t outsz)
 {
 	const char *p = strstr(url, "://"), *seg, *end, *dot;
 	char base[SRV_NAME_MAX + 1];
@@ -420,8 +397,8 @@ static void default_import_name(const char *url, dsc_format dst, char *out,
 
 #define IMPORT_HEADERS_MAX 32
 
-static void do_import(struct srv_request *rq, const char *url,
-		      const struct conv_params *cp, const char *const *headers)
+static void do_import(struct srv_request *rq, const char *url, const struct conv_params *cp,
+		      const char *const *headers)
 {
 	struct dsc_url_opts uo;
 	struct dsc_error err = {0};
@@ -454,9 +431,8 @@ static void do_import(struct srv_request *rq, const char *url,
 
 static void h_import_get(struct srv_request *rq)
 {
-	static const char *const known[] = {"url",	 "src",	   "dst",
-					    "prealloc",	 "name",   "overwrite",
-					    "sha256",	 NULL};
+	static const char *const known[] = {"url",  "src",       "dst",    "prealloc",
+					    "name", "overwrite", "sha256", NULL};
 	struct srv_params p = {0};
 	struct conv_params cp;
 	const char *url;
@@ -469,9 +445,8 @@ static void h_import_get(struct srv_request *rq)
 	}
 	if (!check_known(rq, &p, known) ||
 	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
-			     params_get(&p, "prealloc"),
-			     params_get(&p, "overwrite"), params_get(&p, "name"),
-			     params_get(&p, "sha256"), &cp))
+			     params_get(&p, "prealloc"), params_get(&p, "overwrite"),
+			     params_get(&p, "name"), params_get(&p, "sha256"), &cp))
 		goto out;
 	url = params_get(&p, "url");
 	if (url == NULL || *url == '\0') {
@@ -501,9 +476,8 @@ static const char *json_str(json_t *o, const char *key, bool *bad)
 
 static void h_import_post(struct srv_request *rq)
 {
-	static const char *const known[] = {"url",	"src",	   "dst",
-					    "prealloc", "name",	   "overwrite",
-					    "sha256",	"headers", NULL};
+	static const char *const known[] = {"url",       "src",    "dst",     "prealloc", "name",
+					    "overwrite", "sha256", "headers", NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	const char *hdrs[IMPORT_HEADERS_MAX + 1] = {NULL};
 	char *hdr_store[IMPORT_HEADERS_MAX] = {NULL};
@@ -524,8 +498,7 @@ static void h_import_post(struct srv_request *rq)
 			    "not the query string");
 		return;
 	}
-	if (ctype != NULL && *ctype != '\0' &&
-	    !media_type_is(ctype, "application/json")) {
+	if (ctype != NULL && *ctype != '\0' && !media_type_is(ctype, "application/json")) {
 		reply_error(rq, 415, "UNSUPPORTED",
 			    "content type '%.100s' is not supported (use "
 			    "application/json)",
@@ -537,8 +510,7 @@ static void h_import_post(struct srv_request *rq)
 		return;
 	}
 	if (bc.length != UINT64_MAX && bc.length > SRV_JSON_BODY_MAX) {
-		reply_error(rq, 413, "LIMIT",
-			    "JSON body of %llu bytes exceeds %u bytes",
+		reply_error(rq, 413, "LIMIT", "JSON body of %llu bytes exceeds %u bytes",
 			    (unsigned long long)bc.length, SRV_JSON_BODY_MAX);
 		goto out;
 	}
@@ -547,33 +519,29 @@ static void h_import_post(struct srv_request *rq)
 		reply_error(rq, 503, "NOMEM", "out of memory");
 		goto out;
 	}
-	if (dsc_read_full(body, buf, SRV_JSON_BODY_MAX + 1, &n, &err) !=
-	    DSC_OK) {
+	if (dsc_read_full(body, buf, SRV_JSON_BODY_MAX + 1, &n, &err) != DSC_OK) {
 		if (bc.failed && !rq->client_gone)
 			err.code = DSC_ERR_INVAL;
 		reply_dsc_error(rq, &err, rq->client_gone);
 		goto out;
 	}
 	if (n > SRV_JSON_BODY_MAX) {
-		reply_error(rq, 413, "LIMIT", "JSON body exceeds %u bytes",
-			    SRV_JSON_BODY_MAX);
+		reply_error(rq, 413, "LIMIT", "JSON body exceeds %u bytes", SRV_JSON_BODY_MAX);
 		goto out;
 	}
 	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL || !json_is_object(j)) {
-		reply_error(rq, 400, "INVAL",
-			    "request body is not a JSON object: %s (line %d)",
-			    j ? "another JSON type" : jerr.text,
-			    j ? 1 : jerr.line);
+		reply_error(rq, 400, "INVAL", "request body is not a JSON object: %s (line %d)",
+			    j ? "another JSON type" : jerr.text, j ? 1 : jerr.line);
 		goto out;
 	}
-	json_object_foreach(j, key, h) {
+	json_object_foreach(j, key, h)
+	{
 		for (i = 0; known[i] != NULL; i++)
 			if (strcmp(key, known[i]) == 0)
 				break;
 		if (known[i] == NULL) {
-			reply_error(rq, 400, "INVAL",
-				    "unknown member '%.64s' in the JSON body",
+			reply_error(rq, 400, "INVAL", "unknown member '%.64s' in the JSON body",
 				    key);
 			goto out;
 		}
@@ -603,15 +571,14 @@ static void h_import_post(struct srv_request *rq)
 	if (json_is_object(h)) {
 		json_t *v;
 
-		json_object_foreach(h, key, v) {
+		json_object_foreach(h, key, v)
+		{
 			if (!json_is_string(v) || n >= IMPORT_HEADERS_MAX ||
-			    strpbrk(key, "\r\n:") ||
-			    strpbrk(json_string_value(v), "\r\n")) {
+			    strpbrk(key, "\r\n:") || strpbrk(json_string_value(v), "\r\n")) {
 				bad = true;
 				break;
 			}
-			if (asprintf(&hdr_store[n], "%s: %s", key,
-				     json_string_value(v)) < 0) {
+			if (asprintf(&hdr_store[n], "%s: %s", key, json_string_value(v)) < 0) {
 				hdr_store[n] = NULL;
 				bad = true;
 				break;
@@ -622,7 +589,8 @@ static void h_import_post(struct srv_request *rq)
 	} else if (json_is_array(h)) {
 		json_t *v;
 
-		json_array_foreach(h, i, v) {
+		json_array_foreach(h, i, v)
+		{
 			if (!json_is_string(v) || n >= IMPORT_HEADERS_MAX ||
 			    !strchr(json_string_value(v), ':') ||
 			    strpbrk(json_string_value(v), "\r\n")) {
@@ -664,8 +632,7 @@ static bool inside_roots(const char *real)
 
 		if (strcmp(root, "/") == 0)
 			return true;
-		if (strncmp(real, root, n) == 0 &&
-		    (real[n] == '/' || real[n] == '\0'))
+		if (strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0'))
 			return true;
 	}
 	return false;
@@ -681,17 +648,17 @@ static void content_disposition(const char *fname, char *out, size_t outsz)
 	for (i = 0; fname[i] != '\0' && a < sizeof(ascii) - 1; i++) {
 		unsigned char c = (unsigned char)fname[i];
 
-		ascii[a++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ||
-			      c == '%' || c == ';')
-				     ? '_'
-				     : (char)c;
+		ascii[a++] =
+			(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' || c == ';') ?
+				'_' :
+				(char)c;
 	}
 	ascii[a] = '\0';
 	for (i = 0; fname[i] != '\0' && k + 3 < sizeof(enc); i++) {
 		unsigned char c = (unsigned char)fname[i];
 
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || strchr("!#$&+-.^_`|~", c)) {
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    strchr("!#$&+-.^_`|~", c)) {
 			enc[k++] = (char)c;
 		} else {
 			enc[k++] = '%';
@@ -708,8 +675,7 @@ static void content_disposition(const char *fname, char *out, size_t outsz)
 
 /* The download name: the source's base name with the destination's
  * extension (an existing .vmdk/.img/.raw extension is replaced). */
-static void export_name(const char *real, dsc_format dst, char *out,
-			size_t outsz)
+static void export_name(const char *real, dsc_format dst, char *out, size_t outsz)
 {
 	const char *base = strrchr(real, '/');
 	const char *dot;
@@ -721,8 +687,7 @@ static void export_name(const char *real, dsc_format dst, char *out,
 	if (dot != NULL && dot > base &&
 	    (strcasecmp(dot, ".vmdk") == 0 || strcasecmp(dot, ".img") == 0 ||
 	     strcasecmp(dot, ".raw") == 0)) {
-		if (dst == DSC_FORMAT_RAW && strcasecmp(dot, ".vmdk") != 0 &&
-		    n <= SRV_NAME_MAX) {
+		if (dst == DSC_FORMAT_RAW && strcasecmp(dot, ".vmdk") != 0 && n <= SRV_NAME_MAX) {
 			snprintf(out, outsz, "%.*s", SRV_NAME_MAX, base);
 			return;
 		}
@@ -758,8 +723,7 @@ static void h_export(struct srv_request *rq)
 		return;
 	}
 	if (!check_known(rq, &p, known) ||
-	    !get_format(rq, "src", params_get(&p, "src"), DSC_FORMAT_UNKNOWN,
-			&src) ||
+	    !get_format(rq, "src", params_get(&p, "src"), DSC_FORMAT_UNKNOWN, &src) ||
 	    !get_format(rq, "dst", params_get(&p, "dst"), DSC_FORMAT_RAW, &dst))
 		goto out;
 	path = params_get(&p, "path");
@@ -771,8 +735,7 @@ static void h_export(struct srv_request *rq)
 	if (path[0] == '/')
 		n = snprintf(full, sizeof(full), "%s", path);
 	else
-		n = snprintf(full, sizeof(full), "%s/%s",
-			     srv_cfg.export_roots[0], path);
+		n = snprintf(full, sizeof(full), "%s/%s", srv_cfg.export_roots[0], path);
 	if (n < 0 || (size_t)n >= sizeof(full)) {
 		reply_error(rq, 400, "INVAL", "path is too long");
 		goto out;
@@ -800,17 +763,13 @@ static void h_export(struct srv_request *rq)
 			free(rd);
 		}
 		if (!inside)
-			reply_error(rq, 403, "PERM",
-				    "%s: outside the export roots", path);
+			reply_error(rq, 403, "PERM", "%s: outside the export roots", path);
 		else if (errnum == ENOENT || errnum == ENOTDIR)
-			reply_error(rq, 404, "NOTFOUND", "%s: no such file",
-				    path);
+			reply_error(rq, 404, "NOTFOUND", "%s: no such file", path);
 		else if (errnum == EACCES || errnum == EPERM)
-			reply_error(rq, 403, "PERM", "%s: permission denied",
-				    path);
+			reply_error(rq, 403, "PERM", "%s: permission denied", path);
 		else
-			reply_error(rq, 500, "IO", "%s: %s", path,
-				    strerror(errnum));
+			reply_error(rq, 500, "IO", "%s: %s", path, strerror(errnum));
 		goto out;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
@@ -821,8 +780,7 @@ static void h_export(struct srv_request *rq)
 	}
 	real[rl] = '\0';
 	if (!inside_roots(real)) {
-		reply_error(rq, 403, "PERM", "%s: outside the export roots",
-			    path);
+		reply_error(rq, 403, "PERM", "%s: outside the export roots", path);
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -844,8 +802,7 @@ static void h_export(struct srv_request *rq)
 	r = NULL;
 	dsc_stream_close(in);
 	in = NULL;
-	if (srv_cfg.max_capacity && cap != DSC_CAPACITY_UNKNOWN &&
-	    cap > srv_cfg.max_capacity) {
+	if (srv_cfg.max_capacity && cap != DSC_CAPACITY_UNKNOWN && cap > srv_cfg.max_capacity) {
 		reply_error(rq, 413, "LIMIT",
 			    "%s: image of %llu bytes exceeds the limit of %llu "
 			    "bytes",
@@ -862,8 +819,8 @@ static void h_export(struct srv_request *rq)
 	if (dst == DSC_FORMAT_RAW && cap != DSC_CAPACITY_UNKNOWN) {
 		size_t l = strlen(extra);
 
-		snprintf(extra + l, sizeof(extra) - l,
-			 "Content-Length: %llu\r\n", (unsigned long long)cap);
+		snprintf(extra + l, sizeof(extra) - l, "Content-Length: %llu\r\n",
+			 (unsigned long long)cap);
 	}
 	reply_defer_headers(rq, 200, "application/octet-stream", extra);
 	if (dsc_stream_open_fd(fd, path, DSC_FD_OWN, &in, &err) != DSC_OK) {
@@ -885,13 +842,10 @@ static void h_export(struct srv_request *rq)
 	}
 	if (!rq->headers_sent) /* an empty image */
 		reply_flush_pending(rq);
-	if (dst == DSC_FORMAT_RAW && cap != DSC_CAPACITY_UNKNOWN &&
-	    rq->bytes_out != cap) {
+	if (dst == DSC_FORMAT_RAW && cap != DSC_CAPACITY_UNKNOWN && rq->bytes_out != cap) {
 		/* Never end cleanly with a length that disagrees. */
-		reply_error(rq, 500, "IO",
-			    "%s: produced %llu bytes, announced %llu", path,
-			    (unsigned long long)rq->bytes_out,
-			    (unsigned long long)cap);
+		reply_error(rq, 500, "IO", "%s: produced %llu bytes, announced %llu", path,
+			    (unsigned long long)rq->bytes_out, (unsigned long long)cap);
 	}
 out:
 	dsc_reader_close(r);
@@ -921,14 +875,11 @@ static void h_status(struct srv_request *rq)
 		if (srv_board->slots[i].busy)
 			busy++;
 	}
-	j = json_pack("{s:i, s:i, s:i, s:I, s:f, s:i, s:s}", "poolSize",
-		      srv_board->pool_size, "workers", alive, "busyWorkers",
-		      busy, "requestsServed",
-		      (json_int_t)__atomic_load_n(&srv_board->served,
-						  __ATOMIC_RELAXED),
-		      "uptimeSeconds", srv_now() - srv_board->start,
-		      "masterPid", (int)srv_board->master_pid, "version",
-		      dsc_version());
+	j = json_pack("{s:i, s:i, s:i, s:I, s:f, s:i, s:s}", "poolSize", srv_board->pool_size,
+		      "workers", alive, "busyWorkers", busy, "requestsServed",
+		      (json_int_t)__atomic_load_n(&srv_board->served, __ATOMIC_RELAXED),
+		      "uptimeSeconds", srv_now() - srv_board->start, "masterPid",
+		      (int)srv_board->master_pid, "version", dsc_version());
 	reply_json(rq, 200, j);
 }
 
@@ -941,10 +892,8 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"POST", "/upload", h_upload},
-	{"GET", "/import", h_import_get},
-	{"POST", "/import", h_import_post},
-	{"GET", "/export", h_export},
+	{"POST", "/upload", h_upload},      {"GET", "/import", h_import_get},
+	{"POST", "/import", h_import_post}, {"GET", "/export", h_export},
 	{"GET", "/status", h_status},
 };
 
@@ -962,12 +911,10 @@ void routes_dispatch(struct srv_request *rq)
 		}
 		if (allow[0] != '\0')
 			strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
-		strncat(allow, routes[i].method,
-			sizeof(allow) - strlen(allow) - 1);
+		strncat(allow, routes[i].method, sizeof(allow) - strlen(allow) - 1);
 	}
 	if (allow[0] != '\0')
 		reply_method_not_allowed(rq, allow);
 	else
-		reply_error(rq, 404, "NOTFOUND", "no route for %.200s",
-			    rq->path);
+		reply_error(rq, 404, "NOTFOUND", "no route for %.200s", rq->path);
 }

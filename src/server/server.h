@@ -40,9 +40,9 @@ struct srv_config {
 	unsigned import_retries;      /* URL source retries (default 5) */
 	unsigned import_idle_timeout; /* seconds without data (default 60) */
 	int workers;
-	int grace;            /* seconds */
+	int grace;                  /* seconds */
 	unsigned long max_requests; /* 0: unlimited */
-	const char *listen;   /* NULL: inherited fd 0 */
+	const char *listen;         /* NULL: inherited fd 0 */
 	const char *socket_group;
 	int listen_fd;
 };
@@ -50,7 +50,7 @@ struct srv_config {
 /* One slot per worker in a MAP_SHARED scoreboard (written by the worker,
  * read by /status and the master). */
 struct srv_slot {
-	pid_t pid;          /* 0: free */
+	pid_t pid; /* 0: free */
 	int busy;
 	uint64_t requests;
 	/* The temporary output file of the current request, so the master can
@@ -62,9 +62,9 @@ struct srv_slot {
 
 struct srv_scoreboard {
 	pid_t master_pid;
-	double start;       /* CLOCK_MONOTONIC seconds at master start */
-	int pool_size;      /* configured workers */
-	uint64_t served;    /* requests completed by all workers, ever */
+	double start;    /* CLOCK_MONOTONIC seconds at master start */
+	int pool_size;   /* configured workers */
+	uint64_t served; /* requests completed by all workers, ever */
 	struct srv_slot slots[SRV_MAX_SLOTS];
 };
 
@@ -88,16 +88,16 @@ void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct srv_request {
 	FCGX_Request *fcgx;
-	char method[16];   /* copied: libfcgi frees its params at Finish */
+	char method[16]; /* copied: libfcgi frees its params at Finish */
 	char path[1024]; /* route path: REQUEST_URI without the query */
 	const char *query;
 	int status;
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	bool headers_sent;
-	bool abort_conn;   /* the reply broke off: drop the connection */
-	bool client_gone;  /* reading the body or writing the reply failed */
-	char error[256];   /* for the log line */
+	bool abort_conn;  /* the reply broke off: drop the connection */
+	bool client_gone; /* reading the body or writing the reply failed */
+	char error[256];  /* for the log line */
 	/* Headers prepared by reply_defer_headers(), sent with the first byte
 	 * of the body. */
 	int pending_status;
@@ -110,18 +110,15 @@ void routes_dispatch(struct srv_request *rq);
 
 /* reply.c */
 int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side);
-void reply_error(struct srv_request *rq, int status, const char *code,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void reply_error(struct srv_request *rq, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 void reply_method_not_allowed(struct srv_request *rq, const char *allow);
-void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e,
-		     bool client_side);
+void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side);
 /* Send headers (with the terminating blank line). `extra` may be NULL; it
  * holds complete "Name: value\r\n" lines. */
-void reply_headers(struct srv_request *rq, int status, const char *ctype,
-		   const char *extra);
+void reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
 /* Prepare headers to be sent by the reply stream's first write. */
-void reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
-			 const char *extra);
+void reply_defer_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
 void reply_flush_pending(struct srv_request *rq);
 /* Serialize and send a jansson object as the body; steals the reference. */
 struct json_t;
@@ -130,27 +127,24 @@ void reply_json(struct srv_request *rq, int status, struct json_t *obj);
 /* io_fcgx.c: the request body and the response body as dsc_streams. */
 struct body_ctx {
 	struct srv_request *rq;
-	uint64_t length;    /* CONTENT_LENGTH, or UINT64_MAX when absent */
+	uint64_t length; /* CONTENT_LENGTH, or UINT64_MAX when absent */
 	uint64_t got;
 	bool eof;
-	bool failed;        /* the client went away / body shorter than length */
+	bool failed; /* the client went away / body shorter than length */
 };
-dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *ctx,
-			 dsc_stream **out, struct dsc_error *e);
-dsc_err fcgx_reply_stream(struct srv_request *rq, dsc_stream **out,
-			  struct dsc_error *e);
+dsc_err fcgx_body_stream(struct srv_request *rq, struct body_ctx *ctx, dsc_stream **out,
+			 struct dsc_error *e);
+dsc_err fcgx_reply_stream(struct srv_request *rq, dsc_stream **out, struct dsc_error *e);
 
 /* multipart.c: the content of the part named `field` of a
  * multipart/form-data body read from `body`. Ends (EOF) only at that part's
  * closing delimiter; a body that breaks off is an error. */
 struct srv_multipart;
-dsc_err multipart_stream(dsc_stream *body, const char *content_type,
-			 const char *field, struct srv_multipart **handle,
-			 dsc_stream **out, struct dsc_error *e);
+dsc_err multipart_stream(dsc_stream *body, const char *content_type, const char *field,
+			 struct srv_multipart **handle, dsc_stream **out, struct dsc_error *e);
 /* After the converter is done with the part: read the rest of the field
  * and of the body, and require the close delimiter. */
-dsc_err multipart_finish(struct srv_multipart *handle, dsc_stream *part,
-			 struct dsc_error *e);
+dsc_err multipart_finish(struct srv_multipart *handle, dsc_stream *part, struct dsc_error *e);
 
 /* params.c */
 struct srv_params {
@@ -173,9 +167,8 @@ bool name_is_valid(const char *name);
  * The srv_output outlives the stream: free it with output_free(). */
 typedef dsc_err (*out_prefinish_fn)(void *user, struct dsc_error *e);
 struct srv_output;
-dsc_err output_create(const char *dir, const char *name, bool overwrite,
-		      out_prefinish_fn hook, void *hook_user,
-		      struct srv_output **o, dsc_stream **out,
+dsc_err output_create(const char *dir, const char *name, bool overwrite, out_prefinish_fn hook,
+		      void *hook_user, struct srv_output **o, dsc_stream **out,
 		      struct dsc_error *e);
 /* Lower-case hex SHA-256 of the committed file, or NULL when unknown. */
 const char *output_sha256(const struct srv_output *o);

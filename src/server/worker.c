@@ -84,8 +84,7 @@ void srv_log(const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, " dsc-server[%d]: ",
-		      (int)getpid());
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " dsc-server[%d]: ", (int)getpid());
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
@@ -105,9 +104,8 @@ static void log_request(const struct srv_request *rq, double secs)
 		err[p++] = '"';
 		err[p] = '\0';
 	}
-	srv_log("%s %s %d in=%llu out=%llu %.3fs%s%s", rq->method, rq->path,
-		rq->status, (unsigned long long)rq->bytes_in,
-		(unsigned long long)rq->bytes_out, secs,
+	srv_log("%s %s %d in=%llu out=%llu %.3fs%s%s", rq->method, rq->path, rq->status,
+		(unsigned long long)rq->bytes_in, (unsigned long long)rq->bytes_out, secs,
 		rq->abort_conn ? " aborted" : "", err);
 }
 
@@ -149,8 +147,8 @@ static void handle(FCGX_Request *req)
 		uri = FCGX_GetParam("REQUEST_URI", req->envp);
 		if (uri == NULL)
 			uri = FCGX_GetParam("SCRIPT_NAME", req->envp);
-		snprintf(rq.path, sizeof(rq.path), "%.*s",
-			 uri ? (int)strcspn(uri, "?") : 1, uri ? uri : "/");
+		snprintf(rq.path, sizeof(rq.path), "%.*s", uri ? (int)strcspn(uri, "?") : 1,
+			 uri ? uri : "/");
 	}
 	routes_dispatch(&rq);
 	if (rq.status == 0)
@@ -216,12 +214,11 @@ void worker_main(int slot)
 			continue; /* timeout, or EINTR: w_stop says which */
 		fd = accept4(srv_cfg.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR || errno == ECONNABORTED ||
-			    errno == EPROTO)
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
 				srv_log("worker: accept: %s", strerror(errno));
 				sleep(1);
 				continue;
