@@ -101,6 +101,19 @@ expect_ok "chunked (no Content-Length)"
 check "chunked: identical" cmp "$SRC" "$OUT/p.raw"
 rm -f "$OUT"/*
 
+# Memory stays flat when the network is faster than the output: 48 MiB
+# through a pipe whose reader waits 2 s first. The transfer must pause
+# instead of buffering what the converter cannot take yet.
+if [ -x /usr/bin/time ] && ! grep -q "fsanitize=address" "$top_builddir/config.log" 2>/dev/null; then
+	head -c $((48 * MiB)) /dev/urandom >"$WWW/big.raw"
+	/usr/bin/time -f '%M' -o "$T/rss" timeout 60 "$DSC_CONVERT" -q -src "$U/f/big.raw" -dst - \
+		2>"$T/stderr" | (sleep 2; cmp - "$WWW/big.raw") >"$T/cmp.out" 2>&1
+	check "48 MiB to a slow pipe: identical" test ! -s "$T/cmp.out"
+	check "48 MiB to a slow pipe: peak RSS $(cat "$T/rss") KiB < 40 MiB" \
+		test "$(cat "$T/rss")" -lt 40960
+	rm -f "$WWW/big.raw"
+fi
+
 # ---- resume ------------------------------------------------------------------
 
 run_url -src "$U/f/disk.raw?cut=700000&times=3" -dst "$OUT/cut.vmdk" -dst-fmt vmdk
