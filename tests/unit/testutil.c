@@ -354,8 +354,14 @@ dsc_err tu_read_image(dsc_stream *in, dsc_format fmt, bool ordered, uint8_t **im
 	for (;;) {
 		struct dsc_extent x = {0};
 		err = dsc_reader_next(r, &x, e);
-		if (err)
+		if (err) {
+			/* Failures are sticky: asking again repeats the code. */
+			dsc_err again = dsc_reader_next(r, &x, NULL);
+			if (again != err)
+				tu_fail(__FILE__, __LINE__, "after %s (%s), the next call gave %s",
+					dsc_err_name(err), tu_msg(e), dsc_err_name(again));
 			goto out;
+		}
 		if (x.length == 0) {
 			/* The end is sticky: asking again gives the end again. */
 			err = dsc_reader_next(r, &x, e);
