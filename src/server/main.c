@@ -127,8 +127,6 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return true;
 }
 
-static char *unix_path; /* to unlink at exit */
-
 static int listen_unix(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -178,7 +176,7 @@ static int listen_unix(const char *path)
 		return -1;
 	}
 	umask(old);
-	unix_path = strdup(path);
+	srv_cfg.unix_path = strdup(path);
 	if (srv_cfg.socket_group != NULL) {
 		struct group *g = getgrnam(srv_cfg.socket_group);
 
@@ -465,8 +463,8 @@ int main(int argc, char **argv)
 	srv_board->pool_size = srv_cfg.workers;
 
 	rc = pool_run();
-	if (unix_path != NULL)
-		unlink(unix_path);
+	if (srv_cfg.unix_path != NULL)
+		unlink(srv_cfg.unix_path); /* normally done when stopping */
 	dsc_netpolicy_free(srv_policy);
 	return rc;
 }

@@ -204,6 +204,10 @@ int pool_run(void)
 		if (got_term && !stopping) {
 			stopping = true;
 			deadline = now + srv_cfg.grace;
+			/* New connections fail at once rather than queue
+			 * for workers that are leaving. */
+			if (srv_cfg.unix_path != NULL)
+				unlink(srv_cfg.unix_path);
 			srv_log("master: stopping; waiting up to %d s for %d "
 				"workers",
 				srv_cfg.grace, count(true));

@@ -44,6 +44,7 @@ struct srv_config {
 	unsigned long max_requests; /* 0: unlimited */
 	const char *listen;         /* NULL: inherited fd 0 */
 	const char *socket_group;
+	char *unix_path; /* the socket we bound, removed when stopping */
 	int listen_fd;
 };
 

@@ -86,7 +86,7 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# nginx_start: nginx on 127.0.0.1:$PORT -> unix:$T/dsc.sock
+# nginx_start: nginx on 127.0.0.1:$PORT -> $UPSTREAM (default unix:$T/dsc.sock)
 nginx_start() {
 	local user="" i
 	if [ "$(id -u)" = 0 ]; then
@@ -99,7 +99,7 @@ nginx_start() {
 	PORT=$(free_port)
 	BASE="http://127.0.0.1:$PORT"
 	sed -e "s|@PORT@|$PORT|g" -e "s|@DIR@|$T/nginx|g" \
-		-e "s|@SOCKET@|$T/dsc.sock|g" -e "s|@USER@|$user|g" \
+		-e "s|@UPSTREAM@|${UPSTREAM:-unix:$T/dsc.sock}|g" -e "s|@USER@|$user|g" \
 		"$top_srcdir/tests/server/nginx.conf.in" >"$T/nginx/nginx.conf"
 	nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" -e "$T/nginx/logs/error.log" &
 	NGINX_PID=$!
@@ -113,16 +113,22 @@ nginx_start() {
 	exit 1
 }
 
+nginx_stop() {
+	kill -QUIT "$NGINX_PID" 2>/dev/null
+	wait "$NGINX_PID" 2>/dev/null
+	NGINX_PID=
+}
+
 # server_start [ARGS...]: dsc-server on $T/dsc.sock; log in $T/server.log
 server_start() {
 	local group=() i
 	[ "$(id -u)" = 0 ] && group=(-socket-group nogroup)
-	"$DSC_SERVER" -listen "unix:$T/dsc.sock" "${group[@]}" -outdir "$T/out" \
+	"$DSC_SERVER" -listen "${LISTEN:-unix:$T/dsc.sock}" "${group[@]}" -outdir "$T/out" \
 		-export-root "$T/export" -export-root "$T/out" \
 		-workers "${WORKERS:-2}" "$@" 2>>"$T/server.log" &
 	SERVER_PID=$!
 	for i in $(seq 100); do
-		if [ -S "$T/dsc.sock" ] && [ "$(workers_alive)" -ge "${WORKERS:-2}" ]; then
+		if [ "$(workers_alive)" -ge "${WORKERS:-2}" ]; then
 			return 0
 		fi
 		kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -147,7 +153,9 @@ workers() {
 }
 
 workers_alive() {
-	pgrep -c -P "$SERVER_PID" 2>/dev/null || echo 0
+	local n
+	n=$(pgrep -c -P "$SERVER_PID" 2>/dev/null)
+	echo "${n:-0}"
 }
 
 check() {

@@ -12,6 +12,12 @@ R=$T/reply
 make_raw "$T/data/disk.raw" 4
 make_vmdk "$T/data/disk.raw" "$T/data/disk.vmdk"
 
+if [ "$(id -u)" = 0 ]; then
+	check "socket mode 0660, group nogroup" test "$(stat -c %a:%G "$T/dsc.sock")" = 660:nogroup
+else
+	check "socket mode 0660" test "$(stat -c %a "$T/dsc.sock")" = 660
+fi
+
 # ---- /status
 expect_status 200 "$R" "$BASE/status"
 check "status: poolSize 2" test "$(json_get "$R" poolSize)" = 2

@@ -1,7 +1,8 @@
 #!/bin/bash
-# spawn.sh - dsc-server started by spawn-fcgi: the listening socket arrives
-# on fd 0 (no -listen); the pool serves through nginx and stops on TERM.
-# Without -listen and without a socket on fd 0 it refuses to start.
+# spawn.sh - the ways dsc-server gets its listening socket: from spawn-fcgi
+# on fd 0 (no -listen), and -listen HOST:PORT (TCP); the pool serves through
+# nginx and stops on TERM. Without -listen and without a socket on fd 0 it
+# refuses to start; a live server's unix socket is never taken over.
 . "$(dirname "$0")/lib.sh"
 srv_init
 need spawn-fcgi
@@ -41,4 +42,24 @@ check "spawn-fcgi: export converted" same_image "$R" raw "$T/data/disk.raw" raw
 rc=0
 server_stop TERM || rc=$?
 check "spawn-fcgi: TERM stops it, exit 0 ($rc)" test "$rc" = 0
+
+# ---- -listen unix: refuses a socket a live server listens on
+server_start
+rc=0
+"$DSC_SERVER" -listen "unix:$T/dsc.sock" -outdir "$T/out" 2>"$T/err" || rc=$?
+check "live socket: second server refuses (rc=$rc)" test "$rc" = 1
+check "live socket: says why" grep -q 'another server is listening' "$T/err"
+expect_status 200 "$R" "$BASE/status"
+server_stop TERM
+check "unix socket removed at stop" test ! -e "$T/dsc.sock"
+
+# ---- -listen 127.0.0.1:PORT
+nginx_stop
+FPORT=$(free_port)
+UPSTREAM=127.0.0.1:$FPORT nginx_start
+LISTEN=127.0.0.1:$FPORT server_start
+expect_status 200 "$R" -H 'Content-Type: application/octet-stream' -X POST -T "$T/data/disk.raw" \
+	"$BASE/upload?name=tcp.img"
+check "tcp: upload converted" same_image "$T/out/tcp.img" raw "$T/data/disk.raw" raw
+server_stop TERM
 finish
