@@ -900,6 +900,114 @@ static void test_progress_zero_input(void)
 	free(src);
 }
 
+/* The largest disk the limits allow (64 TiB) with data at both ends: a
+ * directory of 8 MiB, one table per end; read back. One sector more is
+ * LIMIT. */
+static void test_vmdk_max_capacity(void)
+{
+	uint64_t cap = (uint64_t)VMDK_MAX_CAPACITY_SECTORS * 512;
+	uint8_t *g = tu_pattern(UNIT, TU_RANDOM, 21);
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL, *in;
+	dsc_writer *w = NULL;
+	dsc_reader *r = NULL;
+	const uint8_t *d;
+	size_t len;
+	struct dsc_extent a = {0, UNIT, g}, b = {cap - UNIT, UNIT, g};
+	int seen = 0;
+
+	REQUIRE_OK(dsc_stream_new_membuf("big.vmdk", &mb, &e), &e);
+	o.capacity = cap + 512;
+	ASSERT_ERR(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), DSC_ERR_LIMIT);
+	o.capacity = cap;
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(dsc_writer_put(w, &a, &e), &e);
+		ASSERT_OK(dsc_writer_put(w, &b, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_mem_buffer(mb, &d, &len);
+	ASSERT(len < (16u << 20));
+	in = tu_mem_stream(d, len, "big.vmdk");
+	ASSERT_OK(dsc_reader_open(in, DSC_FORMAT_UNKNOWN, &r, &e), &e);
+	if (r) {
+		ASSERT_EQ_U64(dsc_reader_capacity(r), cap);
+		for (;;) {
+			struct dsc_extent x;
+			if (dsc_reader_next(r, &x, &e) != DSC_OK) {
+				tu_fail(__FILE__, __LINE__, "next: %s", e.message);
+				break;
+			}
+			if (x.length == 0)
+				break;
+			ASSERT(x.length == UNIT && memcmp(x.data, g, UNIT) == 0);
+			ASSERT(x.offset == (seen ? cap - UNIT : 0));
+			seen++;
+		}
+		ASSERT(seen == 2);
+		dsc_reader_close(r);
+	}
+	dsc_stream_close(in);
+	dsc_stream_close(mb);
+	free(g);
+}
+
+/* Misuse of a VMDK writer is refused, naming the output. */
+static void test_vmdk_writer_misuse(void)
+{
+	uint8_t *g = tu_pattern(2 * UNIT, TU_RANDOM, 22);
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL;
+	dsc_writer *w = NULL;
+	struct dsc_extent hi = {UNIT, UNIT, g}, lo = {0, UNIT, g};
+	dsc_err err;
+
+	o.capacity = 4 * UNIT;
+	/* A lower offset than the last extent. */
+	REQUIRE_OK(dsc_stream_new_membuf("m.vmdk", &mb, &e), &e);
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(dsc_writer_put(w, &hi, &e), &e);
+		err = dsc_writer_put(w, &lo, &e);
+		if (err == DSC_OK)
+			err = dsc_writer_finish(w, 4 * UNIT, &e);
+		ASSERT(err != DSC_OK);
+		ASSERT(strstr(e.message, "m.vmdk") != NULL);
+		dsc_writer_close(w);
+		w = NULL;
+	}
+	dsc_stream_close(mb);
+
+	/* A capacity at finish that differs from the announced one, then
+	 * finish or put after the end. */
+	mb = NULL;
+	memset(&e, 0, sizeof(e));
+	REQUIRE_OK(dsc_stream_new_membuf("m.vmdk", &mb, &e), &e);
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(dsc_writer_put(w, &lo, &e), &e);
+		ASSERT(dsc_writer_finish(w, 8 * UNIT, NULL) != DSC_OK);
+		dsc_writer_close(w);
+		w = NULL;
+	}
+	dsc_stream_close(mb);
+	mb = NULL;
+	REQUIRE_OK(dsc_stream_new_membuf("m.vmdk", &mb, &e), &e);
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(dsc_writer_put(w, &lo, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, 4 * UNIT, &e), &e);
+		ASSERT(dsc_writer_finish(w, 4 * UNIT, NULL) != DSC_OK);
+		ASSERT(dsc_writer_put(w, &hi, NULL) != DSC_OK);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(mb);
+	free(g);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -918,5 +1026,7 @@ int main(void)
 	TU_RUN(test_vmdk_writer_unaligned);
 	TU_RUN(test_vmdk_writer_bad_args);
 	TU_RUN(test_writer_threads);
+	TU_RUN(test_vmdk_max_capacity);
+	TU_RUN(test_vmdk_writer_misuse);
 	return tu_exit();
 }
