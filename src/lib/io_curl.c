@@ -126,6 +126,7 @@ struct curl_src {
 	uint64_t try_start; /* first byte asked for */
 	uint64_t skip;      /* bytes to drop: the server ignored Range */
 	bool accepted;      /* its final response was accepted */
+	bool at_end;        /* a 416 said we already had every byte */
 	int status;
 	char reason[96];
 	uint64_t r_length; /* Content-Length, UINT64_MAX if none */
@@ -288,6 +289,11 @@ static bool parse_content_range(struct curl_src *c, const char *v, size_t len)
 	if (len < 6 || strncasecmp(v, "bytes ", 6) != 0)
 		return false;
 	v += 6;
+	if (end - v > 2 && v[0] == '*' && v[1] == '/') {
+		/* An unsatisfied range ("bytes *" then "/SIZE"): a size only. */
+		c->r_range_start = UINT64_MAX;
+		return parse_u64(v + 2, (size_t)(end - v - 2), &c->r_range_total);
+	}
 	dash = memchr(v, '-', (size_t)(end - v));
 	slash = memchr(v, '/', (size_t)(end - v));
 	if (!dash || !slash || slash < dash)
@@ -464,6 +470,14 @@ static bool end_of_headers(struct curl_src *c)
 	}
 	if (c->status >= 200 && c->status < 300)
 		return accept_response(c);
+	if (c->status == 416 && c->started && c->try_start > 0 && c->r_has_range &&
+	    c->r_range_start == UINT64_MAX && c->r_range_total == c->try_start &&
+	    (c->total == UINT64_MAX || c->total == c->try_start)) {
+		/* The try that broke had delivered every byte (a chunked body
+		 * cut before its last chunk): nothing is left to fetch. */
+		c->at_end = true;
+		return false;
+	}
 	CB_FAIL(c, DSC_ERR_REMOTE, c->status >= 500 || c->status == 408 || c->status == 429,
 		c->status, 0, "HTTP %d%s%s", c->status, c->reason[0] ? " " : "", c->reason);
 	return false;
@@ -604,6 +618,7 @@ static dsc_err start_try(struct curl_src *c)
 	c->try_start = c->received;
 	c->skip = 0;
 	c->accepted = false;
+	c->at_end = false;
 	c->cb_failed = false;
 	c->status = 0;
 	c->denied[0] = '\0';
@@ -796,6 +811,11 @@ static dsc_err try_done(struct curl_src *c, CURLcode rc, const struct failure *f
 	bool progress = c->received > c->try_start;
 
 	curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
+	if (c->at_end && !c->cb_failed) {
+		end_try(c);
+		c->eof = true;
+		return DSC_OK;
+	}
 	if (forced) {
 		f = *forced;
 	} else if (c->cb_failed) {
@@ -819,6 +839,11 @@ static dsc_err try_done(struct curl_src *c, CURLcode rc, const struct failure *f
 	end_try(c);
 	if (!f.retryable)
 		return record(c, &f);
+	if (c->total != UINT64_MAX && c->received == c->total && c->skip == 0) {
+		/* Broken after the last byte: nothing to resume. */
+		c->eof = true;
+		return DSC_OK;
+	}
 	if (progress)
 		c->failures = 0;
 	c->failures++;

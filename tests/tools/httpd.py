@@ -22,6 +22,7 @@ resumes is served properly once the fault has run out.
           &weak=1      a weak ETag only (useless for If-Range)
           &lmonly=1    Last-Modified only, no ETag
           &chunked=1   chunked encoding, no Content-Length
+          &noend=1     ... and close without the last chunk (times applies)
   /redirect/N/NAME?Q   302 chain of N hops ending at /f/NAME?Q
   /loop/a, /loop/b     302 to each other forever
   /to?url=U            302 to U (any scheme)
@@ -194,6 +195,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if cut is not None and cut < len(body):
             self.drop(bool(q.get('rst')))
+            return
+        if chunked and q.get('noend') and faulty:
+            self.drop(False)
             return
         if chunked:
             self.wfile.write(b'0\r\n\r\n')

@@ -231,6 +231,10 @@ static void test_resume(void)
 	/* Cut before a single body byte arrived: the retry is a plain GET. */
 	ASSERT_OK(fetch("/f/file.bin?cut=0&times=1", &o, 4096, NULL, &retries, &e), &e);
 	ASSERT(retries == 1);
+	/* A chunked body cut just before its last chunk: every byte had
+	 * arrived; the resume's 416 ("bytes *" then "/SIZE") ends it. */
+	ASSERT_OK(fetch("/f/file.bin?chunked=1&noend=1&times=1", &o, 4096, NULL, &retries, &e), &e);
+	ASSERT(retries == 1);
 	/* 5xx, then the file. */
 	ASSERT_OK(fetch("/f/file.bin?fail=502&times=2", &o, 4096, NULL, &retries, &e), &e);
 	ASSERT(retries == 2);
