@@ -471,6 +471,54 @@ static void test_markers(void)
 	ASSERT(m.val == 7 && m.size == 0 && m.type == 2);
 }
 
+static void test_descriptor_odd_extents(void)
+{
+	static const char *bad[] = {
+		"RW 99999999999999999999999 SPARSE \"x.vmdk\"", /* over 2^64 */
+		"RW -5 SPARSE \"x.vmdk\"",
+		"RW 12abc SPARSE \"x.vmdk\"",
+	};
+	struct vmdk_descriptor d;
+	struct dsc_error e = {0};
+	char name[400], *t, *line;
+	size_t i;
+	dsc_err err;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = replace_all(vmware_desc, "RW 41943040 SPARSE \"disk-1.vmdk\"", bad[i]);
+		memset(&e, 0, sizeof(e));
+		err = dscp_vmdk_descriptor_parse(t, strlen(t), "odd.vmdk", &d, &e);
+		if (err != DSC_ERR_FORMAT && err != DSC_ERR_LIMIT)
+			tu_fail(__FILE__, __LINE__, "\"%s\": %s, extent sectors %llu", bad[i],
+				dsc_err_name(err), (unsigned long long)d.extent_sectors);
+		free(t);
+	}
+
+	/* A file name longer than the struct holds: no overflow; refused or
+	 * cut, but always terminated. */
+	memset(name, 'n', 300);
+	name[300] = '\0';
+	line = tu_xmalloc(512);
+	snprintf(line, 512, "RW 8 SPARSE \"%s\"", name);
+	t = replace_all(vmware_desc, "RW 41943040 SPARSE \"disk-1.vmdk\"", line);
+	err = dscp_vmdk_descriptor_parse(t, strlen(t), "odd.vmdk", &d, NULL);
+	if (err == DSC_OK)
+		ASSERT(memchr(d.extent_file, '\0', sizeof(d.extent_file)) != NULL);
+	else
+		ASSERT(err == DSC_ERR_FORMAT || err == DSC_ERR_LIMIT);
+	free(t);
+	free(line);
+
+	/* UTF-8 names survive build and parse. */
+	{
+		char buf[2048];
+		size_t n = dscp_vmdk_descriptor_build(buf, sizeof(buf), 64, "диск é.vmdk", 7,
+						      "0123456789abcdef0123456789abcdef");
+		ASSERT(n > 0);
+		check_desc(buf, n, "streamOptimized", 64, "SPARSE", "диск é.vmdk", __LINE__);
+	}
+}
+
 int main(void)
 {
 	TU_RUN(test_header_layout);
@@ -483,6 +531,7 @@ int main(void)
 	TU_RUN(test_descriptor_rejects);
 	TU_RUN(test_descriptor_many_lines);
 	TU_RUN(test_descriptor_build);
+	TU_RUN(test_descriptor_odd_extents);
 	TU_RUN(test_markers);
 	return tu_exit();
 }
