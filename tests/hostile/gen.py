@@ -209,7 +209,7 @@ def cases():
     c['grain-at-cap'] = lambda: grain_at_cap()
     c['grain-past-cap'] = lambda: field('grain', MAX_GRAIN * 2)
     c['grain-huge'] = lambda: field('grain', 1 << 40)
-    c['grain-2^63'] = lambda: field('grain', 1 << 63)
+    c['grain-pow63'] = lambda: field('grain', 1 << 63)
     c['descoff-0'] = lambda: field('descoff', 0)
     c['descoff-past-overhead'] = lambda: field('descoff', 200)
     c['descoff-at-cap'] = lambda: field('descoff', MAX_CAP)
