@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -794,6 +795,57 @@ static void test_stream_new_args(void)
 	ASSERT(s == NULL);
 }
 
+static void test_fd_socket(void)
+{
+	/* A socket, as the server hands to the library: no seek, data in
+	 * whatever pieces the peer sends, both directions. */
+	int sv[2];
+	size_t len = 1u << 20, n = 0;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 15), *buf = tu_xmalloc(len + 1);
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	pid_t pid;
+
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	pid = fork();
+	if (pid == 0) {
+		size_t off = 0;
+		close(sv[0]);
+		while (off < len) {
+			ssize_t w = write(sv[1], src + off, DSC_MIN(7777, len - off));
+			if (w <= 0)
+				_exit(1);
+			off += (size_t)w;
+		}
+		/* Then read our own bytes back from the parent. */
+		shutdown(sv[1], SHUT_WR);
+		off = 0;
+		for (;;) {
+			ssize_t r = read(sv[1], buf, 65536);
+			if (r <= 0)
+				break;
+			if (memcmp(buf, src + off, (size_t)r) != 0)
+				_exit(2);
+			off += (size_t)r;
+		}
+		_exit(off == len ? 0 : 3);
+	}
+	close(sv[1]);
+	ASSERT_OK(dsc_stream_open_fd(sv[0], "socket", DSC_FD_OWN, &s, &e), &e);
+	if (s) {
+		ASSERT(!dsc_stream_can_seek(s));
+		ASSERT_OK(dsc_read_full(s, buf, len + 1, &n, &e), &e);
+		ASSERT(n == len && memcmp(buf, src, len) == 0);
+		ASSERT_OK(dsc_write_all(s, src, len, &e), &e);
+		dsc_stream_close(s);
+	} else {
+		close(sv[0]);
+	}
+	ASSERT(wait_ok(pid));
+	free(src);
+	free(buf);
+}
+
 int main(void)
 {
 	TU_RUN(test_mem_read);
@@ -821,5 +873,6 @@ int main(void)
 	TU_RUN(test_seek_drops_unread);
 	TU_RUN(test_membuf_set_size);
 	TU_RUN(test_stream_new_args);
+	TU_RUN(test_fd_socket);
 	return tu_exit();
 }
