@@ -940,6 +940,42 @@ static void test_convert_to_sparse_file(void)
 	free(dir);
 }
 
+/* A stream that announced its size (a regular file, an HTTP body with
+ * Content-Length) and ends early is truncated, not a smaller disk. */
+static void test_reader_short_of_total(void)
+{
+	size_t len = 3u << 20;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 51);
+	int pipe_like;
+
+	for (pipe_like = 0; pipe_like < 2; pipe_like++) {
+		struct tu_fault_opts o;
+		struct dsc_error e = {0};
+		uint8_t *img = NULL;
+		uint64_t cap = 0;
+		dsc_stream *s;
+		dsc_err err;
+
+		tu_fault_defaults(&o);
+		o.eof_at = len / 2;
+		o.no_seek = pipe_like;
+		o.own_inner = true;
+		s = tu_fault_stream(tu_mem_stream(src, len, "x"), &o, "shrunk.raw", NULL);
+		dsc_stream_set_total(s, len);
+		err = tu_read_image(s, DSC_FORMAT_RAW, true, &img, &cap, NULL, &e);
+		if (err != DSC_ERR_TRUNCATED)
+			tu_fail(__FILE__, __LINE__,
+				"%s: announced %zu bytes, ended at %zu: got %s, capacity %llu",
+				pipe_like ? "pipe" : "seekable", len, len / 2, dsc_err_name(err),
+				(unsigned long long)cap);
+		else
+			ASSERT(strstr(e.message, "shrunk.raw") != NULL);
+		free(img);
+		dsc_stream_close(s);
+	}
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_reader_sizes);
@@ -959,5 +995,6 @@ int main(void)
 	TU_RUN(test_writer_random_extents);
 	TU_RUN(test_reader_file_patterns);
 	TU_RUN(test_convert_to_sparse_file);
+	TU_RUN(test_reader_short_of_total);
 	return tu_exit();
 }
