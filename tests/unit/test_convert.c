@@ -1008,6 +1008,53 @@ static void test_vmdk_writer_misuse(void)
 	free(g);
 }
 
+/* Written through dsc_stream_create_file(), the descriptor names the final
+ * file, not the temporary it is written to (libvmdk opens that name). */
+static void test_vmdk_to_file_names_itself(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	size_t len = 3 * UNIT;
+	uint8_t *src = tu_pattern(len, TU_COMPRESSIBLE, 31), *file = NULL;
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct vmdk_descriptor d;
+	struct vmdk_header h;
+	dsc_stream *in = tu_mem_stream(src, len, "in.raw"), *out = NULL;
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/final-name.vmdk", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &out, &e), &e);
+	if (!out)
+		goto done;
+	o.dst_fmt = DSC_FORMAT_VMDK;
+	ASSERT_OK(dsc_convert(in, out, &o, &st, &e), &e);
+	dsc_stream_close(out);
+	f = fopen(path, "rb");
+	REQUIRE(f != NULL);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	file = tu_xmalloc((size_t)n);
+	ASSERT(fread(file, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	ASSERT_EQ_U64(st.bytes_written, n);
+	dscp_vmdk_header_decode(file, &h);
+	ASSERT_OK(dscp_vmdk_descriptor_parse((const char *)file + 512, h.desc_size * 512, "f", &d,
+					     &e),
+		  &e);
+	ASSERT(strcmp(d.extent_file, "final-name.vmdk") == 0);
+	if (strcmp(d.extent_file, "final-name.vmdk") != 0)
+		fprintf(stderr, "  descriptor names \"%s\"\n", d.extent_file);
+done:
+	dsc_stream_close(in);
+	free(file);
+	free(src);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -1028,5 +1075,6 @@ int main(void)
 	TU_RUN(test_writer_threads);
 	TU_RUN(test_vmdk_max_capacity);
 	TU_RUN(test_vmdk_writer_misuse);
+	TU_RUN(test_vmdk_to_file_names_itself);
 	return tu_exit();
 }
