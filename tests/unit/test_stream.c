@@ -846,6 +846,48 @@ static void test_fd_socket(void)
 	free(buf);
 }
 
+static void test_create_file_long_name(void)
+{
+	/* A 255-byte name (NAME_MAX): the temporary's name must fit too. */
+	char *dir = tu_tmpdir(), path[4200], base[256];
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	struct stat st;
+
+	memset(base, 'L', 255);
+	base[255] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, base);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (s) {
+		ASSERT_OK(dsc_write_all(s, "x", 1, &e), &e);
+		ASSERT_OK(dsc_stream_finish(s, &e), &e);
+		dsc_stream_close(s);
+		ASSERT(stat(path, &st) == 0 && st.st_size == 1);
+		ASSERT(tu_dir_count(dir) == 1);
+	}
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
+static void test_create_file_on_directory(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	dsc_stream *s = (dsc_stream *)1;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	REQUIRE(mkdir(path, 0700) == 0);
+	ASSERT(dsc_stream_create_file(path, DSC_CREATE_REPLACE, &s, &e) != DSC_OK);
+	ASSERT(s == NULL);
+	ASSERT(strstr(e.message, "sub") != NULL);
+	ASSERT(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+	ASSERT(tu_dir_count(dir) == 1);
+	rmdir(path);
+	tu_rmdir_all(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	TU_RUN(test_mem_read);
@@ -874,5 +916,7 @@ int main(void)
 	TU_RUN(test_membuf_set_size);
 	TU_RUN(test_stream_new_args);
 	TU_RUN(test_fd_socket);
+	TU_RUN(test_create_file_long_name);
+	TU_RUN(test_create_file_on_directory);
 	return tu_exit();
 }
