@@ -787,6 +787,11 @@ static void h_export(struct srv_request *rq)
 		reply_error(rq, 404, "NOTFOUND", "%s: not a regular file", path);
 		goto out;
 	}
+	/* Dot files include the temporaries of outputs being written. */
+	if (strrchr(real, '/')[1] == '.') {
+		reply_error(rq, 404, "NOTFOUND", "%s: no such file", path);
+		goto out;
+	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 
 	/* Probe the source for its format and capacity, so that a damaged

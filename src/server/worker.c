@@ -53,13 +53,16 @@ static void on_stop(int sig)
 	w_stop = 1;
 }
 
-/* Append `s` to the log line, quoting what could break the line apart. */
-static size_t put_quoted(char *out, size_t pos, size_t cap, const char *s)
+/* Append `s` to the log line, escaping what could break the line or its
+ * fields apart (the path is client-controlled and decoded by nginx). */
+static size_t put_quoted(char *out, size_t pos, size_t cap, const char *s, bool field)
 {
 	for (; *s != '\0' && pos + 5 < cap; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (c == '"' || c == '\\') {
+		if (field && c == ' ') {
+			pos += (size_t)snprintf(out + pos, cap - pos, "\\x%02x", c);
+		} else if (c == '"' || c == '\\') {
 			out[pos++] = '\\';
 			out[pos++] = (char)c;
 		} else if (c < 0x20 || c == 0x7f) {
@@ -95,16 +98,18 @@ void srv_log(const char *fmt, ...)
 
 static void log_request(const struct srv_request *rq, double secs)
 {
-	char err[700] = "";
+	char err[700] = "", method[80], path[1200];
 
 	if (rq->error[0] != '\0') {
 		size_t p = (size_t)snprintf(err, sizeof(err), " error=\"");
 
-		p = put_quoted(err, p, sizeof(err) - 2, rq->error);
+		p = put_quoted(err, p, sizeof(err) - 2, rq->error, false);
 		err[p++] = '"';
 		err[p] = '\0';
 	}
-	srv_log("%s %s %d in=%llu out=%llu %.3fs%s%s", rq->method, rq->path, rq->status,
+	put_quoted(method, 0, sizeof(method), rq->method, true);
+	put_quoted(path, 0, sizeof(path), rq->path, true);
+	srv_log("%s %s %d in=%llu out=%llu %.3fs%s%s", method, path, rq->status,
 		(unsigned long long)rq->bytes_in, (unsigned long long)rq->bytes_out, secs,
 		rq->abort_conn ? " aborted" : "", err);
 }

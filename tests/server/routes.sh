@@ -152,6 +152,11 @@ check "export vmdk: .vmdk name" grep -qi 'filename="a.vmdk"' "$H"
 check "export vmdk: no Content-Length" bash -c "! grep -qi '^Content-Length' '$H'"
 check "export vmdk: descriptor names the download" grep -aq '"a.vmdk"' "$R"
 expect_status 404 "$R" "$BASE/export?path=missing.vmdk"
+cp "$T/data/disk.vmdk" "$T/export/.partial.vmdk"
+expect_status 404 "$R" "$BASE/export?path=.partial.vmdk"
+curl -s -o /dev/null "$BASE/a%20b%0Aforged%20line"
+check "log: client path escaped" log_has 'GET /a\\x20b\\x0aforged\\x20line 404'
+check "log: no forged line" bash -c "! grep -q '^forged' '$T/server.log'"
 expect_status 400 "$R" "$BASE/export"
 expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=qcow2"
 
