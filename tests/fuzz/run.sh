@@ -34,7 +34,7 @@ set -u
 JOBS=${FUZZ_JOBS:-2}
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params}"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy}"
 
 F=$top_builddir/tests/fuzz
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -113,6 +113,7 @@ corpus_of() {
 	fuzz_descriptor) echo descriptor ;;
 	fuzz_multipart) echo multipart ;;
 	fuzz_params) echo params ;;
+	fuzz_netpolicy) echo netpolicy ;;
 	fuzz_convert) echo "vmdk raw" ;;
 	*) echo vmdk ;;
 	esac

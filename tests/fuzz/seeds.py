@@ -189,6 +189,14 @@ def main():
                            b'src=%2Fdata%2Fa.raw&dst=raw', b'a=1&a=2', b'x=%zz', b'&&=&q',
                            b'name=..&name2=.hidden&n=a%2Fb', b'sha256=' + b'ab' * 32]):
         write(pd, 'q%d' % i, q)
+    # address policies (fuzz_netpolicy): byte 0 even = allow, then the
+    # rule list, then one address per line.
+    nd = os.path.join(out, 'netpolicy')
+    write(nd, 'allow-lo', b'\x00127.0.0.0/8, ::1\n127.0.0.1\n::ffff:127.0.0.1\n10.0.0.1\n::1\n')
+    write(nd, 'deny', b'\x01203.0.113.0/24 2001:db8::/32\n203.0.113.9\n8.8.8.8\n2001:db8::5\n')
+    write(nd, 'bad-bits', b'\x0010.1.0.1/16\n10.1.2.3\n')
+    write(nd, 'mixed', b'\x00192.0.2.7 10.0.0.0/8,fd00::/8\n64:ff9b::a00:1\n2002:a00:1::\n'
+          b'::ffff:10.9.9.9\n0.0.0.0\n255.255.255.255\n')
 
 
 if __name__ == '__main__':
