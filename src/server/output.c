@@ -51,6 +51,26 @@ static dsc_err out_set_size(void *vctx, uint64_t size, bool allocate, struct dsc
 	return dsc_stream_set_size(o->file, size, allocate, e);
 }
 
+/* The running digest breaks when the writer seeks back: the VMDK writer
+ * patches its header at the end when the capacity was unknown at the
+ * start (a raw upload), the raw writer when grains come out of order. Then
+ * read the finished temporary file once more (small for a VMDK). */
+static void hash_file(struct srv_output *o)
+{
+	const char *tmp = dsc_stream_temp_path(o->file);
+	dsc_stream *f = NULL, *h = NULL;
+	uint64_t n;
+
+	o->hex[0] = '\0';
+	if (tmp != NULL && dsc_stream_open_file(tmp, &f, NULL) == DSC_OK &&
+	    dsc_stream_open_sha256(f, 0, &h, NULL) == DSC_OK &&
+	    dsc_stream_skip(h, UINT64_MAX, &n, NULL) == DSC_OK &&
+	    dsc_stream_sha256_hex(h, o->hex, NULL) != DSC_OK)
+		o->hex[0] = '\0';
+	dsc_stream_close(h);
+	dsc_stream_close(f);
+}
+
 static dsc_err out_finish(void *vctx, struct dsc_error *e)
 {
 	struct srv_output *o = vctx;
@@ -64,7 +84,7 @@ static dsc_err out_finish(void *vctx, struct dsc_error *e)
 	/* The digest is final once the writer set the size: take it now,
 	 * the caller reads it after the streams are gone. */
 	if (o->hashed && dsc_stream_sha256_hex(o->outer, o->hex, NULL) != DSC_OK)
-		o->hex[0] = '\0';
+		hash_file(o);
 	return dsc_stream_finish(o->file, e);
 }
 

@@ -44,6 +44,8 @@ expect_status 200 "$R" -X POST -T - -H 'Transfer-Encoding: chunked' \
 check "chunked raw->vmdk: qemu-img check" qemu-img check -q -f vmdk "$T/out/b.vmdk"
 check "chunked raw->vmdk: same disk" same_image "$T/out/b.vmdk" vmdk "$T/data/disk.raw" raw
 check "chunked raw->vmdk: format vmdk" test "$(json_get "$R" format)" = vmdk
+check "chunked raw->vmdk: sha256 of the output" \
+	test "$(json_get "$R" sha256)" = "$(sha256sum <"$T/out/b.vmdk" | cut -d' ' -f1)"
 check "chunked raw->vmdk: descriptor names the file" \
 	grep -aq '"b.vmdk"' "$T/out/b.vmdk"
 
@@ -51,6 +53,8 @@ check "chunked raw->vmdk: descriptor names the file" \
 expect_status 200 "$R" -F note=hello -F "file=@$T/data/disk.vmdk;type=application/octet-stream" \
 	"$BASE/upload?src=vmdk&dst=raw&name=c.img"
 check "multipart vmdk->raw: same disk" same_image "$T/out/c.img" raw "$T/data/disk.raw" raw
+check "multipart vmdk->raw: sha256 of the output" \
+	test "$(json_get "$R" sha256)" = "$(sha256sum <"$T/out/c.img" | cut -d' ' -f1)"
 
 # multipart, chunked, boundary search across window edges: raw -> raw
 expect_status 200 "$R" -H 'Transfer-Encoding: chunked' -F "file=@$T/data/disk.raw" \
