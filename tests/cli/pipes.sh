@@ -131,11 +131,30 @@ if mknod "$O/nulldev" c 1 3 2>/dev/null; then
 	run_dsc -src "$I/odd.raw" -dst "$O/nulldev"
 	expect_ok "-dst naming a character device (a null device node)"
 	check "the device node is still a character device" test -c "$O/nulldev"
+	[ -c "$O/nulldev" ] && devices_in_place=yes
 	dir_is "no temporary beside the device node" "$O" nulldev
 	rm -f "$O/nulldev"
 else
 	echo "# cannot mknod here (not root?): the device destination check is skipped"
 fi
+# A block device (a loop device over a file full of 0xAA): written in place,
+# the holes written as zeros over the old bytes. Only tried once a device
+# node in $T survived: a converter that renames over its destination would
+# replace the real /dev/loopN node.
+head -c $((40 * MiB)) /dev/zero | tr '\0' '\252' >"$T/back.img"
+if [ "${devices_in_place:-}" = yes ] && command -v losetup >/dev/null &&
+	loopdev=$(losetup -f --show "$T/back.img" 2>/dev/null); then
+	trap 'losetup -d "$loopdev" 2>/dev/null; cleanup' EXIT
+	run_dsc -src "$I/sparse.raw" -dst "$loopdev"
+	expect_ok "-dst naming a block device ($loopdev)"
+	check "the block device node is still a block device" test -b "$loopdev"
+	losetup -d "$loopdev"
+	trap cleanup EXIT
+	check "the block device holds the image, zeros written over old data" cmp "$I/sparse.raw" "$T/back.img"
+else
+	echo "# cannot attach a loop device here: the block device check is skipped"
+fi
+rm -f "$T/back.img"
 mkfifo "$O/fifo"
 timeout 60 cat "$O/fifo" >"$T/fifo.got" &
 reader=$!
