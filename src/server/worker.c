@@ -31,10 +31,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "server.h"
+
+#define PARAMS_TIMEOUT 10 /* seconds */
 
 int srv_my_slot = -1;
 static volatile sig_atomic_t w_stop;
@@ -206,6 +209,8 @@ void worker_main(int slot)
 	FCGX_InitRequest(&req, nullfd, 0);
 
 	while (!w_stop) {
+		static const struct timeval params_timeout = {PARAMS_TIMEOUT, 0};
+		static const struct timeval no_timeout = {0, 0};
 		struct pollfd pfd = {.fd = srv_cfg.listen_fd, .events = POLLIN};
 		struct timespec tick = {1, 0};
 		int fd, rc;
@@ -231,10 +236,17 @@ void worker_main(int slot)
 			srv_log("worker: accept: %s", strerror(errno));
 			_exit(2);
 		}
-		/* Hand the connection to libfcgi (see the top of the file). */
+		/* Hand the connection to libfcgi (see the top of the file).
+		 * A peer that connects and sends no request would pin this
+		 * worker: the begin record and params must arrive within
+		 * PARAMS_TIMEOUT. The body and reply have no such limit
+		 * (the web server's own timeouts govern slow clients). */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &params_timeout, sizeof(params_timeout));
 		req.ipcFd = fd;
 		req.keepConnection = 1;
 		rc = FCGX_Accept_r(&req);
+		if (rc >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &no_timeout, sizeof(no_timeout));
 		if (rc < 0) {
 			/* libfcgi dropped a malformed connection. */
 			if (req.ipcFd >= 0) {

@@ -1,7 +1,9 @@
 #!/bin/bash
 # stop.sh - SIGTERM during a conversion lets it finish (the master exits
 # after the last worker, status 0); with -grace 1 a conversion that takes
-# longer is killed and leaves nothing; the socket is removed at exit.
+# longer is killed and leaves nothing; the socket is removed at exit. Also:
+# a FastCGI connection that never sends its request frees its worker after
+# 10 s.
 . "$(dirname "$0")/lib.sh"
 srv_init
 nginx_start
@@ -70,4 +72,26 @@ server_stop TERM
 wait $cpid
 check "second TERM: stopped at once" test $(($(date +%s) - t0)) -le 2
 check "second TERM: nothing left" test -z "$(ls -A "$T/out" | grep -v '^slow.img$')"
+
+# ---- a silent FastCGI connection pins its worker for 10 s at most
+WORKERS=1
+server_start
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+t = time.time()
+s.settimeout(30)
+gone = s.recv(1) == b""
+print("%d %.1f" % (gone, time.time() - t))' "$T/dsc.sock" >"$T/silent" &
+spid=$!
+sleep 0.3
+t0=$(date +%s.%N)
+expect_status 200 "$T/reply" --max-time 30 "$BASE/status"
+t1=$(date +%s.%N)
+wait $spid
+waited=$(python3 -c "print(round($t1 - $t0))")
+check "request behind a silent connection served after ~10 s ($waited s)" test "$waited" -ge 8 -a "$waited" -le 14
+check "the silent connection was closed ($(cat "$T/silent"))" test "$(cut -d' ' -f1 "$T/silent")" = 1
+server_stop TERM
 finish
