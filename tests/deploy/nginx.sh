@@ -1,0 +1,108 @@
+#!/bin/bash
+# nginx.sh - conf/nginx/dsc.conf, as shipped, in front of dsc-server: the
+# README's curl examples over plain HTTP and over TLS (a certificate made
+# here), bodies streamed both ways (no temporary file), 429 from the rate
+# and connection limits, /status for loopback only, and no kept upstream
+# connections.
+. "$(dirname "$0")/lib.sh"
+deploy_init nginx
+F=$T/front
+
+# The file goes where Debian includes it, inside http {}; this wrapper
+# holds what /etc/nginx/nginx.conf would. The HTTPS listener moves to the
+# test's port (the IPv6 one is dropped: loopback IPv4 only here).
+render "$top_srcdir/conf/nginx/dsc.conf" "$F/dsc.conf" \
+	-e "s|listen 443 ssl;|listen 127.0.0.1:$TLS_PORT ssl;|" \
+	-e '/listen \[::\]:443 ssl;/d'
+cp /etc/nginx/fastcgi_params "$F/fastcgi_params"
+user=
+[ "$(id -u)" = 0 ] && user="user nobody nogroup;"
+cat >"$F/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+$user
+pid $F/nginx.pid;
+error_log $F/logs/error.log info;
+events { worker_connections 256; }
+http {
+	access_log $F/logs/access.log;
+	client_body_temp_path $F/tmp/body;
+	fastcgi_temp_path $F/tmp/fastcgi;
+	proxy_temp_path $F/tmp/proxy;
+	uwsgi_temp_path $F/tmp/uwsgi;
+	scgi_temp_path $F/tmp/scgi;
+	include $F/dsc.conf;
+}
+EOF
+check "nginx -t accepts the config" nginx -t -q -c "$F/nginx.conf" -p "$F" -e "$F/logs/error.log"
+front_start nginx nginx -c "$F/nginx.conf" -p "$F" -e "$F/logs/error.log"
+
+run_examples "$BASE" nginx
+sleep 1 # the rate limit (2 r/s, burst 20): let the bucket drain
+run_examples "$TLS_BASE" nginx-tls
+check "TLS: the certificate is the one rendered in" \
+	curl -sS -o /dev/null --cacert "$F/cert.pem" "$TLS_BASE/status"
+
+# Streaming: nothing may go through nginx's temporary files, either way.
+check "no request or response body was buffered to a file" \
+	test -z "$(find "$F/tmp" -type f)"
+check "nginx logged no buffering to temporary files" \
+	sh -c "! grep -q 'buffered to a temporary file' '$F/logs/error.log'"
+
+# An upload is converted while it arrives: with 3 of its 4 MiB sent, the
+# output's temporary file (.slow.img.XXXXXX) already holds data.
+head -c $((4 * MiB)) /dev/urandom >"$T/data/dense.raw"
+mkfifo "$T/slow"
+(
+	exec 3>"$T/slow"
+	head -c $((3 * MiB)) "$T/data/dense.raw" >&3
+	sleep 2
+	tail -c +$((3 * MiB + 1)) "$T/data/dense.raw" >&3
+) &
+writer=$!
+curl -sS -o "$T/slow.reply" -T - -X POST "$BASE/upload?name=slow.img" <"$T/slow" &
+client=$!
+sleep 1
+tmpf=$(find "$T/out" -name '.slow.img.*' | head -n 1)
+check "3 MiB into an upload, its output already holds 2 MiB (streamed, not staged)" \
+	test -n "$tmpf" -a "$(($(stat -c %b "$tmpf" 2>/dev/null || echo 0) * 512))" -ge $((2 * MiB))
+wait "$writer" "$client"
+check "the streamed upload completes" same_image "$T/out/slow.img" raw "$T/data/dense.raw" raw
+
+# Rate limit: 2 r/s with a burst of 20 per address, then 429. Each limit
+# test comes from its own loopback address: its own bucket.
+codes=$(for _ in $(seq 40); do
+	curl -s -o /dev/null --interface 127.0.0.3 -w '%{http_code}\n' "$BASE/upload"
+done | sort | uniq -c)
+check "rate limit: some requests served ($(echo $codes))" grep -q ' 405$' <<<"$codes"
+check "rate limit: the rest 429" grep -q ' 429$' <<<"$codes"
+
+# Connection limit: 8 per address. Hold 8 uploads open (their bodies come
+# from pipes that stay open), then a 9th request is 429 at once.
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+	mkfifo "$T/hold$i"
+	sleep 30 >"$T/hold$i" &
+	pids+=($!)
+	curl -s -o /dev/null --interface 127.0.0.4 -T - -X POST "$BASE/upload?name=hold$i.img" <"$T/hold$i" &
+	pids+=($!)
+done
+sleep 1
+check "connection limit: the 9th simultaneous request is 429" \
+	test "$(curl -s -o /dev/null --interface 127.0.0.4 -w '%{http_code}' "$BASE/upload")" = 429
+kill "${pids[@]}" 2>/dev/null
+wait "${pids[@]}" 2>/dev/null
+# The held uploads occupied both dsc-server workers; their clients are
+# gone, so nginx drops them and the workers are free again.
+check "connection limit: released when the clients leave" \
+	test "$(curl -s -o /dev/null -m 10 --interface 127.0.0.4 -w '%{http_code}' "$BASE/upload")" = 405
+
+# /status is for this host only (127.0.0.1 and ::1): 127.0.0.2 is refused.
+check "/status from another address: 403" \
+	test "$(curl -s -o /dev/null --interface 127.0.0.2 -w '%{http_code}' "$BASE/status")" = 403
+check "other routes from that address: served (405 from dsc-server)" \
+	test "$(curl -s -o /dev/null --interface 127.0.0.2 -w '%{http_code}' "$BASE/upload")" = 405
+check "no fastcgi_keep_conn and no upstream keepalive" \
+	sh -c "! grep -Eq '^[^#]*(fastcgi_keep_conn|keepalive [0-9])' '$top_srcdir/conf/nginx/dsc.conf'"
+
+deploy_finish
