@@ -16,19 +16,39 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool report(const struct dsc_convert_opts *o, dsc_stream *in, dsc_stream *out,
-		   const dsc_reader *r, uint64_t disk_pos, double t0)
+/* What the progress callback needs; also the readers' tick target. */
+struct progress_state {
+	const struct dsc_convert_opts *opts;
+	dsc_stream *in, *out;
+	const dsc_reader *r;
+	uint64_t disk_pos;
+	double t0, last;
+};
+
+static bool report(struct progress_state *ps)
 {
 	struct dsc_progress p = {
-		.in_bytes = dsc_stream_bytes(in),
-		.in_total = dsc_stream_total(in),
-		.disk_pos = disk_pos,
-		.capacity = dsc_reader_capacity(r),
-		.out_bytes = dsc_stream_bytes(out),
-		.seconds = now_seconds() - t0,
+		.in_bytes = dsc_stream_bytes(ps->in),
+		.in_total = dsc_stream_total(ps->in),
+		.disk_pos = ps->disk_pos,
+		.capacity = dsc_reader_capacity(ps->r),
+		.out_bytes = dsc_stream_bytes(ps->out),
+		.seconds = now_seconds() - ps->t0,
 	};
 
-	return o->progress(o->progress_user, &p);
+	return ps->opts->progress(ps->opts->progress_user, &p);
+}
+
+/* At most ten reports a second, whether extents flow or not. */
+static bool tick(void *user)
+{
+	struct progress_state *ps = user;
+	double t = now_seconds();
+
+	if (t - ps->last < 0.1)
+		return true;
+	ps->last = t;
+	return report(ps);
 }
 
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
@@ -39,17 +59,24 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	struct dsc_extent ext;
 	dsc_reader *r = NULL;
 	dsc_writer *w = NULL;
-	uint64_t cap, pos = 0;
-	double t0 = now_seconds(), last = t0, t;
+	struct progress_state ps = {.opts = opts, .in = in, .out = out};
+	uint64_t cap;
 	dsc_err rc;
 
 	if (stats)
 		memset(stats, 0, sizeof *stats);
 	if (!opts)
 		opts = &defaults;
+	ps.opts = opts;
+	ps.t0 = ps.last = now_seconds();
 	rc = dsc_reader_open(in, opts->src_fmt, &r, e);
 	if (rc != DSC_OK)
 		goto out;
+	ps.r = r;
+	if (opts->progress) {
+		r->tick = tick;
+		r->tick_user = &ps;
+	}
 	dsc_reader_set_threads(r, opts->threads);
 	cap = dsc_reader_capacity(r);
 	if (opts->max_capacity && cap != DSC_CAPACITY_UNKNOWN && cap > opts->max_capacity) {
@@ -73,8 +100,8 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 			goto out;
 		if (ext.length == 0)
 			break;
-		pos = ext.offset + ext.length;
-		if (opts->max_capacity && pos > opts->max_capacity) {
+		ps.disk_pos = ext.offset + ext.length;
+		if (opts->max_capacity && ps.disk_pos > opts->max_capacity) {
 			rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
 					   "%s: image exceeds the limit of %llu bytes",
 					   dsc_stream_name(in),
@@ -84,14 +111,9 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 		rc = dsc_writer_put(w, &ext, e);
 		if (rc != DSC_OK)
 			goto out;
-		if (opts->progress && (t = now_seconds()) - last >= 0.1) {
-			last = t;
-			if (!report(opts, in, out, r, pos, t0)) {
-				rc = dsc_error_set(e, DSC_ERR_CANCELLED, 0, "%s: conversion cancelled",
-						   dsc_stream_name(in));
-				goto out;
-			}
-		}
+		rc = dscp_reader_tick(r, e);
+		if (rc != DSC_OK)
+			goto out;
 	}
 	cap = dsc_reader_capacity(r);
 	if (opts->max_capacity && cap > opts->max_capacity) {
@@ -104,14 +126,16 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	rc = dsc_writer_finish(w, cap, e);
 	if (rc != DSC_OK)
 		goto out;
-	if (opts->progress)
-		report(opts, in, out, r, cap, t0);
+	if (opts->progress) {
+		ps.disk_pos = cap;
+		report(&ps);
+	}
 	if (stats) {
 		stats->bytes_read = dsc_stream_bytes(in);
 		stats->bytes_written = dsc_stream_bytes(out);
 		/* The size of the image written: VMDK counts whole sectors. */
 		stats->capacity = opts->dst_fmt == DSC_FORMAT_VMDK ? (cap + 511) / 512 * 512 : cap;
-		stats->seconds = now_seconds() - t0;
+		stats->seconds = now_seconds() - ps.t0;
 	}
 out:
 	dsc_writer_close(w);

@@ -55,7 +55,16 @@ struct dsc_reader {
 	uint64_t capacity;
 	unsigned threads;
 	void *impl;
+	dsc_err failed; /* first error of next(): every later call repeats it */
+	struct dsc_error failure;
+	/* Set by the converter: called by readers while they read without
+	 * producing extents (zero runs, metadata); false cancels. */
+	bool (*tick)(void *user);
+	void *tick_user;
 };
+
+/* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */
+dsc_err dscp_reader_tick(dsc_reader *r, struct dsc_error *e);
 
 struct dscp_writer_ops {
 	dsc_err (*put)(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e);

@@ -93,10 +93,22 @@ static dsc_err raw_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 			return DSC_OK;
 		}
 		if (rr->eof) {
+			uint64_t total = dsc_stream_total(r->in);
+
+			/* A file that shrank or a body cut short must not pass
+			 * for a smaller disk. */
+			if (total != UINT64_MAX && rr->pos < total)
+				return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+						     "%s: truncated: input ends at byte %llu of %llu",
+						     dsc_stream_name(r->in),
+						     (unsigned long long)rr->pos,
+						     (unsigned long long)total);
 			r->capacity = rr->pos;
 			return DSC_OK;
 		}
-		rc = raw_fill(r, rr, e);
+		rc = dscp_reader_tick(r, e);
+		if (rc == DSC_OK)
+			rc = raw_fill(r, rr, e);
 		if (rc != DSC_OK)
 			return rc;
 	}

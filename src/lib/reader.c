@@ -68,11 +68,30 @@ dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct
 
 dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
 {
-	dsc_err rc = r->ops->next(r, ext, e);
+	struct dsc_error local = {0};
+	dsc_err rc;
 
-	if (rc != DSC_OK)
-		memset(ext, 0, sizeof *ext);
-	return rc;
+	if (r->failed == DSC_OK) {
+		rc = r->ops->next(r, ext, &local);
+		if (rc == DSC_OK)
+			return DSC_OK;
+		/* Readers are sticky like streams: asking again after an error
+		 * must not skip the bad part and report a clean end. */
+		r->failed = rc;
+		r->failure = local;
+	}
+	memset(ext, 0, sizeof *ext);
+	if (e && e->code == DSC_OK)
+		*e = r->failure;
+	return r->failed;
+}
+
+dsc_err dscp_reader_tick(dsc_reader *r, struct dsc_error *e)
+{
+	if (r->tick && !r->tick(r->tick_user))
+		return dsc_error_set(e, DSC_ERR_CANCELLED, 0, "%s: conversion cancelled",
+				     dsc_stream_name(r->in));
+	return DSC_OK;
 }
 
 uint64_t dsc_reader_capacity(const dsc_reader *r) { return r->capacity; }

@@ -128,29 +128,38 @@ static void copy_value(char *dst, size_t size, const char *v, size_t n)
 	dst[n] = '\0';
 }
 
-/* An extent line: ACCESS SECTORS TYPE ["FILE" [OFFSET]]. */
-static bool parse_extent(const char *line, size_t n, struct vmdk_descriptor *d)
+/* An extent line: ACCESS SECTORS TYPE ["FILE" [OFFSET]]. Returns 0 for
+ * another kind of line, 1 for an extent, -1 for an extent line whose size
+ * is not a plain number within the capacity limit. */
+static int parse_extent(const char *line, size_t n, struct vmdk_descriptor *d)
 {
-	char buf[512], access[16], type[16];
+	char buf[512], access[16], number[32], type[16];
 	unsigned long long sectors;
 	const char *q1, *q2;
+	char *end;
 	int used = 0;
 
 	if (n >= sizeof buf)
 		n = sizeof buf - 1;
 	memcpy(buf, line, n);
 	buf[n] = '\0';
-	if (sscanf(buf, "%15s %llu %15s %n", access, &sectors, type, &used) < 3)
-		return false;
+	if (sscanf(buf, "%15s %31s %15s %n", access, number, type, &used) < 3)
+		return 0;
 	if (strcasecmp(access, "RW") && strcasecmp(access, "RDONLY") && strcasecmp(access, "NOACCESS"))
-		return false;
+		return 0;
+	if (!isdigit((unsigned char)number[0]))
+		return -1;
+	errno = 0;
+	sectors = strtoull(number, &end, 10);
+	if (*end || errno == ERANGE || sectors > VMDK_MAX_CAPACITY_SECTORS)
+		return -1;
 	d->extent_sectors = sectors;
 	copy_value(d->extent_type, sizeof d->extent_type, type, strlen(type));
 	q1 = strchr(buf + used, '"');
 	q2 = q1 ? strchr(q1 + 1, '"') : NULL;
 	if (q1 && q2)
 		copy_value(d->extent_file, sizeof d->extent_file, q1 + 1, (size_t)(q2 - q1 - 1));
-	return true;
+	return 1;
 }
 
 dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,
@@ -197,8 +206,16 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 					   n - (size_t)(eq + 1 - p));
 			continue;
 		}
-		if (!have_extent && parse_extent(p, n, d))
-			have_extent = true;
+		if (!have_extent) {
+			int r = parse_extent(p, n, d);
+
+			if (r < 0)
+				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						     "%s: descriptor line %zu: extent size is not a "
+						     "number of sectors up to %llu", name, lines,
+						     (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
+			have_extent = r > 0;
+		}
 	}
 	if (!d->create_type[0])
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: descriptor has no createType", name);

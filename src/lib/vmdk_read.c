@@ -28,8 +28,11 @@ struct vmdk_reader {
 	bool gd_at_end;
 	bool footer_seen;
 	bool done;             /* no more markers to read */
-	bool have_last;
-	uint64_t last_lba;
+	/* Grains seen, to refuse an LBA that comes twice: a bitmap in pages
+	 * allocated on first use, so memory follows the data read, not the
+	 * capacity. */
+	uint8_t **seen;
+	size_t seen_pages;
 	/* An error met while reading ahead; reported after the grains
 	 * before it, so errors come in stream order. */
 	dsc_err pending_rc;
@@ -73,6 +76,36 @@ static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what,
 	return DSC_OK;
 }
 
+#define SEEN_PAGE_BYTES 4096u
+#define SEEN_PAGE_GRAINS (SEEN_PAGE_BYTES * 8u)
+
+/* Mark grain g as seen; false if it was already. */
+static bool mark_seen(struct vmdk_reader *vr, uint64_t g, bool *nomem)
+{
+	size_t page = (size_t)(g / SEEN_PAGE_GRAINS), bit = (size_t)(g % SEEN_PAGE_GRAINS);
+	uint8_t *p;
+
+	*nomem = false;
+	if (!vr->seen) {
+		vr->seen_pages = (size_t)((vr->cap_sectors / vr->h.grain_size + SEEN_PAGE_GRAINS) /
+					  SEEN_PAGE_GRAINS);
+		vr->seen = calloc(vr->seen_pages, sizeof *vr->seen);
+		if (!vr->seen) {
+			*nomem = true;
+			return false;
+		}
+	}
+	p = vr->seen[page];
+	if (!p && !(p = vr->seen[page] = calloc(1, SEEN_PAGE_BYTES))) {
+		*nomem = true;
+		return false;
+	}
+	if (p[bit / 8] & (1u << (bit % 8)))
+		return false;
+	p[bit / 8] |= (uint8_t)(1u << (bit % 8));
+	return true;
+}
+
 /* Worker thread: inflate one grain (facts §2: a zlib stream). */
 static void inflate_job(void *ctx, struct dscp_slot *s)
 {
@@ -98,6 +131,7 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 	struct dscp_slot *s;
 	uint64_t at = dsc_stream_tell(r->in);
 	size_t got, need;
+	bool nomem;
 	dsc_err rc;
 
 	rc = dsc_read_full(r->in, vr->sector, VMDK_SECTOR, &got, e);
@@ -187,12 +221,11 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 				     "%s: grain marker at byte %llu: compressed size %" PRIu32
 				     " exceeds 2 x grain (%zu bytes)",
 				     rname(r), (unsigned long long)at, m.size, 2 * vr->grain_bytes);
-	if (vr->have_last && m.val == vr->last_lba)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: grain marker at byte %llu: LBA %" PRIu64 " appears twice",
-				     rname(r), (unsigned long long)at, m.val);
-	vr->have_last = true;
-	vr->last_lba = m.val;
+	if (!mark_seen(vr, m.val / vr->h.grain_size, &nomem))
+		return nomem ? dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r))
+			     : dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: grain marker at byte %llu: LBA %" PRIu64
+					     " appears twice", rname(r), (unsigned long long)at, m.val);
 	s = dscp_pool_head(vr->pool);
 	/* The data starts 12 bytes into the marker sector; the rest of its
 	 * sectors follow (the caller made sure a slot is free). */
@@ -233,6 +266,9 @@ static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error
 		vr->holding = false;
 	}
 	for (;;) {
+		rc = dscp_reader_tick(r, e);
+		if (rc != DSC_OK)
+			return rc;
 		/* Read ahead while a slot is free. */
 		while (!vr->done && vr->pending_rc == DSC_OK && dscp_pool_head(vr->pool)) {
 			rc = read_marker(r, vr, &vr->pending);
@@ -294,6 +330,9 @@ static void vmdk_reader_close(dsc_reader *r)
 	if (!vr)
 		return;
 	dscp_pool_free(vr->pool);
+	for (size_t i = 0; vr->seen && i < vr->seen_pages; i++)
+		free(vr->seen[i]);
+	free(vr->seen);
 	free(vr);
 }
 
