@@ -167,6 +167,11 @@ static dsc_err source_prefinish(void *user, struct dsc_error *e)
 		rc = multipart_finish(s->mp, s->part, e);
 	if (rc != DSC_OK)
 		return rc;
+	/* An empty body or download converts into an empty raw file: refuse
+	 * it rather than store a "disk" of zero bytes. */
+	if (dsc_stream_bytes(s->in) == 0)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: empty, not a disk image",
+				     dsc_stream_name(s->in));
 	if (s->hashed != NULL) {
 		rc = dsc_stream_sha256_hex(s->hashed, hex, e);
 		if (rc != DSC_OK)

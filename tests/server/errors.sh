@@ -81,6 +81,11 @@ wrong=$(printf '%s' "$sum" | tr 0-9a-f 1-9a-f0)
 expect_status 422 "$R" "${OCT[@]}" -X POST -T "$T/data/disk.vmdk" "$BASE/upload?name=s.img&sha256=$wrong"
 check "sha256 mismatch names both digests" grep -q "$wrong" "$R"
 expect_status 422 "$R" -F "file=@$T/data/disk.vmdk" "$BASE/upload?name=s.img&sha256=$wrong"
+expect_status 422 "$R" "${OCT[@]}" -X POST --data-binary '' "$BASE/upload?name=empty.img"
+check "empty body: message" grep -q 'empty, not a disk image' "$R"
+expect_status 422 "$R" -H 'Transfer-Encoding: chunked' "${OCT[@]}" -X POST -T /dev/null "$BASE/upload?name=empty.img"
+: >"$T/data/empty"
+expect_status 422 "$R" -F "file=@$T/data/empty" "$BASE/upload?name=empty.img"
 check "422s left nothing" no_leftovers
 expect_status 200 "$R" "${OCT[@]}" -X POST -T "$T/data/disk.vmdk" "$BASE/upload?name=s.img&sha256=$sum"
 echo s.img >>"$T/keep"
