@@ -203,6 +203,7 @@ def cases():
     c['capacity-at-cap'] = lambda: field('capacity', MAX_CAP)
     c['capacity-past-cap'] = lambda: field('capacity', MAX_CAP + 1)
     c['capacity-huge'] = lambda: field('capacity', 2**64 - 1)
+    c['capacity-at-cap-grain-1'] = lambda: capacity_bomb_grain1()
     c['capacity-below-grains'] = lambda: field('capacity', 2048)
     c['grain-0'] = lambda: field('grain', 0)
     c['grain-3'] = lambda: field('grain', 3)
@@ -352,6 +353,18 @@ def grain_at_cap():
     im.add(0, TEXT * 16)
     im.add(4 * MAX_GRAIN, b'last')
     return im.end()
+
+
+def capacity_bomb_grain1():
+    """64 TiB in 512-byte grains (the most grains a header can announce),
+    grains at the start and the very end; no footer needed (gd = 0)."""
+    d = pad(descriptor(MAX_CAP))
+    out = bytearray(header(MAX_CAP, 1, len(d) // S, 1 + len(d) // S, gd=0))
+    out += d
+    for lba in (0, 1, MAX_CAP - 1):
+        out += gmarker(lba, zlib.compress((b'bomb %d ' % lba * 80)[:S]))
+    out += meta(0, 0)
+    return bytes(out)
 
 
 def desc_at_cap():
