@@ -80,12 +80,14 @@ python3 -c '
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
+open(sys.argv[2], "w").close()
 t = time.time()
 s.settimeout(30)
 gone = s.recv(1) == b""
-print("%d %.1f" % (gone, time.time() - t))' "$T/dsc.sock" >"$T/silent" &
+print("%d %.1f" % (gone, time.time() - t))' "$T/dsc.sock" "$T/connected" >"$T/silent" &
 spid=$!
-sleep 0.3
+for i in $(seq 100); do [ -e "$T/connected" ] && break; sleep 0.05; done
+sleep 0.3 # the idle worker accepts it at once
 t0=$(date +%s.%N)
 expect_status 200 "$T/reply" --max-time 30 "$BASE/status"
 t1=$(date +%s.%N)
