@@ -29,7 +29,7 @@ cpid=$!
 wait_temp
 t0=$(date +%s)
 kill -TERM "$SERVER_PID"
-sleep 0.3
+for i in $(seq 40); do [ "$(workers_alive)" = 1 ] && break; sleep 0.05; done
 check "idle worker left at once, busy one stays" test "$(workers_alive)" = 1
 rc=0
 wait "$SERVER_PID" || rc=$?
