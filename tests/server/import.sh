@@ -89,7 +89,7 @@ expect_status 413 "$R" -H 'Content-Type: application/json' --data-binary @"$T/bi
 # ---- the client gives up while the server waits on a stalled source
 curl -s -o /dev/null --max-time 1 -G --data-urlencode "url=$UP/f/disk.vmdk?stall=0&hold=30&k=2" \
 	--data-urlencode name=gaveup.img "$BASE/import"
-for i in $(seq 100); do log_has 'GET /import (499|504)' && break; sleep 0.05; done
+for i in $(seq 100); do log_has 'GET /import 499' && break; sleep 0.05; done
 check "client gave up: cancelled, logged 499 before the idle timeout" log_has 'GET /import 499'
 check "no leftovers" test -z "$(ls -A "$T/out" | grep -E '^\.|stall|gaveup|bad|e500|nf')"
 server_stop TERM
