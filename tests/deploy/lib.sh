@@ -57,7 +57,7 @@ deploy_init() {
 	BASE="http://127.0.0.1:$PORT"
 	TLS_BASE="https://127.0.0.1:$TLS_PORT"
 	make_cert
-	dsc_start
+	[ "${DSC_NOSTART:-}" = 1 ] || dsc_start
 
 	# The images the examples use: one disk, as raw, gzip'd raw and VMDK.
 	make_raw "$T/data/disk.raw" 4
@@ -199,6 +199,38 @@ run_examples() {
 		same_image "$T/work/disk1.vmdk" vmdk "$T/data/disk.raw" raw
 	check "$tag: status reply" grep -q '"poolSize": *2' "$T/ex.$tag.$n"
 	check "$tag: no temporary files left" test -z "$(find "$T/out" -name '.*')"
+}
+
+# front_nginx: conf/nginx/dsc.conf, rendered, inside a wrapper holding what
+# Debian's /etc/nginx/nginx.conf would (the file is read inside http {}).
+# The HTTPS listener moves to the test's port; the IPv6 one is dropped
+# (loopback IPv4 only here).
+front_nginx() {
+	local F=$T/front user=
+	render "$top_srcdir/conf/nginx/dsc.conf" "$F/dsc.conf" \
+		-e "s|listen 443 ssl;|listen 127.0.0.1:$TLS_PORT ssl;|" \
+		-e '/listen \[::\]:443 ssl;/d'
+	cp /etc/nginx/fastcgi_params "$F/fastcgi_params"
+	[ "$(id -u)" = 0 ] && user="user nobody nogroup;"
+	cat >"$F/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+$user
+pid $F/nginx.pid;
+error_log $F/logs/error.log info;
+events { worker_connections 256; }
+http {
+	access_log $F/logs/access.log;
+	client_body_temp_path $F/tmp/body;
+	fastcgi_temp_path $F/tmp/fastcgi;
+	proxy_temp_path $F/tmp/proxy;
+	uwsgi_temp_path $F/tmp/uwsgi;
+	scgi_temp_path $F/tmp/scgi;
+	include $F/dsc.conf;
+}
+EOF
+	check "nginx -t accepts the config" nginx -t -q -c "$F/nginx.conf" -p "$F" -e "$F/logs/error.log"
+	front_start nginx nginx -c "$F/nginx.conf" -p "$F" -e "$F/logs/error.log"
 }
 
 # deploy_finish: finish, with the web server's logs on failure.

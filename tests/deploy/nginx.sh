@@ -8,34 +8,7 @@
 deploy_init nginx
 F=$T/front
 
-# The file goes where Debian includes it, inside http {}; this wrapper
-# holds what /etc/nginx/nginx.conf would. The HTTPS listener moves to the
-# test's port (the IPv6 one is dropped: loopback IPv4 only here).
-render "$top_srcdir/conf/nginx/dsc.conf" "$F/dsc.conf" \
-	-e "s|listen 443 ssl;|listen 127.0.0.1:$TLS_PORT ssl;|" \
-	-e '/listen \[::\]:443 ssl;/d'
-cp /etc/nginx/fastcgi_params "$F/fastcgi_params"
-user=
-[ "$(id -u)" = 0 ] && user="user nobody nogroup;"
-cat >"$F/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-$user
-pid $F/nginx.pid;
-error_log $F/logs/error.log info;
-events { worker_connections 256; }
-http {
-	access_log $F/logs/access.log;
-	client_body_temp_path $F/tmp/body;
-	fastcgi_temp_path $F/tmp/fastcgi;
-	proxy_temp_path $F/tmp/proxy;
-	uwsgi_temp_path $F/tmp/uwsgi;
-	scgi_temp_path $F/tmp/scgi;
-	include $F/dsc.conf;
-}
-EOF
-check "nginx -t accepts the config" nginx -t -q -c "$F/nginx.conf" -p "$F" -e "$F/logs/error.log"
-front_start nginx nginx -c "$F/nginx.conf" -p "$F" -e "$F/logs/error.log"
+front_nginx
 
 run_examples "$BASE" nginx
 sleep 1 # the rate limit (2 r/s, burst 20): let the bucket drain
