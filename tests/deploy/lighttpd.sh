@@ -10,8 +10,7 @@ mkdir -p "$F/www"
 
 # The file is an include, as in Debian's conf-enabled/; this wrapper holds
 # what /etc/lighttpd/lighttpd.conf would. Its own port 80 listener becomes
-# a third free port; the HTTPS listener moves to the test's port.
-MAIN_PORT=$(free_port)
+# a unix socket; the HTTPS listener moves to the test's port.
 render "$top_srcdir/conf/lighttpd/dsc.conf" "$F/dsc.conf" \
 	-e "s|\"socket\"\] == \":443\"|\"socket\"] == \"127.0.0.1:$TLS_PORT\"|"
 user=
@@ -19,8 +18,7 @@ user=
 server.groupname = "nogroup"'
 cat >"$F/lighttpd.conf" <<EOF
 server.document-root = "$F/www"
-server.bind = "127.0.0.1"
-server.port = $MAIN_PORT
+server.bind = "$F/main.sock"
 server.pid-file = "$F/lighttpd.pid"
 server.errorlog = "$F/logs/error.log"
 server.upload-dirs = ( "$F/tmp" )
@@ -36,7 +34,7 @@ run_examples "$TLS_BASE" lighttpd-tls
 
 check "no request or response body was buffered to a file" test -z "$(find "$F/tmp" -type f)"
 check "the main listener does not reach dsc-server" \
-	test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MAIN_PORT/status")" = 404
+	test "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$F/main.sock" "http://localhost/upload")" = 404
 check "the 411 names the reason: a chunked body" \
 	test "$(curl -s -o /dev/null -w '%{http_code}' -T - -X POST "$BASE/upload?name=x.img" </dev/null)" = 411
 

@@ -29,11 +29,7 @@ descendants() {
 }
 
 for front in nginx lighttpd apache; do
-	# lighttpd's main listener takes the port after DSC_PORT.
-	while :; do
-		PORT=$(free_port)
-		port_open $((PORT + 1)) || break
-	done
+	PORT=$(free_port)
 	BASE="http://127.0.0.1:$PORT"
 	OUT=$T/out-$front
 	LOG=$T/quickstart-$front.log
