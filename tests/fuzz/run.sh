@@ -18,7 +18,8 @@
 # replays the regression inputs of tests/hostile (the hostile cases' inputs,
 # as generated). A crash, a leak, a sanitizer report or a hang (-timeout)
 # stops the run: the input is saved as tests/fuzz/artifacts/NAME-crash-*
-# and the exit status is 1. Turn it into a case under tests/hostile.
+# and the exit status is 1. Turn it into a case under tests/hostile (gen.py's
+# REGRESSIONS table plus a line in tests/hostile/expected).
 set -u
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 
@@ -143,7 +144,7 @@ for t in "${targets[@]}"; do
 		"$F/corpus/$t" "${seeds[@]}" >"$F/$t.log" 2>&1; then
 		grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$F/$t.log" | head -n 20 >&2
 		tail -n 60 "$F/$t.log" >&2
-		say "$t: FAILED (log: $F/$t.log; reproduce: $bin ARTIFACT; add it under tests/hostile)"
+		say "$t: FAILED (log: $F/$t.log; reproduce: $bin ARTIFACT; add it to REGRESSIONS in tests/hostile/gen.py)"
 		rc=1
 	else
 		say "$t: ok, $(grep -Eo '#[0-9]+' "$F/$t.log" | tail -1 | tr -d '#') runs, $(ls "$F/corpus/$t" | wc -l) corpus files"

@@ -16,6 +16,7 @@ marker + footer, EOS; `qemu` = directory and tables in the header area, no
 footer, no EOS.
 """
 import argparse
+import base64
 import os
 import random
 import struct
@@ -141,6 +142,15 @@ class Image:
         self.out += meta(0, 0)
         return bytes(self.out)
 
+
+# Inputs found by the fuzzers (tests/fuzz/run.sh): case name -> base64 of
+# the input (the "Base64:" line libFuzzer prints). Each crash or hang of
+# the VMDK harnesses goes here as "fuzz-<what>", with its outcome in
+# `expected`; run.sh then checks it through the probe and dsc-convert, and
+# the fuzzers replay it before every run. Crashes of the server parsers'
+# harnesses become cases of their own tests instead.
+REGRESSIONS = {
+}
 
 RND = random.Random(1234)
 
@@ -288,6 +298,8 @@ def cases():
     c['cut-in-descriptor'] = lambda: BASE[:S + 100]
     c['cut-at-overhead'] = lambda: BASE[:128 * S]
     c['cut-last-byte'] = lambda: BASE[:-1]
+    for name, b64 in REGRESSIONS.items():
+        c[name] = (lambda b: lambda: base64.b64decode(b))(b64)
     for i, (kind, off) in enumerate(QEMU_IM.marks):
         c['qemu-cut-%02d-in-%s' % (i, kind)] = (lambda o: lambda: QEMU[:o + 13])(off)
         if off + 700 < len(QEMU):
