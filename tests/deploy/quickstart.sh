@@ -2,8 +2,8 @@
 # quickstart.sh - `contrib/quickstart serve [nginx|lighttpd|apache]` as a
 # user runs it: started in the background on a free DSC_PORT, it answers
 # /status, converts an upload and a loopback import (allowed, and it says
-# so), prints the URL and the examples; SIGTERM stops everything it started
-# and removes its run directory. DSC_SERVER points it at the built server,
+# so), prints the URL and the examples; SIGTERM, or SIGINT to its process
+# group (Ctrl-C), stops everything it started and removes its run directory. DSC_SERVER points it at the built server,
 # so it does not build.
 . "$(dirname "$0")/lib.sh"
 need dpkg-query
@@ -33,9 +33,13 @@ for front in nginx lighttpd apache; do
 	BASE="http://127.0.0.1:$PORT"
 	OUT=$T/out-$front
 	LOG=$T/quickstart-$front.log
+	# Job control on: the background job is in a process group of its
+	# own and keeps SIGINT (a non-interactive shell ignores it in jobs).
+	set -m
 	DSC_SERVER=$DSC_SERVER DSC_PORT=$PORT DSC_OUTDIR=$OUT \
 		"$top_srcdir/contrib/quickstart" serve "$front" >"$LOG" 2>&1 &
 	QS_PID=$!
+	set +m
 	up=
 	for _ in $(seq 60); do
 		if [ "$(curl -s -o "$T/status" -w '%{http_code}' "$BASE/status")" = 200 ]; then
@@ -64,11 +68,19 @@ for front in nginx lighttpd apache; do
 	run=$(sed -n 's/.*run directory \(.*\)$/\1/p' "$LOG")
 	check "$front: it started a web server and dsc-server" \
 		test "$(ps -o comm= -p "$(echo $procs | tr ' ' ,)" | grep -cE '^(nginx|lighttpd|apache2|dsc-server)')" -ge 2
-	kill -TERM "$QS_PID"
+	# Apache's turn gets Ctrl-C: SIGINT to the whole process group, as a
+	# terminal sends it; the others SIGTERM to quickstart alone.
+	if [ "$front" = apache ]; then
+		sig=INT want=130
+		kill -INT -- "-$QS_PID"
+	else
+		sig=TERM want=143
+		kill -TERM "$QS_PID"
+	fi
 	rc=0
 	wait "$QS_PID" || rc=$?
 	QS_PID=
-	check "$front: SIGTERM ends quickstart (status $rc)" test "$rc" = 143
+	check "$front: SIG$sig ends quickstart (status $rc)" test "$rc" = "$want"
 	sleep 0.3
 	left=$(for p in $procs; do kill -0 "$p" 2>/dev/null && ps -o pid=,comm= -p "$p"; done)
 	check "$front: everything it started has stopped ($left)" test -z "$left"
