@@ -201,6 +201,21 @@ run_examples() {
 	check "$tag: no temporary files left" test -z "$(find "$T/out" -name '.*')"
 }
 
+# streamed_early TENTHS [BYTES]: poll for up to TENTHS tenths of a second
+# until the temporary output of the upload named slow.img holds BYTES
+# (default 2 MiB) on disk; EARLY is what it held last.
+streamed_early() {
+	local f i
+	EARLY=0
+	for i in $(seq "$1"); do
+		f=$(find "$T/out" -name '.slow.img.*' | head -n 1)
+		[ -n "$f" ] && EARLY=$(($(stat -c %b "$f" 2>/dev/null || echo 0) * 512))
+		[ "$EARLY" -ge "${2:-$((2 * MiB))}" ] && return 0
+		sleep 0.1
+	done
+	return 0
+}
+
 # front_nginx: conf/nginx/dsc.conf, rendered, inside a wrapper holding what
 # Debian's /etc/nginx/nginx.conf would (the file is read inside http {}).
 # The HTTPS listener moves to the test's port; the IPv6 one is dropped
