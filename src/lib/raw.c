@@ -18,7 +18,8 @@ struct raw_reader {
 	uint64_t buf_off; /* logical offset of buf[0] */
 	size_t buf_len;
 	size_t scan;      /* next unit of buf to look at */
-	uint64_t pos;     /* logical offset of the next byte to read */
+	uint64_t pos;     /* stream offset of the next byte to read */
+	uint64_t start;   /* stream offset of the image's first byte */
 	bool eof;
 };
 
@@ -87,7 +88,7 @@ static dsc_err raw_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 				end += unit;
 			}
 			rr->scan = end;
-			ext->offset = rr->buf_off + start;
+			ext->offset = rr->buf_off + start - rr->start;
 			ext->length = end - start;
 			ext->data = rr->buf + start;
 			return DSC_OK;
@@ -103,7 +104,7 @@ static dsc_err raw_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 						     dsc_stream_name(r->in),
 						     (unsigned long long)rr->pos,
 						     (unsigned long long)total);
-			r->capacity = rr->pos;
+			r->capacity = rr->pos - rr->start;
 			return DSC_OK;
 		}
 		rc = dscp_reader_tick(r, e);
@@ -142,13 +143,17 @@ dsc_err dscp_raw_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error 
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
 				     dsc_stream_name(in));
 	}
-	rr->pos = dsc_stream_tell(in);
+	rr->pos = rr->start = dsc_stream_tell(in);
 	r->ops = &raw_reader_ops;
 	r->in = in;
 	r->format = DSC_FORMAT_RAW;
 	r->impl = rr;
-	/* A regular file's size is its capacity; a pipe's is known at EOF. */
-	r->capacity = dsc_stream_can_seek(in) ? dsc_stream_total(in) : DSC_CAPACITY_UNKNOWN;
+	/* An announced size (a regular file's, an HTTP Content-Length) is the
+	 * capacity: the reader fails if the input ends short of it. Otherwise
+	 * the capacity is known at the end. */
+	r->capacity = dsc_stream_total(in) != UINT64_MAX && dsc_stream_total(in) >= rr->pos
+			      ? dsc_stream_total(in) - rr->pos
+			      : DSC_CAPACITY_UNKNOWN;
 	*out = r;
 	return DSC_OK;
 }
