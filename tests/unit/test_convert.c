@@ -1055,6 +1055,58 @@ done:
 	free(dir);
 }
 
+/* A VMDK stream that is mostly metadata (8192 type-4 markers = 4 MiB)
+ * yields no extent for a second: progress and cancellation still work. */
+static void test_progress_metadata_input(void)
+{
+	uint8_t *g = tu_pattern(UNIT, TU_RANDOM, 41);
+	struct dsc_error e = {0};
+	struct dsc_convert_opts o = {0};
+	struct dsc_convert_stats st;
+	struct tu_fault_opts fo;
+	struct prog pr = {0};
+	struct tu_vmdk v;
+	dsc_stream *in, *out = NULL;
+	int i;
+
+	tu_vmdk_begin(&v, TU_VMWARE, 2 * UNIT, "meta.vmdk");
+	tu_vmdk_grain(&v, 0, g, UNIT);
+	for (i = 0; i < 8192; i++)
+		tu_vmdk_meta(&v, 0, 4, NULL);
+	tu_vmdk_grain(&v, 128, g, UNIT);
+	tu_vmdk_end(&v, 0);
+
+	tu_fault_defaults(&fo);
+	fo.max_io = UNIT;
+	fo.delay_us = 15000;
+	fo.own_inner = true;
+	in = tu_fault_stream(tu_mem_stream(v.b.data, v.b.len, "x"), &fo, "meta.vmdk", NULL);
+	pr.capacity = 2 * UNIT;
+	o.progress = on_progress;
+	o.progress_user = &pr;
+	REQUIRE_OK(dsc_stream_new_membuf("m.raw", &out, &e), &e);
+	ASSERT_OK(dsc_convert(in, out, &o, &st, &e), &e);
+	fprintf(stderr, "  metadata input: progress called %u times in %.2f s\n", pr.calls,
+		st.seconds);
+	ASSERT(pr.calls >= 3);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+
+	memset(&pr, 0, sizeof(pr));
+	pr.capacity = 2 * UNIT;
+	pr.cancel_after = 2;
+	in = tu_fault_stream(tu_mem_stream(v.b.data, v.b.len, "x"), &fo, "meta.vmdk", NULL);
+	out = NULL;
+	memset(&e, 0, sizeof(e));
+	REQUIRE_OK(dsc_stream_new_membuf("m.raw", &out, &e), &e);
+	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_CANCELLED);
+	ASSERT(dsc_stream_tell(in) < v.b.len);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	tu_vmdk_free(&v);
+	free(g);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -1062,6 +1114,7 @@ int main(void)
 	TU_RUN(test_progress);
 	TU_RUN(test_cancel);
 	TU_RUN(test_progress_zero_input);
+	TU_RUN(test_progress_metadata_input);
 	TU_RUN(test_max_capacity);
 	TU_RUN(test_max_capacity_pipe);
 	TU_RUN(test_out_of_order_vmdk);

@@ -504,6 +504,19 @@ static void test_hostile_grains(void)
 	tu_vmdk_grain(&v, 0, g, 2 * GRAIN);
 	expect_bad(&v, "grain inflating to 2 grains", __LINE__);
 
+	/* The same grain twice: a second copy would silently overwrite the
+	 * first on a seekable output. In order and out of order. */
+	tu_vmdk_begin(&v, TU_VMWARE, 4 * GRAIN, "evil.vmdk");
+	tu_vmdk_grain(&v, GS, g, GRAIN);
+	tu_vmdk_grain(&v, GS, g + 1, GRAIN);
+	expect_bad(&v, "grain LBA repeated", __LINE__);
+
+	tu_vmdk_begin(&v, TU_VMWARE, 4 * GRAIN, "evil.vmdk");
+	tu_vmdk_grain(&v, GS, g, GRAIN);
+	tu_vmdk_grain(&v, 3 * GS, g, GRAIN);
+	tu_vmdk_grain(&v, GS, g + 1, GRAIN);
+	expect_bad(&v, "grain LBA repeated after another", __LINE__);
+
 	tu_vmdk_begin(&v, TU_VMWARE, 4 * GRAIN, "evil.vmdk");
 	tu_vmdk_grain(&v, 0, g, GRAIN + 1);
 	expect_bad(&v, "grain inflating to grain + 1", __LINE__);

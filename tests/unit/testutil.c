@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <stdarg.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -31,9 +32,18 @@ void tu_fail(const char *file, int line, const char *fmt, ...)
 
 const char *tu_msg(const struct dsc_error *e) { return e ? e->message : ""; }
 
+static double mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void tu_run(const char *name, void (*fn)(void))
 {
 	int before = tu_failures;
+	double t0 = mono_seconds();
 
 	tu_current = name;
 	/* A hung test (a pipe nobody closes) must end, not stall make check:
@@ -42,7 +52,8 @@ void tu_run(const char *name, void (*fn)(void))
 	fn();
 	alarm(0);
 	tu_ran++;
-	fprintf(stderr, "%s %s\n", tu_failures == before ? "PASS" : "FAIL", name);
+	fprintf(stderr, "%s %s (%.2f s)\n", tu_failures == before ? "PASS" : "FAIL", name,
+		mono_seconds() - t0);
 	tu_current = "?";
 }
 
@@ -211,8 +222,12 @@ static dsc_err fault_read(void *ctx, void *buf, size_t len, size_t *nread, struc
 
 	*nread = 0;
 	f->reads++;
-	if (f->o.delay_us)
+	/* A slow link: the delay is per 64 KiB moved, not per call, so a
+	 * reader taking one sector at a time is not slowed 128 times more. */
+	if (f->o.delay_us && f->pos >= f->next_delay) {
 		usleep(f->o.delay_us);
+		f->next_delay = (f->pos / 65536 + 1) * 65536;
+	}
 	if (f->pos >= f->o.fail_at)
 		return dsc_error_set(e, f->o.fail_code, EIO, "%s: injected error at byte %llu",
 				     f->name, (unsigned long long)f->pos);

@@ -133,7 +133,7 @@ struct tu_fault_opts {
 	dsc_err fail_code; /* error returned there (default DSC_ERR_IO) */
 	uint64_t eof_at;   /* reads end here; UINT64_MAX: never */
 	bool no_seek;      /* no seek/next_data/set_size: looks like a pipe */
-	unsigned delay_us; /* sleep before each read */
+	unsigned delay_us; /* sleep once per 64 KiB read */
 	bool own_inner;    /* close the inner stream with this one */
 };
 /* Defaults: no cap, no failure, no early EOF, seekable when inner is. */
@@ -146,6 +146,7 @@ struct tu_fault {
 	unsigned long reads;  /* read calls seen */
 	unsigned long writes; /* write calls seen */
 	unsigned long seeks;
+	uint64_t next_delay; /* position of the next delay_us sleep */
 	char name[128];
 };
 /* Wrap inner. *ctl (optional) lets the test look at counters while the
