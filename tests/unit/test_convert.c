@@ -1104,6 +1104,25 @@ static void test_progress_metadata_input(void)
 	dsc_stream_close(out);
 	dsc_stream_close(in);
 	tu_vmdk_free(&v);
+
+	/* qemu-img's layout of a 32 GiB disk: 4 MiB of preallocated tables
+	 * before the first grain marker. */
+	tu_vmdk_begin(&v, TU_QEMU, 32ull << 30, "q.vmdk");
+	tu_vmdk_grain(&v, 0, g, UNIT);
+	tu_vmdk_end(&v, 0);
+	REQUIRE(v.h.overhead * 512 >= (4u << 20));
+	memset(&pr, 0, sizeof(pr));
+	pr.capacity = 32ull << 30;
+	pr.cancel_after = 2;
+	in = tu_fault_stream(tu_mem_stream(v.b.data, v.b.len, "x"), &fo, "q.vmdk", NULL);
+	out = NULL;
+	memset(&e, 0, sizeof(e));
+	out = tu_null_stream("q.raw");
+	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_CANCELLED);
+	ASSERT(dsc_stream_tell(in) < v.b.len);
+	dsc_stream_close(out);
+	dsc_stream_close(in);
+	tu_vmdk_free(&v);
 	free(g);
 }
 

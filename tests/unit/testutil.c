@@ -194,6 +194,42 @@ dsc_stream *tu_mem_stream(const void *buf, size_t len, const char *name)
 	return s;
 }
 
+static dsc_err null_write(void *ctx, const void *buf, size_t len, size_t *nwritten,
+			  struct dsc_error *e)
+{
+	*nwritten = len;
+	return DSC_OK;
+}
+
+static dsc_err null_seek(void *ctx, uint64_t off, struct dsc_error *e) { return DSC_OK; }
+
+static dsc_err null_set_size(void *ctx, uint64_t size, bool allocate, struct dsc_error *e)
+{
+	return DSC_OK;
+}
+
+static void null_close(void *ctx) {}
+
+static const struct dsc_stream_ops null_ops = {
+	.name = "null",
+	.write = null_write,
+	.seek = null_seek,
+	.set_size = null_set_size,
+	.close = null_close,
+};
+
+dsc_stream *tu_null_stream(const char *name)
+{
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+
+	if (dsc_stream_new(&null_ops, NULL, name, &s, &e) != DSC_OK || !s) {
+		fprintf(stderr, "testutil: dsc_stream_new: %s\n", e.message);
+		abort();
+	}
+	return s;
+}
+
 void tu_fault_defaults(struct tu_fault_opts *o)
 {
 	memset(o, 0, sizeof(*o));

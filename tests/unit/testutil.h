@@ -126,6 +126,10 @@ void tu_buf_free(struct tu_buf *b);
 /* A read-only stream over buf (not copied). Aborts on failure. */
 dsc_stream *tu_mem_stream(const void *buf, size_t len, const char *name);
 
+/* A seekable output that drops what it is given (like /dev/null, but it
+ * also takes set_size and finish). Aborts on failure. */
+dsc_stream *tu_null_stream(const char *name);
+
 /* Fault injection. Offsets count bytes that went through this wrapper. */
 struct tu_fault_opts {
 	size_t max_io;     /* cap on each read/write; 0: no cap */
