@@ -888,6 +888,37 @@ static void test_create_file_on_directory(void)
 	free(dir);
 }
 
+static void test_fd_ownership(void)
+{
+	struct dsc_error e = {0};
+	dsc_stream *s = NULL;
+	int fds[2];
+
+	/* Without DSC_FD_OWN the caller's fd survives the stream. */
+	REQUIRE(pipe(fds) == 0);
+	ASSERT_OK(dsc_stream_open_fd(fds[0], "borrowed", 0, &s, &e), &e);
+	dsc_stream_close(s);
+	ASSERT(fcntl(fds[0], F_GETFD) >= 0);
+	/* With it, closing the stream closes the fd. */
+	s = NULL;
+	ASSERT_OK(dsc_stream_open_fd(fds[0], "owned", DSC_FD_OWN, &s, &e), &e);
+	dsc_stream_close(s);
+	ASSERT(fcntl(fds[0], F_GETFD) < 0 && errno == EBADF);
+	close(fds[1]);
+	/* A closed fd is refused at open or at the first read. */
+	s = NULL;
+	{
+		uint8_t b[4];
+		size_t n;
+		dsc_err err = dsc_stream_open_fd(fds[0], "gone", 0, &s, &e);
+		if (err == DSC_OK) {
+			err = dsc_read_full(s, b, sizeof(b), &n, &e);
+			dsc_stream_close(s);
+		}
+		ASSERT(err != DSC_OK);
+	}
+}
+
 int main(void)
 {
 	TU_RUN(test_mem_read);
@@ -918,5 +949,6 @@ int main(void)
 	TU_RUN(test_fd_socket);
 	TU_RUN(test_create_file_long_name);
 	TU_RUN(test_create_file_on_directory);
+	TU_RUN(test_fd_ownership);
 	return tu_exit();
 }
