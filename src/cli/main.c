@@ -386,6 +386,18 @@ static dsc_err open_destination(const struct config *cfg, dsc_stream **out, stru
 			close(fd);
 		return rc;
 	}
+	/* A symlink stays a link: its target is replaced, as when qemu-img
+	 * writes through it (a dangling link is replaced itself). */
+	if (lstat(cfg->dst, &st) == 0 && S_ISLNK(st.st_mode)) {
+		char *target = realpath(cfg->dst, NULL);
+
+		if (target) {
+			dsc_err rc = dsc_stream_create_file(target, DSC_CREATE_REPLACE, out, err);
+
+			free(target);
+			return rc;
+		}
+	}
 	return dsc_stream_create_file(cfg->dst, DSC_CREATE_REPLACE, out, err);
 }
 

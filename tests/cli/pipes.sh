@@ -125,6 +125,18 @@ if [ "${PS[0]}" -eq 1 ]; then
 	check "closed pipe: one line on stderr" test "$(wc -l <"$T/stderr")" -eq 1
 fi
 
+# A symlink destination stays a link and its target gets the image (as when
+# qemu-img writes through the link); the target's old bytes are replaced.
+mkdir -p "$O/real"
+printf 'old contents' >"$O/real/target.raw"
+ln -s real/target.raw "$O/link.raw"
+run_dsc -src "$I/odd.raw" -dst "$O/link.raw"
+expect_ok "-dst naming a symlink"
+check "the symlink is still a symlink" test -L "$O/link.raw"
+check "the link's target holds the image" cmp "$I/odd.raw" "$O/real/target.raw"
+dir_is "no temporary beside the target" "$O/real" target.raw
+rm -rf "$O/real" "$O/link.raw"
+
 # Special destinations named by path: written in place, never replaced by a
 # regular file (a device node stays a device: think -dst /dev/sdb).
 if mknod "$O/nulldev" c 1 3 2>/dev/null; then
