@@ -976,6 +976,77 @@ static void test_reader_short_of_total(void)
 	free(src);
 }
 
+/* A reader opened on a stream that already moved (a header consumed by the
+ * caller, stdin inherited at an offset) sees the image from there: offsets
+ * and capacity relative to where it started. */
+static void test_reader_mid_stream(void)
+{
+	size_t len = 5 * UNIT + 300, skip = 1000;
+	uint8_t *src = tu_pattern(len, TU_SPARSE, 61), buf[1000];
+	int pipe_like;
+
+	src[skip] = 0x42;
+	for (pipe_like = 0; pipe_like < 2; pipe_like++) {
+		struct dsc_error e = {0};
+		dsc_stream *s = tu_mem_stream(src, len, "mid.raw");
+		uint8_t *img = NULL;
+		uint64_t cap = 0;
+		size_t n;
+
+		if (pipe_like) {
+			struct tu_fault_opts o;
+			tu_fault_defaults(&o);
+			o.no_seek = true;
+			o.own_inner = true;
+			s = tu_fault_stream(s, &o, "mid.raw", NULL);
+		}
+		ASSERT_OK(dsc_read_full(s, buf, skip, &n, &e), &e);
+		ASSERT_OK(tu_read_image(s, DSC_FORMAT_RAW, true, &img, &cap, NULL, &e), &e);
+		ASSERT_EQ_U64(cap, len - skip);
+		ASSERT(img && cap == len - skip && memcmp(img, src + skip, len - skip) == 0);
+		free(img);
+		dsc_stream_close(s);
+	}
+	free(src);
+
+	/* The same on a sparse regular file, where the reader jumps over
+	 * holes with SEEK_DATA (absolute offsets) and must stay relative. */
+	{
+		char *dir = tu_tmpdir(), path[4200];
+		uint64_t size = 4u << 20, cap = 0;
+		struct dsc_error e = {0};
+		dsc_stream *s = NULL;
+		uint8_t *img = NULL, *want = tu_xcalloc(size);
+		size_t n;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/mid.raw", dir);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		REQUIRE(fd >= 0);
+		ASSERT(ftruncate(fd, (off_t)size) == 0);
+		memset(want, 0x11, 300);
+		memset(want + (2u << 20) + 5, 0x22, 100);
+		want[size - 1] = 0x33;
+		ASSERT(pwrite(fd, want, 300, 0) == 300);
+		ASSERT(pwrite(fd, want + (2u << 20) + 5, 100, (2 << 20) + 5) == 100);
+		ASSERT(pwrite(fd, want + size - 1, 1, (off_t)size - 1) == 1);
+		close(fd);
+		ASSERT_OK(dsc_stream_open_file(path, &s, &e), &e);
+		if (s) {
+			ASSERT_OK(dsc_read_full(s, buf, skip, &n, &e), &e);
+			ASSERT_OK(tu_read_image(s, DSC_FORMAT_RAW, true, &img, &cap, NULL, &e), &e);
+			ASSERT_EQ_U64(cap, size - skip);
+			ASSERT(img && cap == size - skip &&
+			       memcmp(img, want + skip, size - skip) == 0);
+			dsc_stream_close(s);
+		}
+		free(img);
+		free(want);
+		tu_rmdir_all(dir);
+		free(dir);
+	}
+}
+
 int main(void)
 {
 	TU_RUN(test_reader_sizes);
@@ -996,5 +1067,6 @@ int main(void)
 	TU_RUN(test_reader_file_patterns);
 	TU_RUN(test_convert_to_sparse_file);
 	TU_RUN(test_reader_short_of_total);
+	TU_RUN(test_reader_mid_stream);
 	return tu_exit();
 }
