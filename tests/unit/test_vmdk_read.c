@@ -969,6 +969,53 @@ static void test_mutations(void)
 	free(src);
 }
 
+/* A VMDK that starts where the stream already is (a member of a tar/OVA
+ * after its 512-byte header, a header consumed by the caller): markers and
+ * overHead are relative to the start of the VMDK, as for the raw reader. */
+static void test_mid_stream(void)
+{
+	size_t len = 3 * GRAIN + 1000, pre;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 70);
+	static const size_t pres[] = {512, 1000};
+	size_t i;
+
+	for (i = 0; i < sizeof(pres) / sizeof(pres[0]); i++) {
+		static const enum tu_layout ls[] = {TU_VMWARE, TU_QEMU, TU_OPENVMDK};
+		size_t j;
+		pre = pres[i];
+		for (j = 0; j < 3; j++) {
+			struct tu_vmdk v;
+			struct tu_buf b = {0};
+			struct dsc_error e = {0};
+			uint8_t junk[1000], *img = NULL;
+			uint64_t cap = 0;
+			size_t n;
+			dsc_stream *s;
+			dsc_err err;
+
+			tu_vmdk_begin(&v, ls[j], len, "img.vmdk");
+			tu_vmdk_grains_from(&v, src, len);
+			tu_vmdk_end(&v, 0);
+			memset(junk, 0x5A, sizeof(junk));
+			tu_buf_append(&b, junk, pre);
+			tu_buf_append(&b, v.b.data, v.b.len);
+			s = tu_mem_stream(b.data, b.len, "member.vmdk");
+			ASSERT_OK(dsc_read_full(s, junk, pre, &n, &e), &e);
+			err = tu_read_image(s, DSC_FORMAT_UNKNOWN, true, &img, &cap, NULL, &e);
+			if (err != DSC_OK)
+				tu_fail(__FILE__, __LINE__, "%s after %zu bytes: %s (%s)",
+					layout_name(ls[j], 0), pre, dsc_err_name(err), e.message);
+			else
+				ASSERT(cap == round512(len) && memcmp(img, src, len) == 0);
+			free(img);
+			dsc_stream_close(s);
+			tu_buf_free(&b);
+			tu_vmdk_free(&v);
+		}
+	}
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_layouts_small);
@@ -988,5 +1035,6 @@ int main(void)
 	TU_RUN(test_grain_sizes);
 	TU_RUN(test_vbox_capacity);
 	TU_RUN(test_mutations);
+	TU_RUN(test_mid_stream);
 	return tu_exit();
 }
