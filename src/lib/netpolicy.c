@@ -79,6 +79,9 @@ static const char *const special_v6[] = {
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 static const uint8_t nat64_prefix[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+/* ::ffff:0:0/96, IPv4-translated addresses (RFC 6052 section 2.1, RFC 7915
+ * SIIT): a translator forwards them to the IPv4 address in the last 32 bits. */
+static const uint8_t v4translated_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
 
 /* Turn ::ffff:a.b.c.d into a.b.c.d (and a /96+n prefix into /n). */
 static void unmap(struct net *n)
@@ -267,10 +270,12 @@ static bool verdict(const dsc_netpolicy *p, const struct net *addr)
 			       p->default_allow;
 	if (in_table(special_v6, sizeof special_v6 / sizeof *special_v6, addr))
 		return false;
-	/* NAT64 and 6to4 carry an IPv4 address that the packets end up at. */
+	/* NAT64, IPv4-translated (SIIT) and 6to4 addresses carry an IPv4
+	 * address that the packets end up at. */
 	memset(&v4, 0, sizeof v4);
 	v4.plen = 32;
-	if (memcmp(addr->a, nat64_prefix, 12) == 0) {
+	if (memcmp(addr->a, nat64_prefix, 12) == 0 ||
+	    memcmp(addr->a, v4translated_prefix, 12) == 0) {
 		memcpy(v4.a, addr->a + 12, 4);
 		if (!verdict(p, &v4))
 			return false;

@@ -79,6 +79,12 @@ static void test_default_denies_special(void)
 		"::ffff:7f00:1",
 		"64:ff9b::10.0.0.1",
 		"64:ff9b::127.0.0.1",
+		/* IPv4-translated (RFC 6052, SIIT): judged by the IPv4 inside */
+		"::ffff:0:7f00:1",
+		"::ffff:0:127.0.0.1",
+		"::ffff:0:a9fe:a9fe",
+		"::ffff:0:10.1.2.3",
+		"0:0:0:0:ffff:0:c0a8:101",
 		"2002:7f00:1::1",
 		"2002:c0a8:101::1",
 	};
@@ -87,7 +93,7 @@ static void test_default_denies_special(void)
 		"172.15.255.255",    "172.32.0.0",        "192.167.255.255", "192.169.0.0",
 		"198.17.255.255",    "198.20.0.0",        "223.255.255.255", "11.0.0.1",
 		"2606:4700::1111",   "2a00:1450:4001::1", "::ffff:8.8.8.8",  "64:ff9b::8.8.8.8",
-		"2002:0808:0808::1",
+		"2002:0808:0808::1", "::ffff:0:8.8.8.8", "::ffff:0:101:101",
 	};
 	dsc_netpolicy *p = policy();
 	size_t i;
@@ -126,6 +132,9 @@ static void test_rules_override(void)
 	ASSERT_OK(dsc_netpolicy_add(p, "8.8.8.8/32", true, &e), &e);
 	DENIED(p, "8.8.8.9");
 	ALLOWED(p, "8.8.8.8");
+	/* IPv4 rules reach the IPv4-translated form too (as NAT64). */
+	DENIED(p, "::ffff:0:8.8.8.9");
+	ALLOWED(p, "::ffff:0:8.8.8.8");
 	/* Equal prefixes: deny wins. */
 	ASSERT_OK(dsc_netpolicy_add(p, "9.9.9.0/24", true, &e), &e);
 	ASSERT_OK(dsc_netpolicy_add(p, "9.9.9.0/24", false, &e), &e);
