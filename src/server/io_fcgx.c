@@ -106,8 +106,8 @@ static dsc_err reply_write(void *vctx, const void *buf, size_t len, size_t *nwri
 	int n, chunk = len > (1u << 30) ? (1 << 30) : (int)len;
 
 	*nwritten = 0;
-	if (!rq->headers_sent)
-		reply_flush_pending(rq);
+	if (!reply_flush_pending(rq))
+		return dsc_error_set(e, DSC_ERR_IO, 0, "response: the headers are too long");
 	n = FCGX_PutStr(buf, chunk, rq->fcgx->out);
 	if (n < 0 || (n == 0 && chunk > 0)) {
 		int err = FCGX_GetError(rq->fcgx->out);

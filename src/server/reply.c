@@ -76,17 +76,22 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 
 static void put(struct srv_request *rq, const char *s, size_t n)
 {
+	if (rq->reply_broken)
+		return;
 	if (FCGX_PutStr(s, (int)n, rq->fcgx->out) < 0)
 		rq->client_gone = true;
 }
 
-void reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra)
+bool reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra)
 {
-	char head[2048];
+	static const char overflow[] =
+		"{\"error\":\"internal error: the response headers are too long\","
+		"\"code\":\"IO\"}\n";
+	char head[SRV_EXTRA_MAX + 256];
 	int n;
 
 	if (rq->headers_sent)
-		return;
+		return !rq->reply_broken;
 	rq->headers_sent = true;
 	rq->status = status;
 	n = snprintf(head, sizeof(head),
@@ -94,23 +99,46 @@ void reply_headers(struct srv_request *rq, int status, const char *ctype, const 
 		     "Cache-Control: no-store\r\n%s\r\n",
 		     status, reason(status), ctype ? ctype : "application/octet-stream",
 		     extra ? extra : "");
-	if (n < 0 || (size_t)n >= sizeof(head))
-		n = snprintf(head, sizeof(head), "Status: 500 %s\r\n\r\n", reason(500));
+	if (n >= 0 && (size_t)n < sizeof(head)) {
+		put(rq, head, (size_t)n);
+		return true;
+	}
+	/* Never send a header block cut short (the body would be read as
+	 * headers): a complete 500 instead, and nothing after it. */
+	n = snprintf(head, sizeof(head),
+		     "Status: 500 %s\r\nContent-Type: application/json\r\n"
+		     "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n%s",
+		     reason(500), sizeof(overflow) - 1, overflow);
 	put(rq, head, (size_t)n);
+	rq->bytes_out += sizeof(overflow) - 1;
+	rq->status = 500;
+	rq->reply_broken = true;
+	snprintf(rq->error, sizeof(rq->error), "response headers too long (status %d)", status);
+	return false;
 }
 
-void reply_defer_headers(struct srv_request *rq, int status, const char *ctype, const char *extra)
+bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype, const char *extra)
 {
+	int a, b;
+
 	rq->pending_status = status;
-	snprintf(rq->pending_ctype, sizeof(rq->pending_ctype), "%s",
-		 ctype ? ctype : "application/octet-stream");
-	snprintf(rq->pending_extra, sizeof(rq->pending_extra), "%s", extra ? extra : "");
+	a = snprintf(rq->pending_ctype, sizeof(rq->pending_ctype), "%s",
+		     ctype ? ctype : "application/octet-stream");
+	b = snprintf(rq->pending_extra, sizeof(rq->pending_extra), "%s", extra ? extra : "");
+	if (a < 0 || (size_t)a >= sizeof(rq->pending_ctype) || b < 0 ||
+	    (size_t)b >= sizeof(rq->pending_extra)) {
+		rq->pending_status = 0;
+		rq->pending_ctype[0] = '\0';
+		rq->pending_extra[0] = '\0';
+		return false;
+	}
+	return true;
 }
 
-void reply_flush_pending(struct srv_request *rq)
+bool reply_flush_pending(struct srv_request *rq)
 {
-	reply_headers(rq, rq->pending_status ? rq->pending_status : 200,
-		      rq->pending_ctype[0] ? rq->pending_ctype : NULL, rq->pending_extra);
+	return reply_headers(rq, rq->pending_status ? rq->pending_status : 200,
+			     rq->pending_ctype[0] ? rq->pending_ctype : NULL, rq->pending_extra);
 }
 
 static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const char *allow)
@@ -130,7 +158,10 @@ static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const
 	len = strlen(text);
 	snprintf(extra, sizeof(extra), "%s%s%sContent-Length: %zu\r\n", allow ? "Allow: " : "",
 		 allow ? allow : "", allow ? "\r\n" : "", len + 1);
-	reply_headers(rq, status, "application/json", extra);
+	if (!reply_headers(rq, status, "application/json", extra)) {
+		free(text);
+		return;
+	}
 	put(rq, text, len);
 	put(rq, "\n", 1);
 	rq->bytes_out += len + 1;
@@ -148,6 +179,8 @@ void reply_json(struct srv_request *rq, int status, json_t *obj)
 static void send_error(struct srv_request *rq, int status, const char *code, const char *msg,
 		       const char *allow)
 {
+	if (rq->reply_broken) /* a complete 500 went out already */
+		return;
 	snprintf(rq->error, sizeof(rq->error), "%s", msg);
 	if (rq->headers_sent) {
 		rq->abort_conn = true;

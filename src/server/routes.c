@@ -643,34 +643,95 @@ static bool inside_roots(const char *real)
 	return false;
 }
 
-/* RFC 6266: a plain ASCII fallback and the exact UTF-8 name (RFC 8187). */
-static void content_disposition(const char *fname, char *out, size_t outsz)
+/* Bytes of percent-encoding filename*= may take (RFC 8187 value without
+ * the UTF-8'' prefix): a long non-ASCII name takes 9 bytes a character. */
+#define CD_ENC_MAX 512
+/* The longest Content-Disposition line content_disposition() writes. */
+#define CD_LINE_MAX (80 + SRV_NAME_MAX + CD_ENC_MAX)
+
+static bool attr_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$&+-.^_`|~", c) != NULL);
+}
+
+/* Length of the UTF-8 sequence starting at s (1 for a stray byte). */
+static size_t seq_len(const char *s)
+{
+	unsigned char c = (unsigned char)s[0];
+	size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1, i;
+
+	for (i = 1; i < n; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			return 1;
+	return n;
+}
+
+static size_t enc_len(const char *s, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += attr_char((unsigned char)s[i]) ? 1 : 3;
+	return k;
+}
+
+static size_t percent_encode(const char *s, size_t n, char *out)
 {
 	static const char hexd[] = "0123456789ABCDEF";
-	char ascii[SRV_NAME_MAX + 16], enc[3 * (SRV_NAME_MAX + 16) + 1];
-	size_t i, a = 0, k = 0;
+	size_t i, k = 0;
 
-	for (i = 0; fname[i] != '\0' && a < sizeof(ascii) - 1; i++) {
-		unsigned char c = (unsigned char)fname[i];
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
 
-		ascii[a++] =
-			(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' || c == ';') ?
-				'_' :
-				(char)c;
-	}
-	ascii[a] = '\0';
-	for (i = 0; fname[i] != '\0' && k + 3 < sizeof(enc); i++) {
-		unsigned char c = (unsigned char)fname[i];
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    strchr("!#$&+-.^_`|~", c)) {
-			enc[k++] = (char)c;
+		if (attr_char(c)) {
+			out[k++] = (char)c;
 		} else {
-			enc[k++] = '%';
-			enc[k++] = hexd[c >> 4];
-			enc[k++] = hexd[c & 15];
+			out[k++] = '%';
+			out[k++] = hexd[c >> 4];
+			out[k++] = hexd[c & 15];
 		}
 	}
+	return k;
+}
+
+/* RFC 6266: a plain ASCII fallback and the UTF-8 name (RFC 8187). The
+ * fallback writes one '_' for each character it cannot carry. When the
+ * encoded name would pass CD_ENC_MAX bytes, its stem is shortened at a
+ * character boundary (the extension is kept). `out` has room for
+ * CD_LINE_MAX + 1 bytes. */
+static void content_disposition(const char *fname, char *out, size_t outsz)
+{
+	char ascii[SRV_NAME_MAX + 1], enc[CD_ENC_MAX + 1];
+	const char *dot = strrchr(fname, '.');
+	size_t i, a = 0, k, len = strlen(fname), stem, ext_enc;
+
+	for (i = 0; fname[i] != '\0' && a < sizeof(ascii) - 1;) {
+		unsigned char c = (unsigned char)fname[i];
+
+		ascii[a++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' ||
+			      c == ';') ?
+				     '_' :
+				     (char)c;
+		i += seq_len(fname + i);
+	}
+	ascii[a] = '\0';
+
+	if (dot == NULL || dot == fname || len - (size_t)(dot - fname) > 16)
+		dot = fname + len;
+	stem = (size_t)(dot - fname);
+	ext_enc = enc_len(dot, len - stem); /* at most 48 */
+	/* The longest stem prefix, in whole characters, that fits. */
+	for (i = 0, k = 0; i < stem;) {
+		size_t n = seq_len(fname + i);
+
+		if (i + n > stem || k + enc_len(fname + i, n) + ext_enc > CD_ENC_MAX)
+			break;
+		k += enc_len(fname + i, n);
+		i += n;
+	}
+	k = percent_encode(fname, i, enc);
+	k += percent_encode(dot, len - stem, enc + k);
 	enc[k] = '\0';
 	snprintf(out, outsz,
 		 "Content-Disposition: attachment; filename=\"%s\"; "
@@ -698,8 +759,12 @@ static void export_name(const char *real, dsc_format dst, char *out, size_t outs
 		}
 		n = (size_t)(dot - base);
 	}
-	if (n > SRV_NAME_MAX - 5)
+	if (n > SRV_NAME_MAX - 5) {
 		n = SRV_NAME_MAX - 5;
+		/* Do not cut a UTF-8 character in two. */
+		while (n > 0 && ((unsigned char)base[n] & 0xc0) == 0x80)
+			n--;
+	}
 	snprintf(out, outsz, "%.*s%s", (int)n, base, format_ext(dst));
 }
 
@@ -714,7 +779,7 @@ static void h_export(struct srv_request *rq)
 	dsc_reader *r = NULL;
 	dsc_format src, dst;
 	char full[PATH_MAX], real[PATH_MAX], proc[64], fname[SRV_NAME_MAX + 8];
-	char extra[1200];
+	char extra[CD_LINE_MAX + 64];
 	const char *path;
 	uint64_t cap;
 	struct stat st;
@@ -832,7 +897,10 @@ static void h_export(struct srv_request *rq)
 		snprintf(extra + l, sizeof(extra) - l, "Content-Length: %llu\r\n",
 			 (unsigned long long)cap);
 	}
-	reply_defer_headers(rq, 200, "application/octet-stream", extra);
+	if (!reply_defer_headers(rq, 200, "application/octet-stream", extra)) {
+		reply_error(rq, 500, "IO", "%s: the response headers are too long", path);
+		goto out;
+	}
 	if (dsc_stream_open_fd(fd, path, DSC_FD_OWN, &in, &err) != DSC_OK) {
 		reply_dsc_error(rq, &err, false);
 		goto out;

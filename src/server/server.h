@@ -29,6 +29,9 @@
 /* Caps on what a client can make us hold in memory. */
 #define SRV_JSON_BODY_MAX (64u * 1024u)
 #define SRV_QUERY_MAX (16u * 1024u)
+/* Extra response header lines a handler may pass (Content-Disposition with
+ * its capped filename* part, Content-Length, Allow); longer is an error. */
+#define SRV_EXTRA_MAX 2048
 
 struct srv_config {
 	const char *outdir;
@@ -103,7 +106,10 @@ struct srv_request {
 	 * of the body. */
 	int pending_status;
 	char pending_ctype[64];
-	char pending_extra[1024];
+	char pending_extra[SRV_EXTRA_MAX];
+	/* reply_headers() could not fit the headers and sent a complete 500
+	 * instead: everything written after it is dropped. */
+	bool reply_broken;
 };
 
 /* routes.c */
@@ -116,11 +122,15 @@ void reply_error(struct srv_request *rq, int status, const char *code, const cha
 void reply_method_not_allowed(struct srv_request *rq, const char *allow);
 void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side);
 /* Send headers (with the terminating blank line). `extra` may be NULL; it
- * holds complete "Name: value\r\n" lines. */
-void reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
-/* Prepare headers to be sent by the reply stream's first write. */
-void reply_defer_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
-void reply_flush_pending(struct srv_request *rq);
+ * holds complete "Name: value\r\n" lines. Headers that do not fit are never
+ * sent cut: a complete 500 reply goes out instead, rq->reply_broken is set
+ * and false is returned. */
+bool reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
+/* Prepare headers to be sent by the reply stream's first write. False
+ * (nothing prepared) when they would not fit: reply 500 before streaming. */
+bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
+			 const char *extra);
+bool reply_flush_pending(struct srv_request *rq);
 /* Serialize and send a jansson object as the body; steals the reference. */
 struct json_t;
 void reply_json(struct srv_request *rq, int status, struct json_t *obj);

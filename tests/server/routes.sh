@@ -164,6 +164,32 @@ check "log: no forged line" bash -c "! grep -q '^forged' '$T/server.log'"
 expect_status 400 "$R" "$BASE/export"
 expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=qcow2"
 
+# ---- /export of a long non-ASCII name (percent-encoded filename* used to
+# overflow the header buffer, dropping Content-Length and the blank line, so
+# the image's first bytes were parsed as headers)
+long=$(python3 -c 'print("\u4e2d" * 83 + ".img")')
+printf 'Set-Cookie: injected=1\r\nX-Evil: yes\r\n\r\nrest-of-image' >"$T/export/$long"
+truncate -s 1M "$T/export/$long"
+enc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$long")
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$enc"
+check "long UTF-8 name: no header from the file's content" \
+	bash -c "! grep -qiE '^(Set-Cookie|X-Evil):' '$H'"
+check "long UTF-8 name: Content-Length" grep -qi "^Content-Length: $MiB" "$H"
+check "long UTF-8 name: whole file" cmp -s "$R" "$T/export/$long"
+check "long UTF-8 name: filename* is UTF-8, at most 512 bytes, keeps .img" python3 -c '
+import re, sys, urllib.parse
+h = open(sys.argv[1], encoding="latin-1").read()
+m = re.search(r"filename\*=UTF-8\x27\x27([^\r\n;]*)", h)
+enc = m.group(1)
+name = urllib.parse.unquote(enc, errors="strict")
+sys.exit(0 if len(enc) <= 512 and name.endswith(".img") and set(name[:-4]) == {"\u4e2d"} else 1)' "$H"
+check "long UTF-8 name: ASCII fallback has one _ per character" \
+	grep -qi "filename=\"$(printf '_%.0s' $(seq 83)).img\"" "$H"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$enc&dst=vmdk"
+check "long UTF-8 name, dst=vmdk: no header from the file's content" \
+	bash -c "! grep -qiE '^(Set-Cookie|X-Evil):' '$H'"
+check "long UTF-8 name, dst=vmdk: a VMDK" qemu-img check -q -f vmdk "$R"
+
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
 
