@@ -784,7 +784,7 @@ static void h_export(struct srv_request *rq)
 	uint64_t cap;
 	struct stat st;
 	ssize_t rl;
-	int fd = -1, n;
+	int fd = -1, pfd = -1, n;
 
 	if (!params_parse(&p, rq->query)) {
 		reply_error(rq, 400, "INVAL",
@@ -810,10 +810,13 @@ static void h_export(struct srv_request *rq)
 		reply_error(rq, 400, "INVAL", "path is too long");
 		goto out;
 	}
-	/* Open first, then ask the kernel where the open file really is:
-	 * no window in which a swapped symlink could lead elsewhere. */
-	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
+	/* Take hold of the path without opening the file (O_PATH: no open
+	 * of a FIFO or device, no side effect), ask the kernel where it
+	 * really is, check the roots and the file type, and only then open it
+	 * for reading through that very handle: no window in which a swapped
+	 * symlink could lead elsewhere. */
+	pfd = open(full, O_PATH | O_CLOEXEC);
+	if (pfd < 0) {
 		int errnum = errno;
 		char *rp = realpath(full, NULL);
 		bool inside = rp ? inside_roots(rp) : false;
@@ -842,7 +845,7 @@ static void h_export(struct srv_request *rq)
 			reply_error(rq, 500, "IO", "%s: %s", path, strerror(errnum));
 		goto out;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
 	rl = readlink(proc, real, sizeof(real) - 1);
 	if (rl <= 0 || (size_t)rl >= sizeof(real) - 1) {
 		reply_error(rq, 500, "IO", "%s: cannot resolve the path", path);
@@ -853,8 +856,13 @@ static void h_export(struct srv_request *rq)
 		reply_error(rq, 403, "PERM", "%s: outside the export roots", path);
 		goto out;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		reply_error(rq, 404, "NOTFOUND", "%s: not a regular file", path);
+	if (fstat(pfd, &st) != 0) {
+		reply_error(rq, 500, "IO", "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* A directory, FIFO, socket or device: never opened. */
+		reply_error(rq, 415, "UNSUPPORTED", "%s: not a regular file", path);
 		goto out;
 	}
 	/* Dot files include the temporaries of outputs being written. */
@@ -862,7 +870,27 @@ static void h_export(struct srv_request *rq)
 		reply_error(rq, 404, "NOTFOUND", "%s: no such file", path);
 		goto out;
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int errnum = errno;
+
+		if (errnum == EACCES || errnum == EPERM)
+			reply_error(rq, 403, "PERM", "%s: permission denied", path);
+		else
+			reply_error(rq, 500, "IO", "%s: %s", path, strerror(errnum));
+		goto out;
+	}
+	{
+		struct stat st2;
+
+		if (fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino ||
+		    !S_ISREG(st2.st_mode)) {
+			reply_error(rq, 500, "IO", "%s: the file changed while being opened", path);
+			goto out;
+		}
+	}
+	close(pfd);
+	pfd = -1;
 
 	/* Probe the source for its format and capacity, so that a damaged
 	 * header is a clean 422 and dst=raw can announce Content-Length. */
@@ -931,6 +959,8 @@ out:
 	dsc_stream_close(in);
 	if (fd >= 0)
 		close(fd);
+	if (pfd >= 0)
+		close(pfd);
 	params_free(&p);
 }
 

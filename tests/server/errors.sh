@@ -45,6 +45,35 @@ expect_status 403 "$R" "$BASE/export?path=/nonexistent/dir/x.vmdk"
 expect_status 200 "$R" "$BASE/export?path=link-in"
 check "symlink inside the roots is served" same_image "$R" raw "$T/data/disk.raw" raw
 
+# ---- FIFOs and other non-regular files are judged before being opened:
+# opening a FIFO for reading would release a writer blocked on it (a side
+# effect outside the roots, or an export that hangs inside them).
+# fifo_probe NAME FIFO STATUS URL-PATH: a writer waits on FIFO; the request
+# gets STATUS and the writer is still waiting (nobody opened the FIFO).
+fifo_probe() {
+	local what=$1 fifo=$2 want=$3 url=$4 wpid
+	mkfifo "$fifo"
+	(exec 3>"$fifo" && echo opened >"$fifo.opened") &
+	wpid=$!
+	sleep 0.2
+	expect_status "$want" "$R" --max-time 10 "$BASE/export?path=$url"
+	sleep 0.3
+	check "$what: the FIFO was not opened" test ! -e "$fifo.opened"
+	check "$what: the writer is still blocked" kill -0 "$wpid"
+	kill -KILL "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	rm -f "$fifo" "$fifo.opened"
+}
+fifo_probe "FIFO outside the roots" "$T/outside-fifo" 403 "$T/outside-fifo"
+ln -s "$T/outside-fifo" "$T/export/link-fifo"
+fifo_probe "symlink to a FIFO outside the roots" "$T/outside-fifo" 403 link-fifo
+rm -f "$T/export/link-fifo"
+fifo_probe "FIFO inside the roots" "$T/export/fifo.vmdk" 415 fifo.vmdk
+check "FIFO inside the roots: code UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
+mkdir "$T/export/dir.vmdk"
+expect_status 415 "$R" "$BASE/export?path=dir.vmdk"
+rmdir "$T/export/dir.vmdk"
+
 # ---- 413
 truncate -s 128M "$T/data/big.raw"
 make_vmdk "$T/data/big.raw" "$T/data/big.vmdk"
