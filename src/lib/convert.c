@@ -73,6 +73,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	if (rc != DSC_OK)
 		goto out;
 	ps.r = r;
+	r->max_capacity = opts->max_capacity;
 	if (opts->progress) {
 		r->tick = tick;
 		r->tick_user = &ps;

@@ -61,6 +61,7 @@ struct dsc_reader {
 	 * producing extents (zero runs, metadata); false cancels. */
 	bool (*tick)(void *user);
 	void *tick_user;
+	uint64_t max_capacity; /* set by the converter; 0: none */
 };
 
 /* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */

@@ -221,7 +221,8 @@ static dsc_err fd_wrap(int fd, const char *name, bool own, struct fd_ctx **ctxp,
 	}
 	c->fd = fd;
 	c->own = own;
-	c->regular = S_ISREG(st.st_mode);
+	/* An O_APPEND fd ignores seeks: treat it as forward-only. */
+	c->regular = S_ISREG(st.st_mode) && !(fcntl(fd, F_GETFL) & O_APPEND);
 	rc = dsc_stream_new(c->regular ? &fd_file_ops : &fd_stream_ops, c, name, out, e);
 	if (rc != DSC_OK) {
 		c->own = false;

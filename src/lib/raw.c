@@ -108,6 +108,11 @@ static dsc_err raw_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 			return DSC_OK;
 		}
 		rc = dscp_reader_tick(r, e);
+		if (rc == DSC_OK && r->max_capacity && rr->pos - rr->start > r->max_capacity)
+			rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
+					   "%s: image exceeds the limit of %llu bytes",
+					   dsc_stream_name(r->in),
+					   (unsigned long long)r->max_capacity);
 		if (rc == DSC_OK)
 			rc = raw_fill(r, rr, e);
 		if (rc != DSC_OK)
@@ -258,6 +263,12 @@ static dsc_err raw_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	rc = flush_buf(w, rw, e);
 	if (rc != DSC_OK)
 		return rc;
+	/* The size became known only now (a pipe): reserve it now. */
+	if (w->opts.prealloc && rw->seekable && w->opts.capacity == DSC_CAPACITY_UNKNOWN) {
+		rc = dsc_stream_set_size(w->out, capacity, true, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
 	if (rw->end > capacity)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data past the capacity (%llu bytes)",
 				     dsc_stream_name(w->out), (unsigned long long)capacity);
@@ -310,14 +321,11 @@ dsc_err dscp_raw_writer_open(dsc_stream *out, const struct dsc_writer_opts *o, d
 	w->format = DSC_FORMAT_RAW;
 	w->opts = *o;
 	w->impl = rw;
-	/* Holes need both seeking and a final resize. */
-	rw->seekable = dsc_stream_can_seek(out) && out->ops->set_size;
+	/* Holes need both seeking and a final resize, from byte 0: a stream
+	 * that starts elsewhere (appending to stdout) is written forward. */
+	rw->seekable = dsc_stream_can_seek(out) && out->ops->set_size &&
+		       dsc_stream_tell(out) == 0;
 	rw->pos = rw->end = 0;
-	if (rw->seekable && dsc_stream_tell(out) != 0) {
-		rc = dsc_stream_seek(out, 0, e);
-		if (rc != DSC_OK)
-			goto fail;
-	}
 	if (o->prealloc && rw->seekable && o->capacity != DSC_CAPACITY_UNKNOWN) {
 		/* Fail before writing anything if the disk cannot hold it. */
 		rc = dsc_stream_set_size(out, o->capacity, true, e);

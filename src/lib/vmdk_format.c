@@ -75,6 +75,8 @@ dsc_err dscp_vmdk_header_validate(const struct vmdk_header *h, const char *name,
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: grain size %" PRIu64 " sectors exceeds the limit of %u",
 				     name, h->grain_size, VMDK_MAX_GRAIN_SECTORS);
+	if (h->capacity == 0)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: capacity is 0 sectors", name);
 	if (h->capacity > VMDK_MAX_CAPACITY_SECTORS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: capacity of %" PRIu64 " sectors exceeds the limit of %llu",

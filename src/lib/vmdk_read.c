@@ -33,6 +33,14 @@ struct vmdk_reader {
 	 * capacity. */
 	uint8_t **seen;
 	size_t seen_pages;
+	uint64_t base;         /* stream offset of the header */
+	/* qemu and open-vmdk keep their tables in the header area (facts
+	 * §5): counted there, they tell how many grains must follow, so a
+	 * stream cut short is caught although it has no footer. */
+	bool scanned;          /* the header area has been read */
+	bool verify_count;
+	uint64_t grains_expected;
+	uint64_t grains_seen;
 	/* An error met while reading ahead; reported after the grains
 	 * before it, so errors come in stream order. */
 	dsc_err pending_rc;
@@ -41,10 +49,16 @@ struct vmdk_reader {
 
 static const char *rname(dsc_reader *r) { return dsc_stream_name(r->in); }
 
+/* Position in the image: the stream may not have started at byte 0. */
+static uint64_t rel_tell(dsc_reader *r)
+{
+	return dsc_stream_tell(r->in) - ((struct vmdk_reader *)r->impl)->base;
+}
+
 static dsc_err read_sectors(dsc_reader *r, void *buf, size_t len, const char *what,
 			    struct dsc_error *e)
 {
-	uint64_t at = dsc_stream_tell(r->in);
+	uint64_t at = rel_tell(r);
 	size_t got;
 	dsc_err rc;
 
@@ -62,7 +76,7 @@ static dsc_err read_sectors(dsc_reader *r, void *buf, size_t len, const char *wh
 static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what,
 			    struct dsc_error *e)
 {
-	uint64_t at = dsc_stream_tell(r->in), got;
+	uint64_t at = rel_tell(r), got;
 	dsc_err rc;
 
 	rc = dsc_stream_skip(r->in, sectors * VMDK_SECTOR, &got, e);
@@ -123,13 +137,29 @@ static void inflater_free(void *ctx)
 	dscp_inflater_free(ctx);
 }
 
+/* The stream ended (EOS or end of input): every grain the tables in the
+ * header area promised must have come. */
+static dsc_err end_of_grains(dsc_reader *r, struct vmdk_reader *vr, uint64_t at,
+			     struct dsc_error *e)
+{
+	if (vr->verify_count && vr->grains_seen < vr->grains_expected)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: stream ends at byte %llu after %llu of the "
+				     "%llu grains its grain tables list",
+				     rname(r), (unsigned long long)at,
+				     (unsigned long long)vr->grains_seen,
+				     (unsigned long long)vr->grains_expected);
+	vr->done = true;
+	return DSC_OK;
+}
+
 /* Read the next marker and act on it: a grain goes into a free slot and is
  * submitted; metadata is skipped or checked here. */
 static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
 {
 	struct vmdk_marker m;
 	struct dscp_slot *s;
-	uint64_t at = dsc_stream_tell(r->in);
+	uint64_t at = rel_tell(r);
 	size_t got, need;
 	bool nomem;
 	dsc_err rc;
@@ -145,8 +175,7 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 					     "%s: truncated: stream ends at byte %llu without "
 					     "footer and end-of-stream marker",
 					     rname(r), (unsigned long long)at);
-		vr->done = true;
-		return DSC_OK;
+		return end_of_grains(r, vr, at, e);
 	}
 	if (got < VMDK_SECTOR)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
@@ -169,8 +198,7 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 						     "%s: end-of-stream marker at byte %llu comes "
 						     "without a footer",
 						     rname(r), (unsigned long long)at);
-			vr->done = true;
-			return DSC_OK;
+			return end_of_grains(r, vr, at, e);
 		case VMDK_MARKER_GT:
 		case VMDK_MARKER_GD:
 			if (m.val > VMDK_MAX_CAPACITY_SECTORS / VMDK_GTES_PER_GT + 8)
@@ -221,6 +249,7 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 				     "%s: grain marker at byte %llu: compressed size %" PRIu32
 				     " exceeds 2 x grain (%zu bytes)",
 				     rname(r), (unsigned long long)at, m.size, 2 * vr->grain_bytes);
+	vr->grains_seen++;
 	if (!mark_seen(vr, m.val / vr->h.grain_size, &nomem))
 		return nomem ? dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r))
 			     : dsc_error_set(e, DSC_ERR_FORMAT, 0,
@@ -242,6 +271,8 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 	dscp_pool_submit(vr->pool);
 	return DSC_OK;
 }
+
+static dsc_err scan_header_area(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e);
 
 static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
 {
@@ -265,13 +296,24 @@ static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error
 		dscp_pool_release(vr->pool);
 		vr->holding = false;
 	}
+	/* The rest of the header area is read on the first call, where the
+	 * converter's tick can already run (qemu's tables can be large). */
+	if (!vr->scanned) {
+		vr->scanned = true;
+		rc = scan_header_area(r, vr, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
 	for (;;) {
 		rc = dscp_reader_tick(r, e);
 		if (rc != DSC_OK)
 			return rc;
 		/* Read ahead while a slot is free. */
 		while (!vr->done && vr->pending_rc == DSC_OK && dscp_pool_head(vr->pool)) {
-			rc = read_marker(r, vr, &vr->pending);
+			/* Runs of metadata markers produce no extent: tick here. */
+			rc = dscp_reader_tick(r, &vr->pending);
+			if (rc == DSC_OK)
+				rc = read_marker(r, vr, &vr->pending);
 			if (rc != DSC_OK)
 				vr->pending_rc = rc;
 		}
@@ -341,6 +383,109 @@ static const struct dscp_reader_ops vmdk_reader_ops = {
 	.close = vmdk_reader_close,
 };
 
+#define MAX_GD_ENTRIES (1u << 22) /* 16 MiB of directory: 128 TiB of 64 KiB grains */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Read forward from the descriptor to overHead. When the header points at
+ * a directory inside that area (qemu, open-vmdk), load it and count the
+ * grains its tables list, as the sectors go by; when the layout does not
+ * allow that in one pass (tables before the directory, or past
+ * overHead), the count is simply not checked. */
+static dsc_err scan_header_area(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
+{
+	const struct vmdk_header *h = &vr->h;
+	uint64_t end = h->overhead, sec, gd_entries = 0, gt_sectors, s, i, k;
+	uint8_t *buf = NULL, *gd_bytes = NULL;
+	uint32_t *gts = NULL; /* table sectors, sorted */
+	size_t ngts = 0, next_gt = 0, nsec;
+	uint64_t gd_sectors = 0;
+	bool want = !vr->gd_at_end && h->gd_offset > 0 && h->gd_offset < end;
+	dsc_err rc = DSC_OK;
+
+	gt_sectors = ((uint64_t)h->gtes_per_gt * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR;
+	if (want) {
+		uint64_t per_gt = h->grain_size * h->gtes_per_gt;
+
+		gd_entries = (h->capacity + per_gt - 1) / per_gt;
+		gd_sectors = (gd_entries * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR;
+		want = gd_entries > 0 && gd_entries <= MAX_GD_ENTRIES &&
+		       h->gd_offset + gd_sectors <= end && h->gd_offset * VMDK_SECTOR >= rel_tell(r);
+	}
+	if (want && !(gd_bytes = calloc(gd_sectors, VMDK_SECTOR)))
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
+	buf = malloc(64 * VMDK_SECTOR);
+	if (!buf) {
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
+		goto out;
+	}
+	for (sec = rel_tell(r) / VMDK_SECTOR; sec < end; sec += nsec) {
+		nsec = (size_t)DSC_MIN(end - sec, (uint64_t)64);
+		rc = dscp_reader_tick(r, e);
+		if (rc == DSC_OK)
+			rc = read_sectors(r, buf, nsec * VMDK_SECTOR, "the header area", e);
+		if (rc != DSC_OK)
+			goto out;
+		for (k = 0; want && k < nsec; k++) {
+			s = sec + k;
+			if (s >= h->gd_offset && s < h->gd_offset + gd_sectors) {
+				memcpy(gd_bytes + (s - h->gd_offset) * VMDK_SECTOR,
+				       buf + k * VMDK_SECTOR, VMDK_SECTOR);
+				if (s + 1 < h->gd_offset + gd_sectors)
+					continue;
+				/* Directory complete: where are its tables? */
+				gts = malloc(gd_entries * sizeof *gts);
+				if (!gts) {
+					rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM,
+							   "%s: out of memory", rname(r));
+					goto out;
+				}
+				for (i = 0; i < gd_entries; i++) {
+					uint32_t t = dscp_le32(gd_bytes + 4 * i);
+
+					if (t)
+						gts[ngts++] = t;
+				}
+				qsort(gts, ngts, sizeof *gts, cmp_u32);
+				/* Every table must still be ahead, inside the area. */
+				if (ngts && (gts[0] <= s || gts[ngts - 1] + gt_sectors > end)) {
+					want = false;
+					vr->verify_count = false;
+					break;
+				}
+				vr->verify_count = true;
+				continue;
+			}
+			if (!vr->verify_count)
+				continue;
+			while (next_gt < ngts && s >= gts[next_gt] + gt_sectors)
+				next_gt++;
+			if (next_gt < ngts && s >= gts[next_gt]) {
+				/* A table sector: each non-zero entry is a grain
+				 * (1 means a zeroed grain when that flag is set). */
+				uint64_t first = (s - gts[next_gt]) * (VMDK_SECTOR / 4), j;
+
+				for (j = 0; j < VMDK_SECTOR / 4 && first + j < h->gtes_per_gt; j++) {
+					uint32_t v = dscp_le32(buf + k * VMDK_SECTOR + 4 * j);
+
+					if (v > ((h->flags & VMDK_FLAG_ZERO_GTE) ? 1u : 0u))
+						vr->grains_expected++;
+				}
+			}
+		}
+	}
+out:
+	free(buf);
+	free(gd_bytes);
+	free(gts);
+	return rc;
+}
+
 static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
 {
 	struct vmdk_header *h = &vr->h;
@@ -403,10 +548,10 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 		    h->capacity - d.extent_sectors < h->grain_size)
 			r->capacity = d.extent_sectors * VMDK_SECTOR;
 	}
-	rc = skip_sectors(r, h->overhead - dsc_stream_tell(r->in) / VMDK_SECTOR,
-			  "the header area", e);
-	if (rc != DSC_OK)
-		return rc;
+	if (h->overhead * VMDK_SECTOR < rel_tell(r))
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: overHead of %" PRIu64 " sectors ends inside the header",
+				     rname(r), h->overhead);
 
 	/* A marker's data: up to 2 x grain bytes, sector padded (facts §2). */
 	vr->in_cap = (2 * vr->grain_bytes + 12 + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
@@ -432,6 +577,7 @@ dsc_err dscp_vmdk_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error
 	r->in = in;
 	r->format = DSC_FORMAT_VMDK;
 	r->impl = vr;
+	vr->base = dsc_stream_tell(in);
 	rc = vmdk_open_impl(r, vr, e);
 	if (rc != DSC_OK) {
 		vmdk_reader_close(r);

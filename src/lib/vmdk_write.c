@@ -44,13 +44,14 @@ struct vmdk_writer {
 	bool gt_used;
 	uint32_t *gd;        /* one entry per range */
 	size_t gd_len, gd_cap;
+	uint64_t base;       /* stream offset of the header */
 };
 
 static const char *wname(dsc_writer *w) { return dsc_stream_name(w->out); }
 
 static uint64_t out_sector(dsc_writer *w)
 {
-	return dsc_stream_tell(w->out) / VMDK_SECTOR;
+	return (dsc_stream_tell(w->out) - ((struct vmdk_writer *)w->impl)->base) / VMDK_SECTOR;
 }
 
 static dsc_err gd_grow(dsc_writer *w, struct vmdk_writer *vw, size_t len, struct dsc_error *e)
@@ -104,6 +105,10 @@ static dsc_err flush_gt(dsc_writer *w, struct vmdk_writer *vw, struct dsc_error 
 	for (i = 0; i < VMDK_GTES_PER_GT; i++)
 		dscp_put32(table + 4 * i, vw->gt[i]);
 	at = out_sector(w);
+	if (at + 1 > UINT32_MAX)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: output exceeds the 2 TiB a grain directory can address",
+				     wname(w));
 	rc = write_meta(w, VMDK_MARKER_GT, table, sizeof table / VMDK_SECTOR, e);
 	if (rc != DSC_OK)
 		return rc;
@@ -350,7 +355,7 @@ static dsc_err vmdk_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e
 
 	if (!vw->capacity_known) {
 		end = dsc_stream_tell(w->out);
-		rc = dsc_stream_seek(w->out, 0, e);
+		rc = dsc_stream_seek(w->out, vw->base, e);
 		if (rc == DSC_OK)
 			rc = write_head(w, vw, e);
 		if (rc == DSC_OK)
@@ -425,6 +430,7 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0, "%s: capacity of %llu bytes is too large",
 				     wname(w), (unsigned long long)o->capacity);
 	random_ids(vw);
+	vw->base = dsc_stream_tell(w->out);
 
 	vw->grain_sectors = VMDK_GRAIN_SECTORS;
 	vw->grain_bytes = VMDK_GRAIN_SECTORS * VMDK_SECTOR;
