@@ -74,6 +74,103 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	return 500;
 }
 
+size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (n == 0)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (c == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (c == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (c == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, k;
+
+	if (bufsz < 4) {
+		if (bufsz > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (max > bufsz - 4)
+		max = bufsz - 4;
+	while (i < len) {
+		k = utf8_seq(u + i, len - i);
+		if (k == 0)
+			k = 1; /* a stray byte: escaped later by sanitize() */
+		if (i + k > max)
+			break;
+		i += k;
+	}
+	memcpy(buf, s, i);
+	if (i < len)
+		memcpy(buf + i, "...", 3), i += 3;
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Make `in` valid UTF-8 for JSON: each byte that is not part of a valid
+ * sequence becomes the text \xNN. `cut`: in was truncated, so an incomplete
+ * sequence at its very end is dropped rather than escaped. */
+static void sanitize(const char *in, bool cut, char *out, size_t outsz)
+{
+	static const char hexd[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)in;
+	size_t len = strlen(in), i = 0, o = 0, k;
+
+	if (cut) {
+		/* Back over a trailing partial sequence (at most 3 bytes). */
+		size_t j = len;
+
+		while (j > 0 && len - j < 3 && (u[j - 1] & 0xc0) == 0x80)
+			j--;
+		if (j > 0 && u[j - 1] >= 0xc0 && utf8_seq(u + j - 1, len - j + 1) == 0)
+			len = j - 1;
+	}
+	while (i < len && o + 5 < outsz) {
+		k = utf8_seq(u + i, len - i);
+		if (k == 0) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hexd[u[i] >> 4];
+			out[o++] = hexd[u[i] & 15];
+			i++;
+			continue;
+		}
+		if (o + k >= outsz)
+			break;
+		memcpy(out + o, in + i, k);
+		o += k;
+		i += k;
+	}
+	out[o] = '\0';
+}
+
 static void put(struct srv_request *rq, const char *s, size_t n)
 {
 	if (rq->reply_broken)
@@ -176,12 +273,19 @@ void reply_json(struct srv_request *rq, int status, json_t *obj)
 /* Send an error reply; when the headers are already out (an export broke
  * off mid-stream) the connection is aborted instead, so the client sees a
  * failed transfer rather than a short file. */
-static void send_error(struct srv_request *rq, int status, const char *code, const char *msg,
-		       const char *allow)
+static void send_error(struct srv_request *rq, int status, const char *code, const char *raw,
+		       bool cut, const char *allow)
 {
+	/* Client text (paths, parameter names) may be any bytes; JSON
+	 * strings must be UTF-8 or jansson refuses them. */
+	char msg[4 * DSC_ERROR_TEXT + 1];
+
 	if (rq->reply_broken) /* a complete 500 went out already */
 		return;
-	snprintf(rq->error, sizeof(rq->error), "%s", msg);
+	sanitize(raw, cut, msg, sizeof(msg));
+	/* The log line escapes what it prints; a cut here is harmless. */
+	strncpy(rq->error, msg, sizeof(rq->error) - 1);
+	rq->error[sizeof(rq->error) - 1] = '\0';
 	if (rq->headers_sent) {
 		rq->abort_conn = true;
 		rq->status = status;
@@ -192,22 +296,24 @@ static void send_error(struct srv_request *rq, int status, const char *code, con
 
 void reply_method_not_allowed(struct srv_request *rq, const char *allow)
 {
-	char msg[256];
+	char msg[256], path[112], method[32];
 
-	snprintf(msg, sizeof(msg), "%.100s: method %.20s is not allowed (use %.60s)", rq->path,
-		 rq->method, allow);
-	send_error(rq, 405, "METHOD", msg, allow);
+	snprintf(msg, sizeof(msg), "%s: method %s is not allowed (use %.60s)",
+		 utf8_clip(path, sizeof(path), rq->path, 100),
+		 utf8_clip(method, sizeof(method), rq->method, 20), allow);
+	send_error(rq, 405, "METHOD", msg, false, allow);
 }
 
 void reply_error(struct srv_request *rq, int status, const char *code, const char *fmt, ...)
 {
 	char msg[DSC_ERROR_TEXT];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	send_error(rq, status, code, msg, NULL);
+	send_error(rq, status, code, msg, n < 0 || (size_t)n >= sizeof(msg), NULL);
 }
 
 void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side)
@@ -215,5 +321,6 @@ void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool cli
 	int status = srv_http_status(e->code, e, client_side);
 	const char *code = client_side ? "CLIENT" : dsc_err_name(e->code);
 
-	send_error(rq, status, code, e->message[0] ? e->message : dsc_strerror(e->code), NULL);
+	send_error(rq, status, code, e->message[0] ? e->message : dsc_strerror(e->code),
+		   strlen(e->message) + 1 >= sizeof(e->message), NULL);
 }

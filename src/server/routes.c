@@ -55,8 +55,10 @@ static bool check_known(struct srv_request *rq, const struct srv_params *p,
 				strncat(list, k ? ", " : "", sizeof(list) - strlen(list) - 1);
 				strncat(list, known[k], sizeof(list) - strlen(list) - 1);
 			}
-			reply_error(rq, 400, "INVAL", "unknown parameter '%.64s' (known: %s)",
-				    p->names[i], list);
+			char q[80];
+
+			reply_error(rq, 400, "INVAL", "unknown parameter '%s' (known: %s)",
+				    utf8_clip(q, sizeof(q), p->names[i], 64), list);
 			return false;
 		}
 	}
@@ -72,8 +74,11 @@ static bool get_format(struct srv_request *rq, const char *what, const char *v, 
 	}
 	*out = dsc_format_from_name(v);
 	if (*out == DSC_FORMAT_UNKNOWN) {
+		char q[80];
+
 		reply_error(rq, 415, "UNSUPPORTED",
-			    "%s format '%.64s' is not supported (raw, vmdk%s)", what, v,
+			    "%s format '%s' is not supported (raw, vmdk%s)", what,
+			    utf8_clip(q, sizeof(q), v, 64),
 			    dflt == DSC_FORMAT_UNKNOWN ? ", auto" : "");
 		return false;
 	}
@@ -86,7 +91,10 @@ static bool get_bool(struct srv_request *rq, const char *what, const char *v, bo
 	if (v == NULL)
 		return true;
 	if (!parse_bool(v, out)) {
-		reply_error(rq, 400, "INVAL", "%s must be true or false, not '%.64s'", what, v);
+		char q[80];
+
+		reply_error(rq, 400, "INVAL", "%s must be true or false, not '%s'", what,
+			    utf8_clip(q, sizeof(q), v, 64));
 		return false;
 	}
 	return true;
@@ -307,6 +315,7 @@ static void h_upload(struct srv_request *rq)
 	struct dsc_error err = {0};
 	dsc_stream *body = NULL, *part = NULL;
 	const char *name;
+	char ctq[120];
 	bool multipart = false;
 
 	if (!params_parse(&p, rq->query)) {
@@ -327,10 +336,10 @@ static void h_upload(struct srv_request *rq)
 		multipart = true;
 	} else {
 		reply_error(rq, 415, "UNSUPPORTED",
-			    "content type '%.100s' is not supported (use "
+			    "content type '%s' is not supported (use "
 			    "application/octet-stream or multipart/form-data "
 			    "with a 'file' field)",
-			    ctype);
+			    utf8_clip(ctq, sizeof(ctq), ctype, 100));
 		goto out;
 	}
 	if (!check_free(rq, &cp, name))
@@ -494,6 +503,7 @@ static void h_import_post(struct srv_request *rq)
 	json_error_t jerr;
 	char *buf = NULL;
 	const char *key, *url, *s[6];
+	char ctq[120];
 	size_t n = 0, i;
 	bool bad = false;
 
@@ -505,9 +515,9 @@ static void h_import_post(struct srv_request *rq)
 	}
 	if (ctype != NULL && *ctype != '\0' && !media_type_is(ctype, "application/json")) {
 		reply_error(rq, 415, "UNSUPPORTED",
-			    "content type '%.100s' is not supported (use "
+			    "content type '%s' is not supported (use "
 			    "application/json)",
-			    ctype);
+			    utf8_clip(ctq, sizeof(ctq), ctype, 100));
 		return;
 	}
 	if (fcgx_body_stream(rq, &bc, &body, &err) != DSC_OK) {
@@ -546,8 +556,10 @@ static void h_import_post(struct srv_request *rq)
 			if (strcmp(key, known[i]) == 0)
 				break;
 		if (known[i] == NULL) {
-			reply_error(rq, 400, "INVAL", "unknown member '%.64s' in the JSON body",
-				    key);
+			char q[80];
+
+			reply_error(rq, 400, "INVAL", "unknown member '%s' in the JSON body",
+				    utf8_clip(q, sizeof(q), key, 64));
 			goto out;
 		}
 	}
@@ -1007,7 +1019,7 @@ static const struct route routes[] = {
 
 void routes_dispatch(struct srv_request *rq)
 {
-	char allow[64] = "";
+	char allow[64] = "", q[216];
 	size_t i;
 
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -1024,5 +1036,6 @@ void routes_dispatch(struct srv_request *rq)
 	if (allow[0] != '\0')
 		reply_method_not_allowed(rq, allow);
 	else
-		reply_error(rq, 404, "NOTFOUND", "no route for %.200s", rq->path);
+		reply_error(rq, 404, "NOTFOUND", "no route for %s",
+			    utf8_clip(q, sizeof(q), rq->path, 200));
 }

@@ -131,6 +131,13 @@ bool reply_headers(struct srv_request *rq, int status, const char *ctype, const 
 bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
 			 const char *extra);
 bool reply_flush_pending(struct srv_request *rq);
+/* Length of the valid UTF-8 sequence at s[0..n), 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+size_t utf8_seq(const unsigned char *s, size_t n);
+/* At most `max` bytes of s into buf (of bufsz bytes), never cutting a
+ * UTF-8 character in two, with "..." when something was left off. For
+ * quoting client text in error messages. Returns buf. */
+const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max);
 /* Serialize and send a jansson object as the body; steals the reference. */
 struct json_t;
 void reply_json(struct srv_request *rq, int status, struct json_t *obj);

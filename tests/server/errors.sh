@@ -45,6 +45,24 @@ expect_status 403 "$R" "$BASE/export?path=/nonexistent/dir/x.vmdk"
 expect_status 200 "$R" "$BASE/export?path=link-in"
 check "symlink inside the roots is served" same_image "$R" raw "$T/data/disk.raw" raw
 
+# ---- client bytes that are not UTF-8 in error messages: still the right
+# status with a JSON error (jansson refuses invalid UTF-8: this was 503)
+expect_status 404 "$R" "$BASE/export?path=%ff%fe"
+check "invalid UTF-8 path: escaped in the message" grep -qF '\\xff\\xfe: no such file' "$R"
+expect_status 400 "$R" -X POST --data-binary x "$BASE/upload?x%ff=1"
+check "invalid UTF-8 parameter name: escaped" grep -qF "unknown parameter 'x\\\\xff'" "$R"
+expect_status 404 "$R" "$BASE/no%c0%afroute%ed%a0%80"
+# a parameter value quoted in at most 64 bytes: never cut inside a character
+e2=$(printf '%%C3%%A9%.0s' $(seq 40))
+expect_status 415 "$R" "$BASE/export?path=in.vmdk&dst=x$e2"
+check "64-byte quote keeps whole characters" python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1], encoding="utf-8"))["error"]
+sys.exit(0 if "\u00e9..." in m and "\\x" not in m else 1)' "$R"
+expect_status 400 "$R" -X POST -H 'Content-Type: application/json' \
+	--data-binary "{\"url\": \"http://x/\", \"x$(python3 -c 'print("\u00e9" * 40)')\": 1}" \
+	"$BASE/import"
+
 # ---- FIFOs and other non-regular files are judged before being opened:
 # opening a FIFO for reading would release a writer blocked on it (a side
 # effect outside the roots, or an export that hangs inside them).
