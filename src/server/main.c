@@ -51,6 +51,10 @@ static void usage(FILE *f)
 		   "(default 4T; K, M, G, T, P)\n"
 		   "  -workers N             worker processes (default: number "
 		   "of CPUs)\n"
+		   "  -codec-threads N       VMDK (de)compression threads per "
+		   "conversion (default 1:\n"
+		   "                         the workers run in parallel already; "
+		   "0: one per CPU)\n"
 		   "  -grace SECONDS         on SIGTERM, time left to running "
 		   "requests (default 30)\n"
 		   "  -max-requests N        recycle a worker after N requests "
@@ -303,7 +307,8 @@ int main(int argc, char **argv)
 		O_VERSION,
 		O_HELP,
 		O_RETRIES,
-		O_IDLE
+		O_IDLE,
+		O_CODEC
 	};
 	static const struct option longopts[] = {
 		{"outdir", required_argument, NULL, O_OUTDIR},
@@ -313,6 +318,7 @@ int main(int argc, char **argv)
 		{"import-retries", required_argument, NULL, O_RETRIES},
 		{"import-idle-timeout", required_argument, NULL, O_IDLE},
 		{"workers", required_argument, NULL, O_WORKERS},
+		{"codec-threads", required_argument, NULL, O_CODEC},
 		{"grace", required_argument, NULL, O_GRACE},
 		{"max-requests", required_argument, NULL, O_MAXREQ},
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -332,6 +338,7 @@ int main(int argc, char **argv)
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	srv_cfg.workers = ncpu > 0 ? (int)ncpu : 2;
 	srv_cfg.grace = 30;
+	srv_cfg.codec_threads = 1;
 	srv_cfg.import_retries = 5;
 	srv_cfg.import_idle_timeout = 60;
 	while ((c = getopt_long_only(argc, argv, "h", longopts, NULL)) != -1) {
@@ -384,6 +391,16 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			srv_cfg.workers = (int)v;
+			break;
+		case O_CODEC:
+			if (!parse_uint(optarg, SRV_MAX_CODEC_THREADS, &v)) {
+				fprintf(stderr,
+					"dsc-server: -codec-threads: 0-%d (0: one per "
+					"CPU)\n",
+					SRV_MAX_CODEC_THREADS);
+				return 2;
+			}
+			srv_cfg.codec_threads = (unsigned)v;
 			break;
 		case O_GRACE:
 			if (!parse_uint(optarg, 86400, &v)) {

@@ -247,6 +247,7 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 	opts.src_fmt = cp->src;
 	opts.dst_fmt = cp->dst;
 	opts.prealloc = cp->prealloc;
+	opts.threads = srv_cfg.codec_threads;
 	opts.extent_name = name;
 	opts.max_capacity = srv_cfg.max_capacity;
 	if (watch_client) {
@@ -952,6 +953,7 @@ static void h_export(struct srv_request *rq)
 	}
 	opts.src_fmt = src;
 	opts.dst_fmt = dst;
+	opts.threads = srv_cfg.codec_threads;
 	opts.extent_name = fname;
 	opts.max_capacity = srv_cfg.max_capacity;
 	if (dsc_convert(in, out, &opts, &stats, &err) != DSC_OK) {

@@ -24,6 +24,7 @@
 
 #define SRV_MAX_ROOTS 16
 #define SRV_MAX_NETS 32
+#define SRV_MAX_CODEC_THREADS 256
 /* A plain output name: at most this many bytes (NAME_MAX). */
 #define SRV_NAME_MAX 255
 /* Caps on what a client can make us hold in memory. */
@@ -43,6 +44,9 @@ struct srv_config {
 	unsigned import_retries;      /* URL source retries (default 5) */
 	unsigned import_idle_timeout; /* seconds without data (default 60) */
 	int workers;
+	/* dsc_convert_opts.threads of every conversion (default 1; 0: one
+	 * per CPU, per direction, in every worker). */
+	unsigned codec_threads;
 	int grace;                  /* seconds */
 	unsigned long max_requests; /* 0: unlimited */
 	const char *listen;         /* NULL: inherited fd 0 */

@@ -149,6 +149,26 @@ wait_workers 1
 n=$(grep 'GET /status 200' "$T/server.log" | tail -n 7 | sed 's/.*dsc-server\[\([0-9]*\)\].*/\1/' | sort -u | wc -l)
 check "-max-requests 3: 7 requests served by 3 workers ($n)" test "$n" = 3
 
+# ---- codec threads: one conversion per worker, no thread pool by default
+# (workers already run in parallel); -codec-threads N gives N.
+# codec_threads NAME: threads of the worker running a slow raw->VMDK upload
+codec_threads() {
+	local cpid w n=0
+	curl -s -o /dev/null --limit-rate 2M "${OCT[@]}" -X POST -T "$T/data/rand.raw" \
+		"$BASE/upload?name=$1&dst=vmdk" &
+	cpid=$!
+	if wait_temp && sleep 0.3 && w=$(worker_writing); then
+		n=$(awk '/^Threads:/ {print $2}' "/proc/$w/status")
+	fi
+	wait "$cpid"
+	echo "${n:-0}"
+}
+rm -f "$T/out/"*
+n=$(codec_threads ct1.vmdk)
+check "default -codec-threads 1: the converting worker has 1 thread (has $n)" test "$n" = 1
+check "default -codec-threads: output is right" \
+	same_image "$T/out/ct1.vmdk" vmdk "$T/data/rand.raw" raw
+
 # ---- the workers die with the master
 ws=$(workers)
 kill -KILL "$SERVER_PID"
@@ -162,4 +182,12 @@ for i in $(seq 60); do
 	sleep 0.05
 done
 check "workers exit when the master is killed" $gone
+
+server_start -codec-threads 2
+n=$(codec_threads ct2.vmdk)
+check "-codec-threads 2: the converting worker has 3 threads (has $n)" test "$n" = 3
+check "-codec-threads 2: output is right" same_image "$T/out/ct2.vmdk" vmdk "$T/data/rand.raw" raw
+for bad in -1 x 257; do
+	check "-codec-threads $bad is refused" bash -c "! timeout 5 '$DSC_SERVER' -outdir '$T/out' -codec-threads $bad -listen unix:$T/bad.sock 2>/dev/null"
+done
 finish
