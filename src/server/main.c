@@ -68,6 +68,19 @@ static void usage(FILE *f)
 		   "one by one.\n");
 }
 
+void srv_unlink_socket(void)
+{
+	struct stat st;
+
+	if (srv_cfg.unix_path == NULL)
+		return;
+	if (lstat(srv_cfg.unix_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_dev == srv_cfg.unix_dev && st.st_ino == srv_cfg.unix_ino)
+		unlink(srv_cfg.unix_path);
+	free(srv_cfg.unix_path);
+	srv_cfg.unix_path = NULL;
+}
+
 /* "4T", "512M", "1GiB", "1000000" -> bytes; false when malformed. */
 static bool parse_size(const char *s, uint64_t *out)
 {
@@ -193,11 +206,13 @@ static int listen_unix(const char *path)
 			return -1;
 		}
 	}
-	if (chmod(path, 0660) != 0 || listen(fd, 1024) != 0) {
+	if (chmod(path, 0660) != 0 || lstat(path, &st) != 0 || listen(fd, 1024) != 0) {
 		fprintf(stderr, "dsc-server: %s: %s\n", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
+	srv_cfg.unix_dev = st.st_dev;
+	srv_cfg.unix_ino = st.st_ino;
 	return fd;
 }
 
@@ -480,8 +495,7 @@ int main(int argc, char **argv)
 	srv_board->pool_size = srv_cfg.workers;
 
 	rc = pool_run();
-	if (srv_cfg.unix_path != NULL)
-		unlink(srv_cfg.unix_path); /* normally done when stopping */
+	srv_unlink_socket(); /* normally done when stopping */
 	dsc_netpolicy_free(srv_policy);
 	return rc;
 }

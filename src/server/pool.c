@@ -206,8 +206,7 @@ int pool_run(void)
 			deadline = now + srv_cfg.grace;
 			/* New connections fail at once rather than queue
 			 * for workers that are leaving. */
-			if (srv_cfg.unix_path != NULL)
-				unlink(srv_cfg.unix_path);
+			srv_unlink_socket();
 			srv_log("master: stopping; waiting up to %d s for %d "
 				"workers",
 				srv_cfg.grace, count(true));

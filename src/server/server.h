@@ -52,6 +52,8 @@ struct srv_config {
 	const char *listen;         /* NULL: inherited fd 0 */
 	const char *socket_group;
 	char *unix_path; /* the socket we bound, removed when stopping */
+	dev_t unix_dev;  /* ... and its inode, so that only it is removed */
+	ino_t unix_ino;
 	int listen_fd;
 };
 
@@ -82,6 +84,10 @@ extern struct srv_scoreboard *srv_board;
 extern dsc_netpolicy *srv_policy;
 /* This worker's scoreboard slot. */
 extern int srv_my_slot;
+
+/* main.c: remove the unix socket this master bound, once, and only while
+ * the path still is that socket (a successor may have bound it since). */
+void srv_unlink_socket(void);
 
 /* pool.c: run the master until it is told to stop; returns the exit code. */
 int pool_run(void);

@@ -73,6 +73,32 @@ wait $cpid
 check "second TERM: stopped at once" test $(($(date +%s) - t0)) -le 2
 check "second TERM: nothing left" test -z "$(ls -A "$T/out" | grep -v '^slow.img$')"
 
+# ---- a successor's socket survives its predecessor: master A stops (and
+# removes its socket) while a conversion keeps it alive; B binds the same
+# path; A then exits and must not remove B's socket
+WORKERS=1
+server_start
+a_pid=$SERVER_PID
+curl -s -o /dev/null --limit-rate 3M "${OCT[@]}" -X POST -T "$T/data/rand.raw" \
+	"$BASE/upload?name=handover.img" &
+cpid=$!
+wait_temp
+kill -TERM "$a_pid"
+for i in $(seq 100); do [ -S "$T/dsc.sock" ] || break; sleep 0.02; done
+check "stopping master removed its socket" test ! -S "$T/dsc.sock"
+SERVER_PID=
+server_start
+b_pid=$SERVER_PID
+check "the successor's socket is there" test -S "$T/dsc.sock"
+wait "$a_pid"
+check "the old master finished (after its upload)" test $? = 0
+wait "$cpid"
+check "the successor's socket is still there after the old master exited" test -S "$T/dsc.sock"
+expect_status 200 "$T/reply" "$BASE/status"
+check "the successor answers" test "$(json_get "$T/reply" masterPid)" = "$b_pid"
+server_stop TERM
+check "the successor removed its own socket" test ! -e "$T/dsc.sock"
+
 # ---- a silent FastCGI connection pins its worker for 10 s at most
 WORKERS=1
 server_start
