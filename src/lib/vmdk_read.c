@@ -90,7 +90,7 @@ static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what,
 	return DSC_OK;
 }
 
-#define SEEN_PAGE_BYTES 4096u
+#define SEEN_PAGE_BYTES 16384u
 #define SEEN_PAGE_GRAINS (SEEN_PAGE_BYTES * 8u)
 
 /* Mark grain g as seen; false if it was already. */
