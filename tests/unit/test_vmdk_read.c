@@ -1016,6 +1016,76 @@ static void test_mid_stream(void)
 	free(src);
 }
 
+/* qemu-img and open-vmdk streams have no footer, but their tables (in the
+ * header area) say how many grains follow: a cut before the last grain's
+ * data is TRUNCATED; a cut in the zeros after it is the normal end. */
+static void test_truncated_table_layouts(void)
+{
+	size_t len = 4 * GRAIN + 700;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 80);
+	static const enum tu_layout ls[] = {TU_QEMU, TU_OPENVMDK};
+	size_t j, cuts = 0;
+
+	memset(src + GRAIN, 0, GRAIN);
+	for (j = 0; j < 2; j++) {
+		struct tu_vmdk v;
+		size_t data_end, cut;
+
+		tu_vmdk_begin(&v, ls[j], len, "cut.vmdk");
+		tu_vmdk_grains_from(&v, src, len);
+		data_end = v.b.len; /* end of the last grain's sectors */
+		tu_vmdk_end(&v, ls[j] == TU_QEMU ? GRAIN : 0);
+		REQUIRE(read_all(v.b.data, v.b.len, "cut.vmdk", DSC_FORMAT_VMDK, NULL) == DSC_OK);
+		for (cut = 0; cut <= v.b.len; cut += 512) {
+			size_t k;
+			for (k = 0; k < 2; k++) {
+				size_t c = cut + (k ? 100 : 0);
+				struct dsc_error e = {0};
+				dsc_err err;
+				if (c > v.b.len)
+					continue;
+				err = read_all(v.b.data, c, "cut.vmdk", DSC_FORMAT_VMDK, &e);
+				cuts++;
+				if (c < data_end) {
+					if (err != DSC_ERR_TRUNCATED && err != DSC_ERR_FORMAT)
+						tu_fail(__FILE__, __LINE__,
+							"%s cut at %zu of %zu: %s (%s)",
+							layout_name(ls[j], 1), c, v.b.len,
+							dsc_err_name(err), e.message);
+				} else if (c % 512 == 0 && err != DSC_OK) {
+					/* After the last grain, at a sector boundary: the
+					 * stream is whole. */
+					tu_fail(__FILE__, __LINE__,
+						"%s cut at %zu (data ends at %zu): %s (%s)",
+						layout_name(ls[j], 1), c, data_end,
+						dsc_err_name(err), e.message);
+				}
+			}
+		}
+		tu_vmdk_free(&v);
+	}
+	fprintf(stderr, "  %zu cut points of qemu and open-vmdk streams\n", cuts);
+	free(src);
+}
+
+static void test_zero_capacity(void)
+{
+	struct tu_vmdk v;
+	uint8_t sec[512];
+	struct dsc_error e = {0};
+	dsc_err err;
+
+	tu_vmdk_begin(&v, TU_VMWARE, 512, "evil.vmdk");
+	tu_vmdk_end(&v, 0);
+	v.h.capacity = 0;
+	dscp_vmdk_header_encode(&v.h, sec);
+	memcpy(v.b.data, sec, 512);
+	err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_VMDK, &e);
+	ASSERT(err == DSC_ERR_FORMAT || err == DSC_ERR_UNSUPPORTED);
+	ASSERT(strstr(e.message, "evil.vmdk") != NULL);
+	tu_vmdk_free(&v);
+}
+
 int main(void)
 {
 	TU_RUN(test_layouts_small);
@@ -1036,5 +1106,7 @@ int main(void)
 	TU_RUN(test_vbox_capacity);
 	TU_RUN(test_mutations);
 	TU_RUN(test_mid_stream);
+	TU_RUN(test_truncated_table_layouts);
+	TU_RUN(test_zero_capacity);
 	return tu_exit();
 }
