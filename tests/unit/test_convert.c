@@ -335,8 +335,57 @@ static void test_max_capacity_pipe(void)
 	o.dst_fmt = DSC_FORMAT_RAW;
 	REQUIRE_OK(dsc_stream_new_membuf("o.raw", &out, &e), &e);
 	ASSERT_ERR(dsc_convert(in, out, &o, &st, &e), DSC_ERR_LIMIT);
+	/* It stopped near the limit instead of reading everything. */
+	ASSERT(dsc_stream_tell(in) <= (1u << 20) + 2 * DSCP_IO_CHUNK);
+	ASSERT(dsc_stream_tell(in) < len);
 	dsc_stream_close(out);
 	dsc_stream_close(in);
+	free(src);
+}
+
+/* A VMDK written after a header, on a seekable output with the size known
+ * only at the end: the header patched at finish is its own, not byte 0. */
+static void test_vmdk_writer_mid_stream(void)
+{
+	size_t len = 3 * UNIT + 1000;
+	uint8_t *src = tu_pattern(len, TU_RANDOM, 42), *img = NULL;
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL, *in;
+	dsc_writer *w = NULL;
+	const uint8_t *d;
+	size_t dlen, n;
+	uint8_t junk[512];
+	uint64_t cap;
+	int known;
+
+	for (known = 0; known < 2; known++) {
+		mb = NULL;
+		w = NULL;
+		memset(junk, 0x5A, sizeof(junk));
+		REQUIRE_OK(dsc_stream_new_membuf("tar", &mb, &e), &e);
+		ASSERT_OK(dsc_write_all(mb, junk, sizeof(junk), &e), &e);
+		o.capacity = known ? len : DSC_CAPACITY_UNKNOWN;
+		o.extent_name = "member.vmdk";
+		ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_VMDK, &o, &w, &e), &e);
+		if (w) {
+			struct dsc_extent x = {0, len, src};
+			ASSERT_OK(dsc_writer_put(w, &x, &e), &e);
+			ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
+			dsc_writer_close(w);
+		}
+		dsc_stream_mem_buffer(mb, &d, &dlen);
+		ASSERT(dlen > 1024 && memcmp(d, junk, 512) == 0);
+		ASSERT(memcmp(d + 512, "KDMV", 4) == 0);
+		in = tu_mem_stream(d, dlen, "tar");
+		ASSERT_OK(dsc_read_full(in, junk, 512, &n, &e), &e);
+		ASSERT_OK(tu_read_image(in, DSC_FORMAT_VMDK, true, &img, &cap, NULL, &e), &e);
+		ASSERT(img && cap == (len + 511) / 512 * 512 && memcmp(img, src, len) == 0);
+		free(img);
+		img = NULL;
+		dsc_stream_close(in);
+		dsc_stream_close(mb);
+	}
 	free(src);
 }
 
@@ -1148,5 +1197,6 @@ int main(void)
 	TU_RUN(test_vmdk_max_capacity);
 	TU_RUN(test_vmdk_writer_misuse);
 	TU_RUN(test_vmdk_to_file_names_itself);
+	TU_RUN(test_vmdk_writer_mid_stream);
 	return tu_exit();
 }

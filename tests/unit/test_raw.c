@@ -1047,6 +1047,105 @@ static void test_reader_mid_stream(void)
 	}
 }
 
+/* An output that does not start at byte 0 (stdout appending to a file, a
+ * stream after a header) is written forward from where it is. */
+static void test_writer_mid_stream(void)
+{
+	size_t len = 3 * UNIT + 100;
+	uint8_t *src = tu_pattern(len, TU_SPARSE, 71);
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *mb = NULL;
+	dsc_writer *w = NULL;
+	const uint8_t *d;
+	size_t dlen;
+
+	REQUIRE_OK(dsc_stream_new_membuf("after-header", &mb, &e), &e);
+	ASSERT_OK(dsc_write_all(mb, "HEADER", 6, &e), &e);
+	o.capacity = len;
+	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(put_units(w, src, len, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_mem_buffer(mb, &d, &dlen);
+	ASSERT_EQ_U64(dlen, 6 + len);
+	ASSERT(dlen == 6 + len && memcmp(d, "HEADER", 6) == 0 && memcmp(d + 6, src, len) == 0);
+	dsc_stream_close(mb);
+
+	/* O_APPEND: the kernel ignores the offset, so it must not count as
+	 * seekable. */
+	{
+		char *dir = tu_tmpdir(), path[4200];
+		uint8_t *back = tu_xmalloc(6 + len);
+		dsc_stream *s = NULL;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/append.raw", dir);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		REQUIRE(fd >= 0 && write(fd, "HEADER", 6) == 6);
+		close(fd);
+		fd = open(path, O_WRONLY | O_APPEND);
+		REQUIRE(fd >= 0);
+		ASSERT_OK(dsc_stream_open_fd(fd, "append.raw", DSC_FD_OWN, &s, &e), &e);
+		if (s) {
+			ASSERT(!dsc_stream_can_seek(s));
+			w = NULL;
+			ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+			if (w) {
+				ASSERT_OK(put_units(w, src, len, &e), &e);
+				ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
+				dsc_writer_close(w);
+			}
+			dsc_stream_close(s);
+		}
+		fd = open(path, O_RDONLY);
+		ASSERT(fd >= 0 && read(fd, back, 6 + len) == (ssize_t)(6 + len));
+		ASSERT(memcmp(back, "HEADER", 6) == 0 && memcmp(back + 6, src, len) == 0);
+		close(fd);
+		free(back);
+		tu_rmdir_all(dir);
+		free(dir);
+	}
+	free(src);
+}
+
+/* The size of a pipe source is known only at the end: prealloc then. */
+static void test_writer_prealloc_late(void)
+{
+	char *dir = tu_tmpdir(), path[4200];
+	struct dsc_error e = {0};
+	struct dsc_writer_opts o = {0};
+	dsc_stream *s = NULL;
+	dsc_writer *w = NULL;
+	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 72);
+	uint64_t cap = (6u << 20) + 512;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/late.raw", dir);
+	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
+	if (!s)
+		goto out;
+	o.capacity = DSC_CAPACITY_UNKNOWN;
+	o.prealloc = true;
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
+	if (w) {
+		struct dsc_extent a = {UNIT, UNIT, src};
+		ASSERT_OK(dsc_writer_put(w, &a, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
+		dsc_writer_close(w);
+	}
+	dsc_stream_close(s);
+	REQUIRE(stat(path, &st) == 0);
+	ASSERT_EQ_U64(st.st_size, cap);
+	ASSERT((uint64_t)st.st_blocks * 512 >= cap);
+out:
+	tu_rmdir_all(dir);
+	free(dir);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_reader_sizes);
@@ -1068,5 +1167,7 @@ int main(void)
 	TU_RUN(test_convert_to_sparse_file);
 	TU_RUN(test_reader_short_of_total);
 	TU_RUN(test_reader_mid_stream);
+	TU_RUN(test_writer_mid_stream);
+	TU_RUN(test_writer_prealloc_late);
 	return tu_exit();
 }
