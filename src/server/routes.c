@@ -35,6 +35,7 @@ struct conv_params {
 	bool overwrite;
 	const char *name;   /* NULL: the route's default */
 	const char *sha256; /* expected SHA-256 of the source, or NULL */
+	int level;          /* VMDK compression level, 0: default */
 };
 
 /* ---- parameters ------------------------------------------------------- */
@@ -100,12 +101,43 @@ static bool get_bool(struct srv_request *rq, const char *what, const char *v, bo
 	return true;
 }
 
+/* level=fast|default|best|1-12, as dsc-convert's -level. */
+static bool get_level(struct srv_request *rq, const char *v, int *out)
+{
+	char *end;
+	long n;
+
+	*out = DSC_LEVEL_DEFAULT;
+	if (v == NULL || *v == '\0' || strcmp(v, "default") == 0)
+		return true;
+	if (strcmp(v, "fast") == 0) {
+		*out = DSC_LEVEL_FAST;
+		return true;
+	}
+	if (strcmp(v, "best") == 0) {
+		*out = DSC_LEVEL_BEST;
+		return true;
+	}
+	n = strtol(v, &end, 10);
+	if (*end != '\0' || n < 1 || n > 12) {
+		char q[80];
+
+		reply_error(rq, 400, "INVAL", "level must be fast, default, best or 1-12, not '%s'",
+			    utf8_clip(q, sizeof(q), v, 64));
+		return false;
+	}
+	*out = (int)n;
+	return true;
+}
+
 /* Fill cp from string values (query parameters or JSON strings). */
 static bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
 			    const char *prealloc, const char *overwrite, const char *name,
-			    const char *sha256, struct conv_params *cp)
+			    const char *sha256, const char *level, struct conv_params *cp)
 {
 	memset(cp, 0, sizeof(*cp));
+	if (!get_level(rq, level, &cp->level))
+		return false;
 	if (!get_format(rq, "src", src, DSC_FORMAT_UNKNOWN, &cp->src) ||
 	    !get_format(rq, "dst", dst, DSC_FORMAT_RAW, &cp->dst) ||
 	    !get_bool(rq, "prealloc", prealloc, &cp->prealloc) ||
@@ -247,6 +279,7 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 	opts.src_fmt = cp->src;
 	opts.dst_fmt = cp->dst;
 	opts.prealloc = cp->prealloc;
+	opts.level = cp->level;
 	opts.threads = srv_cfg.codec_threads;
 	opts.extent_name = name;
 	opts.max_capacity = srv_cfg.max_capacity;
@@ -307,7 +340,7 @@ static bool media_type_is(const char *ctype, const char *want)
 static void h_upload(struct srv_request *rq)
 {
 	static const char *const known[] = {"src",       "dst",    "prealloc", "name",
-					    "overwrite", "sha256", NULL};
+					    "overwrite", "sha256", "level",    NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	struct srv_params p = {0};
 	struct conv_params cp;
@@ -328,7 +361,8 @@ static void h_upload(struct srv_request *rq)
 	if (!check_known(rq, &p, known) ||
 	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
 			     params_get(&p, "prealloc"), params_get(&p, "overwrite"),
-			     params_get(&p, "name"), params_get(&p, "sha256"), &cp))
+			     params_get(&p, "name"), params_get(&p, "sha256"),
+			     params_get(&p, "level"), &cp))
 		goto out;
 	name = cp.name ? cp.name : "upload.img";
 	if (ctype == NULL || *ctype == '\0' || media_type_is(ctype, "application/octet-stream")) {
@@ -447,7 +481,7 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 static void h_import_get(struct srv_request *rq)
 {
 	static const char *const known[] = {"url",  "src",       "dst",    "prealloc",
-					    "name", "overwrite", "sha256", NULL};
+					    "name", "overwrite", "sha256", "level", NULL};
 	struct srv_params p = {0};
 	struct conv_params cp;
 	const char *url;
@@ -461,7 +495,8 @@ static void h_import_get(struct srv_request *rq)
 	if (!check_known(rq, &p, known) ||
 	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
 			     params_get(&p, "prealloc"), params_get(&p, "overwrite"),
-			     params_get(&p, "name"), params_get(&p, "sha256"), &cp))
+			     params_get(&p, "name"), params_get(&p, "sha256"),
+			     params_get(&p, "level"), &cp))
 		goto out;
 	url = params_get(&p, "url");
 	if (url == NULL || *url == '\0') {
@@ -492,7 +527,7 @@ static const char *json_str(json_t *o, const char *key, bool *bad)
 static void h_import_post(struct srv_request *rq)
 {
 	static const char *const known[] = {"url",       "src",    "dst",     "prealloc", "name",
-					    "overwrite", "sha256", "headers", NULL};
+					    "overwrite", "sha256", "headers", "level",    NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	const char *hdrs[IMPORT_HEADERS_MAX + 1] = {NULL};
 	char *hdr_store[IMPORT_HEADERS_MAX] = {NULL};
@@ -503,7 +538,7 @@ static void h_import_post(struct srv_request *rq)
 	json_t *j = NULL, *h;
 	json_error_t jerr;
 	char *buf = NULL;
-	const char *key, *url, *s[6];
+	const char *key, *url, *s[7];
 	char ctq[120];
 	size_t n = 0, i;
 	bool bad = false;
@@ -571,6 +606,7 @@ static void h_import_post(struct srv_request *rq)
 	s[3] = json_str(j, "overwrite", &bad);
 	s[4] = json_str(j, "name", &bad);
 	s[5] = json_str(j, "sha256", &bad);
+	s[6] = json_str(j, "level", &bad);
 	if (bad) {
 		reply_error(rq, 400, "INVAL",
 			    "JSON members must be strings (prealloc and "
@@ -581,7 +617,7 @@ static void h_import_post(struct srv_request *rq)
 		reply_error(rq, 400, "INVAL", "the JSON body needs a url");
 		goto out;
 	}
-	if (!get_conv_params(rq, s[0], s[1], s[2], s[3], s[4], s[5], &cp))
+	if (!get_conv_params(rq, s[0], s[1], s[2], s[3], s[4], s[5], s[6], &cp))
 		goto out;
 	/* headers: {"Name": "value"} or ["Name: value", ...] */
 	h = json_object_get(j, "headers");
@@ -783,7 +819,7 @@ static void export_name(const char *real, dsc_format dst, char *out, size_t outs
 
 static void h_export(struct srv_request *rq)
 {
-	static const char *const known[] = {"path", "src", "dst", NULL};
+	static const char *const known[] = {"path", "src", "dst", "level", NULL};
 	struct srv_params p = {0};
 	struct dsc_error err = {0};
 	struct dsc_convert_opts opts = {0};
@@ -791,6 +827,7 @@ static void h_export(struct srv_request *rq)
 	dsc_stream *in = NULL, *out = NULL;
 	dsc_reader *r = NULL;
 	dsc_format src, dst;
+	int level;
 	char full[PATH_MAX], real[PATH_MAX], proc[64], fname[SRV_NAME_MAX + 8];
 	char extra[CD_LINE_MAX + 64];
 	const char *path;
@@ -807,7 +844,8 @@ static void h_export(struct srv_request *rq)
 	}
 	if (!check_known(rq, &p, known) ||
 	    !get_format(rq, "src", params_get(&p, "src"), DSC_FORMAT_UNKNOWN, &src) ||
-	    !get_format(rq, "dst", params_get(&p, "dst"), DSC_FORMAT_RAW, &dst))
+	    !get_format(rq, "dst", params_get(&p, "dst"), DSC_FORMAT_RAW, &dst) ||
+	    !get_level(rq, params_get(&p, "level"), &level))
 		goto out;
 	path = params_get(&p, "path");
 	if (path == NULL || *path == '\0') {
@@ -954,6 +992,7 @@ static void h_export(struct srv_request *rq)
 	opts.src_fmt = src;
 	opts.dst_fmt = dst;
 	opts.threads = srv_cfg.codec_threads;
+	opts.level = level;
 	opts.extent_name = fname;
 	opts.max_capacity = srv_cfg.max_capacity;
 	if (dsc_convert(in, out, &opts, &stats, &err) != DSC_OK) {

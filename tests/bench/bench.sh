@@ -278,7 +278,10 @@ if [ "$SERVER" = yes ]; then
 	echo "# uploads through nginx" >&2
 	mkdir -p "$T/out" "$T/export" "$T/nginx/logs" "$T/nginx/tmp"
 	nginx_start >&2
-	WORKERS=2 server_start >&2
+	# One request at a time here: give it the CLI's codec threads
+	# (-codec-threads 0: one per CPU, as dsc-convert's default), so the
+	# comparison is of the transport, not of the thread count.
+	WORKERS=2 server_start -codec-threads "${THREADS:-0}" >&2
 	for run in $(seq "$RUNS"); do
 		echo "# upload run $run/$RUNS" >&2
 		upload uv2r "$src_vmdk" "dst=raw&name=up.raw&overwrite=true" up.raw
@@ -348,7 +351,7 @@ if [ "$SERVER" = yes ]; then
 	done
 	echo
 	echo "MB/s: bytes of the source file per second (10^6). The CLI reads the raw file" \
-		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, outputs fsynced." \
+		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, -codec-threads as the CLI, outputs fsynced." \
 		"VMDK sizes: upload $(($(cat "$T/res/ur2v.size") / MiB)) MiB, CLI $((cli_vmdk_size / MiB)) MiB."
 else
 	echo

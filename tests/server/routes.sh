@@ -49,6 +49,21 @@ check "chunked raw->vmdk: sha256 of the output" \
 check "chunked raw->vmdk: descriptor names the file" \
 	grep -aq '"b.vmdk"' "$T/out/b.vmdk"
 
+# ---- compression level (issue 6): fast and best give valid, equal disks;
+# the fast one is not smaller than the best one; a bad level is 400
+expect_status 200 "$R" -X POST -T "$T/data/disk.raw" "$BASE/upload?dst=vmdk&name=lf.vmdk&level=fast"
+check "level=fast: qemu-img check" qemu-img check -q -f vmdk "$T/out/lf.vmdk"
+check "level=fast: same disk" same_image "$T/out/lf.vmdk" vmdk "$T/data/disk.raw" raw
+expect_status 200 "$R" -X POST -T "$T/data/disk.raw" "$BASE/upload?dst=vmdk&name=lb.vmdk&level=9"
+check "level=9: same disk" same_image "$T/out/lb.vmdk" vmdk "$T/data/disk.raw" raw
+check "level=fast output >= level=9 output" \
+	test "$(stat -c %s "$T/out/lf.vmdk")" -ge "$(stat -c %s "$T/out/lb.vmdk")"
+expect_status 400 "$R" -X POST -T "$T/data/disk.raw" "$BASE/upload?dst=vmdk&name=lx.vmdk&level=13"
+check "level=13: nothing written" test ! -e "$T/out/lx.vmdk"
+expect_status 200 "$R" "$BASE/export?path=$T/out/lf.vmdk&dst=vmdk&level=fast"
+check "export level=fast: same disk" same_image "$R" vmdk "$T/data/disk.raw" raw
+rm -f "$T/out/lf.vmdk" "$T/out/lb.vmdk"
+
 # ---- multipart, vmdk -> raw, with another field before the file
 expect_status 200 "$R" -F note=hello -F "file=@$T/data/disk.vmdk;type=application/octet-stream" \
 	"$BASE/upload?src=vmdk&dst=raw&name=c.img"
