@@ -237,7 +237,8 @@ static void test_reader_file_holes(void)
 		ASSERT(covered <= 2 * UNIT);
 		/* The holes were skipped, not read: far fewer bytes than 64 MiB
 		 * came through the stream (one file system block per write). */
-		ASSERT(dsc_stream_bytes(s) < (8u << 20));
+		if (tu_fs_sparse(dir))
+			ASSERT(dsc_stream_bytes(s) < (8u << 20));
 		dsc_reader_close(r);
 	}
 	dsc_stream_close(s);
@@ -444,7 +445,7 @@ static void test_writer_file_sparse(void)
 	REQUIRE(stat(path, &st) == 0);
 	ASSERT_EQ_U64(st.st_size, cap);
 	/* Two 64 KiB extents: well under 1 MiB allocated. */
-	if ((uint64_t)st.st_blocks * 512 >= (1u << 20))
+	if (tu_fs_sparse(dir) && (uint64_t)st.st_blocks * 512 >= (1u << 20))
 		tu_fail(__FILE__, __LINE__, "sparse output allocates %llu bytes",
 			(unsigned long long)st.st_blocks * 512);
 	{
@@ -932,7 +933,8 @@ static void test_convert_to_sparse_file(void)
 		ASSERT_EQ_U64(st.capacity, len);
 		dsc_stream_close(out);
 		ASSERT(stat(path, &sb) == 0 && (uint64_t)sb.st_size == len);
-		ASSERT((uint64_t)sb.st_blocks * 512 < (1u << 20));
+		if (tu_fs_sparse(dir))
+			ASSERT((uint64_t)sb.st_blocks * 512 < (1u << 20));
 	}
 	dsc_stream_close(in);
 	free(src);

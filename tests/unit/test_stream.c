@@ -313,7 +313,7 @@ static void test_fd_regular_holes(void)
 	struct dsc_error e = {0};
 	dsc_stream *s = NULL;
 	uint64_t d = 0;
-	off_t want;
+	off_t want, want_past;
 	uint8_t buf[16];
 	size_t n;
 	int fd;
@@ -323,8 +323,10 @@ static void test_fd_regular_holes(void)
 	REQUIRE(fd >= 0);
 	ASSERT(ftruncate(fd, 8 << 20) == 0);
 	ASSERT(pwrite(fd, "hello", 5, 4 << 20) == 5);
-	/* The oracle is the kernel's own answer for this file system. */
+	/* The oracle is the kernel's own answer for this file system (one
+	 * without holes says "data" everywhere). */
 	want = lseek(fd, 0, SEEK_DATA);
+	want_past = lseek(fd, 6 << 20, SEEK_DATA);
 	ASSERT_OK(dsc_stream_open_fd(fd, "holes.img", DSC_FD_OWN, &s, &e), &e);
 	if (!s) {
 		close(fd);
@@ -337,9 +339,9 @@ static void test_fd_regular_holes(void)
 	ASSERT(d <= (4u << 20));
 	ASSERT_OK(dsc_stream_next_data(s, 4 << 20, &d, &e), &e);
 	ASSERT_EQ_U64(d, 4 << 20);
-	/* Past the last data block: none. */
+	/* Past the last data block: none (ENXIO from the kernel). */
 	ASSERT_OK(dsc_stream_next_data(s, 6 << 20, &d, &e), &e);
-	ASSERT_EQ_U64(d, UINT64_MAX);
+	ASSERT_EQ_U64(d, want_past < 0 ? UINT64_MAX : (uint64_t)want_past);
 	ASSERT_OK(dsc_stream_seek(s, 4 << 20, &e), &e);
 	ASSERT_EQ_U64(dsc_stream_tell(s), 4 << 20);
 	ASSERT_OK(dsc_read_full(s, buf, 5, &n, &e), &e);

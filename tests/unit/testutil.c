@@ -8,6 +8,8 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
@@ -814,6 +816,27 @@ void tu_rmdir_all(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+bool tu_fs_sparse(const char *dir)
+{
+	char path[4200];
+	struct stat st;
+	bool sparse = false;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/.sparse-probe", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return false;
+	if (ftruncate(fd, 64 << 20) == 0 && pwrite(fd, "x", 1, 32 << 20) == 1 && fsync(fd) == 0 &&
+	    fstat(fd, &st) == 0)
+		sparse = (uint64_t)st.st_blocks * 512 < (1u << 20) && lseek(fd, 0, SEEK_DATA) > 0;
+	close(fd);
+	unlink(path);
+	if (!sparse)
+		fprintf(stderr, "  %s: no holes on this file system; sparse checks skipped\n", dir);
+	return sparse;
 }
 
 int tu_dir_count(const char *dir)

@@ -227,6 +227,9 @@ void tu_vmdk_grains_from(struct tu_vmdk *v, const uint8_t *img, size_t len);
 /* A fresh temporary directory (removed with tu_rmdir_all). */
 char *tu_tmpdir(void);
 void tu_rmdir_all(const char *dir);
+/* Whether files in dir can have holes (a 64 MiB file with one byte written
+ * allocates less than 1 MiB). Sparse-output checks are skipped otherwise. */
+bool tu_fs_sparse(const char *dir);
 /* Number of entries in dir other than . and .. */
 int tu_dir_count(const char *dir);
 
