@@ -444,7 +444,6 @@ static void default_import_name(const char *url, dsc_format dst, char *out, size
 		snprintf(out, outsz, "import%s", format_ext(dst));
 }
 
-#define IMPORT_HEADERS_MAX 32
 
 static void do_import(struct srv_request *rq, const char *url, const struct conv_params *cp,
 		      const char *const *headers)
@@ -508,40 +507,17 @@ out:
 	params_free(&p);
 }
 
-/* A JSON member as a string: strings as they are, booleans as
- * "true"/"false"; NULL when absent or null. *bad on another type. */
-static const char *json_str(json_t *o, const char *key, bool *bad)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (v == NULL || json_is_null(v))
-		return NULL;
-	if (json_is_string(v))
-		return json_string_value(v);
-	if (json_is_boolean(v))
-		return json_is_true(v) ? "true" : "false";
-	*bad = true;
-	return NULL;
-}
-
 static void h_import_post(struct srv_request *rq)
 {
-	static const char *const known[] = {"url",       "src",    "dst",     "prealloc", "name",
-					    "overwrite", "sha256", "headers", "level",    NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
-	const char *hdrs[IMPORT_HEADERS_MAX + 1] = {NULL};
-	char *hdr_store[IMPORT_HEADERS_MAX] = {NULL};
 	struct dsc_error err = {0};
+	struct import_body ib = {0};
 	struct body_ctx bc;
 	struct conv_params cp;
 	dsc_stream *body = NULL;
-	json_t *j = NULL, *h;
-	json_error_t jerr;
-	char *buf = NULL;
-	const char *key, *url, *s[7];
+	char *buf = NULL, msg[400];
 	char ctq[120];
-	size_t n = 0, i;
-	bool bad = false;
+	size_t n = 0;
 
 	if (rq->query != NULL && *rq->query != '\0') {
 		reply_error(rq, 400, "INVAL",
@@ -580,95 +556,16 @@ static void h_import_post(struct srv_request *rq)
 		reply_error(rq, 413, "LIMIT", "JSON body exceeds %u bytes", SRV_JSON_BODY_MAX);
 		goto out;
 	}
-	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL || !json_is_object(j)) {
-		reply_error(rq, 400, "INVAL", "request body is not a JSON object: %s (line %d)",
-			    j ? "another JSON type" : jerr.text, j ? 1 : jerr.line);
+	if (import_body_parse(buf, n, &ib, msg, sizeof(msg)) != 0) {
+		reply_error(rq, 400, "INVAL", "%s", msg);
 		goto out;
 	}
-	json_object_foreach(j, key, h)
-	{
-		for (i = 0; known[i] != NULL; i++)
-			if (strcmp(key, known[i]) == 0)
-				break;
-		if (known[i] == NULL) {
-			char q[80];
-
-			reply_error(rq, 400, "INVAL", "unknown member '%s' in the JSON body",
-				    utf8_clip(q, sizeof(q), key, 64));
-			goto out;
-		}
-	}
-	url = json_str(j, "url", &bad);
-	s[0] = json_str(j, "src", &bad);
-	s[1] = json_str(j, "dst", &bad);
-	s[2] = json_str(j, "prealloc", &bad);
-	s[3] = json_str(j, "overwrite", &bad);
-	s[4] = json_str(j, "name", &bad);
-	s[5] = json_str(j, "sha256", &bad);
-	s[6] = json_str(j, "level", &bad);
-	if (bad) {
-		reply_error(rq, 400, "INVAL",
-			    "JSON members must be strings (prealloc and "
-			    "overwrite may be booleans)");
+	if (!get_conv_params(rq, ib.src, ib.dst, ib.prealloc, ib.overwrite, ib.name, ib.sha256,
+			     ib.level, &cp))
 		goto out;
-	}
-	if (url == NULL || *url == '\0') {
-		reply_error(rq, 400, "INVAL", "the JSON body needs a url");
-		goto out;
-	}
-	if (!get_conv_params(rq, s[0], s[1], s[2], s[3], s[4], s[5], s[6], &cp))
-		goto out;
-	/* headers: {"Name": "value"} or ["Name: value", ...] */
-	h = json_object_get(j, "headers");
-	n = 0;
-	if (json_is_object(h)) {
-		json_t *v;
-
-		json_object_foreach(h, key, v)
-		{
-			if (!json_is_string(v) || n >= IMPORT_HEADERS_MAX ||
-			    strpbrk(key, "\r\n:") || strpbrk(json_string_value(v), "\r\n")) {
-				bad = true;
-				break;
-			}
-			if (asprintf(&hdr_store[n], "%s: %s", key, json_string_value(v)) < 0) {
-				hdr_store[n] = NULL;
-				bad = true;
-				break;
-			}
-			hdrs[n] = hdr_store[n];
-			n++;
-		}
-	} else if (json_is_array(h)) {
-		json_t *v;
-
-		json_array_foreach(h, i, v)
-		{
-			if (!json_is_string(v) || n >= IMPORT_HEADERS_MAX ||
-			    !strchr(json_string_value(v), ':') ||
-			    strpbrk(json_string_value(v), "\r\n")) {
-				bad = true;
-				break;
-			}
-			hdrs[n++] = json_string_value(v);
-		}
-	} else if (h != NULL && !json_is_null(h)) {
-		bad = true;
-	}
-	if (bad) {
-		reply_error(rq, 400, "INVAL",
-			    "headers must be an object of strings or an array "
-			    "of \"Name: value\" strings (at most %d, no line "
-			    "breaks)",
-			    IMPORT_HEADERS_MAX);
-		goto out;
-	}
-	do_import(rq, url, &cp, n ? hdrs : NULL);
+	do_import(rq, ib.url, &cp, ib.nheaders ? ib.headers : NULL);
 out:
-	for (i = 0; i < IMPORT_HEADERS_MAX; i++)
-		free(hdr_store[i]);
-	json_decref(j);
+	import_body_free(&ib);
 	free(buf);
 	dsc_stream_close(body);
 }

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <fcgiapp.h>
+#include <jansson.h>
 
 #include "dsc.h"
 
@@ -203,5 +204,20 @@ const char *output_sha256(const struct srv_output *o);
 /* The temporary file while the output is being written, else NULL. */
 const char *output_temp_path(const struct srv_output *o);
 void output_free(struct srv_output *o);
+
+/* import_body.c: POST /import's JSON body. The strings point into `root`
+ * (or hdr_store) and live until import_body_free(). */
+#define IMPORT_HEADERS_MAX 32
+struct import_body {
+	json_t *root;
+	const char *url, *src, *dst, *prealloc, *overwrite, *name, *sha256, *level;
+	const char *headers[IMPORT_HEADERS_MAX + 1]; /* NULL-terminated */
+	char *hdr_store[IMPORT_HEADERS_MAX];
+	size_t nheaders;
+};
+/* 0 on success; -1 with a sentence for a 400 reply in err. */
+int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err,
+		      size_t errsize);
+void import_body_free(struct import_body *b);
 
 #endif /* DSC_SERVER_H */

@@ -35,7 +35,7 @@ set -u
 JOBS=${FUZZ_JOBS:-2}
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy}"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body}"
 
 F=$top_builddir/tests/fuzz
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -75,6 +75,7 @@ server_src() {
 	case $1 in
 	fuzz_multipart) echo src/server/multipart.c ;;
 	fuzz_params) echo src/server/params.c ;;
+	fuzz_import_body) echo src/server/import_body.c ;;
 	esac
 }
 have_fcgi=yes
@@ -115,6 +116,7 @@ corpus_of() {
 	fuzz_multipart) echo multipart ;;
 	fuzz_params) echo params ;;
 	fuzz_netpolicy) echo netpolicy ;;
+	fuzz_import_body) echo import_body ;;
 	fuzz_convert) echo "vmdk raw" ;;
 	*) echo vmdk ;;
 	esac

@@ -197,6 +197,16 @@ def main():
     write(nd, 'bad-bits', b'\x0010.1.0.1/16\n10.1.2.3\n')
     write(nd, 'mixed', b'\x00192.0.2.7 10.0.0.0/8,fd00::/8\n64:ff9b::a00:1\n2002:a00:1::\n'
           b'::ffff:10.9.9.9\n0.0.0.0\n255.255.255.255\n')
+    # POST /import JSON bodies (fuzz_import_body)
+    jd = os.path.join(out, 'import_body')
+    for i, j in enumerate([
+            b'{"url": "https://example.com/disk.vmdk", "dst": "raw", "prealloc": true}',
+            b'{"url": "http://h/x", "headers": {"Authorization": "Bearer t"}, "level": "fast"}',
+            b'{"url": "http://h/x", "headers": ["X-A: 1", "X-B: 2"], "sha256": "' + b'ab' * 32 + b'"}',
+            b'{"url": "http://h/x", "headers": {"Bad\\r\\nName": "v"}}',
+            b'{"url": 5}', b'[1, 2]', b'{"url": "u", "url": "v"}', b'{"nope": 1}',
+            b'{"url": "http://h/x", "name": null, "overwrite": "false", "src": "vmdk"}']):
+        write(jd, 'j%d' % i, j)
 
 
 if __name__ == '__main__':
