@@ -55,15 +55,15 @@ check "rate limit: the rest 429" grep -q ' 429$' <<<"$codes"
 pids=()
 for i in 1 2 3 4 5 6 7 8; do
 	mkfifo "$T/hold$i"
-	sleep 30 >"$T/hold$i" &
+	sleep 60 >"$T/hold$i" &
 	pids+=($!)
 	curl -s -o /dev/null --interface 127.0.0.4 -T - -X POST "$BASE/upload?name=hold$i.img" <"$T/hold$i" &
 	pids+=($!)
 done
-# (tried for up to 5 s, while the 8 connect; an admitted try would wait
-# for a worker, hence -m 1)
+# (tried for up to ~40 s, while the 8 connect on a loaded machine; an
+# admitted try would wait for a worker, hence -m 1)
 code=
-for _ in $(seq 10); do
+for _ in $(seq 30); do
 	code=$(curl -s -o /dev/null -m 1 --interface 127.0.0.4 -w '%{http_code}' "$BASE/upload")
 	[ "$code" = 429 ] && break
 	sleep 0.4

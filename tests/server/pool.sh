@@ -184,6 +184,12 @@ done
 check "workers exit when the master is killed" $gone
 
 server_start -codec-threads 2
+# The killed master's socket may still be in the way for a moment: wait
+# until the new pool answers through nginx.
+for i in $(seq 100); do
+	[ "$(req /dev/null "$BASE/status")" = 200 ] && break
+	sleep 0.1
+done
 n=$(codec_threads ct2.vmdk)
 check "-codec-threads 2: the converting worker has 3 threads (has $n)" test "$n" = 3
 check "-codec-threads 2: output is right" same_image "$T/out/ct2.vmdk" vmdk "$T/data/rand.raw" raw
