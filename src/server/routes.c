@@ -159,6 +159,28 @@ static bool get_conv_params(struct srv_request *rq, const char *src, const char 
 	return true;
 }
 
+/* Parse the query string; false after replying 400. */
+static bool parse_query(struct srv_request *rq, struct srv_params *p)
+{
+	if (params_parse(p, rq->query))
+		return true;
+	reply_error(rq, 400, "INVAL",
+		    "malformed query string (bad %%-escape, NUL, repeated or too many parameters)");
+	return false;
+}
+
+/* The conversion parameters of /upload and GET /import from the query;
+ * false after a reply. */
+static bool query_conv_params(struct srv_request *rq, const struct srv_params *p,
+			      const char *const *known, struct conv_params *cp)
+{
+	return check_known(rq, p, known) &&
+	       get_conv_params(rq, params_get(p, "src"), params_get(p, "dst"),
+			       params_get(p, "prealloc"), params_get(p, "overwrite"),
+			       params_get(p, "name"), params_get(p, "sha256"), params_get(p, "level"),
+			       cp);
+}
+
 /* 409 before reading anything when the output is taken (the library
  * checks again when it commits, so a race still cannot clobber it). */
 static bool check_free(struct srv_request *rq, const struct conv_params *cp, const char *name)
@@ -352,17 +374,9 @@ static void h_upload(struct srv_request *rq)
 	char ctq[120];
 	bool multipart = false;
 
-	if (!params_parse(&p, rq->query)) {
-		reply_error(rq, 400, "INVAL",
-			    "malformed query string (bad %%-escape, NUL, "
-			    "repeated or too many parameters)");
+	if (!parse_query(rq, &p))
 		return;
-	}
-	if (!check_known(rq, &p, known) ||
-	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
-			     params_get(&p, "prealloc"), params_get(&p, "overwrite"),
-			     params_get(&p, "name"), params_get(&p, "sha256"),
-			     params_get(&p, "level"), &cp))
+	if (!query_conv_params(rq, &p, known, &cp))
 		goto out;
 	name = cp.name ? cp.name : "upload.img";
 	if (ctype == NULL || *ctype == '\0' || media_type_is(ctype, "application/octet-stream")) {
@@ -485,17 +499,9 @@ static void h_import_get(struct srv_request *rq)
 	struct conv_params cp;
 	const char *url;
 
-	if (!params_parse(&p, rq->query)) {
-		reply_error(rq, 400, "INVAL",
-			    "malformed query string (bad %%-escape, NUL, "
-			    "repeated or too many parameters)");
+	if (!parse_query(rq, &p))
 		return;
-	}
-	if (!check_known(rq, &p, known) ||
-	    !get_conv_params(rq, params_get(&p, "src"), params_get(&p, "dst"),
-			     params_get(&p, "prealloc"), params_get(&p, "overwrite"),
-			     params_get(&p, "name"), params_get(&p, "sha256"),
-			     params_get(&p, "level"), &cp))
+	if (!query_conv_params(rq, &p, known, &cp))
 		goto out;
 	url = params_get(&p, "url");
 	if (url == NULL || *url == '\0') {
@@ -733,12 +739,8 @@ static void h_export(struct srv_request *rq)
 	ssize_t rl;
 	int fd = -1, pfd = -1, n;
 
-	if (!params_parse(&p, rq->query)) {
-		reply_error(rq, 400, "INVAL",
-			    "malformed query string (bad %%-escape, NUL, "
-			    "repeated or too many parameters)");
+	if (!parse_query(rq, &p))
 		return;
-	}
 	if (!check_known(rq, &p, known) ||
 	    !get_format(rq, "src", params_get(&p, "src"), DSC_FORMAT_UNKNOWN, &src) ||
 	    !get_format(rq, "dst", params_get(&p, "dst"), DSC_FORMAT_RAW, &dst) ||

@@ -262,6 +262,13 @@ same_image() {
 }
 
 # log_has REGEX: the server log has a matching line.
+# A worker writes its line after the reply has gone out, so the client can
+# be faster than the log (noticeably under ASan): look for up to 3 s.
 log_has() {
-	grep -Eq -- "$1" "$T/server.log"
+	local i
+	for i in $(seq 30); do
+		grep -Eq -- "$1" "$T/server.log" && return 0
+		sleep 0.1
+	done
+	return 1
 }
