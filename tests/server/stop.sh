@@ -89,6 +89,7 @@ check "stopping master removed its socket" test ! -S "$T/dsc.sock"
 SERVER_PID=
 server_start
 b_pid=$SERVER_PID
+for i in $(seq 150); do [ -S "$T/dsc.sock" ] && break; sleep 0.02; done
 check "the successor's socket is there" test -S "$T/dsc.sock"
 wait "$a_pid"
 check "the old master finished (after its upload)" test $? = 0
