@@ -519,22 +519,23 @@ out:
 	free(src);
 }
 
-static void test_writer_prealloc(void)
+/* prealloc reserves the whole capacity: at open when the size is known,
+ * at finish when it is known only then (a pipe source). */
+static void prealloc_case(bool known, uint64_t cap, uint32_t seed)
 {
 	char *dir = tu_tmpdir(), path[4200];
 	struct dsc_error e = {0};
 	struct dsc_writer_opts o = {0};
 	dsc_stream *s = NULL;
 	dsc_writer *w = NULL;
-	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 45);
-	uint64_t cap = (8u << 20) + 512;
+	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, seed);
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/prealloc.raw", dir);
 	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
 	if (!s)
 		goto out;
-	o.capacity = cap;
+	o.capacity = known ? cap : DSC_CAPACITY_UNKNOWN;
 	o.prealloc = true;
 	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
 	if (w) {
@@ -547,8 +548,9 @@ static void test_writer_prealloc(void)
 	REQUIRE(stat(path, &st) == 0);
 	ASSERT_EQ_U64(st.st_size, cap);
 	if ((uint64_t)st.st_blocks * 512 < cap)
-		tu_fail(__FILE__, __LINE__, "prealloc: %llu bytes allocated for %llu",
-			(unsigned long long)st.st_blocks * 512, (unsigned long long)cap);
+		tu_fail(__FILE__, __LINE__, "prealloc (%s size): %llu bytes allocated for %llu",
+			known ? "known" : "late", (unsigned long long)st.st_blocks * 512,
+			(unsigned long long)cap);
 	{
 		int fd = open(path, O_RDONLY);
 		uint8_t buf[UNIT];
@@ -560,6 +562,16 @@ out:
 	tu_rmdir_all(dir);
 	free(dir);
 	free(src);
+}
+
+static void test_writer_prealloc(void)
+{
+	prealloc_case(true, (8u << 20) + 512, 45);
+}
+
+static void test_writer_prealloc_late(void)
+{
+	prealloc_case(false, (6u << 20) + 512, 72);
 }
 
 static void test_writer_prealloc_too_big(void)
@@ -1113,40 +1125,6 @@ static void test_writer_mid_stream(void)
 	free(src);
 }
 
-/* The size of a pipe source is known only at the end: prealloc then. */
-static void test_writer_prealloc_late(void)
-{
-	char *dir = tu_tmpdir(), path[4200];
-	struct dsc_error e = {0};
-	struct dsc_writer_opts o = {0};
-	dsc_stream *s = NULL;
-	dsc_writer *w = NULL;
-	uint8_t *src = tu_pattern(UNIT, TU_RANDOM, 72);
-	uint64_t cap = (6u << 20) + 512;
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/late.raw", dir);
-	ASSERT_OK(dsc_stream_create_file(path, 0, &s, &e), &e);
-	if (!s)
-		goto out;
-	o.capacity = DSC_CAPACITY_UNKNOWN;
-	o.prealloc = true;
-	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
-	if (w) {
-		struct dsc_extent a = {UNIT, UNIT, src};
-		ASSERT_OK(dsc_writer_put(w, &a, &e), &e);
-		ASSERT_OK(dsc_writer_finish(w, cap, &e), &e);
-		dsc_writer_close(w);
-	}
-	dsc_stream_close(s);
-	REQUIRE(stat(path, &st) == 0);
-	ASSERT_EQ_U64(st.st_size, cap);
-	ASSERT((uint64_t)st.st_blocks * 512 >= cap);
-out:
-	tu_rmdir_all(dir);
-	free(dir);
-	free(src);
-}
 
 int main(void)
 {
