@@ -14,8 +14,8 @@
 
 #include "server.h"
 
-static const char *const known[] = {"url",  "src",       "dst",    "prealloc", "name",
-				    "overwrite", "sha256", "headers", "level",   NULL};
+static const char *const known[] = {"url",    "src",    "dst",     "prealloc", "name", "overwrite",
+				    "sha256", "digest", "headers", "level",    NULL};
 
 /* A member as a string: strings as they are, booleans as "true"/"false";
  * NULL when absent or null. *bad on another type. */
@@ -132,10 +132,12 @@ int import_body_parse(const char *buf, size_t n, struct import_body *b, char *er
 	b->overwrite = member(b->root, "overwrite", &bad);
 	b->name = member(b->root, "name", &bad);
 	b->sha256 = member(b->root, "sha256", &bad);
+	b->digest = member(b->root, "digest", &bad);
 	b->level = member(b->root, "level", &bad);
 	if (bad)
 		return fail(err, errsize,
-			    "JSON members must be strings (prealloc and overwrite may be booleans)");
+			    "JSON members must be strings (prealloc, overwrite and digest may be "
+			    "booleans)");
 	if (b->url == NULL || *b->url == '\0')
 		return fail(err, errsize, "the JSON body needs a url");
 	return parse_headers(json_object_get(b->root, "headers"), b, err, errsize);

@@ -5,10 +5,13 @@
  * first runs a hook: the routes use it to read the rest of the request
  * body or URL and require that it ended cleanly and matched its expected
  * SHA-256 (a VMDK stream stops at its end-of-stream marker, before the body
- * does). Only then is the file renamed into place. Outside that, the
- * library's SHA-256 write wrapper gives the digest of the file as written.
+ * does). Only then is the file renamed into place.
  *
- *   converter -> sha256 (DSC_SHA256_WRITE) -> hook wrapper -> atomic file
+ *   converter -> hook wrapper -> atomic file
+ *
+ * No digest of the output is taken: its cost would follow the capacity
+ * (every hole hashed as zeros), not the bytes received. The reply's sha256
+ * is the source's (routes.c).
  */
 #include "config.h"
 
@@ -19,12 +22,9 @@
 #include "server.h"
 
 struct srv_output {
-	dsc_stream *file;  /* the atomic file */
-	dsc_stream *outer; /* what the converter writes to */
-	bool hashed;
+	dsc_stream *file; /* the atomic file */
 	out_prefinish_fn hook;
 	void *hook_user;
-	char hex[DSC_SHA256_HEX_LEN + 1];
 };
 
 static dsc_err out_write(void *vctx, const void *buf, size_t len, size_t *nwritten,
@@ -51,26 +51,6 @@ static dsc_err out_set_size(void *vctx, uint64_t size, bool allocate, struct dsc
 	return dsc_stream_set_size(o->file, size, allocate, e);
 }
 
-/* The running digest breaks when the writer seeks back: the VMDK writer
- * patches its header at the end when the capacity was unknown at the
- * start (a raw upload), the raw writer when grains come out of order. Then
- * read the finished temporary file once more (small for a VMDK). */
-static void hash_file(struct srv_output *o)
-{
-	const char *tmp = dsc_stream_temp_path(o->file);
-	dsc_stream *f = NULL, *h = NULL;
-	uint64_t n;
-
-	o->hex[0] = '\0';
-	if (tmp != NULL && dsc_stream_open_file(tmp, &f, NULL) == DSC_OK &&
-	    dsc_stream_open_sha256(f, 0, &h, NULL) == DSC_OK &&
-	    dsc_stream_skip(h, UINT64_MAX, &n, NULL) == DSC_OK &&
-	    dsc_stream_sha256_hex(h, o->hex, NULL) != DSC_OK)
-		o->hex[0] = '\0';
-	dsc_stream_close(h);
-	dsc_stream_close(f);
-}
-
 static dsc_err out_finish(void *vctx, struct dsc_error *e)
 {
 	struct srv_output *o = vctx;
@@ -81,10 +61,6 @@ static dsc_err out_finish(void *vctx, struct dsc_error *e)
 		if (rc != DSC_OK)
 			return rc;
 	}
-	/* The digest is final once the writer set the size: take it now,
-	 * the caller reads it after the streams are gone. */
-	if (o->hashed && dsc_stream_sha256_hex(o->outer, o->hex, NULL) != DSC_OK)
-		hash_file(o);
 	return dsc_stream_finish(o->file, e);
 }
 
@@ -129,15 +105,8 @@ dsc_err output_create(const char *dir, const char *name, bool overwrite, out_pre
 	rc = dsc_stream_new(&out_ops, o, path, &wrap, e);
 	if (rc != DSC_OK)
 		goto fail;
-	/* Without libcrypto the reply simply has no sha256. */
-	if (dsc_stream_open_sha256(wrap, DSC_SHA256_WRITE | DSC_SHA256_OWN, &o->outer, NULL) ==
-	    DSC_OK) {
-		o->hashed = true;
-	} else {
-		o->outer = wrap;
-	}
 	*op = o;
-	*out = o->outer;
+	*out = wrap;
 	return DSC_OK;
 fail:
 	dsc_stream_close(o->file);
@@ -147,11 +116,6 @@ fail:
 
 /* The srv_output itself outlives its streams: the caller frees it. */
 void output_free(struct srv_output *o) { free(o); }
-
-const char *output_sha256(const struct srv_output *o)
-{
-	return o != NULL && o->hex[0] != '\0' ? o->hex : NULL;
-}
 
 const char *output_temp_path(const struct srv_output *o)
 {

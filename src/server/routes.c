@@ -7,7 +7,8 @@
  * is read), then join a source stream to an output stream with
  * dsc_convert(). Uploads and imports write through output.c, whose commit
  * hook reads the source to its end (and checks an expected SHA-256) before
- * the file appears; exports stream to the client with the headers held
+ * the file appears (the reply carries the source's SHA-256 when asked:
+ * sha256= or digest=true); exports stream to the client with the headers held
  * back until the first byte, and abort the connection if they break off
  * after that.
  */
@@ -35,6 +36,7 @@ struct conv_params {
 	bool overwrite;
 	const char *name;   /* NULL: the route's default */
 	const char *sha256; /* expected SHA-256 of the source, or NULL */
+	bool digest;        /* reply with the source's SHA-256 */
 	int level;          /* VMDK compression level, 0: default */
 };
 
@@ -133,7 +135,8 @@ static bool get_level(struct srv_request *rq, const char *v, int *out)
 /* Fill cp from string values (query parameters or JSON strings). */
 static bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
 			    const char *prealloc, const char *overwrite, const char *name,
-			    const char *sha256, const char *level, struct conv_params *cp)
+			    const char *sha256, const char *digest, const char *level,
+			    struct conv_params *cp)
 {
 	memset(cp, 0, sizeof(*cp));
 	if (!get_level(rq, level, &cp->level))
@@ -141,7 +144,8 @@ static bool get_conv_params(struct srv_request *rq, const char *src, const char 
 	if (!get_format(rq, "src", src, DSC_FORMAT_UNKNOWN, &cp->src) ||
 	    !get_format(rq, "dst", dst, DSC_FORMAT_RAW, &cp->dst) ||
 	    !get_bool(rq, "prealloc", prealloc, &cp->prealloc) ||
-	    !get_bool(rq, "overwrite", overwrite, &cp->overwrite))
+	    !get_bool(rq, "overwrite", overwrite, &cp->overwrite) ||
+	    !get_bool(rq, "digest", digest, &cp->digest))
 		return false;
 	if (name != NULL && !name_is_valid(name)) {
 		reply_error(rq, 400, "INVAL",
@@ -156,6 +160,9 @@ static bool get_conv_params(struct srv_request *rq, const char *src, const char 
 		return false;
 	}
 	cp->sha256 = sha256;
+	/* Verifying a digest computes it: the reply carries it too. */
+	if (sha256 != NULL)
+		cp->digest = true;
 	return true;
 }
 
@@ -177,8 +184,8 @@ static bool query_conv_params(struct srv_request *rq, const struct srv_params *p
 	return check_known(rq, p, known) &&
 	       get_conv_params(rq, params_get(p, "src"), params_get(p, "dst"),
 			       params_get(p, "prealloc"), params_get(p, "overwrite"),
-			       params_get(p, "name"), params_get(p, "sha256"), params_get(p, "level"),
-			       cp);
+			       params_get(p, "name"), params_get(p, "sha256"), params_get(p, "digest"),
+			       params_get(p, "level"), cp);
 }
 
 /* 409 before reading anything when the output is taken (the library
@@ -210,15 +217,15 @@ struct source {
 	struct srv_multipart *mp;
 	dsc_stream *part;   /* multipart field, or NULL */
 	dsc_stream *hashed; /* SHA-256 read wrapper, or NULL */
-	const char *expect; /* expected SHA-256 */
+	const char *expect; /* expected SHA-256, or NULL */
 	dsc_stream *in;     /* what the converter reads */
+	char hex[DSC_SHA256_HEX_LEN + 1]; /* the source's digest, once read */
 };
 
 static dsc_err source_prefinish(void *user, struct dsc_error *e)
 {
 	struct source *s = user;
 	uint64_t skipped;
-	char hex[DSC_SHA256_HEX_LEN + 1];
 	dsc_err rc;
 
 	/* Read the source to its very end: a body or download that broke off
@@ -235,14 +242,14 @@ static dsc_err source_prefinish(void *user, struct dsc_error *e)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: empty, not a disk image",
 				     dsc_stream_name(s->in));
 	if (s->hashed != NULL) {
-		rc = dsc_stream_sha256_hex(s->hashed, hex, e);
+		rc = dsc_stream_sha256_hex(s->hashed, s->hex, e);
 		if (rc != DSC_OK)
 			return rc;
-		if (strcasecmp(hex, s->expect) != 0)
+		if (s->expect != NULL && strcasecmp(s->hex, s->expect) != 0)
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: SHA-256 mismatch: expected "
 					     "%s, got %s",
-					     dsc_stream_name(s->raw_in), s->expect, hex);
+					     dsc_stream_name(s->raw_in), s->expect, s->hex);
 	}
 	return DSC_OK;
 }
@@ -286,7 +293,7 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 	char path[PATH_MAX];
 	dsc_err rc;
 
-	if (cp->sha256 != NULL) {
+	if (cp->digest) {
 		rc = dsc_stream_open_sha256(src->in, 0, &src->hashed, &err);
 		if (rc != DSC_OK)
 			goto fail;
@@ -322,10 +329,8 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 				  (json_int_t)stats.bytes_written, "capacityBytes",
 				  (json_int_t)stats.capacity, "readBytes",
 				  (json_int_t)stats.bytes_read, "elapsedSeconds", stats.seconds);
-		const char *sha = output_sha256(o);
-
-		if (j != NULL)
-			json_object_set_new(j, "sha256", sha ? json_string(sha) : json_null());
+		if (j != NULL && src->hashed != NULL)
+			json_object_set_new(j, "sha256", json_string(src->hex));
 		reply_json(rq, 200, j);
 	}
 	if (src->hashed)
@@ -361,8 +366,8 @@ static bool media_type_is(const char *ctype, const char *want)
 
 static void h_upload(struct srv_request *rq)
 {
-	static const char *const known[] = {"src",       "dst",    "prealloc", "name",
-					    "overwrite", "sha256", "level",    NULL};
+	static const char *const known[] = {"src",    "dst",    "prealloc", "name", "overwrite",
+					    "sha256", "digest", "level",    NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	struct srv_params p = {0};
 	struct conv_params cp;
@@ -493,8 +498,8 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 
 static void h_import_get(struct srv_request *rq)
 {
-	static const char *const known[] = {"url",  "src",       "dst",    "prealloc",
-					    "name", "overwrite", "sha256", "level", NULL};
+	static const char *const known[] = {"url",       "src",    "dst",    "prealloc", "name",
+					    "overwrite", "sha256", "digest", "level",    NULL};
 	struct srv_params p = {0};
 	struct conv_params cp;
 	const char *url;
@@ -567,7 +572,7 @@ static void h_import_post(struct srv_request *rq)
 		goto out;
 	}
 	if (!get_conv_params(rq, ib.src, ib.dst, ib.prealloc, ib.overwrite, ib.name, ib.sha256,
-			     ib.level, &cp))
+			     ib.digest, ib.level, &cp))
 		goto out;
 	do_import(rq, ib.url, &cp, ib.nheaders ? ib.headers : NULL);
 out:

@@ -190,17 +190,14 @@ void params_free(struct srv_params *p);
 bool parse_bool(const char *s, bool *out);
 bool name_is_valid(const char *name);
 
-/* output.c: an output file in outdir (atomic, SHA-256 of what is written)
- * whose commit first runs `hook` (e.g. checking the rest of the request
- * body). Closing *out before dsc_convert() finished it discards the file.
+/* output.c: an output file in outdir (atomic) whose commit first runs
+ * `hook` (e.g. checking the rest of the request body). Closing *out before dsc_convert() finished it discards the file.
  * The srv_output outlives the stream: free it with output_free(). */
 typedef dsc_err (*out_prefinish_fn)(void *user, struct dsc_error *e);
 struct srv_output;
 dsc_err output_create(const char *dir, const char *name, bool overwrite, out_prefinish_fn hook,
 		      void *hook_user, struct srv_output **o, dsc_stream **out,
 		      struct dsc_error *e);
-/* Lower-case hex SHA-256 of the committed file, or NULL when unknown. */
-const char *output_sha256(const struct srv_output *o);
 /* The temporary file while the output is being written, else NULL. */
 const char *output_temp_path(const struct srv_output *o);
 void output_free(struct srv_output *o);
@@ -210,7 +207,7 @@ void output_free(struct srv_output *o);
 #define IMPORT_HEADERS_MAX 32
 struct import_body {
 	json_t *root;
-	const char *url, *src, *dst, *prealloc, *overwrite, *name, *sha256, *level;
+	const char *url, *src, *dst, *prealloc, *overwrite, *name, *sha256, *digest, *level;
 	const char *headers[IMPORT_HEADERS_MAX + 1]; /* NULL-terminated */
 	char *hdr_store[IMPORT_HEADERS_MAX];
 	size_t nheaders;

@@ -32,12 +32,11 @@ imp() {
 }
 
 # ---- GET
-imp 200 "$UP/f/disk.vmdk"
+imp 200 "$UP/f/disk.vmdk" --data-urlencode digest=true
 check "GET: default name disk.img" test -f "$T/out/disk.img"
 check "GET: same disk" same_image "$T/out/disk.img" raw "$T/data/disk.raw" raw
 check "GET: reply names the output" test "$(json_get "$R" output)" = "$T/out/disk.img"
-check "GET: reply sha256 is the output's" \
-	test "$(json_get "$R" sha256)" = "$(sha256sum <"$T/out/disk.img" | cut -d' ' -f1)"
+check "GET, digest=true: reply sha256 is the download's" test "$(json_get "$R" sha256)" = "$sum"
 imp 409 "$UP/f/disk.vmdk"
 imp 200 "$UP/f/plain.raw?x=1" --data-urlencode dst=vmdk
 check "GET raw->vmdk: default name plain.vmdk" same_image "$T/out/plain.vmdk" vmdk "$T/data/disk.raw" raw
@@ -47,16 +46,19 @@ check "resumed with Range" grep -q 'range=bytes=100000-' "$T/httpd.log"
 imp 200 "$UP/redirect/3/disk.vmdk" --data-urlencode name=redir.img
 check "after 3 redirects: same disk" same_image "$T/out/redir.img" raw "$T/data/disk.raw" raw
 imp 200 "$UP/f/disk.vmdk" --data-urlencode name=sum.img --data-urlencode "sha256=$sum"
+check "GET, sha256 verified: reply carries it" test "$(json_get "$R" sha256)" = "$sum"
 
 # ---- POST with a JSON body
 expect_status 200 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:abc\", \"dst\": \"vmdk\", \"name\": \"post.vmdk\", \"prealloc\": false, \"sha256\": \"$sum\", \"headers\": {\"X-Token\": \"abc\"}}" \
 	"$BASE/import"
 check "POST: same disk" same_image "$T/out/post.vmdk" vmdk "$T/data/disk.raw" raw
+check "POST, sha256 verified: reply carries it" test "$(json_get "$R" sha256)" = "$sum"
 check "POST: the header reached the source" grep -q 'x-token=abc' "$T/httpd.log"
 expect_status 200 "$R" -H 'Content-Type: application/json' \
-	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:xyz\", \"name\": \"post2.img\", \"headers\": [\"X-Token: xyz\"]}" \
+	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:xyz\", \"name\": \"post2.img\", \"digest\": true, \"headers\": [\"X-Token: xyz\"]}" \
 	"$BASE/import"
+check "POST, \"digest\": true: reply sha256 is the download's" test "$(json_get "$R" sha256)" = "$sum"
 expect_status 502 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:abc\", \"name\": \"noauth.img\"}" "$BASE/import"
 check "upstream 403 is 502 REMOTE" test "$(json_get "$R" code)" = REMOTE
