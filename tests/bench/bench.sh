@@ -255,23 +255,43 @@ rm -f "$T/bq.vmdk" "$T/bq.raw" "$T/bd.raw"
 
 # ---- uploads through nginx -----------------------------------------------------
 
-up_rows=()
+# cpu_ticks PID...: user+system clock ticks used so far by the processes
+# (their threads included).
+cpu_ticks() {
+	local p t=0 s
+	for p in "$@"; do
+		s=$(cut -d')' -f2 "/proc/$p/stat" 2>/dev/null) || continue
+		set -- $s
+		t=$((t + ${12} + ${13}))
+	done
+	echo $t
+}
+
 # upload NAME FILE QUERY OUT: POST FILE to /upload?QUERY, timed until the
-# reply (dsc-server has fsynced and renamed $T/out/OUT by then).
+# reply (dsc-server has fsynced and renamed $T/out/OUT by then). As in
+# timed(), the previous output goes right before the run. Also appends the
+# CPU seconds of dsc-server's workers, nginx and curl to NAME.cpu.
 upload() {
-	local name=$1 file=$2 query=$3 out=$4 t0 t1 code
+	local name=$1 file=$2 query=$3 out=$4 t0 t1 code pids c0 c1 hz
+	rm -f "$T/out/$out"
 	settle
+	pids=$(pgrep -P "$SERVER_PID"; echo "$NGINX_PID"; pgrep -P "$NGINX_PID")
+	c0=$(cpu_ticks $pids)
 	t0=$(usec)
-	code=$(curl -s -o "$T/up.json" -w '%{http_code}' -X POST -T "$file" \
-		-H 'Content-Type: application/octet-stream' -H 'Expect:' "$BASE/upload?$query")
+	code=$("$GNU_TIME" -f '%U %S' -o "$T/time.txt" curl -s -o "$T/up.json" -w '%{http_code}' \
+		-X POST -T "$file" -H 'Content-Type: application/octet-stream' -H 'Expect:' \
+		"$BASE/upload?$query")
 	t1=$(usec)
+	c1=$(cpu_ticks $pids)
 	case $code in
 	2??) ;;
 	*) die "upload of $file failed: HTTP $code: $(head -c 300 "$T/up.json")" ;;
 	esac
+	hz=$(getconf CLK_TCK)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$T/res/$name.dur"
+	tail -n 1 "$T/time.txt" | awk -v t=$((c1 - c0)) -v hz="$hz" \
+		'{ printf "%.2f %.2f\n", t / hz, $1 + $2 }' >>"$T/res/$name.cpus"
 	fsize "$T/out/$out" >"$T/res/$name.size"
-	rm -f "$T/out/$out"
 }
 
 if [ "$SERVER" = yes ]; then
@@ -337,21 +357,26 @@ detail "raw -> VMDK, -level fast" q2v f2v f2vu
 detail "VMDK -> raw" q2r d2r d2ru
 if [ "$SERVER" = yes ]; then
 	echo
-	echo "| upload through nginx (curl -T, one request) | CLI s | upload s | CLI MB/s | upload MB/s | upload/CLI |"
-	echo "|---|---|---|---|---|---|"
+	echo "| upload through nginx (curl -T, one request) | CLI s | upload s | CLI MB/s | upload MB/s | upload/CLI | CLI CPU s | upload CPU s: dsc-server + nginx, curl |"
+	echo "|---|---|---|---|---|---|---|---|"
 	for pair in "VMDK -> raw ($((($(fsize "$src_vmdk")) / MiB)) MiB VMDK):cv2r:uv2r:$src_vmdk" \
 		"raw -> VMDK ($((cap / MiB)) MiB raw, holes sent as zeros):cr2v:ur2v:$img"; do
 		IFS=: read -r label c u f <<<"$pair"
 		cs=$(median "$T/res/$c.dur")
 		us=$(median "$T/res/$u.dur")
-		printf '| %s | %s | %s | %s | %s | **%s** |\n' "$label" "$(fmt2 "$cs")" "$(fmt2 "$us")" \
+		awk '{ print $1 }' "$T/res/$u.cpus" >"$T/res/$u.scpu"
+		awk '{ print $2 }' "$T/res/$u.cpus" >"$T/res/$u.ccpu"
+		printf '| %s | %s | %s | %s | %s | **%s** | %s | %s, %s |\n' "$label" "$(fmt2 "$cs")" "$(fmt2 "$us")" \
 			"$(awk -v n="$(fsize "$f")" -v s="$cs" 'BEGIN { printf "%.0f", n / s / 1e6 }')" \
 			"$(awk -v n="$(fsize "$f")" -v s="$us" 'BEGIN { printf "%.0f", n / s / 1e6 }')" \
-			"$(awk -v a="$cs" -v b="$us" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+			"$(awk -v a="$cs" -v b="$us" 'BEGIN { printf "%.0f%%", 100 * a / b }')" \
+			"$(median "$T/res/$c.cpu")" "$(median "$T/res/$u.scpu")" "$(median "$T/res/$u.ccpu")"
 	done
 	echo
 	echo "MB/s: bytes of the source file per second (10^6). The CLI reads the raw file" \
 		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, -codec-threads as the CLI, outputs fsynced." \
+		"CPU s: user+system seconds (medians); the upload's are those of dsc-server's workers and nginx, then curl's:" \
+		"on 2 cores, when both runs keep the CPUs busy, upload/CLI cannot exceed CLI CPU / upload CPU." \
 		"VMDK sizes: upload $(($(cat "$T/res/ur2v.size") / MiB)) MiB, CLI $((cli_vmdk_size / MiB)) MiB."
 else
 	echo
