@@ -6,6 +6,7 @@
 # connections.
 . "$(dirname "$0")/lib.sh"
 deploy_init nginx
+need ss
 F=$T/front
 
 front_nginx
@@ -60,8 +61,15 @@ for i in 1 2 3 4 5 6 7 8; do
 	curl -s -o /dev/null --interface 127.0.0.4 -T - -X POST "$BASE/upload?name=hold$i.img" <"$T/hold$i" &
 	pids+=($!)
 done
-# (tried for up to ~40 s, while the 8 connect on a loaded machine; an
-# admitted try would wait for a worker, hence -m 1)
+# The probe starts once the 8 are connected (and then a second for nginx to
+# read their headers): a probe counted before the last of them would push
+# that one out with 429 and keep the count at 7 from then on. It is tried
+# for up to ~40 s; an admitted try would wait for a worker, hence -m 1.
+for _ in $(seq 100); do
+	[ "$(ss -Htn state established "( sport = :$PORT )" dst 127.0.0.4 | wc -l)" -ge 8 ] && break
+	sleep 0.2
+done
+sleep 1
 code=
 for _ in $(seq 30); do
 	code=$(curl -s -o /dev/null -m 1 --interface 127.0.0.4 -w '%{http_code}' "$BASE/upload")
