@@ -376,7 +376,7 @@ if [ "$SERVER" = yes ]; then
 	echo "MB/s: bytes of the source file per second (10^6). The CLI reads the raw file" \
 		"skipping its holes; the upload sends every byte. dsc-server: 2 workers, -codec-threads as the CLI, outputs fsynced." \
 		"CPU s: user+system seconds (medians); the upload's are those of dsc-server's workers and nginx, then curl's:" \
-		"on 2 cores, when both runs keep the CPUs busy, upload/CLI cannot exceed CLI CPU / upload CPU." \
+		"on 2 cores, when both runs keep the CPUs busy, upload/CLI is close to CLI CPU / upload CPU." \
 		"VMDK sizes: upload $(($(cat "$T/res/ur2v.size") / MiB)) MiB, CLI $((cli_vmdk_size / MiB)) MiB."
 else
 	echo
