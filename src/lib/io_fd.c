@@ -98,14 +98,14 @@ static dsc_err write_behind(struct fd_ctx *c, uint64_t n, struct dsc_error *e)
 	return DSC_OK;
 failed:
 	if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == ESPIPE) {
-		c->write_behind = true;
+		c->write_behind = false;
 		return DSC_OK;
 	}
 	return fd_errno(c, errno, "write error", e);
 #else
 	(void)n;
 	(void)e;
-	c->write_behind = true;
+	c->write_behind = false;
 	return DSC_OK;
 #endif
 }
