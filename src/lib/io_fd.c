@@ -10,13 +10,16 @@
  * failed conversion therefore leaves nothing behind and never clobbers an
  * existing file.
  *
- * Such a file is also written behind: every WB_WINDOW bytes, the window just
- * written is handed to the disk (sync_file_range, no wait) and the one
- * before it, by now on disk, is dropped from the page cache. A conversion
- * then keeps two or three windows of the output in memory whatever the
- * image size, the disk works while the codec does, the final fsync has
- * little left to do, and the page cache of other programs is not evicted
- * by a 100 GiB output. Durability still comes from that fsync alone.
+ * Such a file is also written behind: after every WB_WINDOW bytes written,
+ * the range they span (the window) is handed to the disk (sync_file_range,
+ * no wait) and the window before it, by now on disk, is dropped from the
+ * page cache. A conversion then keeps two or three windows of the output in
+ * memory whatever the image size, the disk works while the codec does, the
+ * final fsync has little left to do, and the page cache of other programs
+ * is not evicted by a 100 GiB output. Windows count bytes, not offsets: a
+ * sparse output waits on the disk once per 8 MiB of data, not per hole, and
+ * writes that go backwards are covered too. Durability still comes from
+ * that fsync alone.
  */
 #include "internal.h"
 
@@ -40,11 +43,12 @@ struct fd_ctx {
 	char *final_path;
 	unsigned create_flags;
 	bool finished;
-	/* Write-behind (atomic outputs only): the file offset, the highest
-	 * end written, where the unsubmitted range starts and where the
-	 * submitted but still cached one starts. */
+	/* Write-behind (atomic outputs only): the file offset; the bytes
+	 * written into the current window and the range they span; the
+	 * range of the previous window, submitted and still cached. */
 	bool write_behind;
-	uint64_t off, high, wb_start, drop_start;
+	uint64_t off, win_bytes;
+	uint64_t win_lo, win_hi, prev_lo, prev_hi;
 };
 
 static dsc_err fd_errno(struct fd_ctx *c, int err, const char *what, struct dsc_error *e)
@@ -69,23 +73,29 @@ static dsc_err fd_read(void *ctx, void *buf, size_t len, size_t *nread, struct d
 	return DSC_OK;
 }
 
-/* After n more bytes at c->off: start the writeback of a full window and
- * drop the previous one from the cache. A failed writeback is an error here:
- * sync_file_range consumes it, so the final fsync would not see it again.
- * A file system without sync_file_range just loses the optimization. */
+/* After n more bytes written at c->off: once a window holds WB_WINDOW
+ * bytes, start its writeback, then wait for the previous one and drop it
+ * from the cache. A failed writeback is an error here: sync_file_range
+ * consumes it, so the final fsync would not see it again. A file system
+ * without sync_file_range just loses the optimization. */
 static dsc_err write_behind(struct fd_ctx *c, uint64_t n, struct dsc_error *e)
 {
 #if defined(HAVE_SYNC_FILE_RANGE) && defined(HAVE_POSIX_FADVISE)
-	c->off += n;
-	if (c->off > c->high)
-		c->high = c->off;
-	if (c->high - c->wb_start < WB_WINDOW)
+	if (n == 0)
 		return DSC_OK;
-	if (sync_file_range(c->fd, (off_t)c->wb_start, (off_t)(c->high - c->wb_start),
+	if (c->win_bytes == 0 || c->off < c->win_lo)
+		c->win_lo = c->off;
+	c->off += n;
+	if (c->off > c->win_hi)
+		c->win_hi = c->off;
+	c->win_bytes += n;
+	if (c->win_bytes < WB_WINDOW)
+		return DSC_OK;
+	if (sync_file_range(c->fd, (off_t)c->win_lo, (off_t)(c->win_hi - c->win_lo),
 			    SYNC_FILE_RANGE_WRITE) < 0)
 		goto failed;
-	if (c->drop_start < c->wb_start) {
-		off_t from = (off_t)c->drop_start, len = (off_t)(c->wb_start - c->drop_start);
+	if (c->prev_hi > c->prev_lo) {
+		off_t from = (off_t)c->prev_lo, len = (off_t)(c->prev_hi - c->prev_lo);
 
 		if (sync_file_range(c->fd, from, len,
 				    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
@@ -93,8 +103,10 @@ static dsc_err write_behind(struct fd_ctx *c, uint64_t n, struct dsc_error *e)
 			goto failed;
 		(void)posix_fadvise(c->fd, from, len, POSIX_FADV_DONTNEED);
 	}
-	c->drop_start = c->wb_start;
-	c->wb_start = c->high;
+	c->prev_lo = c->win_lo;
+	c->prev_hi = c->win_hi;
+	c->win_bytes = 0;
+	c->win_hi = 0;
 	return DSC_OK;
 failed:
 	if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == ESPIPE) {

@@ -191,8 +191,9 @@ bool parse_bool(const char *s, bool *out);
 bool name_is_valid(const char *name);
 
 /* output.c: an output file in outdir (atomic) whose commit first runs
- * `hook` (e.g. checking the rest of the request body). Closing *out before dsc_convert() finished it discards the file.
- * The srv_output outlives the stream: free it with output_free(). */
+ * `hook` (e.g. checking the rest of the request body). Closing *out before
+ * dsc_convert() finished it discards the file. The srv_output outlives the
+ * stream: free it with output_free(). */
 typedef dsc_err (*out_prefinish_fn)(void *user, struct dsc_error *e);
 struct srv_output;
 dsc_err output_create(const char *dir, const char *name, bool overwrite, out_prefinish_fn hook,

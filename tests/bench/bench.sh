@@ -270,7 +270,7 @@ cpu_ticks() {
 # upload NAME FILE QUERY OUT: POST FILE to /upload?QUERY, timed until the
 # reply (dsc-server has fsynced and renamed $T/out/OUT by then). As in
 # timed(), the previous output goes right before the run. Also appends the
-# CPU seconds of dsc-server's workers, nginx and curl to NAME.cpu.
+# CPU seconds of dsc-server's workers and nginx, and curl's, to NAME.cpus.
 upload() {
 	local name=$1 file=$2 query=$3 out=$4 t0 t1 code pids c0 c1 hz
 	rm -f "$T/out/$out"

@@ -48,6 +48,37 @@ check "vmdk -> raw: equals the source" cmp "$I/disk.raw" "$O/disk.raw"
 check "raw -> vmdk: qemu-img compare" qemu_same "$I/disk.raw" "$O/disk.vmdk"
 check "raw -> vmdk: qemu-img check" qemu-img check -q -f vmdk "$O/disk.vmdk"
 
+# Grains in descending order: the raw writer seeks back before each one,
+# so the windows are counted in bytes written, not by how far the end moved.
+vmdk_craft "$I/disk.raw" "$I/reverse.vmdk" reverse
+check "reverse-order fixture is valid for qemu-img" qemu_same "$I/disk.raw" "$I/reverse.vmdk"
+run_dsc -src "$I/reverse.vmdk" -dst "$O/reverse.raw"
+expect_ok "reverse-order vmdk -> raw"
+check "reverse-order vmdk -> raw: at most $((limit / MiB)) MiB of the output cached" \
+	cached_below "$O/reverse.raw" $limit
+check "reverse-order vmdk -> raw: equals the source" cmp "$I/disk.raw" "$O/reverse.raw"
+
+# A sparse output waits for the disk per 8 MiB of data, not per hole: 64
+# pieces of 256 KiB, 16 MiB apart (16 MiB of data in 1 GiB) make two
+# windows, hence at most 4 sync_file_range calls (a call per hole: 64+).
+gen_sparse "$I/spread.raw" $GiB
+for i in $(seq 0 63); do
+	put_random "$I/spread.raw" $((i * 16 * MiB)) $((256 * 1024))
+done
+run_dsc -src "$I/spread.raw" -dst "$O/spread.vmdk" -dst-fmt vmdk
+expect_ok "spread raw -> vmdk"
+if command -v strace >/dev/null 2>&1; then
+	strace -f -qq -e trace=sync_file_range -o "$T/strace.txt" \
+		"$DSC_CONVERT" -src "$O/spread.vmdk" -dst "$O/spread.raw" 2>"$T/stderr"
+	calls=$(grep -c 'sync_file_range(' "$T/strace.txt")
+	check "spread vmdk -> raw: $calls sync_file_range calls (<= 4)" test "$calls" -le 4
+	check "spread vmdk -> raw: some write-behind happened" test "$calls" -ge 1
+else
+	run_dsc -src "$O/spread.vmdk" -dst "$O/spread.raw"
+	[ "${CI:-}" = true ] && fail "strace is required under CI"
+fi
+check "spread vmdk -> raw: equals the source" cmp "$I/spread.raw" "$O/spread.raw"
+
 # Standard output redirected to a file is not an atomic output: no fsync
 # and no write-behind there (the caller owns that file).
 run_dsc -src "$O/disk.vmdk" -dst -
