@@ -40,6 +40,8 @@ check "GET, digest=true: reply sha256 is the download's" test "$(json_get "$R" s
 imp 409 "$UP/f/disk.vmdk"
 imp 200 "$UP/f/plain.raw?x=1" --data-urlencode dst=vmdk
 check "GET raw->vmdk: default name plain.vmdk" same_image "$T/out/plain.vmdk" vmdk "$T/data/disk.raw" raw
+check "GET without digest: no sha256 in the reply" \
+	python3 -c 'import json,sys; sys.exit("sha256" in json.load(open(sys.argv[1])))' "$R"
 imp 200 "$UP/f/disk.vmdk?cut=100000&times=1" --data-urlencode name=resumed.img
 check "resumed after a cut: same disk" same_image "$T/out/resumed.img" raw "$T/data/disk.raw" raw
 check "resumed with Range" grep -q 'range=bytes=100000-' "$T/httpd.log"
@@ -59,6 +61,9 @@ expect_status 200 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:xyz\", \"name\": \"post2.img\", \"digest\": true, \"headers\": [\"X-Token: xyz\"]}" \
 	"$BASE/import"
 check "POST, \"digest\": true: reply sha256 is the download's" test "$(json_get "$R" sha256)" = "$sum"
+expect_status 400 "$R" -H 'Content-Type: application/json' \
+	--data "{\"url\": \"$UP/f/disk.vmdk\", \"name\": \"post3.img\", \"digest\": 1}" "$BASE/import"
+check "POST, \"digest\": 1 is 400 and writes nothing" test ! -e "$T/out/post3.img"
 expect_status 502 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:abc\", \"name\": \"noauth.img\"}" "$BASE/import"
 check "upstream 403 is 502 REMOTE" test "$(json_get "$R" code)" = REMOTE
