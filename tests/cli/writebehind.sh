@@ -79,8 +79,8 @@ else
 fi
 check "spread vmdk -> raw: equals the source" cmp "$I/spread.raw" "$O/spread.raw"
 
-# Standard output redirected to a file is not an atomic output: no fsync
-# and no write-behind there (the caller owns that file).
+# Standard output is written as it is (no fsync and no write-behind: the
+# caller owns that file); its bytes are right too.
 run_dsc -src "$O/disk.vmdk" -dst -
 expect_ok "vmdk -> raw on stdout"
 check "stdout: the same bytes" cmp "$I/disk.raw" "$T/stdout"
