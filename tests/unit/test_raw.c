@@ -264,6 +264,21 @@ static dsc_err put_units(dsc_writer *w, const uint8_t *src, size_t len, struct d
 	return DSC_OK;
 }
 
+/* Open a raw writer on s, put src's non-zero units and finish at len. */
+static void write_units(dsc_stream *s, const struct dsc_writer_opts *o, const uint8_t *src,
+			size_t len)
+{
+	struct dsc_error e = {0};
+	dsc_writer *w = NULL;
+
+	ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, o, &w, &e), &e);
+	if (w) {
+		ASSERT_OK(put_units(w, src, len, &e), &e);
+		ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
+		dsc_writer_close(w);
+	}
+}
+
 static void write_membuf(const uint8_t *src, size_t len, bool pipe_like, const char *what, int line)
 {
 	struct dsc_error e = {0};
@@ -667,7 +682,6 @@ static void test_real_pipes(void)
 	struct dsc_error e = {0};
 	struct dsc_writer_opts o = {0};
 	dsc_stream *s = NULL;
-	dsc_writer *w = NULL;
 	uint64_t cap = 0;
 	int fds[2];
 	pid_t pid;
@@ -697,12 +711,7 @@ static void test_real_pipes(void)
 	if (s) {
 		ASSERT(!dsc_stream_can_seek(s));
 		o.capacity = DSC_CAPACITY_UNKNOWN;
-		ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
-		if (w) {
-			ASSERT_OK(put_units(w, src, len, &e), &e);
-			ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
-			dsc_writer_close(w);
-		}
+		write_units(s, &o, src, len);
 		dsc_stream_close(s);
 	} else {
 		close(fds[1]);
@@ -1070,19 +1079,13 @@ static void test_writer_mid_stream(void)
 	struct dsc_error e = {0};
 	struct dsc_writer_opts o = {0};
 	dsc_stream *mb = NULL;
-	dsc_writer *w = NULL;
 	const uint8_t *d;
 	size_t dlen;
 
 	REQUIRE_OK(dsc_stream_new_membuf("after-header", &mb, &e), &e);
 	ASSERT_OK(dsc_write_all(mb, "HEADER", 6, &e), &e);
 	o.capacity = len;
-	ASSERT_OK(dsc_writer_open(mb, DSC_FORMAT_RAW, &o, &w, &e), &e);
-	if (w) {
-		ASSERT_OK(put_units(w, src, len, &e), &e);
-		ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
-		dsc_writer_close(w);
-	}
+	write_units(mb, &o, src, len);
 	dsc_stream_mem_buffer(mb, &d, &dlen);
 	ASSERT_EQ_U64(dlen, 6 + len);
 	ASSERT(dlen == 6 + len && memcmp(d, "HEADER", 6) == 0 && memcmp(d + 6, src, len) == 0);
@@ -1105,13 +1108,7 @@ static void test_writer_mid_stream(void)
 		ASSERT_OK(dsc_stream_open_fd(fd, "append.raw", DSC_FD_OWN, &s, &e), &e);
 		if (s) {
 			ASSERT(!dsc_stream_can_seek(s));
-			w = NULL;
-			ASSERT_OK(dsc_writer_open(s, DSC_FORMAT_RAW, &o, &w, &e), &e);
-			if (w) {
-				ASSERT_OK(put_units(w, src, len, &e), &e);
-				ASSERT_OK(dsc_writer_finish(w, len, &e), &e);
-				dsc_writer_close(w);
-			}
+			write_units(s, &o, src, len);
 			dsc_stream_close(s);
 		}
 		fd = open(path, O_RDONLY);

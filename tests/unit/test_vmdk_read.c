@@ -278,6 +278,16 @@ static dsc_err read_all(const uint8_t *buf, size_t len, const char *name, dsc_fo
 	return err;
 }
 
+/* Re-encode v's edited header over its first sector and read the image,
+ * named "evil.vmdk" (e, when given, is cleared first). */
+static dsc_err read_patched(struct tu_vmdk *v, dsc_format fmt, struct dsc_error *e)
+{
+	dscp_vmdk_header_encode(&v->h, v->b.data);
+	if (e != NULL)
+		memset(e, 0, sizeof(*e));
+	return read_all(v->b.data, v->b.len, "evil.vmdk", fmt, e);
+}
+
 static void test_truncated(void)
 {
 	uint8_t *src = tu_pattern(3 * GRAIN, TU_RANDOM, 20);
@@ -612,7 +622,7 @@ static void test_hostile_metadata(void)
 
 static void test_hostile_header(void)
 {
-	uint8_t *g = tu_pattern(GRAIN, TU_COMPRESSIBLE, 25), sec[512];
+	uint8_t *g = tu_pattern(GRAIN, TU_COMPRESSIBLE, 25);
 	struct dsc_error e = {0};
 	struct tu_vmdk v;
 	dsc_err err;
@@ -622,9 +632,7 @@ static void test_hostile_header(void)
 	tu_vmdk_grain(&v, 0, g, GRAIN);
 	tu_vmdk_end(&v, 0);
 	v.h.version = 4;
-	dscp_vmdk_header_encode(&v.h, sec);
-	memcpy(v.b.data, sec, 512);
-	err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_UNKNOWN, &e);
+	err = read_patched(&v, DSC_FORMAT_UNKNOWN, &e);
 	ASSERT(err == DSC_ERR_FORMAT || err == DSC_ERR_UNSUPPORTED);
 	ASSERT(strstr(e.message, "evil.vmdk") != NULL);
 	tu_vmdk_free(&v);
@@ -634,10 +642,7 @@ static void test_hostile_header(void)
 	tu_vmdk_grain(&v, 0, g, GRAIN);
 	tu_vmdk_end(&v, 0);
 	v.h.overhead = 1;
-	dscp_vmdk_header_encode(&v.h, sec);
-	memcpy(v.b.data, sec, 512);
-	memset(&e, 0, sizeof(e));
-	err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_VMDK, &e);
+	err = read_patched(&v, DSC_FORMAT_VMDK, &e);
 	ASSERT(err == DSC_ERR_FORMAT);
 	tu_vmdk_free(&v);
 
@@ -656,10 +661,7 @@ static void test_hostile_header(void)
 			tu_vmdk_end(&v, 0);
 			v.h.desc_offset = bad[i].off;
 			v.h.desc_size = bad[i].size;
-			dscp_vmdk_header_encode(&v.h, sec);
-			memcpy(v.b.data, sec, 512);
-			memset(&e, 0, sizeof(e));
-			err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_VMDK, &e);
+			err = read_patched(&v, DSC_FORMAT_VMDK, &e);
 			if (err != DSC_ERR_FORMAT && err != DSC_ERR_LIMIT)
 				tu_fail(__FILE__, __LINE__,
 					"descriptor at %llu, %llu sectors: %s (%s)",
@@ -675,9 +677,7 @@ static void test_hostile_header(void)
 	tu_vmdk_begin(&v, TU_VMWARE, 4 * GRAIN, "evil.vmdk");
 	tu_vmdk_end(&v, 0);
 	v.h.flags = 0x3;
-	dscp_vmdk_header_encode(&v.h, sec);
-	memcpy(v.b.data, sec, 512);
-	err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_VMDK, NULL);
+	err = read_patched(&v, DSC_FORMAT_VMDK, NULL);
 	ASSERT(err == DSC_ERR_FORMAT || err == DSC_ERR_UNSUPPORTED);
 	tu_vmdk_free(&v);
 
@@ -1071,16 +1071,13 @@ static void test_truncated_table_layouts(void)
 static void test_zero_capacity(void)
 {
 	struct tu_vmdk v;
-	uint8_t sec[512];
 	struct dsc_error e = {0};
 	dsc_err err;
 
 	tu_vmdk_begin(&v, TU_VMWARE, 512, "evil.vmdk");
 	tu_vmdk_end(&v, 0);
 	v.h.capacity = 0;
-	dscp_vmdk_header_encode(&v.h, sec);
-	memcpy(v.b.data, sec, 512);
-	err = read_all(v.b.data, v.b.len, "evil.vmdk", DSC_FORMAT_VMDK, &e);
+	err = read_patched(&v, DSC_FORMAT_VMDK, &e);
 	ASSERT(err == DSC_ERR_FORMAT || err == DSC_ERR_UNSUPPORTED);
 	ASSERT(strstr(e.message, "evil.vmdk") != NULL);
 	tu_vmdk_free(&v);
