@@ -29,6 +29,12 @@
 extern "C" {
 #endif
 
+/* The version of this header (the library's is dsc_version()). */
+#define DSC_VERSION_MAJOR 0
+#define DSC_VERSION_MINOR 2
+#define DSC_VERSION_PATCH 0
+#define DSC_VERSION_STRING "0.2.0"
+
 /* ---- errors ---------------------------------------------------------- */
 
 /* Append only; never renumber. */
@@ -100,15 +106,45 @@ struct dsc_stream_ops {
 	dsc_err (*finish)(void *ctx, struct dsc_error *e);
 	/* Release the context. On an unfinished output, discard it. */
 	void (*close)(void *ctx);
+	/* Optional: answer a library-internal query about the backend, NULL
+	 * when it has no answer. A stream made with dsc_stream_new_wrapper()
+	 * passes the queries it does not answer to the stream it wraps. */
+	const void *(*query)(void *ctx, int what);
 };
 
 typedef struct dsc_stream dsc_stream;
+
+/* What a stream can do (dsc_stream_caps()). */
+#define DSC_STREAM_READ 0x01u
+#define DSC_STREAM_WRITE 0x02u
+#define DSC_STREAM_SEEK 0x04u      /* dsc_stream_seek() */
+#define DSC_STREAM_NEXT_DATA 0x08u /* dsc_stream_next_data() (holes) */
+#define DSC_STREAM_SET_SIZE 0x10u  /* dsc_stream_set_size() */
+#define DSC_STREAM_FINISH 0x20u    /* has a finish step (atomic file...) */
 
 /* Wrap a backend. `name` (copied) names the stream in messages. On success
  * the stream owns ctx and calls ops->close(ctx) when closed; on failure
  * ctx is left to the caller. */
 dsc_err dsc_stream_new(const struct dsc_stream_ops *ops, void *ctx,
 		       const char *name, dsc_stream **out, struct dsc_error *e);
+
+/* The same for a stream layered over `inner` (a filter, a gate, a
+ * sub-stream): queries the backend does not answer go to `inner`, so
+ * dsc_stream_temp_path() and the like see through it. `inner` is not
+ * owned unless the backend closes it. */
+dsc_err dsc_stream_new_wrapper(const struct dsc_stream_ops *ops, void *ctx,
+			       const char *name, dsc_stream *inner,
+			       dsc_stream **out, struct dsc_error *e);
+
+/* Flags for dsc_stream_open_sub. */
+#define DSC_SUB_OWN 0x1u /* close `inner` when the sub-stream is closed */
+
+/* A read stream over the next `length` bytes of `inner` (a tar member, a
+ * body part): it ends there, and it is DSC_ERR_TRUNCATED when `inner`
+ * ends first. It seeks (within those bytes) when `inner` can; its total
+ * is `length`. Reading it moves `inner`. */
+dsc_err dsc_stream_open_sub(dsc_stream *inner, uint64_t length, unsigned flags,
+			    dsc_stream **out, struct dsc_error *e);
 
 /* Flags for dsc_stream_open_fd. */
 #define DSC_FD_OWN 0x1u /* close the fd when the stream is closed */
@@ -165,6 +201,8 @@ dsc_err dsc_stream_unread(dsc_stream *s, const void *buf, size_t len,
 dsc_err dsc_stream_skip(dsc_stream *s, uint64_t n, uint64_t *skipped,
 			struct dsc_error *e);
 bool dsc_stream_can_seek(const dsc_stream *s);
+/* DSC_STREAM_* flags for what `s` offers. */
+unsigned dsc_stream_caps(const dsc_stream *s);
 dsc_err dsc_stream_seek(dsc_stream *s, uint64_t off, struct dsc_error *e);
 /* SEEK_DATA; DSC_ERR_UNSUPPORTED when the backend cannot tell. */
 dsc_err dsc_stream_next_data(dsc_stream *s, uint64_t off, uint64_t *data_off,
@@ -197,23 +235,128 @@ struct dsc_extent {
 	const uint8_t *data;
 };
 
-typedef enum dsc_format {
-	DSC_FORMAT_UNKNOWN = 0,
-	DSC_FORMAT_RAW,
-	DSC_FORMAT_VMDK, /* VMDK streamOptimized */
-} dsc_format;
+/* ---- formats ----------------------------------------------------------
+ *
+ * Formats live in one table inside the library (src/lib/formats.def): each
+ * entry has a name, aliases, file extensions, a probe, a reader and/or a
+ * writer, capability flags and writer options. Formats dsc recognises but
+ * cannot convert have probe-only entries, so that such an input is refused
+ * by name instead of being taken for a raw disk. A dsc_format is an entry's
+ * id: 0 is "unknown" (detect), raw and vmdk have the fixed ids below, every
+ * other id comes from dsc_format_from_name() or dsc_format_at(). Ids never
+ * change: the table only grows at its end.
+ */
+typedef unsigned dsc_format;
+#define DSC_FORMAT_UNKNOWN 0u
+#define DSC_FORMAT_RAW 1u
+#define DSC_FORMAT_VMDK 2u /* VMDK (written as streamOptimized) */
 
-/* "raw" / "vmdk" -> format; DSC_FORMAT_UNKNOWN for anything else. */
+/* Capability flags (dsc_format_info.flags). */
+#define DSC_FMT_READ 0x0001u             /* dsc reads it */
+#define DSC_FMT_WRITE 0x0002u            /* dsc writes it */
+#define DSC_FMT_READ_STREAMS 0x0004u     /* read in file order: pipes work */
+#define DSC_FMT_READ_NEEDS_SEEK 0x0008u  /* the reader needs a seekable input */
+#define DSC_FMT_WRITE_NEEDS_SEEK 0x0010u /* the writer needs a seekable output */
+#define DSC_FMT_WRITE_NEEDS_CAPACITY 0x0020u /* ... or, on an unseekable one,
+						  the capacity up front */
+#define DSC_FMT_WRITE_TWO_PASS 0x0040u   /* can read a seekable source twice */
+#define DSC_FMT_WRITE_COMPRESSED 0x0080u /* its output is compressed (-c) */
+#define DSC_FMT_WRAPPER 0x0100u          /* a compression or archive layer
+					    around an image, not a disk */
+
+/* Types of format options. */
+enum dsc_option_type {
+	DSC_OPTION_BOOL,   /* on|off, true|false, yes|no, 1|0 */
+	DSC_OPTION_UINT,   /* a decimal number from min to max */
+	DSC_OPTION_SIZE,   /* a number with an optional k/M/G/T suffix (x1024) */
+	DSC_OPTION_ENUM,   /* one of `choices` (case-insensitive) */
+	DSC_OPTION_STRING, /* any text */
+};
+
+/* One option of a format's writer (qemu-img's names where qemu has it). */
+struct dsc_option_info {
+	const char *name;
+	enum dsc_option_type type;
+	const char *default_value;  /* as text; NULL: none */
+	const char *help;           /* one line */
+	const char *const *choices; /* DSC_OPTION_ENUM: NULL-terminated */
+	uint64_t min, max;          /* DSC_OPTION_UINT / DSC_OPTION_SIZE */
+};
+
+/* What the table says about one format. Owned by the library, constant;
+ * fields are only ever appended. */
+struct dsc_format_info {
+	const char *name;              /* "raw", "vmdk", "qcow2", ... */
+	const char *description;       /* "VMDK (streamOptimized output)" */
+	const char *const *aliases;    /* NULL-terminated ("img" for raw) */
+	const char *const *extensions; /* NULL-terminated, with the dot; the
+					  first is the one outputs get */
+	unsigned flags;                /* DSC_FMT_* */
+	const struct dsc_option_info *options; /* writer options, ended by an
+						  entry whose name is NULL */
+};
+
+/* The number of formats in the table, and entry i (0 <= i < count; NULL
+ * past the end), whose id is i + 1. Probe-only formats have neither DSC_FMT_READ nor
+ * DSC_FMT_WRITE. */
+size_t dsc_format_count(void);
+const struct dsc_format_info *dsc_format_at(size_t i);
+/* The entry of an id; NULL for DSC_FORMAT_UNKNOWN and unknown ids. */
+const struct dsc_format_info *dsc_format_get(dsc_format f);
+/* A name or alias (case-insensitive: "raw", "img", "vmdk", "vpc", ...) ->
+ * its id; DSC_FORMAT_UNKNOWN for anything else. */
 dsc_format dsc_format_from_name(const char *name);
+/* The name of an id, "unknown" when there is none. */
 const char *dsc_format_name(dsc_format f);
+
+/* ---- format options ---------------------------------------------------
+ *
+ * Options reach a writer as a key/value list, so a format can grow options
+ * without a change to any struct here. Keys and values are copied. */
+typedef struct dsc_optlist dsc_optlist;
+
+dsc_err dsc_optlist_new(dsc_optlist **out, struct dsc_error *e);
+/* Add "key=value[,key=value...]" as qemu-img -o takes it: ",," stands for
+ * a comma inside a value; a key given again replaces the earlier value.
+ * Malformed text (no '=', an empty key) is DSC_ERR_INVAL naming it; on
+ * error nothing of `text` is added. */
+dsc_err dsc_optlist_parse(dsc_optlist *l, const char *text, struct dsc_error *e);
+/* Set one key (replacing an earlier value). */
+dsc_err dsc_optlist_set(dsc_optlist *l, const char *key, const char *value,
+			struct dsc_error *e);
+/* The value of `key`, or NULL. */
+const char *dsc_optlist_get(const dsc_optlist *l, const char *key);
+/* Entries in the order first set; NULL past the end. */
+size_t dsc_optlist_count(const dsc_optlist *l);
+const char *dsc_optlist_key(const dsc_optlist *l, size_t i);
+const char *dsc_optlist_value(const dsc_optlist *l, size_t i);
+void dsc_optlist_free(dsc_optlist *l);
+
+/* Check `l` (may be NULL) against the options of format f: an unknown key
+ * or a bad value is DSC_ERR_INVAL with a message that names the key and
+ * lists the format's keys ("vmdk: unknown option 'foo' (vmdk options:
+ * subformat, adapter_type, hwversion)"). dsc_writer_open() runs the same
+ * check. */
+dsc_err dsc_format_check_options(dsc_format f, const dsc_optlist *l, struct dsc_error *e);
+
+/* ---- detection ---------------------------------------------------------- */
+
+/* Probe `in` without consuming it: the first 4 KiB (pushed back after),
+ * and on a seekable input of known size also its last 512 bytes (where a
+ * fixed VHD and a DMG keep their only signature). *fmt gets the
+ * best-scoring format, which may be probe-only (see dsc_format_info.flags)
+ * or a wrapper; raw only when no other format matches. */
+dsc_err dsc_format_detect(dsc_stream *in, dsc_format *fmt, struct dsc_error *e);
 
 #define DSC_CAPACITY_UNKNOWN UINT64_MAX
 
 typedef struct dsc_reader dsc_reader;
 
 /* Open a reader on `in` (the reader does not own it). With
- * DSC_FORMAT_UNKNOWN the format is detected from the first bytes: the
- * VMDK magic means VMDK, anything else raw. */
+ * DSC_FORMAT_UNKNOWN the format is detected (dsc_format_detect()). A
+ * format dsc knows but cannot read, named or detected, is
+ * DSC_ERR_UNSUPPORTED naming it ("disk.img: a qcow2 image; qcow2 is not
+ * supported yet"), before anything past the probe is read. */
 dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out,
 			struct dsc_error *e);
 /* The next extent in ascending order (a VMDK stream may break the order;
@@ -246,6 +389,9 @@ struct dsc_writer_opts {
 	int level;
 	/* VMDK: compression threads; 0 means one per CPU, 1 none extra. */
 	unsigned threads;
+	/* The format's options (-o); NULL: defaults. Checked by
+	 * dsc_writer_open() as dsc_format_check_options() does. */
+	const dsc_optlist *options;
 };
 
 /* Named levels for dsc_writer_opts.level. */
@@ -294,11 +440,13 @@ struct dsc_convert_opts {
 	uint64_t max_capacity;    /* refuse larger images; 0: no limit */
 	dsc_progress_fn progress; /* optional, called about 10 times/s */
 	void *progress_user;
+	const dsc_optlist *options; /* the output format's options (-o) */
 };
 
 struct dsc_convert_stats {
 	uint64_t bytes_read;    /* from the input stream */
-	uint64_t bytes_written; /* to the output stream (holes excluded) */
+	uint64_t bytes_written; /* the output: a VMDK's file size, a raw
+				   disk's bytes written (holes excluded) */
 	uint64_t capacity;      /* size of the image written, in bytes */
 	double seconds;
 };
@@ -450,7 +598,9 @@ dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in,
 				    const char *expected_hex, unsigned flags,
 				    dsc_stream **gated, struct dsc_error *e);
 
-/* Library version string, e.g. "0.1.0". */
+/* Library version string, e.g. "0.1.0": the version of the library that
+ * runs, which may be newer than the DSC_VERSION_* a program was built
+ * with. */
 const char *dsc_version(void);
 
 #ifdef __cplusplus

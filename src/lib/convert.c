@@ -60,7 +60,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	dsc_reader *r = NULL;
 	dsc_writer *w = NULL;
 	struct progress_state ps = {.opts = opts, .in = in, .out = out};
-	uint64_t cap;
+	uint64_t cap, written = 0, cap_out = 0;
 	dsc_err rc;
 
 	if (stats)
@@ -92,6 +92,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	wo.level = opts->level;
 	wo.threads = opts->threads;
 	wo.extent_name = opts->extent_name;
+	wo.options = opts->options;
 	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, e);
 	if (rc != DSC_OK)
 		goto out;
@@ -127,15 +128,16 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	rc = dsc_writer_finish(w, cap, e);
 	if (rc != DSC_OK)
 		goto out;
+	written = w->file_size;
+	cap_out = w->image_size;
 	if (opts->progress) {
 		ps.disk_pos = cap;
 		report(&ps);
 	}
 	if (stats) {
 		stats->bytes_read = dsc_stream_bytes(in);
-		stats->bytes_written = dsc_stream_bytes(out);
-		/* The size of the image written: VMDK counts whole sectors. */
-		stats->capacity = opts->dst_fmt == DSC_FORMAT_VMDK ? (cap + 511) / 512 * 512 : cap;
+		stats->bytes_written = written;
+		stats->capacity = cap_out;
 		stats->seconds = now_seconds() - ps.t0;
 	}
 out:

@@ -37,21 +37,103 @@ struct dsc_stream {
 	size_t unread_len;
 	size_t unread_off;
 	uint8_t unread[DSC_UNREAD_MAX];
+	dsc_stream *inner; /* the stream a wrapper is layered over, or NULL */
 };
 
 /* Remember a failure on the stream so later calls repeat it. */
 dsc_err dscp_stream_fail(dsc_stream *s, dsc_err code, struct dsc_error *e);
 
-/* Reader and writer vtables: one per format. */
-struct dscp_reader_ops {
+/* ---- formats ------------------------------------------------------------
+ *
+ * A format is one constant descriptor (struct dscp_format), defined in the
+ * format's own file and listed once in formats.def. The framework
+ * (format.c) looks formats up, probes, allocates and frees reader and
+ * writer instances with their private state (`impl`, reader_size /
+ * writer_size bytes, zeroed), keeps their sticky errors, and validates
+ * writer options before the writer sees them.
+ */
+
+/* What a probe sees: the first bytes, and on a seekable input of known
+ * size the last 512 bytes (tail_len 0 otherwise). */
+#define DSCP_PROBE_HEAD 4096u
+#define DSCP_PROBE_TAIL 512u
+struct dscp_probe {
+	const uint8_t *head;
+	size_t head_len;
+	const uint8_t *tail;
+	size_t tail_len;
+	uint64_t total; /* input size, UINT64_MAX when unknown */
+};
+
+/* Probe scores: the highest wins; raw answers DSCP_SCORE_FALLBACK to any
+ * input, so it wins only when nothing else matches. */
+#define DSCP_SCORE_NONE 0
+#define DSCP_SCORE_FALLBACK 1
+#define DSCP_SCORE_WEAK 50
+#define DSCP_SCORE_CERTAIN 100
+
+struct dscp_format {
+	struct dsc_format_info info;
+	/* 0..100; NULL: never detected (only named). */
+	int (*probe)(const struct dscp_probe *p);
+	/* How a refusal names an input of this format ("a qcow2 image") and
+	 * why it is refused when there is no reader ("qcow2 is not supported
+	 * yet"); NULL: "a <name> image" / "<name> is not supported yet". */
+	const char *noun;
+	const char *refusal;
+
+	const struct dscp_reader_class *reader; /* NULL: cannot read */
+	const struct dscp_writer_class *writer; /* NULL: cannot write */
+};
+
+/* A reader implementation. */
+struct dscp_reader_class {
+	size_t size; /* bytes of state at dsc_reader.impl (zeroed) */
+	/* Read the image's header from r->in; set r->capacity. On failure the
+	 * framework calls close and frees the instance. */
+	dsc_err (*open)(dsc_reader *r, struct dsc_error *e);
 	dsc_err (*next)(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e);
+	/* Release what impl holds (never impl itself); may run after a failed
+	 * open. Optional. */
 	void (*close)(dsc_reader *r);
 };
 
+/* A writer implementation. */
+struct dscp_writer_class {
+	size_t size;
+	dsc_err (*open)(dsc_writer *w, struct dsc_error *e);
+	dsc_err (*put)(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e);
+	/* Complete the image; may set w->image_size and w->file_size (they
+	 * default to the capacity and to the bytes written). */
+	dsc_err (*finish)(dsc_writer *w, uint64_t capacity, struct dsc_error *e);
+	void (*close)(dsc_writer *w);
+};
+
+/* The table (format.c): entry i has id i + 1. */
+size_t dscp_format_count(void);
+const struct dscp_format *dscp_format_at(size_t i);
+const struct dscp_format *dscp_format_by_id(dsc_format f);
+dsc_format dscp_format_id(const struct dscp_format *f); /* 0 if not in the table */
+/* Score `p` against every entry of a table; the best entry (the first of
+ * equal scores) or NULL when nothing scores. Exposed for the unit tests,
+ * which probe with tables of their own. */
+const struct dscp_format *dscp_probe_table(const struct dscp_format *const *table, size_t n,
+					   const struct dscp_probe *p, int *score);
+/* "<stream>: <noun>; <refusal>" as DSC_ERR_UNSUPPORTED. */
+dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct dsc_error *e);
+
+/* The value of writer option `key`: the one given, else the format's
+ * default, else NULL. Values were checked at open. */
+const char *dscp_writer_option(const dsc_writer *w, const char *key);
+/* The same, parsed: DSC_OPTION_BOOL, _UINT and _SIZE values. */
+bool dscp_writer_option_bool(const dsc_writer *w, const char *key);
+uint64_t dscp_writer_option_uint(const dsc_writer *w, const char *key);
+/* Parse a value of option `o`; false when it is not valid. */
+bool dscp_option_value(const struct dsc_option_info *o, const char *text, uint64_t *num);
+
 struct dsc_reader {
-	const struct dscp_reader_ops *ops;
+	const struct dscp_format *fmt;
 	dsc_stream *in;
-	dsc_format format;
 	uint64_t capacity;
 	unsigned threads;
 	void *impl;
@@ -62,33 +144,69 @@ struct dsc_reader {
 	bool (*tick)(void *user);
 	void *tick_user;
 	uint64_t max_capacity; /* set by the converter; 0: none */
+	bool detected;         /* the format was detected, not named */
 };
 
 /* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */
 dsc_err dscp_reader_tick(dsc_reader *r, struct dsc_error *e);
 
-struct dscp_writer_ops {
-	dsc_err (*put)(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e);
-	dsc_err (*finish)(dsc_writer *w, uint64_t capacity, struct dsc_error *e);
-	void (*close)(dsc_writer *w);
-};
-
 struct dsc_writer {
-	const struct dscp_writer_ops *ops;
+	const struct dscp_format *fmt;
 	dsc_stream *out;
-	dsc_format format;
 	struct dsc_writer_opts opts;
 	bool finished;
 	bool failed;
 	void *impl;
+	/* Set by the format's finish: the virtual size of the image written
+	 * (a VMDK counts whole sectors) and the bytes of the finished output
+	 * (a VMDK's file size; a raw disk's bytes written, holes excluded). */
+	uint64_t image_size;
+	uint64_t file_size;
 };
 
-dsc_err dscp_raw_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error *e);
-dsc_err dscp_vmdk_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error *e);
-dsc_err dscp_raw_writer_open(dsc_stream *out, const struct dsc_writer_opts *o,
-			     dsc_writer **w, struct dsc_error *e);
-dsc_err dscp_vmdk_writer_open(dsc_stream *out, const struct dsc_writer_opts *o,
-			      dsc_writer **w, struct dsc_error *e);
+/* ---- streams ------------------------------------------------------------ */
+
+/* Internal queries (dsc_stream_ops.query); each answers with the backend's
+ * context, so identity is asked, never read off an ops table. */
+enum {
+	DSCP_Q_FILE = 1, /* struct fd_ctx of a file/fd stream */
+	DSCP_Q_MEM,      /* struct mem_ctx */
+	DSCP_Q_SHA256,   /* struct hash_stream */
+	DSCP_Q_URL,      /* struct curl_ctx */
+};
+/* Ask s, then the streams it wraps, in turn. */
+const void *dscp_stream_query(const dsc_stream *s, int what);
+
+/* Little-endian helpers. */
+static inline uint16_t dscp_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t dscp_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t dscp_le64(const uint8_t *p)
+{
+	return (uint64_t)dscp_le32(p) | (uint64_t)dscp_le32(p + 4) << 32;
+}
+static inline void dscp_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void dscp_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void dscp_put64(uint8_t *p, uint64_t v)
+{
+	dscp_put32(p, (uint32_t)v);
+	dscp_put32(p + 4, (uint32_t)(v >> 32));
+}
+/* Big-endian readers (qcow2, VHD, LUKS headers). */
+static inline uint16_t dscp_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t dscp_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline uint64_t dscp_be64(const uint8_t *p)
+{
+	return (uint64_t)dscp_be32(p) << 32 | (uint64_t)dscp_be32(p + 4);
+}
 
 /* True when all n bytes are zero (word-wise; fast on long zero runs). */
 bool dscp_is_zero(const void *buf, size_t n);

@@ -31,6 +31,35 @@ dsc_err dsc_stream_new(const struct dsc_stream_ops *ops, void *ctx, const char *
 	return DSC_OK;
 }
 
+dsc_err dsc_stream_new_wrapper(const struct dsc_stream_ops *ops, void *ctx, const char *name,
+			       dsc_stream *inner, dsc_stream **out, struct dsc_error *e)
+{
+	dsc_err rc = dsc_stream_new(ops, ctx, name, out, e);
+
+	if (rc == DSC_OK)
+		(*out)->inner = inner;
+	return rc;
+}
+
+const void *dscp_stream_query(const dsc_stream *s, int what)
+{
+	const void *answer;
+
+	for (; s; s = s->inner)
+		if (s->ops->query && (answer = s->ops->query(s->ctx, what)))
+			return answer;
+	return NULL;
+}
+
+unsigned dsc_stream_caps(const dsc_stream *s)
+{
+	const struct dsc_stream_ops *o = s->ops;
+
+	return (o->read ? DSC_STREAM_READ : 0) | (o->write ? DSC_STREAM_WRITE : 0) |
+	       (o->seek ? DSC_STREAM_SEEK : 0) | (o->next_data ? DSC_STREAM_NEXT_DATA : 0) |
+	       (o->set_size ? DSC_STREAM_SET_SIZE : 0) | (o->finish ? DSC_STREAM_FINISH : 0);
+}
+
 void dsc_stream_close(dsc_stream *s)
 {
 	if (!s)

@@ -976,17 +976,20 @@ static void url_free(struct curl_src *c)
 
 static void url_close(void *ctx) { url_free(ctx); }
 
+static const void *url_query(void *ctx, int what) { return what == DSCP_Q_URL ? ctx : NULL; }
+
 static const struct dsc_stream_ops curl_ops = {
 	.name = "curl",
 	.read = url_read,
 	.close = url_close,
+	.query = url_query,
 };
 
 unsigned dsc_stream_url_retries(const dsc_stream *s)
 {
-	if (!s || s->ops != &curl_ops)
-		return 0;
-	return ((const struct curl_src *)s->ctx)->retries_done;
+	const struct curl_src *c = s ? dscp_stream_query(s, DSCP_Q_URL) : NULL;
+
+	return c ? c->retries_done : 0;
 }
 
 /* Check the scheme before libcurl sees the URL, for a clear message. */

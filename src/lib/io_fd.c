@@ -254,11 +254,14 @@ static void fd_close(void *ctx)
 	free(c);
 }
 
+static const void *fd_query(void *ctx, int what) { return what == DSCP_Q_FILE ? ctx : NULL; }
+
 static const struct dsc_stream_ops fd_stream_ops = {
 	.name = "fd",
 	.read = fd_read,
 	.write = fd_write,
 	.close = fd_close,
+	.query = fd_query,
 };
 
 static const struct dsc_stream_ops fd_file_ops = {
@@ -270,6 +273,7 @@ static const struct dsc_stream_ops fd_file_ops = {
 	.set_size = fd_set_size,
 	.finish = fd_finish,
 	.close = fd_close,
+	.query = fd_query,
 };
 
 static dsc_err fd_wrap(int fd, const char *name, bool own, struct fd_ctx **ctxp, dsc_stream **out,
@@ -315,10 +319,8 @@ const char *dsc_stream_temp_path(const dsc_stream *s)
 {
 	const struct fd_ctx *c;
 
-	if (!s || s->ops != &fd_file_ops)
-		return NULL;
-	c = s->ctx;
-	return c->finished ? NULL : c->tmp_path;
+	c = s ? dscp_stream_query(s, DSCP_Q_FILE) : NULL;
+	return c && !c->finished ? c->tmp_path : NULL;
 }
 
 dsc_err dsc_stream_open_fd(int fd, const char *name, unsigned flags, dsc_stream **out,

@@ -147,10 +147,13 @@ static void hash_close(void *ctx)
 	free(h);
 }
 
+static const void *hash_query(void *ctx, int what) { return what == DSCP_Q_SHA256 ? ctx : NULL; }
+
 static const struct dsc_stream_ops hash_read_ops = {
 	.name = "sha256",
 	.read = hash_read,
 	.close = hash_close,
+	.query = hash_query,
 };
 
 /* Two write tables: seek is offered only when the inner stream has it, since
@@ -162,6 +165,7 @@ static const struct dsc_stream_ops hash_write_seek_ops = {
 	.set_size = hash_set_size,
 	.finish = hash_finish,
 	.close = hash_close,
+	.query = hash_query,
 };
 
 static const struct dsc_stream_ops hash_write_ops = {
@@ -170,12 +174,25 @@ static const struct dsc_stream_ops hash_write_ops = {
 	.set_size = hash_set_size,
 	.finish = hash_finish,
 	.close = hash_close,
+	.query = hash_query,
 };
 
-static bool is_hash_stream(const dsc_stream *s)
+/* The hash behind s: s itself, or (through) a stream it wraps. */
+static struct hash_stream *hash_of(const dsc_stream *s, bool through)
 {
-	return s && (s->ops == &hash_read_ops || s->ops == &hash_write_seek_ops ||
-		     s->ops == &hash_write_ops);
+	if (!s)
+		return NULL;
+	if (through)
+		return (struct hash_stream *)dscp_stream_query(s, DSCP_Q_SHA256);
+	return s->ops->query ? (struct hash_stream *)s->ops->query(s->ctx, DSCP_Q_SHA256) : NULL;
+}
+
+/* A SHA-256 read wrapper itself (verify and the gate read it to its end). */
+static bool is_hash_input(const dsc_stream *s)
+{
+	const struct hash_stream *h = hash_of(s, false);
+
+	return h && !(h->flags & DSC_SHA256_WRITE);
 }
 
 dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **out,
@@ -207,7 +224,7 @@ dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **o
 		ops = &hash_write_seek_ops;
 	else
 		ops = &hash_write_ops;
-	rc = dsc_stream_new(ops, h, dsc_stream_name(inner), out, e);
+	rc = dsc_stream_new_wrapper(ops, h, dsc_stream_name(inner), inner, out, e);
 	if (rc != DSC_OK) {
 		/* The caller keeps `inner` when we fail. */
 		h->flags &= ~DSC_SHA256_OWN;
@@ -227,10 +244,10 @@ dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1], s
 	dsc_err rc = DSC_OK;
 
 	hex[0] = '\0';
-	if (!is_hash_stream(s))
+	h = hash_of(s, true);
+	if (!h)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: not a SHA-256 stream",
 				     s ? dsc_stream_name(s) : "stream");
-	h = s->ctx;
 	if (h->broken)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: SHA-256 unavailable: the output was not written in order",
@@ -271,7 +288,7 @@ dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex, struc
 	dsc_err rc;
 	size_t i;
 
-	if (!is_hash_stream(in) || (((struct hash_stream *)in->ctx)->flags & DSC_SHA256_WRITE))
+	if (!is_hash_input(in))
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: not a SHA-256 input stream",
 				     in ? dsc_stream_name(in) : "stream");
 	if (!dsc_sha256_hex_valid(expected_hex))
@@ -371,8 +388,7 @@ dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in, const char 
 	dsc_err rc;
 
 	*gated = NULL;
-	if (!out || !is_hash_stream(in) ||
-	    (((struct hash_stream *)in->ctx)->flags & DSC_SHA256_WRITE))
+	if (!out || !is_hash_input(in))
 		return dsc_error_set(e, DSC_ERR_INVAL, 0,
 				     "sha256 gate: needs an output and a SHA-256 input stream");
 	if (!dsc_sha256_hex_valid(expected_hex))
@@ -387,8 +403,8 @@ dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in, const char 
 	g->in = in;
 	g->flags = flags & DSC_SHA256_OWN;
 	memcpy(g->expected, expected_hex, DSC_SHA256_HEX_LEN + 1);
-	rc = dsc_stream_new(dsc_stream_can_seek(out) ? &gate_seek_ops : &gate_ops, g,
-			    dsc_stream_name(out), gated, e);
+	rc = dsc_stream_new_wrapper(dsc_stream_can_seek(out) ? &gate_seek_ops : &gate_ops, g,
+				    dsc_stream_name(out), out, gated, e);
 	if (rc != DSC_OK) {
 		free(g);
 		return rc;

@@ -106,11 +106,14 @@ static void mem_close(void *ctx)
 	free(m);
 }
 
+static const void *mem_query(void *ctx, int what) { return what == DSCP_Q_MEM ? ctx : NULL; }
+
 static const struct dsc_stream_ops mem_view_ops = {
 	.name = "mem",
 	.read = mem_read,
 	.seek = mem_seek,
 	.close = mem_close,
+	.query = mem_query,
 };
 
 static const struct dsc_stream_ops mem_buf_ops = {
@@ -120,6 +123,7 @@ static const struct dsc_stream_ops mem_buf_ops = {
 	.seek = mem_seek,
 	.set_size = mem_set_size,
 	.close = mem_close,
+	.query = mem_query,
 };
 
 dsc_err dsc_stream_open_mem(const void *buf, size_t len, const char *name, dsc_stream **out,
@@ -160,9 +164,9 @@ dsc_err dsc_stream_new_membuf(const char *name, dsc_stream **out, struct dsc_err
 
 void dsc_stream_mem_buffer(dsc_stream *s, const uint8_t **data, size_t *len)
 {
-	struct mem_ctx *m = s->ctx;
+	const struct mem_ctx *m = dscp_stream_query(s, DSCP_Q_MEM);
 
-	if (s->ops != &mem_buf_ops && s->ops != &mem_view_ops) {
+	if (!m) {
 		*data = NULL;
 		*len = 0;
 		return;

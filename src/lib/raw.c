@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <strings.h>
 
 struct raw_reader {
 	uint8_t *buf;
@@ -21,7 +22,45 @@ struct raw_reader {
 	uint64_t pos;     /* stream offset of the next byte to read */
 	uint64_t start;   /* stream offset of the image's first byte */
 	bool eof;
+	/* The last bytes of the previous chunk: with the current one they
+	 * give the input's last 512 bytes at its end (see footer_check). */
+	uint8_t tail[512];
+	size_t tail_len;
 };
+
+/* A VHD footer (facts §2): "conectix", then a one's-complement checksum of
+ * the 512 bytes at 64 (big-endian), taken with the checksum field as 0. */
+static bool is_vhd_footer(const uint8_t *f)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	if (memcmp(f, "conectix", 8))
+		return false;
+	for (i = 0; i < 512; i++)
+		sum += i >= 64 && i < 68 ? 0 : f[i];
+	return ~sum == dscp_be32(f + 64);
+}
+
+/* Detection could not look at the end of a pipe, where a fixed VHD keeps
+ * its only signature: a detected raw input that ends with a valid VHD
+ * footer is refused rather than converted with the footer as data. */
+static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_error *e)
+{
+	uint8_t last[512];
+	size_t from_buf = DSC_MIN(rr->buf_len, sizeof last), from_tail = sizeof last - from_buf;
+
+	if (!r->detected || dsc_stream_can_seek(r->in) || from_tail > rr->tail_len)
+		return DSC_OK;
+	memcpy(last, rr->tail + rr->tail_len - from_tail, from_tail);
+	memcpy(last + from_tail, rr->buf + rr->buf_len - from_buf, from_buf);
+	if (!is_vhd_footer(last))
+		return DSC_OK;
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			     "%s: ends with a VHD footer: a fixed VHD (detection cannot see the "
+			     "end of a pipe; name the format with -src-fmt); vhd is not "
+			     "supported yet", dsc_stream_name(r->in));
+}
 
 static dsc_err raw_fill(dsc_reader *r, struct raw_reader *rr, struct dsc_error *e)
 {
@@ -51,6 +90,17 @@ static dsc_err raw_fill(dsc_reader *r, struct raw_reader *rr, struct dsc_error *
 			return rc;
 		}
 	}
+	/* Keep the end of the chunk about to be overwritten. */
+	if (rr->buf_len >= sizeof rr->tail) {
+		memcpy(rr->tail, rr->buf + rr->buf_len - sizeof rr->tail, sizeof rr->tail);
+		rr->tail_len = sizeof rr->tail;
+	} else if (rr->buf_len) {
+		size_t keep = DSC_MIN(rr->tail_len, sizeof rr->tail - rr->buf_len);
+
+		memmove(rr->tail, rr->tail + rr->tail_len - keep, keep);
+		memcpy(rr->tail + keep, rr->buf, rr->buf_len);
+		rr->tail_len = keep + rr->buf_len;
+	}
 	rc = dsc_read_full(in, rr->buf, DSCP_IO_CHUNK, &got, e);
 	if (rc != DSC_OK)
 		return rc;
@@ -58,8 +108,10 @@ static dsc_err raw_fill(dsc_reader *r, struct raw_reader *rr, struct dsc_error *
 	rr->buf_len = got;
 	rr->scan = 0;
 	rr->pos += got;
-	if (got < DSCP_IO_CHUNK)
+	if (got < DSCP_IO_CHUNK) {
 		rr->eof = true;
+		return footer_check(r, rr, e);
+	}
 	return DSC_OK;
 }
 
@@ -124,42 +176,24 @@ static void raw_reader_close(dsc_reader *r)
 {
 	struct raw_reader *rr = r->impl;
 
-	if (rr)
-		free(rr->buf);
-	free(rr);
+	free(rr->buf);
 }
 
-static const struct dscp_reader_ops raw_reader_ops = {
-	.next = raw_next,
-	.close = raw_reader_close,
-};
-
-dsc_err dscp_raw_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error *e)
+static dsc_err raw_reader_open(dsc_reader *r, struct dsc_error *e)
 {
-	struct raw_reader *rr;
-	dsc_reader *r;
+	struct raw_reader *rr = r->impl;
+	dsc_stream *in = r->in;
 
-	*out = NULL;
-	r = calloc(1, sizeof *r);
-	rr = calloc(1, sizeof *rr);
-	if (!r || !rr || !(rr->buf = malloc(DSCP_IO_CHUNK))) {
-		free(rr);
-		free(r);
+	if (!(rr->buf = malloc(DSCP_IO_CHUNK)))
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
 				     dsc_stream_name(in));
-	}
 	rr->pos = rr->start = dsc_stream_tell(in);
-	r->ops = &raw_reader_ops;
-	r->in = in;
-	r->format = DSC_FORMAT_RAW;
-	r->impl = rr;
 	/* An announced size (a regular file's, an HTTP Content-Length) is the
 	 * capacity: the reader fails if the input ends short of it. Otherwise
 	 * the capacity is known at the end. */
 	r->capacity = dsc_stream_total(in) != UINT64_MAX && dsc_stream_total(in) >= rr->pos
 			      ? dsc_stream_total(in) - rr->pos
 			      : DSC_CAPACITY_UNKNOWN;
-	*out = r;
 	return DSC_OK;
 }
 
@@ -169,6 +203,7 @@ struct raw_writer {
 	uint64_t pos; /* where the output stream is */
 	uint64_t end; /* highest byte written + 1 */
 	bool seekable;
+	bool prealloc;
 	uint8_t *zeros; /* DSCP_IO_CHUNK of zeros, for pipes */
 	/* Small adjacent extents (a VMDK reader yields one grain at a time)
 	 * are gathered into one large write. */
@@ -264,7 +299,7 @@ static dsc_err raw_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	if (rc != DSC_OK)
 		return rc;
 	/* The size became known only now (a pipe): reserve it now. */
-	if (w->opts.prealloc && rw->seekable && w->opts.capacity == DSC_CAPACITY_UNKNOWN) {
+	if (rw->prealloc && rw->seekable && w->opts.capacity == DSC_CAPACITY_UNKNOWN) {
 		rc = dsc_stream_set_size(w->out, capacity, true, e);
 		if (rc != DSC_OK)
 			return rc;
@@ -285,57 +320,70 @@ static void raw_writer_close(dsc_writer *w)
 {
 	struct raw_writer *rw = w->impl;
 
-	if (rw) {
-		free(rw->zeros);
-		free(rw->buf);
-	}
-	free(rw);
+	free(rw->zeros);
+	free(rw->buf);
 }
 
-static const struct dscp_writer_ops raw_writer_ops = {
+static dsc_err raw_writer_open(dsc_writer *w, struct dsc_error *e)
+{
+	struct raw_writer *rw = w->impl;
+	dsc_stream *out = w->out;
+	const struct dsc_writer_opts *o = &w->opts;
+
+	if (!(rw->buf = malloc(DSCP_IO_CHUNK)))
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(out));
+	rw->prealloc = o->prealloc || strcasecmp(dscp_writer_option(w, "preallocation"), "off");
+	/* Holes need both seeking and a final resize, from byte 0: a stream
+	 * that starts elsewhere (appending to stdout) is written forward. */
+	rw->seekable = (dsc_stream_caps(out) & (DSC_STREAM_SEEK | DSC_STREAM_SET_SIZE)) ==
+			       (DSC_STREAM_SEEK | DSC_STREAM_SET_SIZE) &&
+		       dsc_stream_tell(out) == 0;
+	rw->pos = rw->end = 0;
+	/* Fail before writing anything if the disk cannot hold it. */
+	if (rw->prealloc && rw->seekable && o->capacity != DSC_CAPACITY_UNKNOWN)
+		return dsc_stream_set_size(out, o->capacity, true, e);
+	return DSC_OK;
+}
+
+static const struct dscp_reader_class raw_reader = {
+	.size = sizeof(struct raw_reader),
+	.open = raw_reader_open,
+	.next = raw_next,
+	.close = raw_reader_close,
+};
+
+static const struct dscp_writer_class raw_writer = {
+	.size = sizeof(struct raw_writer),
+	.open = raw_writer_open,
 	.put = raw_put,
 	.finish = raw_finish,
 	.close = raw_writer_close,
 };
 
-dsc_err dscp_raw_writer_open(dsc_stream *out, const struct dsc_writer_opts *o, dsc_writer **wp,
-			     struct dsc_error *e)
+static int raw_probe(const struct dscp_probe *p)
 {
-	struct raw_writer *rw;
-	dsc_writer *w;
-	dsc_err rc;
-
-	*wp = NULL;
-	w = calloc(1, sizeof *w);
-	rw = calloc(1, sizeof *rw);
-	if (!w || !rw || !(rw->buf = malloc(DSCP_IO_CHUNK))) {
-		if (rw)
-			free(rw->buf);
-		free(w);
-		free(rw);
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
-				     dsc_stream_name(out));
-	}
-	w->ops = &raw_writer_ops;
-	w->out = out;
-	w->format = DSC_FORMAT_RAW;
-	w->opts = *o;
-	w->impl = rw;
-	/* Holes need both seeking and a final resize, from byte 0: a stream
-	 * that starts elsewhere (appending to stdout) is written forward. */
-	rw->seekable = dsc_stream_can_seek(out) && out->ops->set_size &&
-		       dsc_stream_tell(out) == 0;
-	rw->pos = rw->end = 0;
-	if (o->prealloc && rw->seekable && o->capacity != DSC_CAPACITY_UNKNOWN) {
-		/* Fail before writing anything if the disk cannot hold it. */
-		rc = dsc_stream_set_size(out, o->capacity, true, e);
-		if (rc != DSC_OK)
-			goto fail;
-	}
-	*wp = w;
-	return DSC_OK;
-fail:
-	raw_writer_close(w);
-	free(w);
-	return rc;
+	(void)p;
+	return DSCP_SCORE_FALLBACK;
 }
+
+static const char *const raw_aliases[] = {"img", NULL};
+static const char *const raw_extensions[] = {".img", ".raw", NULL};
+static const char *const raw_prealloc_modes[] = {"off", "falloc", NULL};
+static const struct dsc_option_info raw_options[] = {
+	{"preallocation", DSC_OPTION_ENUM, "off",
+	 "falloc: reserve the whole disk before writing (as -prealloc)", raw_prealloc_modes, 0, 0},
+	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
+};
+
+const struct dscp_format dscp_format_raw = {
+	.info = {.name = "raw",
+		 .description = "raw disk image (zero runs kept as holes)",
+		 .aliases = raw_aliases,
+		 .extensions = raw_extensions,
+		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS,
+		 .options = raw_options},
+	.probe = raw_probe,
+	.reader = &raw_reader,
+	.writer = &raw_writer,
+};

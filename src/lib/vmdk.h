@@ -99,25 +99,19 @@ size_t dscp_vmdk_descriptor_build(char *buf, size_t size, uint64_t capacity_sect
 				  const char *extent_file, uint32_t cid,
 				  const char *long_cid_hex32);
 
-/* Little-endian helpers. */
-static inline uint16_t dscp_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static inline uint32_t dscp_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t dscp_le64(const uint8_t *p)
-{
-	return (uint64_t)dscp_le32(p) | (uint64_t)dscp_le32(p + 4) << 32;
-}
-static inline void dscp_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static inline void dscp_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
-static inline void dscp_put64(uint8_t *p, uint64_t v)
-{
-	dscp_put32(p, (uint32_t)v);
-	dscp_put32(p + 4, (uint32_t)(v >> 32));
-}
+/* Like dscp_vmdk_descriptor_build, with the DDB's adapter type ("ide",
+ * "lsilogic", ...) and virtual hardware version. */
+size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_sectors,
+				      const char *extent_file, uint32_t cid,
+				      const char *long_cid_hex32, const char *adapter,
+				      unsigned hwversion);
+
+/* True when buf holds a VMDK text descriptor (judged by its keys, not its
+ * first comment); its createType value (or "unknown") goes to create_type. */
+bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type, size_t size);
+
+/* The reader (vmdk_read.c) and writer (vmdk_write.c) of the format. */
+extern const struct dscp_reader_class dscp_vmdk_reader;
+extern const struct dscp_writer_class dscp_vmdk_writer;
 
 #endif /* DSC_VMDK_H */

@@ -227,8 +227,19 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 size_t dscp_vmdk_descriptor_build(char *buf, size_t size, uint64_t capacity_sectors,
 				  const char *extent_file, uint32_t cid, const char *long_cid_hex32)
 {
-	/* Geometry as VMware writes it: 255 heads, 63 sectors (facts §4). */
-	uint64_t cyl = capacity_sectors / (255 * 63);
+	return dscp_vmdk_descriptor_build_ddb(buf, size, capacity_sectors, extent_file, cid,
+					      long_cid_hex32, "lsilogic", 4);
+}
+
+size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_sectors,
+				      const char *extent_file, uint32_t cid,
+				      const char *long_cid_hex32, const char *adapter,
+				      unsigned hwversion)
+{
+	/* Geometry as VMware writes it: 255 heads, 63 sectors; an IDE disk
+	 * has 16 heads (facts §4; qemu does the same). */
+	unsigned heads = strcmp(adapter, "ide") ? 255 : 16;
+	uint64_t cyl = capacity_sectors / (heads * 63);
 	int n;
 
 	if (cyl > 65535)
@@ -249,15 +260,129 @@ size_t dscp_vmdk_descriptor_build(char *buf, size_t size, uint64_t capacity_sect
 		     "# The Disk Data Base\n"
 		     "#DDB\n"
 		     "\n"
-		     "ddb.virtualHWVersion = \"4\"\n"
+		     "ddb.virtualHWVersion = \"%u\"\n"
 		     "ddb.geometry.cylinders = \"%" PRIu64 "\"\n"
-		     "ddb.geometry.heads = \"255\"\n"
+		     "ddb.geometry.heads = \"%u\"\n"
 		     "ddb.geometry.sectors = \"63\"\n"
-		     "ddb.adapterType = \"lsilogic\"\n"
+		     "ddb.adapterType = \"%s\"\n"
 		     "ddb.toolsVersion = \"2147483647\"\n"
 		     "ddb.longContentID = \"%s\"\n",
-		     cid, capacity_sectors, extent_file, cyl, long_cid_hex32);
+		     cid, capacity_sectors, extent_file, hwversion, cyl, heads, adapter,
+		     long_cid_hex32);
 	if (n < 0 || (size_t)n >= size)
 		return 0;
 	return (size_t)n;
 }
+
+/* ---- the format ----------------------------------------------------------- */
+
+static bool starts_line(const char *p, const char *end, const char *word)
+{
+	size_t n = strlen(word);
+
+	return (size_t)(end - p) >= n && !strncmp(p, word, n);
+}
+
+/* A text descriptor (facts §4): the first comment line differs between
+ * producers, so it is judged by its keys. It must look like text, name a
+ * createType, and either a version line or an extent line
+ * ("RW 2048 FLAT \"disk-flat.vmdk\" 0"). */
+static int probe_descriptor(const uint8_t *buf, size_t len)
+{
+	static const char *const access[] = {"RW ", "RDONLY ", "NOACCESS ", NULL};
+	const char *p = (const char *)buf, *end = p + len, *eol;
+	bool create = false, version = false, extent = false;
+	size_t i, k;
+
+	for (i = 0; i < len; i++)
+		if (buf[i] == 0 || (buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\r' &&
+				    buf[i] != '\t'))
+			break;
+	/* Text up to the end of what was read, or up to NUL padding. */
+	if (i < len && buf[i] != 0)
+		return DSCP_SCORE_NONE;
+	end = p + i;
+	for (; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		while (p < eol && (*p == ' ' || *p == '\t'))
+			p++;
+		if (starts_line(p, eol, "createType"))
+			create = true;
+		else if (starts_line(p, eol, "version"))
+			version = true;
+		for (k = 0; access[k]; k++)
+			if (starts_line(p, eol, access[k]) && p + strlen(access[k]) < eol &&
+			    p[strlen(access[k])] >= '0' && p[strlen(access[k])] <= '9')
+				extent = true;
+		if (eol == end)
+			break;
+	}
+	if (create && (extent || version))
+		return DSCP_SCORE_CERTAIN;
+	return DSCP_SCORE_NONE;
+}
+
+bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type, size_t size)
+{
+	const char *p = (const char *)buf, *end, *q;
+	size_t n;
+
+	if (probe_descriptor(buf, len) != DSCP_SCORE_CERTAIN)
+		return false;
+	snprintf(create_type, size, "unknown");
+	end = p + strnlen(p, len);
+	for (q = p; q < end && (q = memmem(q, (size_t)(end - q), "createType", 10)); q += 10) {
+		const char *v = q + 10;
+
+		while (v < end && (*v == ' ' || *v == '=' || *v == '"'))
+			v++;
+		for (n = 0; v + n < end && n + 1 < size && v[n] != '"' && v[n] != '\n' &&
+			    v[n] != '\r' && v[n] != ' ';
+		     n++)
+			;
+		if (n) {
+			memcpy(create_type, v, n);
+			create_type[n] = '\0';
+		}
+		break;
+	}
+	return true;
+}
+
+static int vmdk_probe(const struct dscp_probe *p)
+{
+	if (p->head_len >= 4 && (dscp_le32(p->head) == VMDK_MAGIC ||
+				 !memcmp(p->head, "COWD", 4)))
+		return DSCP_SCORE_CERTAIN;
+	return probe_descriptor(p->head, p->head_len);
+}
+
+static const char *const vmdk_extensions[] = {".vmdk", NULL};
+static const char *const vmdk_subformats[] = {"streamOptimized", NULL};
+static const char *const vmdk_adapters[] = {"ide", "buslogic", "lsilogic", "legacyESX", NULL};
+static const struct dsc_option_info vmdk_options[] = {
+	{"subformat", DSC_OPTION_ENUM, "streamOptimized",
+	 "VMDK variant written (streamOptimized: compressed grains, streams to a pipe)",
+	 vmdk_subformats, 0, 0},
+	{"adapter_type", DSC_OPTION_ENUM, "lsilogic",
+	 "virtual controller named in the descriptor (ide: 16-head geometry)", vmdk_adapters, 0,
+	 0},
+	{"hwversion", DSC_OPTION_UINT, "4", "ddb.virtualHWVersion of the descriptor", NULL, 4,
+	 99},
+	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
+};
+
+const struct dscp_format dscp_format_vmdk = {
+	.info = {.name = "vmdk",
+		 .description = "VMware VMDK (reads and writes streamOptimized)",
+		 .extensions = vmdk_extensions,
+		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |
+			  DSC_FMT_WRITE_NEEDS_CAPACITY | DSC_FMT_WRITE_COMPRESSED,
+		 .options = vmdk_options},
+	.probe = vmdk_probe,
+	.noun = "a VMDK image",
+	.reader = &dscp_vmdk_reader,
+	.writer = &dscp_vmdk_writer,
+};

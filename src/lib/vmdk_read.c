@@ -369,19 +369,11 @@ static void vmdk_reader_close(dsc_reader *r)
 {
 	struct vmdk_reader *vr = r->impl;
 
-	if (!vr)
-		return;
 	dscp_pool_free(vr->pool);
 	for (size_t i = 0; vr->seen && i < vr->seen_pages; i++)
 		free(vr->seen[i]);
 	free(vr->seen);
-	free(vr);
 }
-
-static const struct dscp_reader_ops vmdk_reader_ops = {
-	.next = vmdk_next,
-	.close = vmdk_reader_close,
-};
 
 #define MAX_GD_ENTRIES (1u << 22) /* 16 MiB of directory: 128 TiB of 64 KiB grains */
 
@@ -498,6 +490,16 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	rc = dsc_read_full(r->in, hdr, sizeof hdr, &got, e);
 	if (rc != DSC_OK)
 		return rc;
+	if (got >= 4 && !memcmp(hdr, "COWD", 4))
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: a VMDK version 3 (COWD, ESX Server 2) sparse extent; "
+				     "this VMDK variant is not supported", rname(r));
+	if (dscp_vmdk_text_descriptor(hdr, got, d.create_type, sizeof d.create_type))
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: a VMDK descriptor file (createType \"%s\"); descriptor "
+				     "files are not supported yet: convert the extent file it "
+				     "names (a flat extent is a raw disk: -src-fmt raw)",
+				     rname(r), d.create_type);
 	if (got < 4 || dscp_le32(hdr) != VMDK_MAGIC)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: not a VMDK sparse extent (bad magic)",
 				     rname(r));
@@ -558,32 +560,17 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	return DSC_OK;
 }
 
-dsc_err dscp_vmdk_reader_open(dsc_stream *in, dsc_reader **out, struct dsc_error *e)
+static dsc_err vmdk_reader_open(dsc_reader *r, struct dsc_error *e)
 {
-	struct vmdk_reader *vr;
-	dsc_reader *r;
-	dsc_err rc;
+	struct vmdk_reader *vr = r->impl;
 
-	*out = NULL;
-	r = calloc(1, sizeof *r);
-	vr = calloc(1, sizeof *vr);
-	if (!r || !vr) {
-		free(r);
-		free(vr);
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
-				     dsc_stream_name(in));
-	}
-	r->ops = &vmdk_reader_ops;
-	r->in = in;
-	r->format = DSC_FORMAT_VMDK;
-	r->impl = vr;
-	vr->base = dsc_stream_tell(in);
-	rc = vmdk_open_impl(r, vr, e);
-	if (rc != DSC_OK) {
-		vmdk_reader_close(r);
-		free(r);
-		return rc;
-	}
-	*out = r;
-	return DSC_OK;
+	vr->base = dsc_stream_tell(r->in);
+	return vmdk_open_impl(r, vr, e);
 }
+
+const struct dscp_reader_class dscp_vmdk_reader = {
+	.size = sizeof(struct vmdk_reader),
+	.open = vmdk_reader_open,
+	.next = vmdk_next,
+	.close = vmdk_reader_close,
+};

@@ -45,6 +45,8 @@ struct vmdk_writer {
 	uint32_t *gd;        /* one entry per range */
 	size_t gd_len, gd_cap;
 	uint64_t base;       /* stream offset of the header */
+	char adapter[16];    /* -o adapter_type */
+	unsigned hwversion;  /* -o hwversion */
 };
 
 static const char *wname(dsc_writer *w) { return dsc_stream_name(w->out); }
@@ -275,9 +277,10 @@ static dsc_err write_head(dsc_writer *w, struct vmdk_writer *vw, struct dsc_erro
 	if (!buf)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", wname(w));
 	dscp_vmdk_header_encode(&vw->h, buf);
-	if (!dscp_vmdk_descriptor_build((char *)buf + vw->h.desc_offset * VMDK_SECTOR,
-					(size_t)vw->h.desc_size * VMDK_SECTOR, vw->h.capacity,
-					vw->extent_name, vw->cid, vw->long_cid)) {
+	if (!dscp_vmdk_descriptor_build_ddb((char *)buf + vw->h.desc_offset * VMDK_SECTOR,
+					    (size_t)vw->h.desc_size * VMDK_SECTOR, vw->h.capacity,
+					    vw->extent_name, vw->cid, vw->long_cid, vw->adapter,
+					    vw->hwversion)) {
 		free(buf);
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: descriptor does not fit", wname(w));
 	}
@@ -352,9 +355,12 @@ static dsc_err vmdk_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e
 	rc = dsc_write_all(w->out, sector, sizeof sector, e);
 	if (rc != DSC_OK)
 		return rc;
+	/* The file's size, whether or not the header is written twice. */
+	end = dsc_stream_tell(w->out);
+	w->file_size = end - vw->base;
+	w->image_size = cap_sectors * VMDK_SECTOR;
 
 	if (!vw->capacity_known) {
-		end = dsc_stream_tell(w->out);
 		rc = dsc_stream_seek(w->out, vw->base, e);
 		if (rc == DSC_OK)
 			rc = write_head(w, vw, e);
@@ -370,18 +376,9 @@ static void vmdk_writer_close(dsc_writer *w)
 {
 	struct vmdk_writer *vw = w->impl;
 
-	if (!vw)
-		return;
 	dscp_pool_free(vw->pool);
 	free(vw->gd);
-	free(vw);
 }
-
-static const struct dscp_writer_ops vmdk_writer_ops = {
-	.put = vmdk_put,
-	.finish = vmdk_finish,
-	.close = vmdk_writer_close,
-};
 
 static void random_ids(struct vmdk_writer *vw)
 {
@@ -442,8 +439,11 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 	vw->h.desc_offset = 1;
 	/* Size the descriptor for the widest capacity, so the unknown-size
 	 * patch at finish never changes its length. */
-	dlen = dscp_vmdk_descriptor_build(probe, sizeof probe, VMDK_MAX_CAPACITY_SECTORS,
-					  vw->extent_name, vw->cid, vw->long_cid);
+	snprintf(vw->adapter, sizeof vw->adapter, "%s", dscp_writer_option(w, "adapter_type"));
+	vw->hwversion = (unsigned)dscp_writer_option_uint(w, "hwversion");
+	dlen = dscp_vmdk_descriptor_build_ddb(probe, sizeof probe, VMDK_MAX_CAPACITY_SECTORS,
+					      vw->extent_name, vw->cid, vw->long_cid, vw->adapter,
+					      vw->hwversion);
 	vw->h.desc_size = (dlen + VMDK_SECTOR) / VMDK_SECTOR; /* keeps a NUL */
 	vw->h.gtes_per_gt = VMDK_GTES_PER_GT;
 	vw->h.rgd_offset = 0;
@@ -465,33 +465,15 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 	return write_head(w, vw, e);
 }
 
-dsc_err dscp_vmdk_writer_open(dsc_stream *out, const struct dsc_writer_opts *o, dsc_writer **wp,
-			      struct dsc_error *e)
+static dsc_err vmdk_writer_open(dsc_writer *w, struct dsc_error *e)
 {
-	struct vmdk_writer *vw;
-	dsc_writer *w;
-	dsc_err rc;
-
-	*wp = NULL;
-	w = calloc(1, sizeof *w);
-	vw = calloc(1, sizeof *vw);
-	if (!w || !vw) {
-		free(w);
-		free(vw);
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
-				     dsc_stream_name(out));
-	}
-	w->ops = &vmdk_writer_ops;
-	w->out = out;
-	w->format = DSC_FORMAT_VMDK;
-	w->opts = *o;
-	w->impl = vw;
-	rc = vmdk_writer_init(w, vw, e);
-	if (rc != DSC_OK) {
-		vmdk_writer_close(w);
-		free(w);
-		return rc;
-	}
-	*wp = w;
-	return DSC_OK;
+	return vmdk_writer_init(w, w->impl, e);
 }
+
+const struct dscp_writer_class dscp_vmdk_writer = {
+	.size = sizeof(struct vmdk_writer),
+	.open = vmdk_writer_open,
+	.put = vmdk_put,
+	.finish = vmdk_finish,
+	.close = vmdk_writer_close,
+};

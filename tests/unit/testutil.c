@@ -304,8 +304,12 @@ static dsc_err fault_seek(void *ctx, uint64_t off, struct dsc_error *e)
 
 	f->seeks++;
 	err = dsc_stream_seek(f->inner, off, e);
-	if (err == DSC_OK)
+	if (err == DSC_OK) {
 		f->pos = off;
+		/* The link stays slow after a seek back (a probe's look at the
+		 * end of the input). */
+		f->next_delay = off;
+	}
 	return err;
 }
 

@@ -1,0 +1,533 @@
+/* format.c - the format table, detection, and the reader/writer framework.
+ *
+ * The table is built from formats.def, in the manner of qemu's block
+ * drivers and libarchive's bidders: every entry is a constant descriptor
+ * with a probe, and detection gives the input to each probe and takes the
+ * highest score. Raw scores 1 on anything, so it is chosen only when no
+ * other format claims the input; a format dsc knows but cannot read is
+ * refused by name. Probes look at the first DSCP_PROBE_HEAD bytes (pushed
+ * back, so pipes work) and, on a seekable input, the last 512 bytes.
+ *
+ * The framework owns reader and writer instances: it allocates them with
+ * the format's private state, keeps the first error of each (every later
+ * call repeats it), checks writer options against the format's list, and
+ * frees everything, so a format file holds only its own logic.
+ */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <strings.h>
+
+#define DSCP_FORMAT(n) extern const struct dscp_format dscp_format_##n;
+#include "formats.def"
+#undef DSCP_FORMAT
+
+static const struct dscp_format *const table[] = {
+#define DSCP_FORMAT(n) &dscp_format_##n,
+#include "formats.def"
+#undef DSCP_FORMAT
+};
+
+#define N_FORMATS (sizeof table / sizeof table[0])
+
+size_t dscp_format_count(void) { return N_FORMATS; }
+
+const struct dscp_format *dscp_format_at(size_t i) { return i < N_FORMATS ? table[i] : NULL; }
+
+const struct dscp_format *dscp_format_by_id(dsc_format f)
+{
+	return f >= 1 && f <= N_FORMATS ? table[f - 1] : NULL;
+}
+
+dsc_format dscp_format_id(const struct dscp_format *f)
+{
+	size_t i;
+
+	for (i = 0; i < N_FORMATS; i++)
+		if (table[i] == f)
+			return (dsc_format)(i + 1);
+	return DSC_FORMAT_UNKNOWN;
+}
+
+size_t dsc_format_count(void) { return N_FORMATS; }
+
+const struct dsc_format_info *dsc_format_at(size_t i)
+{
+	return i < N_FORMATS ? &table[i]->info : NULL;
+}
+
+const struct dsc_format_info *dsc_format_get(dsc_format f)
+{
+	const struct dscp_format *d = dscp_format_by_id(f);
+
+	return d ? &d->info : NULL;
+}
+
+dsc_format dsc_format_from_name(const char *name)
+{
+	size_t i, k;
+
+	if (!name)
+		return DSC_FORMAT_UNKNOWN;
+	for (i = 0; i < N_FORMATS; i++) {
+		const struct dsc_format_info *f = &table[i]->info;
+
+		if (!strcasecmp(name, f->name))
+			return (dsc_format)(i + 1);
+		for (k = 0; f->aliases && f->aliases[k]; k++)
+			if (!strcasecmp(name, f->aliases[k]))
+				return (dsc_format)(i + 1);
+	}
+	return DSC_FORMAT_UNKNOWN;
+}
+
+const char *dsc_format_name(dsc_format f)
+{
+	const struct dscp_format *d = dscp_format_by_id(f);
+
+	return d ? d->info.name : "unknown";
+}
+
+/* ---- detection ---------------------------------------------------------- */
+
+const struct dscp_format *dscp_probe_table(const struct dscp_format *const *tab, size_t n,
+					   const struct dscp_probe *p, int *score)
+{
+	const struct dscp_format *best = NULL;
+	int best_score = DSCP_SCORE_NONE, s;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!tab[i]->probe)
+			continue;
+		s = tab[i]->probe(p);
+		if (s > best_score) {
+			best_score = s;
+			best = tab[i];
+		}
+	}
+	if (score)
+		*score = best_score;
+	return best;
+}
+
+/* The last DSCP_PROBE_TAIL bytes of a seekable input of known size; the
+ * position is put back where it was. *len = 0 when it cannot be done. */
+static dsc_err read_tail(dsc_stream *in, uint8_t *tail, size_t *len, struct dsc_error *e)
+{
+	uint64_t total = dsc_stream_total(in), here = dsc_stream_tell(in), bytes = in->bytes;
+	size_t got;
+	dsc_err rc;
+
+	*len = 0;
+	if (!dsc_stream_can_seek(in) || total == UINT64_MAX ||
+	    total < here + 2 * (uint64_t)DSCP_PROBE_TAIL)
+		return DSC_OK;
+	rc = dsc_stream_seek(in, total - DSCP_PROBE_TAIL, e);
+	if (rc == DSC_OK)
+		rc = dsc_read_full(in, tail, DSCP_PROBE_TAIL, &got, e);
+	if (rc == DSC_OK)
+		rc = dsc_stream_seek(in, here, e);
+	if (rc == DSC_OK && got == DSCP_PROBE_TAIL)
+		*len = got;
+	/* A look at the end is not input consumed: the counts that progress
+	 * and statistics report stay those of the image read. */
+	in->bytes = bytes;
+	return rc;
+}
+
+dsc_err dsc_format_detect(dsc_stream *in, dsc_format *fmt, struct dsc_error *e)
+{
+	uint8_t *head = NULL, tail[DSCP_PROBE_TAIL];
+	struct dscp_probe p = {.tail = tail};
+	const struct dscp_format *best;
+	dsc_err rc;
+
+	*fmt = DSC_FORMAT_UNKNOWN;
+	if (!in)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "detect: no input stream");
+	head = malloc(DSCP_PROBE_HEAD);
+	if (!head)
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(in));
+	rc = read_tail(in, tail, &p.tail_len, e);
+	if (rc == DSC_OK)
+		rc = dsc_read_full(in, head, DSCP_PROBE_HEAD, &p.head_len, e);
+	if (rc == DSC_OK)
+		rc = dsc_stream_unread(in, head, p.head_len, e);
+	if (rc == DSC_OK) {
+		p.head = head;
+		p.total = dsc_stream_total(in);
+		best = dscp_probe_table(table, N_FORMATS, &p, NULL);
+		*fmt = best ? dscp_format_id(best) : DSC_FORMAT_RAW;
+	}
+	free(head);
+	return rc;
+}
+
+dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct dsc_error *e)
+{
+	char noun[64], why[64];
+
+	if (!f->noun)
+		snprintf(noun, sizeof noun, "a %s image", f->info.name);
+	if (!f->refusal)
+		snprintf(why, sizeof why, "%s is not supported yet", f->info.name);
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: %s; %s", dsc_stream_name(in),
+			     f->noun ? f->noun : noun, f->refusal ? f->refusal : why);
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e)
+{
+	const struct dscp_format *f;
+	bool detected = fmt == DSC_FORMAT_UNKNOWN;
+	dsc_reader *r;
+	dsc_err rc;
+
+	*out = NULL;
+	if (!in)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "reader: no input stream");
+	if (detected) {
+		rc = dsc_format_detect(in, &fmt, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+	f = dscp_format_by_id(fmt);
+	if (!f)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown input format %u",
+				     dsc_stream_name(in), fmt);
+	if (!f->reader)
+		return dscp_format_refuse(f, in, e);
+	r = calloc(1, sizeof *r);
+	if (!r || (f->reader->size && !(r->impl = calloc(1, f->reader->size)))) {
+		free(r);
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(in));
+	}
+	r->fmt = f;
+	r->in = in;
+	r->capacity = DSC_CAPACITY_UNKNOWN;
+	r->detected = detected;
+	rc = f->reader->open(r, e);
+	if (rc != DSC_OK) {
+		dsc_reader_close(r);
+		return rc;
+	}
+	*out = r;
+	return DSC_OK;
+}
+
+dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
+{
+	struct dsc_error local = {0};
+	dsc_err rc;
+
+	if (r->failed == DSC_OK) {
+		rc = r->fmt->reader->next(r, ext, &local);
+		if (rc == DSC_OK)
+			return DSC_OK;
+		/* Readers are sticky like streams: asking again after an error
+		 * must not skip the bad part and report a clean end. */
+		r->failed = rc;
+		r->failure = local;
+	}
+	memset(ext, 0, sizeof *ext);
+	if (e && e->code == DSC_OK)
+		*e = r->failure;
+	return r->failed;
+}
+
+dsc_err dscp_reader_tick(dsc_reader *r, struct dsc_error *e)
+{
+	if (r->tick && !r->tick(r->tick_user))
+		return dsc_error_set(e, DSC_ERR_CANCELLED, 0, "%s: conversion cancelled",
+				     dsc_stream_name(r->in));
+	return DSC_OK;
+}
+
+uint64_t dsc_reader_capacity(const dsc_reader *r) { return r->capacity; }
+dsc_format dsc_reader_format(const dsc_reader *r) { return dscp_format_id(r->fmt); }
+void dsc_reader_set_threads(dsc_reader *r, unsigned threads) { r->threads = threads; }
+
+void dsc_reader_close(dsc_reader *r)
+{
+	if (!r)
+		return;
+	if (r->fmt->reader->close)
+		r->fmt->reader->close(r);
+	free(r->impl);
+	free(r);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static const struct dsc_option_info *find_option(const struct dscp_format *f, const char *key)
+{
+	const struct dsc_option_info *o;
+
+	for (o = f->info.options; o && o->name; o++)
+		if (!strcmp(o->name, key))
+			return o;
+	return NULL;
+}
+
+bool dscp_option_value(const struct dsc_option_info *o, const char *v, uint64_t *num)
+{
+	static const char *const yes[] = {"on", "true", "yes", "1", NULL};
+	static const char *const no[] = {"off", "false", "no", "0", NULL};
+	uint64_t n = 0, mul = 1;
+	const char *p;
+	size_t k;
+
+	*num = 0;
+	switch (o->type) {
+	case DSC_OPTION_BOOL:
+		for (k = 0; yes[k]; k++)
+			if (!strcasecmp(v, yes[k])) {
+				*num = 1;
+				return true;
+			}
+		for (k = 0; no[k]; k++)
+			if (!strcasecmp(v, no[k]))
+				return true;
+		return false;
+	case DSC_OPTION_ENUM:
+		for (k = 0; o->choices && o->choices[k]; k++)
+			if (!strcasecmp(v, o->choices[k])) {
+				*num = k;
+				return true;
+			}
+		return false;
+	case DSC_OPTION_STRING:
+		return true;
+	case DSC_OPTION_UINT:
+	case DSC_OPTION_SIZE:
+		if (*v < '0' || *v > '9')
+			return false;
+		for (p = v; *p >= '0' && *p <= '9'; p++) {
+			if (n > (UINT64_MAX - 9) / 10)
+				return false;
+			n = n * 10 + (uint64_t)(*p - '0');
+		}
+		if (*p && o->type == DSC_OPTION_SIZE) {
+			static const char units[] = "kmgt";
+			const char *u = strchr(units, *p | 0x20);
+
+			if (!u)
+				return false;
+			for (k = 0; k <= (size_t)(u - units); k++)
+				mul *= 1024;
+			p++;
+			if ((*p | 0x20) == 'b') /* "64k" or "64kb" */
+				p++;
+		}
+		if (*p || n > UINT64_MAX / mul)
+			return false;
+		n *= mul;
+		if (n < o->min || n > o->max)
+			return false;
+		*num = n;
+		return true;
+	}
+	return false;
+}
+
+/* "subformat, adapter_type, hwversion" into buf. */
+static const char *option_names(const struct dscp_format *f, char *buf, size_t size)
+{
+	const struct dsc_option_info *o;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (o = f->info.options; o && o->name && n < size; o++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", o->name);
+	return buf;
+}
+
+static const char *allowed_values(const struct dsc_option_info *o, char *buf, size_t size)
+{
+	size_t n = 0, k;
+
+	switch (o->type) {
+	case DSC_OPTION_BOOL:
+		return "on or off";
+	case DSC_OPTION_ENUM:
+		buf[0] = '\0';
+		for (k = 0; o->choices && o->choices[k] && n < size; k++)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", k ? ", " : "one of ",
+					      o->choices[k]);
+		return buf;
+	case DSC_OPTION_UINT:
+	case DSC_OPTION_SIZE:
+		snprintf(buf, size, "%s from %" PRIu64 " to %" PRIu64,
+			 o->type == DSC_OPTION_SIZE ? "a size (k, M, G suffixes)" : "a number",
+			 o->min, o->max);
+		return buf;
+	case DSC_OPTION_STRING:
+		break;
+	}
+	return "text";
+}
+
+dsc_err dsc_format_check_options(dsc_format fmt, const dsc_optlist *l, struct dsc_error *e)
+{
+	const struct dscp_format *f = dscp_format_by_id(fmt);
+	const struct dsc_option_info *o;
+	char names[256], vals[256];
+	uint64_t num;
+	size_t i;
+
+	if (!f)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "options: unknown format %u", fmt);
+	for (i = 0; i < dsc_optlist_count(l); i++) {
+		const char *key = dsc_optlist_key(l, i), *val = dsc_optlist_value(l, i);
+
+		o = find_option(f, key);
+		if (!o) {
+			if (f->info.options && f->info.options->name)
+				return dsc_error_set(e, DSC_ERR_INVAL, 0,
+						     "%s: unknown option '%s' (%s options: %s)",
+						     f->info.name, key, f->info.name,
+						     option_names(f, names, sizeof names));
+			return dsc_error_set(e, DSC_ERR_INVAL, 0,
+					     "%s: unknown option '%s' (%s has no options)",
+					     f->info.name, key, f->info.name);
+		}
+		if (!dscp_option_value(o, val, &num))
+			return dsc_error_set(e, DSC_ERR_INVAL, 0,
+					     "%s: option %s: '%s' is not %s", f->info.name, key,
+					     val, allowed_values(o, vals, sizeof vals));
+	}
+	return DSC_OK;
+}
+
+const char *dscp_writer_option(const dsc_writer *w, const char *key)
+{
+	const struct dsc_option_info *o = find_option(w->fmt, key);
+	const char *v = dsc_optlist_get(w->opts.options, key);
+	uint64_t k;
+
+	if (!o)
+		return NULL;
+	if (!v)
+		return o->default_value;
+	/* A choice as the table spells it, whatever case was given. */
+	if (o->type == DSC_OPTION_ENUM && dscp_option_value(o, v, &k))
+		return o->choices[k];
+	return v;
+}
+
+static uint64_t option_number(const dsc_writer *w, const char *key)
+{
+	const struct dsc_option_info *o = find_option(w->fmt, key);
+	const char *v = dscp_writer_option(w, key);
+	uint64_t n = 0;
+
+	if (o && v)
+		dscp_option_value(o, v, &n);
+	return n;
+}
+
+bool dscp_writer_option_bool(const dsc_writer *w, const char *key)
+{
+	return option_number(w, key) != 0;
+}
+
+uint64_t dscp_writer_option_uint(const dsc_writer *w, const char *key)
+{
+	return option_number(w, key);
+}
+
+/* ---- writers ------------------------------------------------------------ */
+
+dsc_err dsc_writer_open(dsc_stream *out, dsc_format fmt, const struct dsc_writer_opts *opts,
+			dsc_writer **wp, struct dsc_error *e)
+{
+	struct dsc_writer_opts defaults = {.capacity = DSC_CAPACITY_UNKNOWN};
+	const struct dscp_format *f = dscp_format_by_id(fmt);
+	dsc_writer *w;
+	dsc_err rc;
+
+	*wp = NULL;
+	if (!out)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "writer: no output stream");
+	if (!opts)
+		opts = &defaults;
+	if (!f)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown output format %u",
+				     dsc_stream_name(out), fmt);
+	if (!f->writer)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: writing %s is not supported", dsc_stream_name(out),
+				     f->info.name);
+	rc = dsc_format_check_options(fmt, opts->options, e);
+	if (rc != DSC_OK)
+		return rc;
+	w = calloc(1, sizeof *w);
+	if (!w || (f->writer->size && !(w->impl = calloc(1, f->writer->size)))) {
+		free(w);
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     dsc_stream_name(out));
+	}
+	w->fmt = f;
+	w->out = out;
+	w->opts = *opts;
+	rc = f->writer->open(w, e);
+	if (rc != DSC_OK) {
+		dsc_writer_close(w);
+		return rc;
+	}
+	*wp = w;
+	return DSC_OK;
+}
+
+dsc_err dsc_writer_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	if (w->finished || w->failed)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s", dsc_stream_name(w->out),
+				     w->finished ? "finished" : "failed");
+	if (ext->length == 0)
+		return DSC_OK;
+	rc = w->fmt->writer->put(w, ext, e);
+	if (rc != DSC_OK)
+		w->failed = true;
+	return rc;
+}
+
+dsc_err dsc_writer_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	if (w->finished || w->failed)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s", dsc_stream_name(w->out),
+				     w->finished ? "finished" : "failed");
+	if (capacity == DSC_CAPACITY_UNKNOWN)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: capacity unknown at finish",
+				     dsc_stream_name(w->out));
+	w->image_size = capacity;
+	w->file_size = UINT64_MAX;
+	rc = w->fmt->writer->finish(w, capacity, e);
+	if (rc != DSC_OK) {
+		w->failed = true;
+		return rc;
+	}
+	if (w->file_size == UINT64_MAX)
+		w->file_size = dsc_stream_bytes(w->out);
+	w->finished = true;
+	return DSC_OK;
+}
+
+void dsc_writer_close(dsc_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fmt->writer->close)
+		w->fmt->writer->close(w);
+	free(w->impl);
+	free(w);
+}

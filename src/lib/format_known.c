@@ -1,0 +1,185 @@
+/* format_known.c - formats dsc recognises but does not convert yet.
+ *
+ * Each entry is probe-only: its probe claims the format's files so that
+ * detection never takes them for raw disks, and the framework refuses them
+ * with the entry's noun and reason. When a format gains a reader or writer
+ * its entry moves to a file of its own and keeps its line in formats.def.
+ *
+ * Signatures (offsets in bytes), as the formats' specifications and
+ * qemu's block drivers define them (../shared/docs/formats.md):
+ *   qcow2/qcow  "QFI\xfb" at 0, big-endian version at 4 (1: qcow, 2-3: qcow2)
+ *   QED         "QED\0" at 0
+ *   VDI         0xbeda107f (little-endian) at 64
+ *   VHDX        "vhdxfile" at 0
+ *   VHD         "conectix" at 0 (dynamic) or at size - 512 (fixed: footer only)
+ *   Parallels   "WithoutFreeSpace" or "WithouFreSpacExt" at 0, version 2 at 16
+ *   LUKS        "LUKS\xba\xbe" at 0, big-endian version 1 or 2 at 6
+ *   DMG         "koly" at size - 512 (the UDIF trailer)
+ *   Bochs       "Bochs Virtual HD Image" at 0
+ *   cloop       "#!/bin/sh" + "#V2.0 Format" in the first line pair
+ *   gzip        1f 8b 08, reserved flag bits clear (RFC 1952 2.3.1)
+ *   xz          fd "7zXZ" 00 (xz file format 2.1.1.1)
+ *   zstd        28 b5 2f fd, or a skippable frame 0x184d2a5? (RFC 8878 3.1)
+ *   bzip2       "BZh" + '1'-'9' + the block magic 31 41 59 26 53 59 or the
+ *               end-of-stream magic 17 72 45 38 50 90
+ *   tar (OVA)   "ustar" at 257 with a valid header checksum (POSIX.1 ustar)
+ */
+#include "internal.h"
+
+static bool at(const struct dscp_probe *p, size_t off, const void *magic, size_t n)
+{
+	return p->head_len >= off + n && !memcmp(p->head + off, magic, n);
+}
+
+static bool tail_at(const struct dscp_probe *p, size_t off, const void *magic, size_t n)
+{
+	return p->tail_len >= off + n && !memcmp(p->tail + off, magic, n);
+}
+
+static int score(bool hit) { return hit ? DSCP_SCORE_CERTAIN : DSCP_SCORE_NONE; }
+
+static int probe_qcow2(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "QFI\xfb", 4) && p->head_len >= 8 && dscp_be32(p->head + 4) >= 2);
+}
+
+static int probe_qcow(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "QFI\xfb", 4) && p->head_len >= 8 && dscp_be32(p->head + 4) == 1);
+}
+
+static int probe_qed(const struct dscp_probe *p) { return score(at(p, 0, "QED\0", 4)); }
+
+static int probe_vdi(const struct dscp_probe *p)
+{
+	return score(p->head_len >= 68 && dscp_le32(p->head + 64) == 0xbeda107fu);
+}
+
+static int probe_vhdx(const struct dscp_probe *p) { return score(at(p, 0, "vhdxfile", 8)); }
+
+static int probe_vhd(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "conectix", 8) || tail_at(p, 0, "conectix", 8));
+}
+
+static int probe_parallels(const struct dscp_probe *p)
+{
+	return score((at(p, 0, "WithoutFreeSpace", 16) || at(p, 0, "WithouFreSpacExt", 16)) &&
+		     p->head_len >= 20 && dscp_le32(p->head + 16) == 2);
+}
+
+static int probe_luks(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "LUKS\xba\xbe", 6) && p->head_len >= 8 &&
+		     (dscp_be16(p->head + 6) == 1 || dscp_be16(p->head + 6) == 2));
+}
+
+static int probe_dmg(const struct dscp_probe *p)
+{
+	/* The trailer's version (4) and header size (512) follow the magic. */
+	return score(tail_at(p, 0, "koly", 4) && dscp_be32(p->tail + 4) == 4 &&
+		     dscp_be32(p->tail + 8) == 512);
+}
+
+static int probe_bochs(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "Bochs Virtual HD Image", 22));
+}
+
+static int probe_cloop(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "#!/bin/sh\n#V2.0 Format\n", 23));
+}
+
+static int probe_gzip(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "\x1f\x8b\x08", 3) && p->head_len >= 4 && !(p->head[3] & 0xe0));
+}
+
+static int probe_xz(const struct dscp_probe *p) { return score(at(p, 0, "\xfd" "7zXZ\0", 6)); }
+
+static int probe_zstd(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "\x28\xb5\x2f\xfd", 4) ||
+		     (p->head_len >= 4 && (dscp_le32(p->head) & 0xfffffff0u) == 0x184d2a50u));
+}
+
+static int probe_bzip2(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "BZh", 3) && p->head_len >= 10 && p->head[3] >= '1' &&
+		     p->head[3] <= '9' &&
+		     (at(p, 4, "\x31\x41\x59\x26\x53\x59", 6) ||
+		      at(p, 4, "\x17\x72\x45\x38\x50\x90", 6)));
+}
+
+/* POSIX.1 ustar: the checksum at 148 (8 octal digits) is the sum of the
+ * 512 header bytes with the checksum field taken as spaces. */
+static int probe_tar(const struct dscp_probe *p)
+{
+	unsigned long sum = 0, want = 0;
+	size_t i;
+
+	if (!at(p, 257, "ustar", 5) || p->head_len < 512)
+		return DSCP_SCORE_NONE;
+	for (i = 0; i < 512; i++)
+		sum += i >= 148 && i < 156 ? ' ' : p->head[i];
+	for (i = 148; i < 156 && p->head[i] == ' '; i++)
+		;
+	for (; i < 156 && p->head[i] >= '0' && p->head[i] <= '7'; i++)
+		want = want * 8 + (unsigned long)(p->head[i] - '0');
+	return score(sum == want);
+}
+
+#define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NONE ((const char *const[]){NULL})
+
+#define KNOWN(id_, name_, desc_, aliases_, exts_, flags_, probe_, noun_, refusal_)              \
+	const struct dscp_format dscp_format_##id_ = {                                           \
+		.info = {.name = name_,                                                          \
+			 .description = desc_,                                                   \
+			 .aliases = aliases_,                                                    \
+			 .extensions = exts_,                                                    \
+			 .flags = flags_},                                                       \
+		.probe = probe_,                                                                 \
+		.noun = noun_,                                                                   \
+		.refusal = refusal_,                                                             \
+	}
+
+#define COMPRESSED(tool)                                                                     \
+	"compressed images are not supported yet; decompress it on the way in: " tool            \
+	" FILE | dsc-convert -src - ..."
+
+KNOWN(qcow2, "qcow2", "QEMU copy-on-write v2/v3", NONE, NAMES(".qcow2", ".qcow2c"), 0,
+      probe_qcow2, "a qcow2 image", NULL);
+KNOWN(qcow, "qcow", "QEMU copy-on-write v1 (obsolete)", NONE, NAMES(".qcow"), 0, probe_qcow,
+      "a qcow (version 1) image", NULL);
+KNOWN(qed, "qed", "QEMU enhanced disk", NONE, NAMES(".qed"), 0, probe_qed, "a QED image",
+      NULL);
+KNOWN(vdi, "vdi", "VirtualBox disk image", NONE, NAMES(".vdi"), 0, probe_vdi, "a VDI image",
+      NULL);
+KNOWN(vhdx, "vhdx", "Hyper-V VHDX", NONE, NAMES(".vhdx"), 0, probe_vhdx, "a VHDX image",
+      NULL);
+KNOWN(vhd, "vhd", "Virtual PC / Hyper-V / Azure VHD", NAMES("vpc"), NAMES(".vhd"), 0,
+      probe_vhd, "a VHD image", "vhd is not supported yet");
+KNOWN(parallels, "parallels", "Parallels disk", NONE, NAMES(".hdd", ".hds"), 0,
+      probe_parallels, "a Parallels image", NULL);
+KNOWN(luks, "luks", "LUKS-encrypted image", NONE, NAMES(".luks"), 0, probe_luks,
+      "a LUKS-encrypted image", "encrypted images are not supported");
+KNOWN(dmg, "dmg", "Apple disk image", NONE, NAMES(".dmg"), 0, probe_dmg,
+      "an Apple disk image (DMG)", NULL);
+KNOWN(bochs, "bochs", "Bochs growing disk", NONE, NONE, 0, probe_bochs, "a Bochs image",
+      NULL);
+KNOWN(cloop, "cloop", "compressed loop image", NONE, NAMES(".cloop"), 0, probe_cloop,
+      "a cloop image", NULL);
+KNOWN(gzip, "gzip", "gzip-compressed file", NAMES("gz"), NAMES(".gz"), DSC_FMT_WRAPPER,
+      probe_gzip, "a gzip-compressed file", COMPRESSED("gzip -dc"));
+KNOWN(xz, "xz", "xz-compressed file", NONE, NAMES(".xz"), DSC_FMT_WRAPPER, probe_xz,
+      "an xz-compressed file", COMPRESSED("xz -dc"));
+KNOWN(zstd, "zstd", "Zstandard-compressed file", NAMES("zst"), NAMES(".zst"), DSC_FMT_WRAPPER,
+      probe_zstd, "a zstd-compressed file", COMPRESSED("zstd -dc"));
+KNOWN(bzip2, "bzip2", "bzip2-compressed file", NAMES("bz2"), NAMES(".bz2"), DSC_FMT_WRAPPER,
+      probe_bzip2, "a bzip2-compressed file", COMPRESSED("bzip2 -dc"));
+KNOWN(ova, "ova", "OVA appliance (tar of OVF + disks)", NAMES("tar"), NAMES(".ova", ".tar"),
+      DSC_FMT_WRAPPER, probe_tar, "a tar archive (OVA)",
+      "OVA and tar archives are not supported yet; extract the disk on the way in: tar -xOf "
+      "FILE DISK.vmdk | dsc-convert -src - ...");
