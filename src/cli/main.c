@@ -46,6 +46,9 @@ enum opt_id {
 	OPT_SHA256,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_OPTIONS,
+	OPT_COMPRESS,
+	OPT_FORMATS,
 };
 
 struct opt {
@@ -76,6 +79,9 @@ static const struct opt options[] = {
 	{"h", false, OPT_HELP},
 	{"help", false, OPT_HELP},
 	{"version", false, OPT_VERSION},
+	{"o", true, OPT_OPTIONS},
+	{"c", false, OPT_COMPRESS},
+	{"formats", false, OPT_FORMATS},
 };
 
 struct config {
@@ -92,17 +98,22 @@ struct config {
 	const char **headers;    /* -header values, NULL-terminated */
 	size_t nheaders;
 	const char *sha256;      /* expected digest of the source bytes */
+	dsc_optlist *options;    /* -o, for the destination format */
+	bool options_help;       /* -o help */
+	bool compress;           /* -c */
 };
 
-static const char usage_text[] =
+static const char usage_head[] =
 	"Usage: dsc-convert -src SRC -dst DST [options]\n"
 	"Convert a disk image in one forward pass.\n"
 	"\n"
 	"  -src PATH|-          source image ('-' reads standard input)\n"
 	"  -dst PATH|-          destination ('-' writes standard output)\n"
-	"  -src-fmt raw|vmdk    source format (default: detected)\n"
-	"  -dst-fmt raw|vmdk    destination format (default: raw); vmdk means\n"
-	"                       VMDK streamOptimized\n"
+	"  -src-fmt FMT         source format (default: detected)\n"
+	"  -dst-fmt FMT         destination format (default: raw)\n"
+	"  -o KEY=VALUE[,...]   options of the destination format (-o help lists\n"
+	"                       them); repeatable\n"
+	"  -c                   compress the output (VMDK streamOptimized always is)\n"
 	"  -prealloc            raw output: allocate the whole disk up front\n"
 	"  -p, -progress        show progress on stderr (default on a terminal)\n"
 	"  -q, -quiet           no progress\n"
@@ -122,10 +133,97 @@ static const char usage_text[] =
 	"                       (default 5)\n"
 	"  -idle-timeout SECS   resume when no byte arrives for SECS seconds\n"
 	"                       (default 60; 0: wait forever)\n"
+	"  -formats             list the formats and what dsc does with each\n"
 	"  -h, -help            this help;  -version  the version\n"
+	"\n";
+
+static const char usage_tail[] =
 	"\n"
 	"Flags take one or two dashes; a value may follow as the next argument\n"
 	"or after '='. Exit status: 0 success, 1 conversion failed, 2 bad usage.\n";
+
+/* "raw, vmdk": the formats whose flags include `flag`, from the table. */
+static const char *format_list(unsigned flag, char *buf, size_t size)
+{
+	const struct dsc_format_info *f;
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; (f = dsc_format_at(i)) != NULL && n < size; i++)
+		if (f->flags & flag)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", f->name);
+	return buf;
+}
+
+static void print_usage(void)
+{
+	char rd[256], wr[256];
+
+	fputs(usage_head, stdout);
+	printf("Formats read: %s (and recognised, refused by name: every other format\n"
+	       "of -formats). Formats written: %s.\n",
+	       format_list(DSC_FMT_READ, rd, sizeof rd), format_list(DSC_FMT_WRITE, wr, sizeof wr));
+	fputs(usage_tail, stdout);
+}
+
+/* -formats: one line per table entry, then the options of each writer. */
+static void print_formats(void)
+{
+	const struct dsc_format_info *f;
+	const struct dsc_option_info *o;
+	size_t i, k;
+
+	printf("%-10s %-5s %-16s %s\n", "FORMAT", "DOES", "ALIASES", "DESCRIPTION");
+	for (i = 0; (f = dsc_format_at(i)) != NULL; i++) {
+		char aliases[64] = "-", does[8];
+		size_t n = 0;
+
+		for (k = 0; f->aliases && f->aliases[k]; k++)
+			n += (size_t)snprintf(aliases + n, sizeof aliases - n, "%s%s", k ? "," : "",
+					      f->aliases[k]);
+		snprintf(does, sizeof does, "%s%s", f->flags & DSC_FMT_READ ? "r" : "",
+			 f->flags & DSC_FMT_WRITE ? "w" : "");
+		printf("%-10s %-5s %-16s %s\n", f->name, does[0] ? does : "-", aliases,
+		       f->description);
+	}
+	printf("\nr: read, w: written; '-': recognised and refused by name.\n");
+	for (i = 0; (f = dsc_format_at(i)) != NULL; i++) {
+		if (!(f->flags & DSC_FMT_WRITE) || !f->options || !f->options->name)
+			continue;
+		printf("\n%s options (-o):\n", f->name);
+		for (o = f->options; o->name; o++)
+			printf("  %-14s %s (default %s)\n", o->name, o->help,
+			       o->default_value ? o->default_value : "none");
+	}
+}
+
+/* -o help: the options of the destination format. */
+static void print_options(dsc_format fmt)
+{
+	const struct dsc_format_info *f = dsc_format_get(fmt);
+	const struct dsc_option_info *o;
+	size_t k;
+
+	if (!f->options || !f->options->name) {
+		printf("%s has no options\n", f->name);
+		return;
+	}
+	printf("Options of %s (-o KEY=VALUE[,KEY=VALUE...]):\n", f->name);
+	for (o = f->options; o->name; o++) {
+		printf("  %-14s %s\n", o->name, o->help);
+		if (o->type == DSC_OPTION_ENUM) {
+			printf("  %-14s values:", "");
+			for (k = 0; o->choices[k]; k++)
+				printf("%s %s", k ? "," : "", o->choices[k]);
+			printf("; default %s\n", o->default_value);
+		} else if (o->type == DSC_OPTION_UINT || o->type == DSC_OPTION_SIZE) {
+			printf("  %-14s %llu to %llu; default %s\n", "", (unsigned long long)o->min,
+			       (unsigned long long)o->max, o->default_value);
+		} else if (o->type == DSC_OPTION_BOOL) {
+			printf("  %-14s on or off; default %s\n", "", o->default_value);
+		}
+	}
+}
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -141,15 +239,36 @@ static void usage_error(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
-static dsc_format parse_format(const char *flag, const char *v)
+/* A -src-fmt / -dst-fmt name: a table entry that reads (writes). */
+static dsc_format parse_format(const char *flag, const char *v, unsigned need)
 {
 	dsc_format f = dsc_format_from_name(v);
+	char list[256];
 
-	if (f == DSC_FORMAT_UNKNOWN) {
-		fprintf(stderr, "dsc-convert: %s: unknown format '%s' (raw or vmdk)\n", flag, v);
-		exit(EXIT_USAGE);
-	}
+	format_list(need, list, sizeof list);
+	if (f == DSC_FORMAT_UNKNOWN)
+		usage_error("%s: unknown format '%s' (%s: %s)", flag, v,
+			    need == DSC_FMT_READ ? "readable" : "writable", list);
+	if (!(dsc_format_get(f)->flags & need))
+		usage_error("%s: %s %s is not supported%s (%s: %s)", flag,
+			    need == DSC_FMT_READ ? "reading" : "writing", dsc_format_name(f),
+			    dsc_format_get(f)->flags & (DSC_FMT_READ | DSC_FMT_WRITE) ? "" : " yet",
+			    need == DSC_FMT_READ ? "readable" : "writable", list);
 	return f;
+}
+
+static void parse_options(struct config *cfg, const char *v)
+{
+	struct dsc_error err = {0};
+
+	if (!strcmp(v, "help") || !strcmp(v, "?")) {
+		cfg->options_help = true;
+		return;
+	}
+	if (!cfg->options && dsc_optlist_new(&cfg->options, &err) != DSC_OK)
+		usage_error("%s", err.message);
+	if (dsc_optlist_parse(cfg->options, v, &err) != DSC_OK)
+		usage_error("-o: %s", err.message);
 }
 
 static int parse_level(const char *v)
@@ -191,6 +310,21 @@ static unsigned parse_uint(const char *flag, const char *v, unsigned long max)
 	return (unsigned)n;
 }
 
+/* After all flags: -o and -c against the destination format. */
+static void check_format_options(struct config *cfg)
+{
+	struct dsc_error err = {0};
+
+	if (cfg->options_help) {
+		print_options(cfg->dst_fmt);
+		exit(0);
+	}
+	if (dsc_format_check_options(cfg->dst_fmt, cfg->options, &err) != DSC_OK)
+		usage_error("-o: %s", err.message);
+	if (cfg->compress && !(dsc_format_get(cfg->dst_fmt)->flags & DSC_FMT_WRITE_COMPRESSED))
+		usage_error("-c: %s output cannot be compressed", dsc_format_name(cfg->dst_fmt));
+}
+
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
 	int i;
@@ -226,8 +360,13 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		switch (o->id) {
 		case OPT_SRC: cfg->src = val; break;
 		case OPT_DST: cfg->dst = val; break;
-		case OPT_SRC_FMT: cfg->src_fmt = parse_format("-src-fmt", val); break;
-		case OPT_DST_FMT: cfg->dst_fmt = parse_format("-dst-fmt", val); break;
+		case OPT_SRC_FMT: cfg->src_fmt = parse_format("-src-fmt", val, DSC_FMT_READ); break;
+		case OPT_DST_FMT: cfg->dst_fmt = parse_format("-dst-fmt", val, DSC_FMT_WRITE); break;
+		case OPT_OPTIONS: parse_options(cfg, val); break;
+		case OPT_COMPRESS: cfg->compress = true; break;
+		case OPT_FORMATS:
+			print_formats();
+			exit(0);
 		case OPT_PREALLOC: cfg->prealloc = true; break;
 		case OPT_PROGRESS: cfg->progress = 1; break;
 		case OPT_QUIET: cfg->progress = 0; break;
@@ -251,13 +390,14 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 			cfg->sha256 = val;
 			break;
 		case OPT_HELP:
-			fputs(usage_text, stdout);
+			print_usage();
 			exit(0);
 		case OPT_VERSION:
 			printf("dsc-convert %s\n", dsc_version());
 			exit(0);
 		}
 	}
+	check_format_options(cfg);
 	if (!cfg->src)
 		usage_error("%s", "missing -src");
 	if (!cfg->dst)
@@ -446,6 +586,7 @@ int main(int argc, char **argv)
 		copts.prealloc = cfg.prealloc;
 		copts.level = cfg.level;
 		copts.threads = cfg.threads;
+		copts.options = cfg.options;
 		if (cfg.progress) {
 			copts.progress = on_progress;
 			copts.progress_user = &prog;
@@ -460,6 +601,7 @@ int main(int argc, char **argv)
 	dsc_stream_close(out);
 	dsc_stream_close(in);
 	free(cfg.headers);
+	dsc_optlist_free(cfg.options);
 	if (rc != DSC_OK) {
 		fprintf(stderr, "dsc-convert: %s\n",
 			err.message[0] ? err.message : dsc_strerror(rc));
