@@ -184,7 +184,6 @@ dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct
 {
 	const struct dscp_format *f;
 	bool detected = fmt == DSC_FORMAT_UNKNOWN;
-	dsc_reader *r;
 	dsc_err rc;
 
 	*out = NULL;
@@ -199,6 +198,16 @@ dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct
 	if (!f)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown input format %u",
 				     dsc_stream_name(in), fmt);
+	return dscp_reader_open_format(in, f, detected, out, e);
+}
+
+dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
+				dsc_reader **out, struct dsc_error *e)
+{
+	dsc_reader *r;
+	dsc_err rc;
+
+	*out = NULL;
 	if (!f->reader)
 		return dscp_format_refuse(f, in, e);
 	r = calloc(1, sizeof *r);

@@ -119,6 +119,10 @@ dsc_format dscp_format_id(const struct dscp_format *f); /* 0 if not in the table
  * which probe with tables of their own. */
 const struct dscp_format *dscp_probe_table(const struct dscp_format *const *table, size_t n,
 					   const struct dscp_probe *p, int *score);
+/* dsc_reader_open() for a given descriptor (also one of a unit test's own
+ * table); `detected` says the format was probed, not named. */
+dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
+				dsc_reader **out, struct dsc_error *e);
 /* "<stream>: <noun>; <refusal>" as DSC_ERR_UNSUPPORTED. */
 dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct dsc_error *e);
 

@@ -283,6 +283,16 @@ static bool starts_line(const char *p, const char *end, const char *word)
 	return (size_t)(end - p) >= n && !strncmp(p, word, n);
 }
 
+/* "key = value": the key, blanks, then '='. */
+static bool key_line(const char *p, const char *end, const char *key)
+{
+	if (!starts_line(p, end, key))
+		return false;
+	for (p += strlen(key); p < end && (*p == ' ' || *p == '\t'); p++)
+		;
+	return p < end && *p == '=';
+}
+
 /* A text descriptor (facts §4): the first comment line differs between
  * producers, so it is judged by its keys. It must look like text, name a
  * createType, and either a version line or an extent line
@@ -308,9 +318,9 @@ static int probe_descriptor(const uint8_t *buf, size_t len)
 			eol = end;
 		while (p < eol && (*p == ' ' || *p == '\t'))
 			p++;
-		if (starts_line(p, eol, "createType"))
+		if (key_line(p, eol, "createType"))
 			create = true;
-		else if (starts_line(p, eol, "version"))
+		else if (key_line(p, eol, "version"))
 			version = true;
 		for (k = 0; access[k]; k++)
 			if (starts_line(p, eol, access[k]) && p + strlen(access[k]) < eol &&
@@ -359,6 +369,7 @@ static int vmdk_probe(const struct dscp_probe *p)
 	return probe_descriptor(p->head, p->head_len);
 }
 
+static const char *const vmdk_aliases[] = {NULL};
 static const char *const vmdk_extensions[] = {".vmdk", NULL};
 static const char *const vmdk_subformats[] = {"streamOptimized", NULL};
 static const char *const vmdk_adapters[] = {"ide", "buslogic", "lsilogic", "legacyESX", NULL};
@@ -377,6 +388,7 @@ static const struct dsc_option_info vmdk_options[] = {
 const struct dscp_format dscp_format_vmdk = {
 	.info = {.name = "vmdk",
 		 .description = "VMware VMDK (reads and writes streamOptimized)",
+		 .aliases = vmdk_aliases,
 		 .extensions = vmdk_extensions,
 		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |
 			  DSC_FMT_WRITE_NEEDS_CAPACITY | DSC_FMT_WRITE_COMPRESSED,

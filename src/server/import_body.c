@@ -14,8 +14,8 @@
 
 #include "server.h"
 
-static const char *const known[] = {"url",    "src",    "dst",     "prealloc", "name", "overwrite",
-				    "sha256", "digest", "headers", "level",    NULL};
+static const char *const known[] = {"url",    "src",    "dst",     "prealloc", "name",    "overwrite",
+				    "sha256", "digest", "headers", "level",    "options", NULL};
 
 /* A member as a string: strings as they are, booleans as "true"/"false";
  * NULL when absent or null. *bad on another type. */
@@ -47,6 +47,35 @@ static int fail(char *err, size_t errsize, const char *msg)
 {
 	snprintf(err, errsize, "%s", msg);
 	return -1;
+}
+
+/* "options": {"key": "text" | integer | boolean, ...}, at most
+ * IMPORT_OPTIONS_MAX members; values are checked against the format by
+ * the route. */
+static int parse_options(json_t *o, struct import_body *b, char *err, size_t errsize)
+{
+	const char *key;
+	json_t *v;
+
+	if (o == NULL || json_is_null(o))
+		return 0;
+	if (!json_is_object(o))
+		return fail(err, errsize, "options must be a JSON object of option: value");
+	if (json_object_size(o) > IMPORT_OPTIONS_MAX)
+		return fail(err, errsize, "too many options");
+	json_object_foreach(o, key, v)
+	{
+		if (!json_is_string(v) && !json_is_integer(v) && !json_is_boolean(v)) {
+			char q[80];
+
+			quote(q, sizeof(q), key);
+			snprintf(err, errsize,
+				 "option '%s' must be a string, an integer or a boolean", q);
+			return -1;
+		}
+	}
+	b->options = o;
+	return 0;
 }
 
 static int parse_headers(json_t *h, struct import_body *b, char *err, size_t errsize)
@@ -140,6 +169,8 @@ int import_body_parse(const char *buf, size_t n, struct import_body *b, char *er
 			    "booleans)");
 	if (b->url == NULL || *b->url == '\0')
 		return fail(err, errsize, "the JSON body needs a url");
+	if (parse_options(json_object_get(b->root, "options"), b, err, errsize) != 0)
+		return -1;
 	return parse_headers(json_object_get(b->root, "headers"), b, err, errsize);
 }
 

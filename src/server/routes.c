@@ -38,6 +38,7 @@ struct conv_params {
 	const char *sha256; /* expected SHA-256 of the source, or NULL */
 	bool digest;        /* reply with the source's SHA-256 */
 	int level;          /* VMDK compression level, 0: default */
+	dsc_optlist *options; /* o= / "options": the dst format's options */
 };
 
 /* ---- parameters ------------------------------------------------------- */
@@ -68,24 +69,89 @@ static bool check_known(struct srv_request *rq, const struct srv_params *p,
 	return true;
 }
 
+/* "raw, vmdk": the formats that can be read (or written), from the table. */
+static const char *format_list(unsigned flag, char *buf, size_t size)
+{
+	const struct dsc_format_info *f;
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; (f = dsc_format_at(i)) != NULL && n < size; i++)
+		if (f->flags & flag)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", f->name);
+	return buf;
+}
+
+/* src= or dst=: a format of the table that reads (src) or writes (dst);
+ * empty (and "auto" for src) means the default. */
 static bool get_format(struct srv_request *rq, const char *what, const char *v, dsc_format dflt,
 		       dsc_format *out)
 {
-	if (v == NULL || *v == '\0' || (dflt == DSC_FORMAT_UNKNOWN && strcmp(v, "auto") == 0)) {
+	unsigned need = dflt == DSC_FORMAT_UNKNOWN ? DSC_FMT_READ : DSC_FMT_WRITE;
+	char q[80], list[256];
+
+	if (v == NULL || *v == '\0' || (need == DSC_FMT_READ && strcmp(v, "auto") == 0)) {
 		*out = dflt;
 		return true;
 	}
 	*out = dsc_format_from_name(v);
-	if (*out == DSC_FORMAT_UNKNOWN) {
-		char q[80];
+	if (*out != DSC_FORMAT_UNKNOWN && (dsc_format_get(*out)->flags & need))
+		return true;
+	format_list(need, list, sizeof(list));
+	if (*out == DSC_FORMAT_UNKNOWN)
+		reply_error(rq, 415, "UNSUPPORTED", "%s format '%s' is not supported (%s%s)", what,
+			    utf8_clip(q, sizeof(q), v, 64), list,
+			    need == DSC_FMT_READ ? ", auto" : "");
+	else
+		reply_error(rq, 415, "UNSUPPORTED", "%s format '%s': %s %s is not supported%s (%s%s)",
+			    what, dsc_format_name(*out), need == DSC_FMT_READ ? "reading" : "writing",
+			    dsc_format_name(*out),
+			    dsc_format_get(*out)->flags & (DSC_FMT_READ | DSC_FMT_WRITE) ? "" : " yet",
+			    list, need == DSC_FMT_READ ? ", auto" : "");
+	return false;
+}
 
-		reply_error(rq, 415, "UNSUPPORTED",
-			    "%s format '%s' is not supported (raw, vmdk%s)", what,
-			    utf8_clip(q, sizeof(q), v, 64),
-			    dflt == DSC_FORMAT_UNKNOWN ? ", auto" : "");
-		return false;
+/* o=key=value,... (or the "options" object) for format dst; false after a
+ * 400 reply. *out stays NULL when there are none. */
+static bool get_options(struct srv_request *rq, const char *text, const json_t *obj, dsc_format dst,
+			dsc_optlist **out)
+{
+	struct dsc_error err = {0};
+	const char *key;
+	json_t *v;
+	char num[32];
+
+	*out = NULL;
+	if ((text == NULL || *text == '\0') && obj == NULL)
+		return true;
+	if (dsc_optlist_new(out, &err) != DSC_OK)
+		goto fail;
+	if (text != NULL && *text != '\0' && dsc_optlist_parse(*out, text, &err) != DSC_OK)
+		goto fail;
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		const char *val = num;
+
+		if (json_is_string(v))
+			val = json_string_value(v);
+		else if (json_is_boolean(v))
+			val = json_is_true(v) ? "on" : "off";
+		else
+			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		if (dsc_optlist_set(*out, key, val, &err) != DSC_OK)
+			goto fail;
 	}
-	return true;
+	if (dsc_format_check_options(dst, *out, &err) == DSC_OK)
+		return true;
+fail:
+	dsc_optlist_free(*out);
+	*out = NULL;
+	{
+		char q[300];
+
+		reply_error(rq, 400, "INVAL", "%s", utf8_clip(q, sizeof(q), err.message, 280));
+	}
+	return false;
 }
 
 static bool get_bool(struct srv_request *rq, const char *what, const char *v, bool *out)
@@ -136,13 +202,14 @@ static bool get_level(struct srv_request *rq, const char *v, int *out)
 static bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
 			    const char *prealloc, const char *overwrite, const char *name,
 			    const char *sha256, const char *digest, const char *level,
-			    struct conv_params *cp)
+			    const char *options, const json_t *options_obj, struct conv_params *cp)
 {
 	memset(cp, 0, sizeof(*cp));
 	if (!get_level(rq, level, &cp->level))
 		return false;
 	if (!get_format(rq, "src", src, DSC_FORMAT_UNKNOWN, &cp->src) ||
 	    !get_format(rq, "dst", dst, DSC_FORMAT_RAW, &cp->dst) ||
+	    !get_options(rq, options, options_obj, cp->dst, &cp->options) ||
 	    !get_bool(rq, "prealloc", prealloc, &cp->prealloc) ||
 	    !get_bool(rq, "overwrite", overwrite, &cp->overwrite) ||
 	    !get_bool(rq, "digest", digest, &cp->digest))
@@ -185,7 +252,7 @@ static bool query_conv_params(struct srv_request *rq, const struct srv_params *p
 	       get_conv_params(rq, params_get(p, "src"), params_get(p, "dst"),
 			       params_get(p, "prealloc"), params_get(p, "overwrite"),
 			       params_get(p, "name"), params_get(p, "sha256"), params_get(p, "digest"),
-			       params_get(p, "level"), cp);
+			       params_get(p, "level"), params_get(p, "o"), NULL, cp);
 }
 
 /* 409 before reading anything when the output is taken (the library
@@ -206,7 +273,26 @@ static bool check_free(struct srv_request *rq, const struct conv_params *cp, con
 	return true;
 }
 
-static const char *format_ext(dsc_format f) { return f == DSC_FORMAT_VMDK ? ".vmdk" : ".img"; }
+/* The extension an output of format f gets: the table's first. */
+static const char *format_ext(dsc_format f)
+{
+	const struct dsc_format_info *i = dsc_format_get(f);
+
+	return i && i->extensions && i->extensions[0] ? i->extensions[0] : ".img";
+}
+
+/* An extension any format of the table uses (".vmdk", ".img", ".qcow2"...). */
+static bool known_ext(const char *dot)
+{
+	const struct dsc_format_info *f;
+	size_t i, k;
+
+	for (i = 0; (f = dsc_format_at(i)) != NULL; i++)
+		for (k = 0; f->extensions && f->extensions[k]; k++)
+			if (strcasecmp(dot, f->extensions[k]) == 0)
+				return true;
+	return false;
+}
 
 /* ---- converting into outdir ------------------------------------------- */
 
@@ -309,6 +395,7 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 	opts.dst_fmt = cp->dst;
 	opts.prealloc = cp->prealloc;
 	opts.level = cp->level;
+	opts.options = cp->options;
 	opts.threads = srv_cfg.codec_threads;
 	opts.extent_name = name;
 	opts.max_capacity = srv_cfg.max_capacity;
@@ -367,23 +454,24 @@ static bool media_type_is(const char *ctype, const char *want)
 static void h_upload(struct srv_request *rq)
 {
 	static const char *const known[] = {"src",    "dst",    "prealloc", "name", "overwrite",
-					    "sha256", "digest", "level",    NULL};
+					    "sha256", "digest", "level",    "o",    NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	struct srv_params p = {0};
-	struct conv_params cp;
+	struct conv_params cp = {0};
 	struct body_ctx bc;
 	struct source src = {0};
 	struct dsc_error err = {0};
 	dsc_stream *body = NULL, *part = NULL;
 	const char *name;
-	char ctq[120];
+	char ctq[120], dflt_name[32];
 	bool multipart = false;
 
 	if (!parse_query(rq, &p))
 		return;
 	if (!query_conv_params(rq, &p, known, &cp))
 		goto out;
-	name = cp.name ? cp.name : "upload.img";
+	snprintf(dflt_name, sizeof(dflt_name), "upload%s", format_ext(cp.dst));
+	name = cp.name ? cp.name : dflt_name;
 	if (ctype == NULL || *ctype == '\0' || media_type_is(ctype, "application/octet-stream")) {
 		multipart = false;
 	} else if (media_type_is(ctype, "multipart/form-data")) {
@@ -426,6 +514,7 @@ static void h_upload(struct srv_request *rq)
 	}
 	convert_to_outdir(rq, &src, &cp, name, false);
 out:
+	dsc_optlist_free(cp.options);
 	dsc_stream_close(part);
 	dsc_stream_close(body);
 	params_free(&p);
@@ -499,9 +588,10 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 static void h_import_get(struct srv_request *rq)
 {
 	static const char *const known[] = {"url",       "src",    "dst",    "prealloc", "name",
-					    "overwrite", "sha256", "digest", "level",    NULL};
+					    "overwrite", "sha256", "digest", "level",    "o",
+					    NULL};
 	struct srv_params p = {0};
-	struct conv_params cp;
+	struct conv_params cp = {0};
 	const char *url;
 
 	if (!parse_query(rq, &p))
@@ -515,6 +605,7 @@ static void h_import_get(struct srv_request *rq)
 	}
 	do_import(rq, url, &cp, NULL);
 out:
+	dsc_optlist_free(cp.options);
 	params_free(&p);
 }
 
@@ -524,7 +615,7 @@ static void h_import_post(struct srv_request *rq)
 	struct dsc_error err = {0};
 	struct import_body ib = {0};
 	struct body_ctx bc;
-	struct conv_params cp;
+	struct conv_params cp = {0};
 	dsc_stream *body = NULL;
 	char *buf = NULL, msg[400];
 	char ctq[120];
@@ -572,10 +663,11 @@ static void h_import_post(struct srv_request *rq)
 		goto out;
 	}
 	if (!get_conv_params(rq, ib.src, ib.dst, ib.prealloc, ib.overwrite, ib.name, ib.sha256,
-			     ib.digest, ib.level, &cp))
+			     ib.digest, ib.level, NULL, ib.options, &cp))
 		goto out;
 	do_import(rq, ib.url, &cp, ib.nheaders ? ib.headers : NULL);
 out:
+	dsc_optlist_free(cp.options);
 	import_body_free(&ib);
 	free(buf);
 	dsc_stream_close(body);
@@ -696,8 +788,21 @@ static void content_disposition(const char *fname, char *out, size_t outsz)
 		 ascii, enc);
 }
 
+/* The format whose extensions include `dot`, else DSC_FORMAT_UNKNOWN. */
+static dsc_format dsc_format_from_ext(const char *dot)
+{
+	const struct dsc_format_info *f;
+	size_t i, k;
+
+	for (i = 0; (f = dsc_format_at(i)) != NULL; i++)
+		for (k = 0; f->extensions && f->extensions[k]; k++)
+			if (strcasecmp(dot, f->extensions[k]) == 0)
+				return (dsc_format)(i + 1);
+	return DSC_FORMAT_UNKNOWN;
+}
+
 /* The download name: the source's base name with the destination's
- * extension (an existing .vmdk/.img/.raw extension is replaced). */
+ * extension (an extension of any known format is replaced). */
 static void export_name(const char *real, dsc_format dst, char *out, size_t outsz)
 {
 	const char *base = strrchr(real, '/');
@@ -707,10 +812,10 @@ static void export_name(const char *real, dsc_format dst, char *out, size_t outs
 	base = base ? base + 1 : real;
 	n = strlen(base);
 	dot = strrchr(base, '.');
-	if (dot != NULL && dot > base &&
-	    (strcasecmp(dot, ".vmdk") == 0 || strcasecmp(dot, ".img") == 0 ||
-	     strcasecmp(dot, ".raw") == 0)) {
-		if (dst == DSC_FORMAT_RAW && strcasecmp(dot, ".vmdk") != 0 && n <= SRV_NAME_MAX) {
+	if (dot != NULL && dot > base && known_ext(dot)) {
+		/* A name that already carries an extension of the output's
+		 * format is kept as it is. */
+		if (dsc_format_from_ext(dot) == dst && n <= SRV_NAME_MAX) {
 			snprintf(out, outsz, "%.*s", SRV_NAME_MAX, base);
 			return;
 		}
@@ -727,7 +832,7 @@ static void export_name(const char *real, dsc_format dst, char *out, size_t outs
 
 static void h_export(struct srv_request *rq)
 {
-	static const char *const known[] = {"path", "src", "dst", "level", NULL};
+	static const char *const known[] = {"path", "src", "dst", "level", "o", NULL};
 	struct srv_params p = {0};
 	struct dsc_error err = {0};
 	struct dsc_convert_opts opts = {0};
@@ -735,6 +840,7 @@ static void h_export(struct srv_request *rq)
 	dsc_stream *in = NULL, *out = NULL;
 	dsc_reader *r = NULL;
 	dsc_format src, dst;
+	dsc_optlist *options = NULL;
 	int level;
 	char full[PATH_MAX], real[PATH_MAX], proc[64], fname[SRV_NAME_MAX + 8];
 	char extra[CD_LINE_MAX + 64];
@@ -749,7 +855,8 @@ static void h_export(struct srv_request *rq)
 	if (!check_known(rq, &p, known) ||
 	    !get_format(rq, "src", params_get(&p, "src"), DSC_FORMAT_UNKNOWN, &src) ||
 	    !get_format(rq, "dst", params_get(&p, "dst"), DSC_FORMAT_RAW, &dst) ||
-	    !get_level(rq, params_get(&p, "level"), &level))
+	    !get_level(rq, params_get(&p, "level"), &level) ||
+	    !get_options(rq, params_get(&p, "o"), NULL, dst, &options))
 		goto out;
 	path = params_get(&p, "path");
 	if (path == NULL || *path == '\0') {
@@ -897,6 +1004,7 @@ static void h_export(struct srv_request *rq)
 	opts.dst_fmt = dst;
 	opts.threads = srv_cfg.codec_threads;
 	opts.level = level;
+	opts.options = options;
 	opts.extent_name = fname;
 	opts.max_capacity = srv_cfg.max_capacity;
 	if (dsc_convert(in, out, &opts, &stats, &err) != DSC_OK) {
@@ -918,6 +1026,7 @@ out:
 		close(fd);
 	if (pfd >= 0)
 		close(pfd);
+	dsc_optlist_free(options);
 	params_free(&p);
 }
 

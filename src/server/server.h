@@ -206,8 +206,10 @@ void output_free(struct srv_output *o);
 /* import_body.c: POST /import's JSON body. The strings point into `root`
  * (or hdr_store) and live until import_body_free(). */
 #define IMPORT_HEADERS_MAX 32
+#define IMPORT_OPTIONS_MAX 32
 struct import_body {
 	json_t *root;
+	json_t *options; /* the "options" object (borrowed from root), or NULL */
 	const char *url, *src, *dst, *prealloc, *overwrite, *name, *sha256, *digest, *level;
 	const char *headers[IMPORT_HEADERS_MAX + 1]; /* NULL-terminated */
 	char *hdr_store[IMPORT_HEADERS_MAX];

@@ -128,8 +128,10 @@ before=$(stat -c %Y.%i "$T/out/upload.img")
 expect_status 409 "$R" -X POST --data-binary @"$T/data/disk.vmdk" -H "Content-Type: application/octet-stream" "$BASE/upload"
 check "409 code EXISTS" test "$(json_get "$R" code)" = EXISTS
 check "409 leaves the file" test "$(stat -c %Y.%i "$T/out/upload.img")" = "$before"
-expect_status 200 "$R" -X POST --data-binary @"$T/data/disk.vmdk" -H "Content-Type: application/octet-stream" "$BASE/upload?overwrite=true&dst=vmdk"
-check "overwrite replaced it" same_image "$T/out/upload.img" vmdk "$T/data/disk.raw" raw
+expect_status 200 "$R" -X POST --data-binary @"$T/data/disk.vmdk" -H "Content-Type: application/octet-stream" "$BASE/upload?overwrite=true&src=raw"
+check "overwrite replaced it" test "$(stat -c %s "$T/out/upload.img")" = "$(stat -c %s "$T/data/disk.vmdk")"
+expect_status 200 "$R" -X POST --data-binary @"$T/data/disk.raw" -H "Content-Type: application/octet-stream" "$BASE/upload?dst=vmdk"
+check "default name of a VMDK upload.vmdk" same_image "$T/out/upload.vmdk" vmdk "$T/data/disk.raw" raw
 
 # ---- 400: names and parameters
 for bad in '../x' '.hidden' 'a/b' 'a%20b' 'caf%C3%A9' "$(printf 'x%.0s' $(seq 256))" ''; do
