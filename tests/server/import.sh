@@ -61,6 +61,18 @@ expect_status 200 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/disk.vmdk?need=X-Token:xyz\", \"name\": \"post2.img\", \"digest\": true, \"headers\": [\"X-Token: xyz\"]}" \
 	"$BASE/import"
 check "POST, \"digest\": true: reply sha256 is the download's" test "$(json_get "$R" sha256)" = "$sum"
+cp "$T/data/disk.raw" "$T/www/opt.raw"
+expect_status 200 "$R" -H 'Content-Type: application/json' \
+	--data "{\"url\": \"$UP/f/opt.raw\", \"src\": \"raw\", \"dst\": \"vmdk\", \"name\": \"opt.vmdk\", \"options\": {\"adapter_type\": \"ide\", \"hwversion\": 7}}" "$BASE/import"
+check "JSON options reach the descriptor" grep -aq 'ddb.virtualHWVersion = "7"' "$T/out/opt.vmdk"
+check "JSON options: ide" grep -aq 'ddb.adapterType = "ide"' "$T/out/opt.vmdk"
+expect_status 400 "$R" -H 'Content-Type: application/json' \
+	--data "{\"url\": \"$UP/f/opt.raw\", \"dst\": \"vmdk\", \"name\": \"opt2.vmdk\", \"options\": {\"bogus\": true}}" "$BASE/import"
+check "JSON options: unknown key named" bash -c "grep -q \"unknown option 'bogus'\" '$R'"
+expect_status 400 "$R" -H 'Content-Type: application/json' \
+	--data "{\"url\": \"$UP/plain.raw\", \"options\": [1]}" "$BASE/import"
+expect_status 400 "$R" -H 'Content-Type: application/json' \
+	--data "{\"url\": \"$UP/plain.raw\", \"options\": {\"x\": [1]}}" "$BASE/import"
 expect_status 400 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/disk.vmdk\", \"name\": \"post3.img\", \"digest\": 1}" "$BASE/import"
 check "POST, \"digest\": 1 is 400 and writes nothing" test ! -e "$T/out/post3.img"

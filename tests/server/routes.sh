@@ -209,6 +209,33 @@ check "long UTF-8 name, dst=vmdk: no header from the file's content" \
 	bash -c "! grep -qiE '^(Set-Cookie|X-Evil):' '$H'"
 check "long UTF-8 name, dst=vmdk: a VMDK" qemu-img check -q -f vmdk "$R"
 
+# ---- formats from the table: refused by name, options (issue 11)
+qemu-img convert -q -f raw -O qcow2 "$T/data/disk.raw" "$T/data/disk.qcow2"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qcow2" "$BASE/upload?name=q.img"
+check "qcow2 upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
+check "qcow2 upload: named" bash -c "grep -q 'a qcow2 image; qcow2 is not supported yet' '$R'"
+check "qcow2 upload: no file" test ! -e "$T/out/q.img"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qcow2"
+check "src=qcow2: not supported yet, readable listed" bash -c "grep -q \"reading qcow2 is not supported yet (raw, vmdk, auto)\" '$R'"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=vpc"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=nosuch"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" \
+	"$BASE/upload?name=ide.vmdk&src=raw&dst=vmdk&o=adapter_type%3Dide%2Chwversion%3D6"
+check "o=: adapter in the descriptor" grep -aq 'ddb.adapterType = "ide"' "$T/out/ide.vmdk"
+check "o=: hwversion in the descriptor" grep -aq 'ddb.virtualHWVersion = "6"' "$T/out/ide.vmdk"
+check "o=: the VMDK is the disk" same_image "$T/out/ide.vmdk" vmdk "$T/data/disk.raw" raw
+expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=bad.vmdk&dst=vmdk&o=foo%3D1"
+check "o=foo: 400 names the key and the format's keys" bash -c "grep -q \"unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion)\" '$R'"
+expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=bad.vmdk&dst=vmdk&o=hwversion%3D1"
+expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=bad.img&o=preallocation%3Dfull"
+check "bad options: no file" test ! -e "$T/out/bad.vmdk" -a ! -e "$T/out/bad.img"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=adapter_type%3Dbuslogic"
+check "export o=: buslogic" grep -aq 'ddb.adapterType = "buslogic"' "$R"
+expect_status 400 "$R" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=nope%3D1"
+cp "$T/data/disk.qcow2" "$T/export/disk.qcow2"
+expect_status 415 "$R" "$BASE/export?path=$T/export/disk.qcow2"
+check "export of a qcow2: named" bash -c "grep -q 'a qcow2 image' '$R'"
+
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
 
