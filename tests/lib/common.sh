@@ -14,8 +14,8 @@
 #    developer's run skips; under CI (CI=true, as .ci/run exports) it fails,
 #    naming what is missing, since CI installs everything the tests use
 #    (contrib/quickstart check) and a skip there would hide a lost test.
-#  - `lacking WHAT PART`: the same for one part of a test: a failed check
-#    under CI, a note otherwise; the rest of the test goes on.
+#  - `lacking WHAT PART` (and `have TOOL PART`): the same for one part of a
+#    test: a failed check under CI, a note otherwise; the rest goes on.
 
 set -u
 export LC_ALL=C
@@ -57,6 +57,14 @@ lacking() {
 	else
 		echo "# $1 is missing: $2 skipped"
 	fi
+}
+
+# have TOOL PART: TOOL is a command on PATH; if not, `lacking TOOL PART` and
+# false, so that `if have qemu-img "the comparison"; then ...` runs a part.
+have() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	lacking "$1" "$2"
+	return 1
 }
 
 # finish: print the tally and exit 1 if a check failed, else 0. A library
