@@ -1,13 +1,15 @@
 #!/bin/bash
 # corpus.sh - VMDK files made by other tools (../shared/corpus, see its
-# README): each gives its documented outcome. Skipped when the corpus is
-# absent (a user's fresh clone); CI has it beside the clone.
+# README): each gives its documented outcome. The corpus is looked for at
+# ../shared/corpus beside the source tree (top_srcdir), where CI puts it
+# beside its fresh clone, or at DSC_CORPUS. Skipped when it is absent (a
+# user's fresh clone), except under CI (CI=true), where that fails.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
 C=${DSC_CORPUS:-$top_srcdir/../shared/corpus}
 if [ ! -f "$C/iotest-version3.vmdk" ]; then
-	skip "no corpus at $C (it sits at ../shared/corpus beside the clone in CI)"
+	missing "the corpus at $C" "CI has it at ../shared/corpus beside the clone; DSC_CORPUS names another place"
 fi
 dsc_init
 C=$(cd "$C" && pwd)
@@ -62,7 +64,7 @@ PY
 run_dsc -src "$C/iotest-version3.vmdk" -dst "$O/iotest.raw"
 expect_ok "iotest-version3.vmdk (VMware stream) -> raw"
 check "iotest-version3.vmdk: 16 GiB, 100 + 51 sectors of 0x30 + i % 10, zeros elsewhere" iotest_ok "$O/iotest.raw"
-if command -v qemu-img >/dev/null; then
+if have qemu-img "the comparison with qemu-img"; then
 	check "iotest-version3.vmdk: equal to qemu-img's reading" \
 		qemu-img compare -q -f vmdk -F raw "$C/iotest-version3.vmdk" "$O/iotest.raw"
 fi
@@ -70,10 +72,10 @@ rm -f "$O/iotest.raw"
 run_dsc -src "$C/iotest-version3.vmdk" -dst "$O/iotest.vmdk" -dst-fmt vmdk
 expect_ok "iotest-version3.vmdk -> dsc VMDK"
 check "iotest-version3.vmdk -> dsc VMDK: layout" vmdk_lint "$O/iotest.vmdk" $((16 * GiB))
-if command -v vmdkinfo >/dev/null; then
+if have vmdkinfo "the check with vmdkinfo"; then
 	check "iotest-version3.vmdk -> dsc VMDK: vmdkinfo" vmdkinfo_ok "$O/iotest.vmdk" $((16 * GiB))
 fi
-if command -v qemu-img >/dev/null; then
+if have qemu-img "the comparison with qemu-img"; then
 	check "iotest-version3.vmdk -> dsc VMDK: qemu-img compare" \
 		qemu-img compare -q -f vmdk -F vmdk "$C/iotest-version3.vmdk" "$O/iotest.vmdk"
 fi

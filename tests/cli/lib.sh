@@ -4,25 +4,23 @@
 # (or the expect_* helpers), and ends with `finish`. Checks keep going after a
 # failure so one run shows every problem; `finish` exits 1 if any failed.
 # Everything a test creates lives in $T, a mktemp -d directory removed on exit.
-# Exit 77 means skipped; under CI (CI=true) a missing tool is a failure, since
-# CI installs every tool the tests use.
+# skip, need, missing and finish come from tests/lib/common.sh: exit 77
+# means skipped, and under CI (CI=true) a missing prerequisite is a failure,
+# since CI installs every tool the tests use.
 #
 # Environment (from AM_TESTS_ENVIRONMENT, or guessed when run by hand):
 # top_srcdir, top_builddir, DSC_CONVERT.
 
-set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
 : "${DSC_CONVERT:=$top_builddir/dsc-convert}"
-export LC_ALL=C
 
 GRAIN=65536
 MiB=1048576
 GiB=1073741824
 
-CHECKS=0
-FAILS=0
 T=
 
 cleanup() {
@@ -39,24 +37,6 @@ dsc_init() {
 	fi
 	need python3
 	echo "# $(basename "$0"): dsc-convert=$DSC_CONVERT tmp=$T"
-}
-
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
-# need TOOL...: skip without the tool, except under CI where it is an error.
-need() {
-	local t
-	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 && continue
-		if [ "${CI:-}" = true ]; then
-			echo "FAIL: $t is required under CI (install it: contrib/quickstart check)"
-			exit 1
-		fi
-		skip "$t not installed (Debian: contrib/quickstart check installs it)"
-	done
 }
 
 pass() {
@@ -84,12 +64,6 @@ check() {
 	else
 		fail "$desc" "command: $*" "$(printf '%s' "$out" | head -c 2000)"
 	fi
-}
-
-finish() {
-	echo "# $(basename "$0"): $CHECKS checks, $FAILS failed"
-	[ "$FAILS" -eq 0 ] && exit 0
-	exit 1
 }
 
 # ---- running dsc-convert ---------------------------------------------------

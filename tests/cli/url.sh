@@ -73,7 +73,7 @@ U=http://127.0.0.1:$PORT_h
 
 run_url -src "$U/f/disk.raw" -dst "$OUT/x.raw"
 if grep -q "built without libcurl" "$T/stderr"; then
-	skip "dsc-convert was built without libcurl"
+	missing libcurl "dsc-convert was built without it: install libcurl4-openssl-dev, run configure again"
 fi
 rm -f "$OUT/x.raw"
 

@@ -75,7 +75,7 @@ if command -v strace >/dev/null 2>&1; then
 	check "spread vmdk -> raw: some write-behind happened" test "$calls" -ge 1
 else
 	run_dsc -src "$O/spread.vmdk" -dst "$O/spread.raw"
-	[ "${CI:-}" = true ] && fail "strace is required under CI"
+	lacking strace "the sync_file_range count"
 fi
 check "spread vmdk -> raw: equals the source" cmp "$I/spread.raw" "$O/spread.raw"
 

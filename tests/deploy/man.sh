@@ -2,7 +2,7 @@
 # man.sh - the manual pages: groff formats them without a warning, and
 # every option the programs' -help lists is documented in its page (and
 # every route of dsc-server).
-set -u
+. "$(dirname "$0")/../lib/common.sh"
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
 : "${DSC_CONVERT:=$top_builddir/dsc-convert}"
@@ -12,11 +12,7 @@ fails=0
 ok() { echo "ok - $*"; }
 bad() { echo "not ok - $*"; fails=$((fails + 1)); }
 
-if ! command -v groff >/dev/null; then
-	[ "${CI:-}" = true ] && { echo "FAIL: groff is required under CI"; exit 1; }
-	echo "SKIP: groff not installed"
-	exit 77
-fi
+need groff
 
 # check_page PAGE PROGRAM: no groff warnings; each -flag of PROGRAM -help
 # appears in the formatted page.

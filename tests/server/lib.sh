@@ -5,22 +5,20 @@
 # runs nginx in the foreground as a background job; server_start runs
 # dsc-server on the unix socket $T/dsc.sock with outdir $T/out and export
 # roots $T/export and $T/out. Everything started is stopped by the EXIT trap.
-# Checks keep going after a failure; `finish` exits 1 if any failed. A
+# Checks keep going after a failure; `finish` exits 1 if any failed, with
+# the logs. skip, need, missing and finish come from tests/lib/common.sh: a
 # missing tool skips (77), except under CI (CI=true), where it fails.
 #
 # Environment: top_srcdir, top_builddir, DSC_SERVER (AM_TESTS_ENVIRONMENT).
 
-set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
 : "${DSC_SERVER:=$top_builddir/dsc-server}"
-export LC_ALL=C
 PATH=$PATH:/usr/sbin:/sbin
 
 MiB=1048576
-CHECKS=0
-FAILS=0
 T=
 NGINX_PID=
 SERVER_PID=
@@ -50,23 +48,6 @@ srv_cleanup() {
 			rm -rf "$T"
 		fi
 	fi
-}
-
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
-need() {
-	local t
-	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 && continue
-		if [ "${CI:-}" = true ]; then
-			echo "FAIL: $t is required under CI (contrib/quickstart check installs it)"
-			exit 1
-		fi
-		skip "$t not installed"
-	done
 }
 
 srv_init() {
@@ -181,16 +162,12 @@ pass() {
 	echo "ok - $*"
 }
 
-finish() {
-	echo "# $CHECKS checks, $FAILS failed"
-	if [ "$FAILS" -gt 0 ]; then
-		echo "# --- server log"
-		tail -n 40 "$T/server.log" 2>/dev/null
-		echo "# --- nginx error log"
-		tail -n 20 "$T/nginx/logs/error.log" 2>/dev/null
-		exit 1
-	fi
-	exit 0
+# finish_failed: the logs, when finish (tests/lib/common.sh) reports a failure.
+finish_failed() {
+	echo "# --- server log"
+	tail -n 40 "$T/server.log" 2>/dev/null
+	echo "# --- nginx error log"
+	tail -n 20 "$T/nginx/logs/error.log" 2>/dev/null
 }
 
 # req OUTFILE CURL-ARGS...: run curl, print the HTTP status ("000" if none).

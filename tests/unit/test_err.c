@@ -1,37 +1,133 @@
 /* test_err.c - unit tests of the error codes and struct dsc_error.
  *
- * Every code must have a distinct name and text (a new enum value left out
- * of a switch shows up here as NULL or a duplicate), the first recorded
- * error must win, and errno values map to the codes the CLI and the server
- * turn into exit codes and HTTP statuses.
+ * Every code must have a distinct upper-case name and a distinct, non-empty
+ * text, the first recorded error must win, and errno values map to the
+ * codes the CLI and the server turn into exit codes and HTTP statuses.
+ *
+ * No last code is written down here, so codes appended to the enum later
+ * are checked without editing this file, in two ways. The walk goes up from
+ * DSC_OK while dsc_err_name() or dsc_strerror() still knows the code (a
+ * code only one of the two switches has is caught there). And
+ * tests/unit/err_codes.h, made by make from the enum in include/dsc.h, lists
+ * every enumerator: each must lie inside the walk and be named after itself
+ * (an appended code left out of both switches ends the walk early and is
+ * caught there).
  */
 #include "testutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 
-#define LAST_CODE DSC_ERR_PERM
+/* TU_ERR(DSC_...) for each enumerator of dsc_err, in header order. */
+static const struct {
+	dsc_err code;
+	const char *id;
+} header_codes[] = {
+#define TU_ERR(c) {c, #c},
+#include "tests/unit/err_codes.h"
+#undef TU_ERR
+};
+#define N_HEADER_CODES (sizeof header_codes / sizeof header_codes[0])
+
+/* The codes there are today: any walk must reach at least this far. */
+#define KNOWN_CODES (DSC_ERR_PERM + 1)
+/* Where the walk gives up if the library knew every value (it must not). */
+#define WALK_CAP 1000
+
+/* What the library answers for a value that is certainly no code. */
+static const char *unknown_name, *unknown_text;
+
+static bool is_known(int code)
+{
+	return strcmp(dsc_err_name((dsc_err)code), unknown_name) != 0 ||
+	       strcmp(dsc_strerror((dsc_err)code), unknown_text) != 0;
+}
+
+/* The number of codes: the first value neither function knows. */
+static int walk_codes(void)
+{
+	int n = DSC_OK;
+
+	unknown_name = dsc_err_name((dsc_err)-1);
+	unknown_text = dsc_strerror((dsc_err)-1);
+	while (n < WALK_CAP && is_known(n))
+		n++;
+	return n;
+}
+
+static bool upper_name(const char *n)
+{
+	if (!isupper((unsigned char)*n))
+		return false;
+	for (; *n; n++)
+		if (!isupper((unsigned char)*n) && !isdigit((unsigned char)*n) && *n != '_')
+			return false;
+	return true;
+}
 
 static void test_names_distinct(void)
 {
-	int a, b;
+	int ncodes = walk_codes(), a, b;
 
-	for (a = DSC_OK; a <= LAST_CODE; a++) {
+	REQUIRE(unknown_name != NULL && unknown_text != NULL);
+	if (ncodes < KNOWN_CODES)
+		tu_fail(__FILE__, __LINE__, "the walk stops at code %d (name %s): %d codes exist",
+			ncodes, dsc_err_name((dsc_err)ncodes), KNOWN_CODES);
+	if (ncodes >= WALK_CAP)
+		tu_fail(__FILE__, __LINE__, "every value up to %d has a name: no unknown code",
+			WALK_CAP);
+	for (a = DSC_OK; a < ncodes; a++) {
 		const char *s = dsc_strerror((dsc_err)a), *n = dsc_err_name((dsc_err)a);
-		ASSERT(s != NULL);
-		ASSERT(n != NULL);
-		if (!s || !n)
-			continue;
-		ASSERT(*s != '\0');
-		ASSERT(*n != '\0');
+		REQUIRE(s != NULL && n != NULL);
+		/* Known to one switch only: the other one is missing its case. */
+		if (strcmp(n, unknown_name) == 0 || strcmp(s, unknown_text) == 0)
+			tu_fail(__FILE__, __LINE__, "code %d: name \"%s\", text \"%s\"", a, n, s);
+		if (*s == '\0')
+			tu_fail(__FILE__, __LINE__, "code %d (%s): empty text", a, n);
+		if (!upper_name(n))
+			tu_fail(__FILE__, __LINE__, "code %d: name \"%s\" is not upper case", a, n);
 		for (b = DSC_OK; b < a; b++) {
-			const char *s2 = dsc_strerror((dsc_err)b), *n2 = dsc_err_name((dsc_err)b);
-			if (s2 && strcmp(s, s2) == 0)
+			if (strcmp(s, dsc_strerror((dsc_err)b)) == 0)
 				tu_fail(__FILE__, __LINE__, "codes %d and %d share text \"%s\"", a,
 					b, s);
-			if (n2 && strcmp(n, n2) == 0)
+			if (strcmp(n, dsc_err_name((dsc_err)b)) == 0)
 				tu_fail(__FILE__, __LINE__, "codes %d and %d share name \"%s\"", a,
 					b, n);
 		}
+	}
+}
+
+static void test_header_codes(void)
+{
+	int ncodes = walk_codes();
+	size_t i;
+
+	/* Fewer means the list from include/dsc.h came out short (the enum's
+	 * layout changed under the sed in Makefile.am). */
+	if (N_HEADER_CODES < KNOWN_CODES)
+		tu_fail(__FILE__, __LINE__, "tests/unit/err_codes.h lists %zu codes, want >= %d",
+			N_HEADER_CODES, KNOWN_CODES);
+	if (N_HEADER_CODES != (size_t)ncodes)
+		tu_fail(__FILE__, __LINE__, "include/dsc.h has %zu codes, the library names %d",
+			N_HEADER_CODES, ncodes);
+	for (i = 0; i < N_HEADER_CODES; i++) {
+		const char *id = header_codes[i].id, *want, *got;
+		int code = (int)header_codes[i].code;
+
+		/* Append only, never renumber: the values are 0, 1, 2, ... */
+		if (code != (int)i)
+			tu_fail(__FILE__, __LINE__, "%s is %d, want %zu", id, code, i);
+		if (code >= ncodes)
+			tu_fail(__FILE__, __LINE__,
+				"%s (%d): dsc_err_name() says %s and "
+				"dsc_strerror() \"%s\": missing from err.c",
+				id, code, dsc_err_name((dsc_err)code), dsc_strerror((dsc_err)code));
+		/* DSC_ERR_FORMAT is "FORMAT", DSC_OK "OK". */
+		want = strncmp(id, "DSC_ERR_", 8) == 0 ? id + 8 : id + 4;
+		got = dsc_err_name((dsc_err)code);
+		if (!got || strcmp(got, want) != 0)
+			tu_fail(__FILE__, __LINE__, "dsc_err_name(%s) is \"%s\", want \"%s\"", id,
+				got ? got : "(null)", want);
 	}
 }
 
@@ -123,6 +219,7 @@ static void test_format_names(void)
 int main(void)
 {
 	TU_RUN(test_names_distinct);
+	TU_RUN(test_header_codes);
 	TU_RUN(test_names_known);
 	TU_RUN(test_first_error_wins);
 	TU_RUN(test_errno_recorded);

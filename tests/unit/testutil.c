@@ -61,6 +61,14 @@ void tu_run(const char *name, void (*fn)(void))
 
 void tu_skip(const char *why)
 {
+	const char *ci = getenv("CI");
+
+	/* What a unit test skips for is missing (libcurl, libcrypto, python3),
+	 * and CI installs everything: there it fails, as in tests/lib/common.sh. */
+	if (ci && strcmp(ci, "true") == 0) {
+		tu_fail(__FILE__, __LINE__, "under CI (CI=true) nothing may be skipped: %s", why);
+		return;
+	}
 	fprintf(stderr, "SKIP: %s\n", why);
 	tu_skipped = true;
 }

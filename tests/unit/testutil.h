@@ -91,7 +91,8 @@ void tu_run(const char *name, void (*fn)(void));
 /* 1 if anything failed, else 0 (or 77 when tu_skip() was called and
  * nothing ran). */
 int tu_exit(void);
-/* Mark the whole program skipped (exit 77 if no test failed). */
+/* Mark the whole program skipped (exit 77 if no test failed and none ran),
+ * for a missing prerequisite; under CI (CI=true) this is a failure. */
 void tu_skip(const char *why);
 
 /* ---- data ------------------------------------------------------------- */
