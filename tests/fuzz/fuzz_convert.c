@@ -96,5 +96,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(raw);
 	}
 	round_trip(data, size);
+	/* Detection: every probe sees the input (head, and the tail of this
+	 * seekable memory stream); whatever wins must convert or fail cleanly. */
+	memset(&e, 0, sizeof e);
+	if (convert(data, size, DSC_FORMAT_UNKNOWN, DSC_FORMAT_RAW, &raw, &rlen, &e) == DSC_OK)
+		free(raw);
 	return 0;
 }
