@@ -106,6 +106,14 @@ expect_ok "-json to a raw file from a sparse source"
 check "-json sparse: capacityBytes = 64 MiB, writtenBytes counts data only" \
 	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["capacityBytes"]==64<<20 and 4096<=o["writtenBytes"]<=1<<20, o' \
 	"$T/stdout"
+# A raw pipe into a VMDK file: the header is written twice (its size is
+# known only at the end), but writtenBytes is the finished file's size.
+cat "$T/in/a.raw" | "$DSC_CONVERT" -src - -dst "$T/out/jp.vmdk" -dst-fmt vmdk -q -json >"$T/stdout" 2>"$T/stderr"
+check "-json from a pipe into a VMDK: exit 0" test $? = 0
+check "-json from a pipe: writtenBytes = the VMDK's file size" \
+	python3 -c 'import json,os,sys; o=json.load(open(sys.argv[1])); s=os.path.getsize(sys.argv[2]); assert o["writtenBytes"]==s, (o, s)' \
+	"$T/stdout" "$T/out/jp.vmdk"
+
 # -json with stdout as the output must not mix JSON into the image.
 run_dsc -src "$T/in/a.raw" -dst - -json
 if [ "$RC" -eq 2 ]; then

@@ -44,6 +44,7 @@ expect_status 200 "$R" -X POST -T - -H 'Transfer-Encoding: chunked' \
 check "chunked raw->vmdk: qemu-img check" qemu-img check -q -f vmdk "$T/out/b.vmdk"
 check "chunked raw->vmdk: same disk" same_image "$T/out/b.vmdk" vmdk "$T/data/disk.raw" raw
 check "chunked raw->vmdk: format vmdk" test "$(json_get "$R" format)" = vmdk
+check "chunked raw->vmdk: writtenBytes = the file's size" test "$(json_get "$R" writtenBytes)" = "$(stat -c %s "$T/out/b.vmdk")"
 check "chunked raw->vmdk, digest=true: sha256 of the bytes sent" \
 	test "$(json_get "$R" sha256)" = "$(sha256sum <"$T/data/disk.raw" | cut -d' ' -f1)"
 check "chunked raw->vmdk: descriptor names the file" \
