@@ -47,6 +47,7 @@ typedef enum dsc_err {
 	DSC_ERR_NOSPACE,     /* the output device is full */
 	DSC_ERR_NOTFOUND,    /* a named file does not exist */
 	DSC_ERR_PERM,        /* permission denied */
+	DSC_ERR_INTEGRITY,   /* the bytes differ from their expected digest */
 } dsc_err;
 
 #define DSC_ERROR_TEXT 512
@@ -437,7 +438,7 @@ bool dsc_sha256_hex_valid(const char *hex);
 
 /* Read the rest of `in` (a SHA-256 read wrapper) and compare its digest
  * with `expected_hex` (64 hex digits, either case). A mismatch is
- * DSC_ERR_FORMAT: "<in>: SHA-256 mismatch: expected <hex>, got <hex>". */
+ * DSC_ERR_INTEGRITY: "<in>: SHA-256 mismatch: expected <hex>, got <hex>". */
 dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex,
 				 struct dsc_error *e);
 

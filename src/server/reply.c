@@ -56,7 +56,8 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	case DSC_ERR_INVAL: return 400;
 	case DSC_ERR_IO: return 500;
 	case DSC_ERR_FORMAT:
-	case DSC_ERR_TRUNCATED: return 422;
+	case DSC_ERR_TRUNCATED:
+	case DSC_ERR_INTEGRITY: return 422;
 	case DSC_ERR_UNSUPPORTED: return 415;
 	case DSC_ERR_LIMIT: return 413;
 	case DSC_ERR_REMOTE:

@@ -246,7 +246,7 @@ static dsc_err source_prefinish(void *user, struct dsc_error *e)
 		if (rc != DSC_OK)
 			return rc;
 		if (s->expect != NULL && strcasecmp(s->hex, s->expect) != 0)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+			return dsc_error_set(e, DSC_ERR_INTEGRITY, 0,
 					     "%s: SHA-256 mismatch: expected "
 					     "%s, got %s",
 					     dsc_stream_name(s->raw_in), s->expect, s->hex);

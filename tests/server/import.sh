@@ -81,6 +81,8 @@ imp 502 "$UP/f/disk.vmdk?fail=404" --data-urlencode name=nf.img
 check "upstream 404: message names the status" grep -q '404' "$R"
 imp 502 "$UP/f/disk.vmdk?fail=500" --data-urlencode name=e500.img
 imp 422 "$UP/f/disk.vmdk" --data-urlencode name=bad.img --data-urlencode "sha256=$(printf %064d 0)"
+check "sha256 mismatch: code INTEGRITY" test "$(json_get "$R" code)" = INTEGRITY
+check "sha256 mismatch: message" grep -q "SHA-256 mismatch: expected $(printf %064d 0), got $sum" "$R"
 imp 504 "$UP/f/disk.vmdk?stall=0&hold=30" --data-urlencode name=stall.img
 check "504 code REMOTE" test "$(json_get "$R" code)" = REMOTE
 expect_status 400 "$R" -H 'Content-Type: application/json' --data '{"url": ' "$BASE/import"
