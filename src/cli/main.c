@@ -302,17 +302,26 @@ static bool on_progress(void *user, const struct dsc_progress *d)
 	return true;
 }
 
+/* Seconds rounded to the microsecond. Printed with 15 significant digits
+ * (DBL_DIG) the value shows those decimals and no binary noise
+ * (0.082454, not 0.082454014999939318). */
+#define JSON_SECONDS_FLAGS JSON_REAL_PRECISION(15)
+static double json_seconds(double s)
+{
+	return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0;
+}
+
 static void print_json(const struct config *cfg, const struct dsc_convert_stats *st,
 		       const char *sha256)
 {
 	json_t *o = json_pack("{s:s, s:I, s:I, s:f}", "output", cfg->dst, "writtenBytes",
 			      (json_int_t)st->bytes_written, "capacityBytes",
-			      (json_int_t)st->capacity, "elapsedSeconds", st->seconds);
+			      (json_int_t)st->capacity, "elapsedSeconds", json_seconds(st->seconds));
 
 	if (o && sha256)
 		json_object_set_new(o, "sha256", json_string(sha256));
 	if (o) {
-		json_dumpf(o, stdout, JSON_COMPACT);
+		json_dumpf(o, stdout, JSON_COMPACT | JSON_SECONDS_FLAGS);
 		fputc('\n', stdout);
 		json_decref(o);
 	}

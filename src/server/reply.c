@@ -239,9 +239,16 @@ bool reply_flush_pending(struct srv_request *rq)
 			     rq->pending_ctype[0] ? rq->pending_ctype : NULL, rq->pending_extra);
 }
 
+double srv_json_seconds(double s)
+{
+	return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0;
+}
+
 static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const char *allow)
 {
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	/* 15 significant digits (DBL_DIG): a value rounded by
+	 * srv_json_seconds() prints its decimals and no binary noise. */
+	char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	char extra[512];
 	size_t len;
 

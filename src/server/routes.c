@@ -328,7 +328,8 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 				  name, "format", dsc_format_name(cp->dst), "writtenBytes",
 				  (json_int_t)stats.bytes_written, "capacityBytes",
 				  (json_int_t)stats.capacity, "readBytes",
-				  (json_int_t)stats.bytes_read, "elapsedSeconds", stats.seconds);
+				  (json_int_t)stats.bytes_read, "elapsedSeconds",
+				  srv_json_seconds(stats.seconds));
 		if (j != NULL && src->hashed != NULL)
 			json_object_set_new(j, "sha256", json_string(src->hex));
 		reply_json(rq, 200, j);
@@ -943,7 +944,7 @@ static void h_status(struct srv_request *rq)
 	j = json_pack("{s:i, s:i, s:i, s:I, s:f, s:i, s:s}", "poolSize", srv_board->pool_size,
 		      "workers", alive, "busyWorkers", busy, "requestsServed",
 		      (json_int_t)__atomic_load_n(&srv_board->served, __ATOMIC_RELAXED),
-		      "uptimeSeconds", srv_now() - srv_board->start, "masterPid",
+		      "uptimeSeconds", srv_json_seconds(srv_now() - srv_board->start), "masterPid",
 		      (int)srv_board->master_pid, "version", dsc_version());
 	reply_json(rq, 200, j);
 }

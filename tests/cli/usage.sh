@@ -94,6 +94,10 @@ assert o['writtenBytes'] == size, ('writtenBytes', o['writtenBytes'], 'file size
 assert o['capacityBytes'] == cap, ('capacityBytes', o['capacityBytes'], cap)
 assert type(o['elapsedSeconds']) in (int, float) and 0 <= o['elapsedSeconds'] < 60, o['elapsedSeconds']
 PY
+# The seconds as printed: rounded to the microsecond, no binary noise
+# (0.082454, never 0.082454014999939318; %g writes 5e-05 below 0.0001).
+check "-json: elapsedSeconds printed with at most 6 decimals" \
+	grep -Eq '"elapsedSeconds":([0-9]+(\.[0-9]{1,6})?|[1-9](\.[0-9]{1,5})?e-0[56])[,}]' "$T/stdout"
 run_dsc -src "$T/in/a.raw" -dst "$T/out/j.raw" -json
 expect_ok "-json to a raw file"
 check "-json raw: writtenBytes = capacityBytes = 100000 for random data" \
