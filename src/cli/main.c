@@ -23,6 +23,7 @@
 
 #include "dsc.h"
 #include "progress.h"
+#include "size.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -38,6 +39,7 @@ enum opt_id {
 	OPT_JSON,
 	OPT_LEVEL,
 	OPT_THREADS,
+	OPT_MAX_CAPACITY,
 	OPT_CACERT,
 	OPT_INSECURE,
 	OPT_HEADER,
@@ -67,6 +69,7 @@ static const struct opt options[] = {
 	{"json", false, OPT_JSON},
 	{"level", true, OPT_LEVEL},
 	{"threads", true, OPT_THREADS},
+	{"max-capacity", true, OPT_MAX_CAPACITY},
 	{"cacert", true, OPT_CACERT},
 	{"insecure", false, OPT_INSECURE},
 	{"header", true, OPT_HEADER},
@@ -88,6 +91,7 @@ struct config {
 	bool json;
 	int level;
 	unsigned threads;
+	uint64_t max_capacity;    /* bytes; 0: no limit */
 	struct dsc_url_opts url; /* for http(s) sources */
 	const char **headers;    /* -header values, NULL-terminated */
 	size_t nheaders;
@@ -111,6 +115,8 @@ static const char usage_text[] =
 	"                       VMDK compression (N: 1-12); default is no larger\n"
 	"                       than qemu-img's output\n"
 	"  -threads N           compression threads (default: one per CPU)\n"
+	"  -max-capacity SIZE   refuse disks larger than SIZE bytes (K, M, G, T, P\n"
+	"                       suffixes: 500G, 4T; default and 0: no limit)\n"
 	"  -sha256 HEX          fail, leaving no output, unless the source's bytes\n"
 	"                       have this SHA-256 (-json reports the output's)\n"
 	"\n"
@@ -234,6 +240,10 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_JSON: cfg->json = true; break;
 		case OPT_LEVEL: cfg->level = parse_level(val); break;
 		case OPT_THREADS: cfg->threads = parse_threads(val); break;
+		case OPT_MAX_CAPACITY:
+			if (!size_parse(val, &cfg->max_capacity))
+				usage_error("-max-capacity: '%s' is not a size (e.g. 500G, 4T)", val);
+			break;
 		case OPT_CACERT: cfg->url.cacert = val; break;
 		case OPT_INSECURE: cfg->url.insecure = true; break;
 		case OPT_HEADER:
@@ -455,6 +465,7 @@ int main(int argc, char **argv)
 		copts.prealloc = cfg.prealloc;
 		copts.level = cfg.level;
 		copts.threads = cfg.threads;
+		copts.max_capacity = cfg.max_capacity;
 		if (cfg.progress) {
 			copts.progress = on_progress;
 			copts.progress_user = &prog;
