@@ -316,7 +316,9 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out,
  * stream. A transfer that breaks off (connection reset, idle timeout, short
  * body, HTTP 5xx) is resumed from the next byte with Range + If-Range, so
  * the reader never sees a gap or a duplicate byte; a resource that changed
- * in between is an error, never a silent mix. Memory stays bounded: the
+ * in between is an error, never a silent mix (a server without ETag and
+ * Last-Modified is resumed only when the caller asks, see
+ * resume_without_validator). Memory stays bounded: the
  * transfer pauses while the buffer is full. Every connection (each redirect
  * hop, IPv4 and IPv6) is checked against an optional address policy.
  * Built without libcurl, dsc_stream_open_url() fails with
@@ -387,6 +389,14 @@ struct dsc_url_opts {
 	 * returning true ends the stream with DSC_ERR_CANCELLED. */
 	bool (*cancel)(void *user);
 	void *cancel_user;
+	/* A server that sends neither ETag nor Last-Modified cannot prove that
+	 * a resumed body is the same resource, so by default such a transfer
+	 * fails at its first break. true: resume it anyway with Range (no
+	 * If-Range), provided the first response had a Content-Length and the
+	 * 206's Content-Range states the same total. Set it only when the
+	 * caller verifies the bytes itself, e.g. with dsc_stream_open_sha256()
+	 * and an expected digest (false). */
+	bool resume_without_validator;
 };
 
 /* Fill `o` with the defaults shown above. */

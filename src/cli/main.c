@@ -259,6 +259,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 			if (!dsc_sha256_hex_valid(val))
 				usage_error("-sha256: '%s' is not 64 hex digits", val);
 			cfg->sha256 = val;
+			/* The digest proves the bytes: a URL without ETag or
+			 * Last-Modified may be resumed. */
+			cfg->url.resume_without_validator = true;
 			break;
 		case OPT_HELP:
 			fputs(usage_text, stdout);

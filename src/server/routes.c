@@ -487,6 +487,9 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 	uo.idle_timeout = srv_cfg.import_idle_timeout;
 	uo.cancel = connection_dropped;
 	uo.cancel_user = rq;
+	/* sha256= proves the bytes (source_prefinish), so a source without
+	 * ETag or Last-Modified may be resumed; digest=true proves nothing. */
+	uo.resume_without_validator = cp->sha256 != NULL;
 	if (dsc_stream_open_url(url, &uo, &in, &err) != DSC_OK) {
 		reply_dsc_error(rq, &err, rq->client_gone);
 		return;
