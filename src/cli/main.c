@@ -91,7 +91,7 @@ struct config {
 	bool json;
 	int level;
 	unsigned threads;
-	uint64_t max_capacity;    /* bytes; 0: no limit */
+	uint64_t max_capacity;   /* bytes; 0: no limit */
 	struct dsc_url_opts url; /* for http(s) sources */
 	const char **headers;    /* -header values, NULL-terminated */
 	size_t nheaders;
@@ -242,7 +242,8 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_THREADS: cfg->threads = parse_threads(val); break;
 		case OPT_MAX_CAPACITY:
 			if (!size_parse(val, &cfg->max_capacity))
-				usage_error("-max-capacity: '%s' is not a size (e.g. 500G, 4T)", val);
+				usage_error("-max-capacity: '%s' is not a size (e.g. 500G, 4T)",
+					    val);
 			break;
 		case OPT_CACERT: cfg->url.cacert = val; break;
 		case OPT_INSECURE: cfg->url.insecure = true; break;

@@ -886,10 +886,10 @@ static dsc_err try_done(struct curl_src *c, CURLcode rc, const struct failure *f
 		size_t n = strlen(f.text);
 		f.code = DSC_ERR_REMOTE;
 		snprintf(f.text + n, sizeof f.text - n,
-			 c->o.resume_without_validator
-				 ? "; cannot resume: the server sent no ETag, Last-Modified or "
-				   "Content-Length"
-				 : "; cannot resume: the server sent no ETag or Last-Modified");
+			 c->o.resume_without_validator ?
+				 "; cannot resume: the server sent no ETag, Last-Modified or "
+				 "Content-Length" :
+				 "; cannot resume: the server sent no ETag or Last-Modified");
 		return record(c, &f);
 	}
 	backoff(c);

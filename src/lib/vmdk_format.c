@@ -210,10 +210,11 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 			int r = parse_extent(p, n, have_extent ? &later : d);
 
 			if (r < 0)
-				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						     "%s: descriptor line %zu: extent size is not a "
-						     "number of sectors up to %llu", name, lines,
-						     (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
+				return dsc_error_set(
+					e, DSC_ERR_FORMAT, 0,
+					"%s: descriptor line %zu: extent size is not a "
+					"number of sectors up to %llu",
+					name, lines, (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
 			if (r > 0) {
 				have_extent = true;
 				continue;
@@ -235,7 +236,8 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 	if (!d->create_type[0] && !have_version && !have_extent)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: the embedded descriptor is not a VMDK descriptor (no "
-				     "version, createType or extent line)", name);
+				     "version, createType or extent line)",
+				     name);
 	if (!d->create_type[0])
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: descriptor has no createType", name);
 	return DSC_OK;

@@ -293,8 +293,8 @@ static void test_resume_without_validator(void)
 			  &e);
 		ASSERT(retries == 1);
 		/* A cut before the first byte: a plain GET again. */
-		ASSERT_OK(fetch("/f/file.bin?novalidator=1&cut=0&times=1", &o, 4096, NULL,
-				&retries, &e),
+		ASSERT_OK(fetch("/f/file.bin?novalidator=1&cut=0&times=1", &o, 4096, NULL, &retries,
+				&e),
 			  &e);
 		ASSERT(retries == 1);
 	}
