@@ -21,8 +21,8 @@
  * nothing to check, so such a stream is not resumed, unless the caller
  * verifies the bytes itself (resume_without_validator, e.g. a SHA-256):
  * then it resumes with Range alone, when the 206's Content-Range total
- * equals the first response's length. Tries that bring no new byte count against `retries`, with
- * a doubling backoff.
+ * equals the first response's length. Tries that bring no new byte count
+ * against `retries`, with a doubling backoff.
  *
  * Requests are restricted to http and https (also for redirects), do not
  * use an environment proxy unless asked, and every socket passes the
