@@ -53,6 +53,7 @@ typedef enum dsc_err {
 	DSC_ERR_NOSPACE,     /* the output device is full */
 	DSC_ERR_NOTFOUND,    /* a named file does not exist */
 	DSC_ERR_PERM,        /* permission denied */
+	DSC_ERR_INTEGRITY,   /* the bytes differ from their expected digest */
 } dsc_err;
 
 #define DSC_ERROR_TEXT 512
@@ -463,7 +464,9 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out,
  * stream. A transfer that breaks off (connection reset, idle timeout, short
  * body, HTTP 5xx) is resumed from the next byte with Range + If-Range, so
  * the reader never sees a gap or a duplicate byte; a resource that changed
- * in between is an error, never a silent mix. Memory stays bounded: the
+ * in between is an error, never a silent mix (a server without ETag and
+ * Last-Modified is resumed only when the caller asks, see
+ * resume_without_validator). Memory stays bounded: the
  * transfer pauses while the buffer is full. Every connection (each redirect
  * hop, IPv4 and IPv6) is checked against an optional address policy.
  * Built without libcurl, dsc_stream_open_url() fails with
@@ -534,6 +537,14 @@ struct dsc_url_opts {
 	 * returning true ends the stream with DSC_ERR_CANCELLED. */
 	bool (*cancel)(void *user);
 	void *cancel_user;
+	/* A server that sends neither ETag nor Last-Modified cannot prove that
+	 * a resumed body is the same resource, so by default such a transfer
+	 * fails at its first break. true: resume it anyway with Range (no
+	 * If-Range), provided the first response had a Content-Length and the
+	 * 206's Content-Range states the same total. Set it only when the
+	 * caller verifies the bytes itself, e.g. with dsc_stream_open_sha256()
+	 * and an expected digest (false). */
+	bool resume_without_validator;
 };
 
 /* Fill `o` with the defaults shown above. */
@@ -585,7 +596,7 @@ bool dsc_sha256_hex_valid(const char *hex);
 
 /* Read the rest of `in` (a SHA-256 read wrapper) and compare its digest
  * with `expected_hex` (64 hex digits, either case). A mismatch is
- * DSC_ERR_FORMAT: "<in>: SHA-256 mismatch: expected <hex>, got <hex>". */
+ * DSC_ERR_INTEGRITY: "<in>: SHA-256 mismatch: expected <hex>, got <hex>". */
 dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex,
 				 struct dsc_error *e);
 

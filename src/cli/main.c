@@ -23,6 +23,7 @@
 
 #include "dsc.h"
 #include "progress.h"
+#include "size.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -38,6 +39,7 @@ enum opt_id {
 	OPT_JSON,
 	OPT_LEVEL,
 	OPT_THREADS,
+	OPT_MAX_CAPACITY,
 	OPT_CACERT,
 	OPT_INSECURE,
 	OPT_HEADER,
@@ -70,6 +72,7 @@ static const struct opt options[] = {
 	{"json", false, OPT_JSON},
 	{"level", true, OPT_LEVEL},
 	{"threads", true, OPT_THREADS},
+	{"max-capacity", true, OPT_MAX_CAPACITY},
 	{"cacert", true, OPT_CACERT},
 	{"insecure", false, OPT_INSECURE},
 	{"header", true, OPT_HEADER},
@@ -94,6 +97,7 @@ struct config {
 	bool json;
 	int level;
 	unsigned threads;
+	uint64_t max_capacity;   /* bytes; 0: no limit */
 	struct dsc_url_opts url; /* for http(s) sources */
 	const char **headers;    /* -header values, NULL-terminated */
 	size_t nheaders;
@@ -122,6 +126,8 @@ static const char usage_head[] =
 	"                       VMDK compression (N: 1-12); default is no larger\n"
 	"                       than qemu-img's output\n"
 	"  -threads N           compression threads (default: one per CPU)\n"
+	"  -max-capacity SIZE   refuse disks larger than SIZE bytes (K, M, G, T, P\n"
+	"                       suffixes: 500G, 4T; default and 0: no limit)\n"
 	"  -sha256 HEX          fail, leaving no output, unless the source's bytes\n"
 	"                       have this SHA-256 (-json reports the output's)\n"
 	"\n"
@@ -373,6 +379,11 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_JSON: cfg->json = true; break;
 		case OPT_LEVEL: cfg->level = parse_level(val); break;
 		case OPT_THREADS: cfg->threads = parse_threads(val); break;
+		case OPT_MAX_CAPACITY:
+			if (!size_parse(val, &cfg->max_capacity))
+				usage_error("-max-capacity: '%s' is not a size (e.g. 500G, 4T)",
+					    val);
+			break;
 		case OPT_CACERT: cfg->url.cacert = val; break;
 		case OPT_INSECURE: cfg->url.insecure = true; break;
 		case OPT_HEADER:
@@ -388,6 +399,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 			if (!dsc_sha256_hex_valid(val))
 				usage_error("-sha256: '%s' is not 64 hex digits", val);
 			cfg->sha256 = val;
+			/* The digest proves the bytes: a URL without ETag or
+			 * Last-Modified may be resumed. */
+			cfg->url.resume_without_validator = true;
 			break;
 		case OPT_HELP:
 			print_usage();
@@ -442,17 +456,26 @@ static bool on_progress(void *user, const struct dsc_progress *d)
 	return true;
 }
 
+/* Seconds rounded to the microsecond. Printed with 15 significant digits
+ * (DBL_DIG) the value shows those decimals and no binary noise
+ * (0.082454, not 0.082454014999939318). */
+#define JSON_SECONDS_FLAGS JSON_REAL_PRECISION(15)
+static double json_seconds(double s)
+{
+	return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0;
+}
+
 static void print_json(const struct config *cfg, const struct dsc_convert_stats *st,
 		       const char *sha256)
 {
 	json_t *o = json_pack("{s:s, s:I, s:I, s:f}", "output", cfg->dst, "writtenBytes",
 			      (json_int_t)st->bytes_written, "capacityBytes",
-			      (json_int_t)st->capacity, "elapsedSeconds", st->seconds);
+			      (json_int_t)st->capacity, "elapsedSeconds", json_seconds(st->seconds));
 
 	if (o && sha256)
 		json_object_set_new(o, "sha256", json_string(sha256));
 	if (o) {
-		json_dumpf(o, stdout, JSON_COMPACT);
+		json_dumpf(o, stdout, JSON_COMPACT | JSON_SECONDS_FLAGS);
 		fputc('\n', stdout);
 		json_decref(o);
 	}
@@ -587,6 +610,7 @@ int main(int argc, char **argv)
 		copts.level = cfg.level;
 		copts.threads = cfg.threads;
 		copts.options = cfg.options;
+		copts.max_capacity = cfg.max_capacity;
 		if (cfg.progress) {
 			copts.progress = on_progress;
 			copts.progress_user = &prog;

@@ -25,6 +25,7 @@ const char *dsc_strerror(dsc_err code)
 	case DSC_ERR_NOSPACE: return "no space left on device";
 	case DSC_ERR_NOTFOUND: return "no such file";
 	case DSC_ERR_PERM: return "permission denied";
+	case DSC_ERR_INTEGRITY: return "checksum mismatch";
 	}
 	return "unknown error";
 }
@@ -46,6 +47,7 @@ const char *dsc_err_name(dsc_err code)
 	case DSC_ERR_NOSPACE: return "NOSPACE";
 	case DSC_ERR_NOTFOUND: return "NOTFOUND";
 	case DSC_ERR_PERM: return "PERM";
+	case DSC_ERR_INTEGRITY: return "INTEGRITY";
 	}
 	return "UNKNOWN";
 }

@@ -17,8 +17,12 @@
  * the total; a 200 is used only when its validator is unchanged (its first
  * bytes are then dropped). Anything else means the resource changed, which
  * fails the stream: mixing two versions of an image would be silent
- * corruption. Tries that bring no new byte count against `retries`, with
- * a doubling backoff.
+ * corruption. A server that sends neither ETag nor Last-Modified gives
+ * nothing to check, so such a stream is not resumed, unless the caller
+ * verifies the bytes itself (resume_without_validator, e.g. a SHA-256):
+ * then it resumes with Range alone, when the 206's Content-Range total
+ * equals the first response's length. Tries that bring no new byte count
+ * against `retries`, with a doubling backoff.
  *
  * Requests are restricted to http and https (also for redirects), do not
  * use an environment proxy unless asked, and every socket passes the
@@ -333,6 +337,11 @@ static void new_response(struct curl_src *c, const char *line, size_t len)
 		snprintf(c->reason, sizeof c->reason, "%s", reason_phrase(status));
 }
 
+static bool has_validator(const struct curl_src *c)
+{
+	return c->etag[0] || c->modified[0];
+}
+
 static bool validators_match(const struct curl_src *c)
 {
 	if (c->etag[0])
@@ -385,6 +394,15 @@ static bool accept_response(struct curl_src *c)
 				(unsigned long long)c->r_range_start);
 			return false;
 		}
+		/* Without a validator the total is all there is to check
+		 * (the caller verifies the bytes): it must be stated. */
+		if (!has_validator(c) && c->r_range_total == UINT64_MAX) {
+			CB_FAIL(c, DSC_ERR_REMOTE, false, 206, 0,
+				"cannot resume at byte %llu: no ETag or Last-Modified, and the "
+				"Content-Range does not state the total to check",
+				(unsigned long long)c->try_start);
+			return false;
+		}
 		if (c->total != UINT64_MAX && c->r_range_total != UINT64_MAX &&
 		    c->r_range_total != c->total) {
 			snprintf(what, sizeof what, "size %llu became %llu",
@@ -408,7 +426,14 @@ static bool accept_response(struct curl_src *c)
 	if (c->status == 200) {
 		/* The whole resource again: usable only if it is the same one
 		 * (If-Range failed, or the server ignores Range). */
-		if (c->try_start > 0 || c->etag[0] || c->modified[0]) {
+		if (c->try_start > 0 && !has_validator(c)) {
+			CB_FAIL(c, DSC_ERR_REMOTE, false, 200, 0,
+				"cannot resume at byte %llu: the server ignored Range (HTTP 200) "
+				"and sent no ETag or Last-Modified",
+				(unsigned long long)c->try_start);
+			return false;
+		}
+		if (c->try_start > 0 || has_validator(c)) {
 			if (!validators_match(c)) {
 				snprintf(what, sizeof what, "%s %.100s became %.100s",
 					 c->etag[0] ? "ETag" : "Last-Modified",
@@ -633,7 +658,7 @@ static dsc_err start_try(struct curl_src *c)
 			goto nomem;
 		c->req_headers = l;
 	}
-	if (c->try_start > 0) {
+	if (c->try_start > 0 && has_validator(c)) {
 		size_t n = strlen("If-Range: ") + strlen(c->etag[0] ? c->etag : c->modified) + 1;
 		ifrange = malloc(n);
 		if (!ifrange)
@@ -853,11 +878,18 @@ static dsc_err try_done(struct curl_src *c, CURLcode rc, const struct failure *f
 			 "; too many retries (%u tries without progress)", c->failures);
 		return record(c, &f);
 	}
-	if (c->received > 0 && !c->etag[0] && !c->modified[0]) {
+	/* Nothing proves that a resumed body continues the same resource:
+	 * refuse, unless the caller checks the bytes and the length is known
+	 * (the resumed Content-Range's total must match it). */
+	if (c->received > 0 && !has_validator(c) &&
+	    (!c->o.resume_without_validator || c->total == UINT64_MAX)) {
 		size_t n = strlen(f.text);
 		f.code = DSC_ERR_REMOTE;
 		snprintf(f.text + n, sizeof f.text - n,
-			 "; cannot resume: the server sent no ETag or Last-Modified");
+			 c->o.resume_without_validator ?
+				 "; cannot resume: the server sent no ETag, Last-Modified or "
+				 "Content-Length" :
+				 "; cannot resume: the server sent no ETag or Last-Modified");
 		return record(c, &f);
 	}
 	backoff(c);

@@ -308,7 +308,7 @@ dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex, struc
 		if (c >= 'A' && c <= 'F')
 			c = (char)(c - 'A' + 'a');
 		if (c != got[i])
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+			return dsc_error_set(e, DSC_ERR_INTEGRITY, 0,
 					     "%s: SHA-256 mismatch: expected %.64s, got %s",
 					     dsc_stream_name(in), expected_hex, got);
 	}

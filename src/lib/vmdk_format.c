@@ -164,22 +164,29 @@ static int parse_extent(const char *line, size_t n, struct vmdk_descriptor *d)
 	return 1;
 }
 
+/* A descriptor is judged by its keys, as qemu and VMware read it: lines
+ * starting with '#' are comments whatever they say (producers differ in the
+ * first one: "# Disk DescriptorFile", "# Disk Descriptor File", or none),
+ * blank lines and lines we do not know are skipped, and the keys may come
+ * in any order. Only text with no version, createType or extent line at all
+ * is refused as not a descriptor (facts §4). */
 dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,
 				   struct vmdk_descriptor *d, struct dsc_error *e)
 {
-	static const char first[] = "# Disk DescriptorFile";
+	static const char bom[] = "\xef\xbb\xbf";
+	struct vmdk_descriptor later;
 	const char *p = text, *end, *nl, *eq;
 	size_t n, lines = 0;
-	bool have_extent = false;
+	bool have_extent = false, have_version = false;
 
 	memset(d, 0, sizeof *d);
 	/* The text ends at the first NUL (the rest of its sectors is padding). */
 	end = memchr(text, '\0', len);
 	if (!end)
 		end = text + len;
-	if ((size_t)(end - p) < sizeof first - 1 || strncasecmp(p, first, sizeof first - 1))
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: descriptor does not start with \"%s\"", name, first);
+	/* A UTF-8 byte order mark, as some editors save the text. */
+	if ((size_t)(end - p) >= sizeof bom - 1 && !memcmp(p, bom, sizeof bom - 1))
+		p += sizeof bom - 1;
 	for (; p < end; p = nl + 1) {
 		if (++lines > VMDK_MAX_DESCRIPTOR_LINES)
 			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
@@ -197,6 +204,22 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 		}
 		if (n == 0 || *p == '#')
 			continue;
+		/* Extent lines first: a file name may hold an '='. Only the
+		 * first extent is kept; later ones are checked all the same. */
+		{
+			int r = parse_extent(p, n, have_extent ? &later : d);
+
+			if (r < 0)
+				return dsc_error_set(
+					e, DSC_ERR_FORMAT, 0,
+					"%s: descriptor line %zu: extent size is not a "
+					"number of sectors up to %llu",
+					name, lines, (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
+			if (r > 0) {
+				have_extent = true;
+				continue;
+			}
+		}
 		eq = memchr(p, '=', n);
 		if (eq) {
 			size_t klen = (size_t)(eq - p);
@@ -206,19 +229,15 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 			if (klen == 10 && !strncasecmp(p, "createType", 10))
 				copy_value(d->create_type, sizeof d->create_type, eq + 1,
 					   n - (size_t)(eq + 1 - p));
-			continue;
-		}
-		if (!have_extent) {
-			int r = parse_extent(p, n, d);
-
-			if (r < 0)
-				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						     "%s: descriptor line %zu: extent size is not a "
-						     "number of sectors up to %llu", name, lines,
-						     (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
-			have_extent = r > 0;
+			else if (klen == 7 && !strncasecmp(p, "version", 7))
+				have_version = true;
 		}
 	}
+	if (!d->create_type[0] && !have_version && !have_extent)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: the embedded descriptor is not a VMDK descriptor (no "
+				     "version, createType or extent line)",
+				     name);
 	if (!d->create_type[0])
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: descriptor has no createType", name);
 	return DSC_OK;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "size.h"
 
 struct srv_config srv_cfg;
 struct srv_scoreboard *srv_board;
@@ -79,54 +80,6 @@ void srv_unlink_socket(void)
 		unlink(srv_cfg.unix_path);
 	free(srv_cfg.unix_path);
 	srv_cfg.unix_path = NULL;
-}
-
-/* "4T", "512M", "1GiB", "1000000" -> bytes; false when malformed. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	errno = 0;
-	if (*s == '-' || *s == '\0')
-		return false;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s)
-		return false;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		end++;
-		break;
-	case 'p':
-	case 'P':
-		shift = 50;
-		end++;
-		break;
-	}
-	if (shift && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0))
-		end += strlen(end);
-	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
-		return false;
-	*out = (uint64_t)v << shift;
-	return true;
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -380,7 +333,7 @@ int main(int argc, char **argv)
 			srv_cfg.allow_nets[srv_cfg.n_allow_nets++] = optarg;
 			break;
 		case O_MAXCAP:
-			if (!parse_size(optarg, &srv_cfg.max_capacity)) {
+			if (!size_parse(optarg, &srv_cfg.max_capacity)) {
 				fprintf(stderr,
 					"dsc-server: -max-capacity "
 					"%s: not a size\n",

@@ -56,7 +56,8 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	case DSC_ERR_INVAL: return 400;
 	case DSC_ERR_IO: return 500;
 	case DSC_ERR_FORMAT:
-	case DSC_ERR_TRUNCATED: return 422;
+	case DSC_ERR_TRUNCATED:
+	case DSC_ERR_INTEGRITY: return 422;
 	case DSC_ERR_UNSUPPORTED: return 415;
 	case DSC_ERR_LIMIT: return 413;
 	case DSC_ERR_REMOTE:
@@ -238,9 +239,16 @@ bool reply_flush_pending(struct srv_request *rq)
 			     rq->pending_ctype[0] ? rq->pending_ctype : NULL, rq->pending_extra);
 }
 
+double srv_json_seconds(double s)
+{
+	return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0;
+}
+
 static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const char *allow)
 {
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	/* 15 significant digits (DBL_DIG): a value rounded by
+	 * srv_json_seconds() prints its decimals and no binary noise. */
+	char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	char extra[512];
 	size_t len;
 

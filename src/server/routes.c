@@ -332,7 +332,7 @@ static dsc_err source_prefinish(void *user, struct dsc_error *e)
 		if (rc != DSC_OK)
 			return rc;
 		if (s->expect != NULL && strcasecmp(s->hex, s->expect) != 0)
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+			return dsc_error_set(e, DSC_ERR_INTEGRITY, 0,
 					     "%s: SHA-256 mismatch: expected "
 					     "%s, got %s",
 					     dsc_stream_name(s->raw_in), s->expect, s->hex);
@@ -415,7 +415,8 @@ static void convert_to_outdir(struct srv_request *rq, struct source *src,
 				  name, "format", dsc_format_name(cp->dst), "writtenBytes",
 				  (json_int_t)stats.bytes_written, "capacityBytes",
 				  (json_int_t)stats.capacity, "readBytes",
-				  (json_int_t)stats.bytes_read, "elapsedSeconds", stats.seconds);
+				  (json_int_t)stats.bytes_read, "elapsedSeconds",
+				  srv_json_seconds(stats.seconds));
 		if (j != NULL && src->hashed != NULL)
 			json_object_set_new(j, "sha256", json_string(src->hex));
 		reply_json(rq, 200, j);
@@ -575,6 +576,9 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 	uo.idle_timeout = srv_cfg.import_idle_timeout;
 	uo.cancel = connection_dropped;
 	uo.cancel_user = rq;
+	/* sha256= proves the bytes (source_prefinish), so a source without
+	 * ETag or Last-Modified may be resumed; digest=true proves nothing. */
+	uo.resume_without_validator = cp->sha256 != NULL;
 	if (dsc_stream_open_url(url, &uo, &in, &err) != DSC_OK) {
 		reply_dsc_error(rq, &err, rq->client_gone);
 		return;
@@ -1052,7 +1056,7 @@ static void h_status(struct srv_request *rq)
 	j = json_pack("{s:i, s:i, s:i, s:I, s:f, s:i, s:s}", "poolSize", srv_board->pool_size,
 		      "workers", alive, "busyWorkers", busy, "requestsServed",
 		      (json_int_t)__atomic_load_n(&srv_board->served, __ATOMIC_RELAXED),
-		      "uptimeSeconds", srv_now() - srv_board->start, "masterPid",
+		      "uptimeSeconds", srv_json_seconds(srv_now() - srv_board->start), "masterPid",
 		      (int)srv_board->master_pid, "version", dsc_version());
 	reply_json(rq, 200, j);
 }

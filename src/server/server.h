@@ -152,6 +152,9 @@ const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max);
 /* Serialize and send a jansson object as the body; steals the reference. */
 struct json_t;
 void reply_json(struct srv_request *rq, int status, struct json_t *obj);
+/* Seconds rounded to the microsecond, for the JSON replies: reply_json()
+ * prints such a value with at most 6 decimals (0.082454). */
+double srv_json_seconds(double s);
 
 /* io_fcgx.c: the request body and the response body as dsc_streams. */
 struct body_ctx {

@@ -1,7 +1,8 @@
 #!/bin/bash
 # hostile.sh - dsc-convert in a hostile environment: a full disk (a 2 MiB
 # tmpfs as the destination's directory, root only), /dev/full as stdout, a
-# reader that goes away, and a capacity bomb on stdin. Each must end in
+# reader that goes away, and a capacity bomb on stdin (to VMDK, and to raw
+# under -max-capacity). Each must end in
 # exit 1 with one line naming the file, leave nothing behind (no output,
 # no temporary, no space used), and stay within time and memory bounds.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -86,4 +87,14 @@ RC=${PIPESTATUS[0]}
 check "64 TiB bomb -> VMDK on a pipe: exit 0 within 60 s and ${lim#:}" test "$RC" -eq 0
 check "64 TiB bomb -> VMDK: output under 16 MiB ($(cat "$T/bomb.size") bytes)" \
 	test "$(cat "$T/bomb.size")" -lt $((16 * MiB))
+# The same header to a raw pipe would be 64 TiB of zeros: -max-capacity
+# refuses it from the header, before a byte is written.
+start=$(date +%s)
+timeout 20 "$DSC_CONVERT" -q -src - -dst - -max-capacity 1T <"$I/bomb.vmdk" 2>"$T/stderr" |
+	wc -c >"$T/bomb.size"
+RC=${PIPESTATUS[0]} LAST_CMD="dsc-convert -src - -dst - -max-capacity 1T <bomb.vmdk | wc -c"
+expect_fail "64 TiB bomb -> raw pipe, -max-capacity 1T" stdin \
+	'image of 70368744177664 bytes exceeds the limit of 1099511627776 bytes'
+check "64 TiB bomb -> raw pipe, -max-capacity 1T: nothing written" test "$(cat "$T/bomb.size")" -eq 0
+check "64 TiB bomb -> raw pipe, -max-capacity 1T: refused within 5 s" test $(($(date +%s) - start)) -le 5
 finish

@@ -2,7 +2,8 @@
 # qemu_interop.sh - streams made by qemu-img (directory in the header, no
 # footer, no EOS) and by the other producers' layouts (VMware, open-vmdk,
 # a type 4 marker, grains out of order, an unpadded last grain, versions 1
-# and 2, a CRLF descriptor) convert back byte-exact; qemu-img
+# and 2, a CRLF descriptor, other producers' descriptor comments, blank
+# lines and key order) convert back byte-exact; qemu-img
 # reads what dsc-convert writes.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -99,5 +100,58 @@ for layout in vmware openvmdk type4; do
 	expect_ok "$layout layout on stdin -> stdout"
 	check "$layout layout stdin -> stdout is byte-exact" cmp "$I/ranges.raw" "$T/stdout"
 done
+
+# Other producers' descriptors (issue 12): a qemu-made stream with its
+# embedded descriptor rewritten in place. Comments are comments whatever
+# they say, blank lines and the order of the keys do not matter: dsc and
+# qemu-img must read each variant to the same bytes.
+patch_descriptor() { # IN OUT VARIANT
+	python3 - "$1" "$2" "$3" <<'EOF'
+import struct, sys
+src, dst, variant = sys.argv[1:4]
+b = bytearray(open(src, 'rb').read())
+off, size = struct.unpack_from('<QQ', b, 28)
+start, end = off * 512, (off + size) * 512
+text = bytes(b[start:end]).split(b'\0', 1)[0].decode()
+lines = text.rstrip('\n').split('\n')
+keys = [l for l in lines if l.strip() and not l.lstrip().startswith('#')]
+assert any(l.startswith('createType') for l in keys), text
+if variant == 'space':
+    assert lines[0] == '# Disk DescriptorFile', lines[0]
+    lines[0] = '# Disk Descriptor File'
+elif variant == 'other':
+    lines[0] = '# written by another tool'
+elif variant == 'nocomment':
+    lines = keys
+elif variant == 'blank':
+    lines = ['', '   ', '\t'] + [x for l in lines for x in (l, '')]
+elif variant == 'crlf':
+    lines = [l + '\r' for l in lines]
+    lines[0] = '# Disk Descriptor File\r'
+elif variant == 'reorder':
+    ext = [l for l in keys if l.split(' ')[0] in ('RW', 'RDONLY', 'NOACCESS')]
+    ver = [l for l in keys if l.startswith('version')]
+    rest = [l for l in keys if l not in ext and l not in ver]
+    lines = ext + list(reversed(rest)) + ver
+new = ('\n'.join(lines) + '\n').encode()
+assert len(new) <= end - start, 'descriptor grew past its sectors'
+b[start:end] = new + bytes(end - start - len(new))
+open(dst, 'wb').write(b)
+EOF
+}
+qemu_stream "$I/ranges.raw" "$O/q.vmdk"
+for v in space other nocomment blank crlf reorder; do
+	patch_descriptor "$O/q.vmdk" "$O/$v.vmdk" $v || { fail "$v: patching the descriptor"; continue; }
+	rm -f "$O/$v.q.raw" "$O/$v.raw"
+	if ! qemu-img convert -f vmdk -O raw "$O/$v.vmdk" "$O/$v.q.raw"; then
+		fail "$v descriptor: qemu-img refuses the patched stream (test bug)"
+		continue
+	fi
+	run_dsc -src "$O/$v.vmdk" -dst "$O/$v.raw"
+	expect_ok "descriptor variant $v -> raw"
+	check "descriptor variant $v: dsc and qemu-img agree byte for byte" cmp "$O/$v.q.raw" "$O/$v.raw"
+	check "descriptor variant $v: the source's bytes" cmp "$I/ranges.raw" "$O/$v.raw"
+done
+rm -f "$O"/*
 
 finish

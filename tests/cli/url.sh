@@ -149,8 +149,30 @@ check "chunked cut: identical" cmp "$SRC" "$OUT/chunk.raw"
 rm -f "$OUT"/*
 
 run_url -src "$U/f/disk.raw?cut=500000&times=1&novalidator=1" -dst "$OUT/nv.raw"
-expect_fail "cut without ETag or Last-Modified" "$U/f/disk.raw" "cannot resume"
+expect_fail "cut without ETag or Last-Modified" "$U/f/disk.raw" "cannot resume: the server sent no ETag or Last-Modified"
 no_output "no validator"
+
+# With -sha256 the digest proves the bytes: resumed with Range alone, the
+# Content-Range total checked against the first Content-Length.
+run_url -src "$U/f/disk.raw?cut=500000&times=2&novalidator=1" -dst "$OUT/nv.raw" -sha256 "$SHA"
+expect_ok "cut twice without ETag or Last-Modified, -sha256: resumed"
+check "no validator, -sha256: identical" cmp "$SRC" "$OUT/nv.raw"
+check "no validator, -sha256: Range without If-Range" \
+	log_has h "novalidator=1 range=bytes=1000000- -> 206"
+run_url -src "$U/f/disk.vmdk?cut=300000&times=1&novalidator=1" -dst "$OUT/nv2.raw" -sha256 "$SHA_VMDK"
+expect_ok "VMDK source without validators, -sha256: resumed"
+check "VMDK source without validators: the disk" same_padded "$SRC" "$OUT/nv2.raw"
+rm -f "$OUT"/*
+# Same length, other bytes: only the digest can tell, and it does.
+run_url -src "$U/f/disk.raw?cut=500000&times=1&novalidator=1&change=1" -dst "$OUT/nv.raw" -sha256 "$SHA"
+expect_fail "no validator, changed bytes, -sha256: the digest fails it" "$U/f/disk.raw" "SHA-256 mismatch: expected $SHA"
+no_output "no validator, changed bytes"
+run_url -src "$U/f/disk.raw?cut=500000&times=1&novalidator=1&grow=4096" -dst "$OUT/nv.raw" -sha256 "$SHA"
+expect_fail "no validator, longer resource, -sha256" "$U/f/disk.raw" "resource changed during the transfer \(size [0-9]+ became [0-9]+\)"
+no_output "no validator, longer resource"
+run_url -src "$U/f/disk.raw?cut=500000&times=1&novalidator=1&chunked=1" -dst "$OUT/nv.raw" -sha256 "$SHA"
+expect_fail "no validator, no length, -sha256" "$U/f/disk.raw" "no ETag, Last-Modified or Content-Length"
+no_output "no validator, no length"
 
 run_url -src "$U/f/disk.raw?change=1&cut=700000&times=1" -dst "$OUT/chg.raw"
 expect_fail "resource changed between tries" "$U/f/disk.raw" "resource changed"

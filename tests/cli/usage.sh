@@ -42,6 +42,10 @@ usage_case "stray positional argument" -src "$T/in/a.raw" -dst "$T/out/x.raw" ex
 usage_case "bad -level" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -level 13
 usage_case "bad -level name" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -level fastest
 usage_case "bad -threads" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -threads two
+usage_case "bad -max-capacity" -src "$T/in/a.raw" -dst "$T/out/x.raw" -max-capacity 4X
+usage_case "negative -max-capacity" -src "$T/in/a.raw" -dst "$T/out/x.raw" -max-capacity -1
+usage_case "empty -max-capacity" -src "$T/in/a.raw" -dst "$T/out/x.raw" -max-capacity ''
+usage_case "-max-capacity over 2^64" -src "$T/in/a.raw" -dst "$T/out/x.raw" -max-capacity 16385P
 
 run_dsc -version
 if [ "$RC" -eq 0 ] && grep -Eq '^dsc-convert [0-9]+\.[0-9]+' "$T/stdout"; then
@@ -77,6 +81,19 @@ expect_fail "-src-fmt vmdk on a raw file" a.raw
 check "-src-fmt vmdk on a raw file leaves no output" test ! -e "$T/out/forced.raw"
 rm -f "$T/out"/*
 
+# ---- -max-capacity: the server's size syntax ----
+for v in 100000 98K 1M 1m 1MiB 1mb 1G 0; do
+	run_dsc -src "$T/in/a.raw" -dst "$T/out/cap.raw" -max-capacity "$v"
+	expect_ok "-max-capacity $v admits a disk of 100000 bytes"
+done
+for v in 99999 97K 64k; do
+	run_dsc -src "$T/in/a.raw" -dst "$T/out/cap.raw" -max-capacity "$v"
+	expect_fail "-max-capacity $v refuses a disk of 100000 bytes" a.raw 'exceeds the limit of [0-9]+ bytes'
+done
+STDIN=$T/in/a.raw run_dsc -src - -dst "$T/out/cap.raw" --max-capacity=64K
+expect_fail "--max-capacity=64K: a raw pipe is refused once past the limit" stdin 'exceeds the limit of 65536 bytes'
+rm -f "$T/out"/*
+
 # ---- -json ----
 run_dsc -src "$T/in/a.raw" -dst "$T/out/j.vmdk" -dst-fmt vmdk -json
 expect_ok "-json to a VMDK file"
@@ -94,6 +111,10 @@ assert o['writtenBytes'] == size, ('writtenBytes', o['writtenBytes'], 'file size
 assert o['capacityBytes'] == cap, ('capacityBytes', o['capacityBytes'], cap)
 assert type(o['elapsedSeconds']) in (int, float) and 0 <= o['elapsedSeconds'] < 60, o['elapsedSeconds']
 PY
+# The seconds as printed: rounded to the microsecond, no binary noise
+# (0.082454, never 0.082454014999939318; %g writes 5e-05 below 0.0001).
+check "-json: elapsedSeconds printed with at most 6 decimals" \
+	grep -Eq '"elapsedSeconds":([0-9]+(\.[0-9]{1,6})?|[1-9](\.[0-9]{1,5})?e-0[56])[,}]' "$T/stdout"
 run_dsc -src "$T/in/a.raw" -dst "$T/out/j.raw" -json
 expect_ok "-json to a raw file"
 check "-json raw: writtenBytes = capacityBytes = 100000 for random data" \

@@ -1,7 +1,7 @@
 #!/bin/bash
 # errors.sh - the error statuses that need a situation rather than a bad
 # parameter: 403 (paths outside the export roots, symlinks), 413
-# (-max-capacity), 422 (malformed and truncated images, SHA-256 mismatch),
+# (-max-capacity), 422 (malformed and truncated images; SHA-256 mismatch, code INTEGRITY),
 # 507 (a full disk: a small tmpfs as outdir, root only), 499 (the client
 # went away mid-upload), and an export that breaks off after its headers
 # (the client must see a failed transfer). No failure may leave a file.
@@ -126,8 +126,10 @@ expect_status 422 "$R" "${OCT[@]}" -X POST -T "$T/data/disk.raw" "$BASE/upload?n
 sum=$(sha256sum <"$T/data/disk.vmdk" | cut -d' ' -f1)
 wrong=$(printf '%s' "$sum" | tr 0-9a-f 1-9a-f0)
 expect_status 422 "$R" "${OCT[@]}" -X POST -T "$T/data/disk.vmdk" "$BASE/upload?name=s.img&sha256=$wrong"
-check "sha256 mismatch names both digests" grep -q "$wrong" "$R"
+check "sha256 mismatch names both digests" grep -q "$wrong.*$sum" "$R"
+check "sha256 mismatch: code INTEGRITY" test "$(json_get "$R" code)" = INTEGRITY
 expect_status 422 "$R" -F "file=@$T/data/disk.vmdk" "$BASE/upload?name=s.img&sha256=$wrong"
+check "multipart sha256 mismatch: code INTEGRITY" test "$(json_get "$R" code)" = INTEGRITY
 expect_status 422 "$R" "${OCT[@]}" -X POST --data-binary '' "$BASE/upload?name=empty.img"
 check "empty body: message" grep -q 'empty, not a disk image' "$R"
 expect_status 422 "$R" -H 'Transfer-Encoding: chunked' "${OCT[@]}" -X POST -T /dev/null "$BASE/upload?name=empty.img"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # import.sh - GET and POST /import from a loopback HTTP server
 # (tests/tools/httpd.py, allowed with -import-allow-net 127.0.0.0/8): default
-# names, JSON body with headers and sha256, resume after a cut, redirects,
+# names, JSON body with headers and sha256, resume after a cut (also from a
+# server without ETag or Last-Modified when sha256= is given), redirects,
 # and the errors: 400 (bad URL, scheme, JSON), 403 (addresses the policy
 # refuses), 409, 413 (JSON size), 415, 422 (SHA-256), 502 (upstream
 # status), 504 (idle timeout), 499 (client gave up while waiting).
@@ -45,6 +46,17 @@ check "GET without digest: no sha256 in the reply" \
 imp 200 "$UP/f/disk.vmdk?cut=100000&times=1" --data-urlencode name=resumed.img
 check "resumed after a cut: same disk" same_image "$T/out/resumed.img" raw "$T/data/disk.raw" raw
 check "resumed with Range" grep -q 'range=bytes=100000-' "$T/httpd.log"
+# A source without ETag or Last-Modified: resumed only when sha256= proves
+# the bytes (digest=true does not).
+imp 502 "$UP/f/disk.vmdk?cut=100000&times=1&novalidator=1" --data-urlencode name=nv.img \
+	--data-urlencode digest=true
+check "no validator, cut: cannot resume" grep -q 'cannot resume: the server sent no ETag or Last-Modified' "$R"
+check "no validator, cut: nothing left" test ! -e "$T/out/nv.img"
+imp 200 "$UP/f/disk.vmdk?cut=100000&times=1&novalidator=1&x=2" --data-urlencode name=nv.img \
+	--data-urlencode "sha256=$sum"
+check "no validator, sha256=: resumed, same disk" same_image "$T/out/nv.img" raw "$T/data/disk.raw" raw
+check "no validator, sha256=: Range without If-Range" \
+	grep -Eq 'novalidator=1&x=2 range=bytes=100000- -> 206' "$T/httpd.log"
 imp 200 "$UP/redirect/3/disk.vmdk" --data-urlencode name=redir.img
 check "after 3 redirects: same disk" same_image "$T/out/redir.img" raw "$T/data/disk.raw" raw
 imp 200 "$UP/f/disk.vmdk" --data-urlencode name=sum.img --data-urlencode "sha256=$sum"
@@ -93,6 +105,8 @@ imp 502 "$UP/f/disk.vmdk?fail=404" --data-urlencode name=nf.img
 check "upstream 404: message names the status" grep -q '404' "$R"
 imp 502 "$UP/f/disk.vmdk?fail=500" --data-urlencode name=e500.img
 imp 422 "$UP/f/disk.vmdk" --data-urlencode name=bad.img --data-urlencode "sha256=$(printf %064d 0)"
+check "sha256 mismatch: code INTEGRITY" test "$(json_get "$R" code)" = INTEGRITY
+check "sha256 mismatch: message" grep -q "SHA-256 mismatch: expected $(printf %064d 0), got $sum" "$R"
 imp 504 "$UP/f/disk.vmdk?stall=0&hold=30" --data-urlencode name=stall.img
 check "504 code REMOTE" test "$(json_get "$R" code)" = REMOTE
 expect_status 400 "$R" -H 'Content-Type: application/json' --data '{"url": ' "$BASE/import"

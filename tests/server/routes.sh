@@ -23,6 +23,8 @@ expect_status 200 "$R" "$BASE/status"
 check "status: poolSize 2" test "$(json_get "$R" poolSize)" = 2
 check "status: workers 2" test "$(json_get "$R" workers)" = 2
 check "status: has uptimeSeconds" test -n "$(json_get "$R" uptimeSeconds)"
+check "status: uptimeSeconds printed with at most 6 decimals" \
+	grep -Eq '"uptimeSeconds":([0-9]+(\.[0-9]{1,6})?|[1-9](\.[0-9]{1,5})?e-0[56])[,}]' "$R"
 check "status: has requestsServed" test -n "$(json_get "$R" requestsServed)"
 
 # ---- /upload, octet-stream with Content-Length, raw -> raw
@@ -34,6 +36,8 @@ check "upload raw: output member" test "$(json_get "$R" output)" = "$T/out/a.img
 check "upload raw: capacityBytes" test "$(json_get "$R" capacityBytes)" = $((4 * MiB))
 check "upload raw: writtenBytes" test -n "$(json_get "$R" writtenBytes)"
 check "upload raw: elapsedSeconds" test -n "$(json_get "$R" elapsedSeconds)"
+check "upload raw: elapsedSeconds printed with at most 6 decimals" \
+	grep -Eq '"elapsedSeconds":([0-9]+(\.[0-9]{1,6})?|[1-9](\.[0-9]{1,5})?e-0[56])[,}]' "$R"
 check "upload raw: format raw" test "$(json_get "$R" format)" = raw
 check "upload raw: no sha256 unless asked" \
 	python3 -c 'import json,sys; sys.exit("sha256" in json.load(open(sys.argv[1])))' "$R"

@@ -16,9 +16,12 @@ resumes is served properly once the fault has run out.
           &times=K     apply cut/stall/fail only to the first K requests
           &need=H:V[,H2:V2]  answer 403 unless the request has these headers
           &change=1    after the first request, serve other bytes under
-                       another ETag and Last-Modified
+                       another ETag and Last-Modified (same length)
+          &grow=N      after the first request, serve N more bytes (the
+                       first ones unchanged) under another ETag
           &noranges=1  ignore Range (always 200, no Accept-Ranges)
           &novalidator=1  send neither ETag nor Last-Modified
+          &startotal=1 a 206's Content-Range says "bytes A-B/*"
           &weak=1      a weak ETag only (useless for If-Range)
           &lmonly=1    Last-Modified only, no ETag
           &chunked=1   chunked encoding, no Content-Length
@@ -134,6 +137,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             gen = 2
             data = bytes(b ^ 0xff for b in data)
             mtime += 3600
+        if q.get('grow') and n > 1:
+            gen = 3
+            data += bytes(int(q['grow']))
+            mtime += 3600
         digest = hashlib.sha1(data).hexdigest()[:16]
         etag = '"%s-g%d"' % (digest, gen)
         lastmod = email.utils.formatdate(mtime, usegmt=True)
@@ -161,7 +168,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if start >= size:
                     return self.simple(416, b'', [('Content-Range', 'bytes */%d' % size)])
                 status = 206
-                headers.append(('Content-Range', 'bytes %d-%d/%d' % (start, end - 1, size)))
+                headers.append(('Content-Range', 'bytes %d-%d/%s' % (
+                    start, end - 1, '*' if q.get('startotal') else size)))
         body = data[start:end]
         self.note(status)
         self.send_response(status)

@@ -245,6 +245,68 @@ static void test_resume(void)
 	ASSERT(retries == 1);
 }
 
+/* A server with neither ETag nor Last-Modified (issue 12): refused at the
+ * first cut by default; with resume_without_validator resumed with Range
+ * when the Content-Range total matches the first length. */
+static void test_resume_without_validator(void)
+{
+	static const struct {
+		const char *path, *want;
+	} refused[] = {
+		/* The length changed: the total says so. */
+		{"/f/file.bin?novalidator=1&cut=300000&times=1&grow=1000",
+		 "resource changed during the transfer (size 2097152 became 2098152)"},
+		/* No total to check in the Content-Range. */
+		{"/f/file.bin?novalidator=1&cut=300000&times=1&startotal=1",
+		 "cannot resume at byte 300000: no ETag or Last-Modified, and the Content-Range "
+		 "does not state the total"},
+		/* The whole body again: nothing shows it is the same one. */
+		{"/f/file.bin?novalidator=1&cut=300000&times=1&noranges=1",
+		 "cannot resume at byte 300000: the server ignored Range (HTTP 200)"},
+		/* No length in the first response: nothing to compare with. */
+		{"/f/file.bin?novalidator=1&cut=300000&times=1&chunked=1",
+		 "cannot resume: the server sent no ETag, Last-Modified or Content-Length"},
+	};
+	struct dsc_url_opts o;
+	unsigned retries = 0;
+	size_t i;
+
+	fast_opts(&o);
+	ASSERT(!o.resume_without_validator);
+	{
+		struct dsc_error e = {0};
+		ASSERT_ERR(fetch("/f/file.bin?novalidator=1&cut=300000&times=1", &o, 4096, NULL,
+				 NULL, &e),
+			   DSC_ERR_REMOTE);
+		ASSERT(strstr(e.message, "cannot resume: the server sent no ETag or "
+					 "Last-Modified") != NULL);
+	}
+	o.resume_without_validator = true;
+	{
+		struct dsc_error e = {0};
+		ASSERT_OK(fetch("/f/file.bin?novalidator=1&cut=300000&times=3", &o, 1000, NULL,
+				&retries, &e),
+			  &e);
+		ASSERT(retries == 3);
+		/* Servers with validators are resumed as before. */
+		ASSERT_OK(fetch("/f/file.bin?cut=300000&times=1", &o, 1000, NULL, &retries, &e),
+			  &e);
+		ASSERT(retries == 1);
+		/* A cut before the first byte: a plain GET again. */
+		ASSERT_OK(fetch("/f/file.bin?novalidator=1&cut=0&times=1", &o, 4096, NULL, &retries,
+				&e),
+			  &e);
+		ASSERT(retries == 1);
+	}
+	for (i = 0; i < sizeof refused / sizeof *refused; i++) {
+		struct dsc_error e = {0};
+		dsc_err rc = fetch(refused[i].path, &o, 4096, NULL, NULL, &e);
+		if (rc != DSC_ERR_REMOTE || !strstr(e.message, refused[i].want))
+			tu_fail(__FILE__, __LINE__, "%s: %s (%s), want REMOTE with \"%s\"",
+				refused[i].path, dsc_err_name(rc), e.message, refused[i].want);
+	}
+}
+
 static void test_failures(void)
 {
 	struct dsc_url_opts o;
@@ -423,6 +485,7 @@ int main(void)
 	}
 	TU_RUN(test_whole_file);
 	TU_RUN(test_resume);
+	TU_RUN(test_resume_without_validator);
 	TU_RUN(test_failures);
 	TU_RUN(test_policy);
 	TU_RUN(test_cancel);

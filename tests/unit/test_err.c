@@ -139,6 +139,10 @@ static void test_names_known(void)
 	ASSERT(strcmp(dsc_err_name(DSC_ERR_IO), "IO") == 0);
 	ASSERT(strcmp(dsc_err_name(DSC_ERR_TRUNCATED), "TRUNCATED") == 0);
 	ASSERT(strcmp(dsc_err_name(DSC_ERR_LIMIT), "LIMIT") == 0);
+	ASSERT(strcmp(dsc_err_name(DSC_ERR_INTEGRITY), "INTEGRITY") == 0);
+	ASSERT(strcmp(dsc_strerror(DSC_ERR_INTEGRITY), "unknown error") != 0);
+	/* Append only: the values programs and logs already know stay put. */
+	ASSERT(DSC_ERR_FORMAT == 4 && DSC_ERR_PERM == 13 && DSC_ERR_INTEGRITY == 14);
 	/* A value from a newer library or a corrupted variable must not
 	 * crash a caller that prints it. */
 	ASSERT(dsc_strerror((dsc_err)9999) != NULL);

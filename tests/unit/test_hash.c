@@ -270,7 +270,7 @@ static void test_verify_and_gate(void)
 		   &e);
 	REQUIRE_OK(dsc_stream_new(&counting_ops, &cnt, "out", &out, &e), &e);
 	REQUIRE_OK(dsc_stream_open_sha256_gate(out, in, bad, DSC_SHA256_OWN, &g, &e), &e);
-	ASSERT_ERR(dsc_stream_finish(g, &e), DSC_ERR_FORMAT);
+	ASSERT_ERR(dsc_stream_finish(g, &e), DSC_ERR_INTEGRITY);
 	ASSERT(strstr(e.message, "in: SHA-256 mismatch: expected ") != NULL);
 	ASSERT(strstr(e.message, want) != NULL);
 	ASSERT(cnt.finished == 0);
@@ -326,7 +326,7 @@ static void test_convert_gated(void)
 		   &e);
 	REQUIRE_OK(dsc_stream_new_membuf("d.raw", &mb, &e), &e);
 	REQUIRE_OK(dsc_stream_open_sha256_gate(mb, in, want, DSC_SHA256_OWN, &g, &e), &e);
-	ASSERT_ERR(dsc_convert(in, g, &co, &st, &e), DSC_ERR_FORMAT);
+	ASSERT_ERR(dsc_convert(in, g, &co, &st, &e), DSC_ERR_INTEGRITY);
 	ASSERT(strstr(e.message, "SHA-256 mismatch") != NULL);
 	dsc_stream_close(g);
 	dsc_stream_close(in);
