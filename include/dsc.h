@@ -309,6 +309,14 @@ const struct dsc_format_info *dsc_format_get(dsc_format f);
 dsc_format dsc_format_from_name(const char *name);
 /* The name of an id, "unknown" when there is none. */
 const char *dsc_format_name(dsc_format f);
+/* The names of the formats whose flags include all of `flags`, in table
+ * order, joined by ", " into buf (always NUL-terminated; cut short if
+ * size is too small): dsc_format_list(DSC_FMT_WRITE, ...) gives
+ * "raw, vmdk". Returns buf. */
+const char *dsc_format_list(unsigned flags, char *buf, size_t size);
+/* The format one of whose extensions is `ext` (".vmdk", case-insensitive,
+ * with the dot); DSC_FORMAT_UNKNOWN when none is. */
+dsc_format dsc_format_from_extension(const char *ext);
 
 /* ---- format options ---------------------------------------------------
  *

@@ -148,19 +148,6 @@ static const char usage_tail[] =
 	"Flags take one or two dashes; a value may follow as the next argument\n"
 	"or after '='. Exit status: 0 success, 1 conversion failed, 2 bad usage.\n";
 
-/* "raw, vmdk": the formats whose flags include `flag`, from the table. */
-static const char *format_list(unsigned flag, char *buf, size_t size)
-{
-	const struct dsc_format_info *f;
-	size_t i, n = 0;
-
-	buf[0] = '\0';
-	for (i = 0; (f = dsc_format_at(i)) != NULL && n < size; i++)
-		if (f->flags & flag)
-			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", f->name);
-	return buf;
-}
-
 static void print_usage(void)
 {
 	char rd[256], wr[256];
@@ -168,7 +155,7 @@ static void print_usage(void)
 	fputs(usage_head, stdout);
 	printf("Formats read: %s (and recognised, refused by name: every other format\n"
 	       "of -formats). Formats written: %s.\n",
-	       format_list(DSC_FMT_READ, rd, sizeof rd), format_list(DSC_FMT_WRITE, wr, sizeof wr));
+	       dsc_format_list(DSC_FMT_READ, rd, sizeof rd), dsc_format_list(DSC_FMT_WRITE, wr, sizeof wr));
 	fputs(usage_tail, stdout);
 }
 
@@ -251,7 +238,7 @@ static dsc_format parse_format(const char *flag, const char *v, unsigned need)
 	dsc_format f = dsc_format_from_name(v);
 	char list[256];
 
-	format_list(need, list, sizeof list);
+	dsc_format_list(need, list, sizeof list);
 	if (f == DSC_FORMAT_UNKNOWN)
 		usage_error("%s: unknown format '%s' (%s: %s)", flag, v,
 			    need == DSC_FMT_READ ? "readable" : "writable", list);

@@ -89,6 +89,34 @@ const char *dsc_format_name(dsc_format f)
 	return d ? d->info.name : "unknown";
 }
 
+const char *dsc_format_list(unsigned flags, char *buf, size_t size)
+{
+	size_t i, n = 0;
+	int k;
+
+	if (!buf || !size)
+		return buf;
+	buf[0] = '\0';
+	for (i = 0; i < N_FORMATS && n < size; i++) {
+		if ((table[i]->info.flags & flags) != flags)
+			continue;
+		k = snprintf(buf + n, size - n, "%s%s", n ? ", " : "", table[i]->info.name);
+		n = k < 0 ? size : n + (size_t)k;
+	}
+	return buf;
+}
+
+dsc_format dsc_format_from_extension(const char *ext)
+{
+	size_t i, k;
+
+	for (i = 0; ext && i < N_FORMATS; i++)
+		for (k = 0; table[i]->info.extensions[k]; k++)
+			if (!strcasecmp(ext, table[i]->info.extensions[k]))
+				return (dsc_format)(i + 1);
+	return DSC_FORMAT_UNKNOWN;
+}
+
 /* ---- detection ---------------------------------------------------------- */
 
 const struct dscp_format *dscp_probe_table(const struct dscp_format *const *tab, size_t n,

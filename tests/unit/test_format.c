@@ -68,6 +68,20 @@ static void test_table_complete(void)
 	ASSERT(dsc_format_from_name("IMG") == DSC_FORMAT_RAW);
 	ASSERT(dsc_format_from_name("vpc") == dsc_format_from_name("vhd"));
 	ASSERT(dsc_format_from_name(NULL) == DSC_FORMAT_UNKNOWN);
+	{
+		char buf[256], tiny[6];
+
+		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf), "raw, vmdk"));
+		ASSERT(!strcmp(dsc_format_list(DSC_FMT_READ | DSC_FMT_WRITE, buf, sizeof buf),
+			       "raw, vmdk"));
+		ASSERT(strstr(dsc_format_list(0, buf, sizeof buf), "qcow2, qcow, qed"));
+		ASSERT(strlen(dsc_format_list(0, tiny, sizeof tiny)) < sizeof tiny);
+		ASSERT(dsc_format_from_extension(".VMDK") == DSC_FORMAT_VMDK);
+		ASSERT(dsc_format_from_extension(".img") == DSC_FORMAT_RAW);
+		ASSERT(dsc_format_from_extension(".qcow2") == dsc_format_from_name("qcow2"));
+		ASSERT(dsc_format_from_extension(".txt") == DSC_FORMAT_UNKNOWN);
+		ASSERT(dsc_format_from_extension(NULL) == DSC_FORMAT_UNKNOWN);
+	}
 	ASSERT(!strcmp(dsc_format_name(999), "unknown"));
 }
 
