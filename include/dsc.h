@@ -466,6 +466,11 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out,
  * in between is an error, never a silent mix. Memory stays bounded: the
  * transfer pauses while the buffer is full. Every connection (each redirect
  * hop, IPv4 and IPv6) is checked against an optional address policy.
+ * A failure is DSC_ERR_REMOTE (or PERM, INVAL...) whose struct dsc_error
+ * says why in fields, not only in words: http_status is the status of a
+ * response that could not be used, and sys_errno is ETIMEDOUT when the
+ * transfer timed out (the idle timeout, or libcurl's connect or TLS
+ * timeouts), so that a caller never has to search the message.
  * Built without libcurl, dsc_stream_open_url() fails with
  * DSC_ERR_UNSUPPORTED; without libcrypto, so does dsc_stream_open_sha256().
  */

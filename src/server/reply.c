@@ -60,9 +60,12 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	case DSC_ERR_UNSUPPORTED: return 415;
 	case DSC_ERR_LIMIT: return 413;
 	case DSC_ERR_REMOTE:
+		/* A timeout is known by its errno (io_curl.c sets ETIMEDOUT for
+		 * its idle clock and libcurl's timeouts) or the upstream's own
+		 * timeout status, never by the message: that names the URL,
+		 * which may say "timeout" itself. */
 		if (e != NULL &&
-		    (e->sys_errno == ETIMEDOUT || e->http_status == 504 || e->http_status == 408 ||
-		     strstr(e->message, "timed out") || strstr(e->message, "timeout")))
+		    (e->sys_errno == ETIMEDOUT || e->http_status == 504 || e->http_status == 408))
 			return 504;
 		return 502;
 	case DSC_ERR_CANCELLED: return 503;
