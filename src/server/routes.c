@@ -1066,9 +1066,11 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"POST", "/upload", h_upload},      {"GET", "/import", h_import_get},
-	{"POST", "/import", h_import_post}, {"GET", "/export", h_export},
-	{"GET", "/status", h_status},
+	/* PUT is an upload too: `curl -T FILE URL` sends it, and so do
+	 * clients written for ovirt-imageio. */
+	{"POST", "/upload", h_upload},      {"PUT", "/upload", h_upload},
+	{"GET", "/import", h_import_get},   {"POST", "/import", h_import_post},
+	{"GET", "/export", h_export},       {"GET", "/status", h_status},
 };
 
 void routes_dispatch(struct srv_request *rq)
