@@ -61,7 +61,7 @@ static bool check_known(struct srv_request *rq, const struct srv_params *p,
 			}
 			char q[80];
 
-			reply_error(rq, 400, "INVAL", "unknown parameter '%s' (known: %s)",
+			reply_err(rq, DSC_ERR_INVAL, "unknown parameter '%s' (known: %s)",
 				    utf8_clip(q, sizeof(q), p->names[i], 64), list);
 			return false;
 		}
@@ -99,11 +99,11 @@ static bool get_format(struct srv_request *rq, const char *what, const char *v, 
 		return true;
 	format_list(need, list, sizeof(list));
 	if (*out == DSC_FORMAT_UNKNOWN)
-		reply_error(rq, 415, "UNSUPPORTED", "%s format '%s' is not supported (%s%s)", what,
+		reply_err(rq, DSC_ERR_UNSUPPORTED, "%s format '%s' is not supported (%s%s)", what,
 			    utf8_clip(q, sizeof(q), v, 64), list,
 			    need == DSC_FMT_READ ? ", auto" : "");
 	else
-		reply_error(rq, 415, "UNSUPPORTED", "%s format '%s': %s %s is not supported%s (%s%s)",
+		reply_err(rq, DSC_ERR_UNSUPPORTED, "%s format '%s': %s %s is not supported%s (%s%s)",
 			    what, dsc_format_name(*out), need == DSC_FMT_READ ? "reading" : "writing",
 			    dsc_format_name(*out),
 			    dsc_format_get(*out)->flags & (DSC_FMT_READ | DSC_FMT_WRITE) ? "" : " yet",
@@ -149,7 +149,7 @@ fail:
 	{
 		char q[300];
 
-		reply_error(rq, 400, "INVAL", "%s", utf8_clip(q, sizeof(q), err.message, 280));
+		reply_err(rq, DSC_ERR_INVAL, "%s", utf8_clip(q, sizeof(q), err.message, 280));
 	}
 	return false;
 }
@@ -162,7 +162,7 @@ static bool get_bool(struct srv_request *rq, const char *what, const char *v, bo
 	if (!parse_bool(v, out)) {
 		char q[80];
 
-		reply_error(rq, 400, "INVAL", "%s must be true or false, not '%s'", what,
+		reply_err(rq, DSC_ERR_INVAL, "%s must be true or false, not '%s'", what,
 			    utf8_clip(q, sizeof(q), v, 64));
 		return false;
 	}
@@ -190,7 +190,7 @@ static bool get_level(struct srv_request *rq, const char *v, int *out)
 	if (*end != '\0' || n < 1 || n > 12) {
 		char q[80];
 
-		reply_error(rq, 400, "INVAL", "level must be fast, default, best or 1-12, not '%s'",
+		reply_err(rq, DSC_ERR_INVAL, "level must be fast, default, best or 1-12, not '%s'",
 			    utf8_clip(q, sizeof(q), v, 64));
 		return false;
 	}
@@ -215,7 +215,7 @@ static bool get_conv_params(struct srv_request *rq, const char *src, const char 
 	    !get_bool(rq, "digest", digest, &cp->digest))
 		return false;
 	if (name != NULL && !name_is_valid(name)) {
-		reply_error(rq, 400, "INVAL",
+		reply_err(rq, DSC_ERR_INVAL,
 			    "name must be a plain file name of 1-%d characters "
 			    "from [A-Za-z0-9._-], not starting with '.'",
 			    SRV_NAME_MAX);
@@ -223,7 +223,7 @@ static bool get_conv_params(struct srv_request *rq, const char *src, const char 
 	}
 	cp->name = name;
 	if (sha256 != NULL && !dsc_sha256_hex_valid(sha256)) {
-		reply_error(rq, 400, "INVAL", "sha256 must be 64 hexadecimal digits");
+		reply_err(rq, DSC_ERR_INVAL, "sha256 must be 64 hexadecimal digits");
 		return false;
 	}
 	cp->sha256 = sha256;
@@ -238,7 +238,7 @@ static bool parse_query(struct srv_request *rq, struct srv_params *p)
 {
 	if (params_parse(p, rq->query))
 		return true;
-	reply_error(rq, 400, "INVAL",
+	reply_err(rq, DSC_ERR_INVAL,
 		    "malformed query string (bad %%-escape, NUL, repeated or too many parameters)");
 	return false;
 }
@@ -266,7 +266,7 @@ static bool check_free(struct srv_request *rq, const struct conv_params *cp, con
 		return true;
 	snprintf(path, sizeof(path), "%s/%s", srv_cfg.outdir, name);
 	if (lstat(path, &st) == 0) {
-		reply_error(rq, 409, "EXISTS", "%s already exists (overwrite=true replaces it)",
+		reply_err(rq, DSC_ERR_EXISTS, "%s already exists (overwrite=true replaces it)",
 			    name);
 		return false;
 	}
@@ -477,7 +477,7 @@ static void h_upload(struct srv_request *rq)
 	} else if (media_type_is(ctype, "multipart/form-data")) {
 		multipart = true;
 	} else {
-		reply_error(rq, 415, "UNSUPPORTED",
+		reply_err(rq, DSC_ERR_UNSUPPORTED,
 			    "content type '%s' is not supported (use "
 			    "application/octet-stream or multipart/form-data "
 			    "with a 'file' field)",
@@ -492,7 +492,7 @@ static void h_upload(struct srv_request *rq)
 	}
 	if (bc.length != UINT64_MAX && srv_cfg.max_capacity && !multipart &&
 	    cp.src == DSC_FORMAT_RAW && bc.length > srv_cfg.max_capacity) {
-		reply_error(rq, 413, "LIMIT",
+		reply_err(rq, DSC_ERR_LIMIT,
 			    "request body: a raw image of %llu bytes exceeds "
 			    "the limit of %llu bytes",
 			    (unsigned long long)bc.length,
@@ -600,7 +600,7 @@ static void h_import_get(struct srv_request *rq)
 		goto out;
 	url = params_get(&p, "url");
 	if (url == NULL || *url == '\0') {
-		reply_error(rq, 400, "INVAL", "/import needs a url parameter");
+		reply_err(rq, DSC_ERR_INVAL, "/import needs a url parameter");
 		goto out;
 	}
 	do_import(rq, url, &cp, NULL);
@@ -622,13 +622,13 @@ static void h_import_post(struct srv_request *rq)
 	size_t n = 0;
 
 	if (rq->query != NULL && *rq->query != '\0') {
-		reply_error(rq, 400, "INVAL",
+		reply_err(rq, DSC_ERR_INVAL,
 			    "POST /import takes its parameters in a JSON body, "
 			    "not the query string");
 		return;
 	}
 	if (ctype != NULL && *ctype != '\0' && !media_type_is(ctype, "application/json")) {
-		reply_error(rq, 415, "UNSUPPORTED",
+		reply_err(rq, DSC_ERR_UNSUPPORTED,
 			    "content type '%s' is not supported (use "
 			    "application/json)",
 			    utf8_clip(ctq, sizeof(ctq), ctype, 100));
@@ -639,13 +639,13 @@ static void h_import_post(struct srv_request *rq)
 		return;
 	}
 	if (bc.length != UINT64_MAX && bc.length > SRV_JSON_BODY_MAX) {
-		reply_error(rq, 413, "LIMIT", "JSON body of %llu bytes exceeds %u bytes",
+		reply_err(rq, DSC_ERR_LIMIT, "JSON body of %llu bytes exceeds %u bytes",
 			    (unsigned long long)bc.length, SRV_JSON_BODY_MAX);
 		goto out;
 	}
 	buf = malloc(SRV_JSON_BODY_MAX + 1);
 	if (buf == NULL) {
-		reply_error(rq, 503, "NOMEM", "out of memory");
+		reply_err(rq, DSC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	if (dsc_read_full(body, buf, SRV_JSON_BODY_MAX + 1, &n, &err) != DSC_OK) {
@@ -655,11 +655,11 @@ static void h_import_post(struct srv_request *rq)
 		goto out;
 	}
 	if (n > SRV_JSON_BODY_MAX) {
-		reply_error(rq, 413, "LIMIT", "JSON body exceeds %u bytes", SRV_JSON_BODY_MAX);
+		reply_err(rq, DSC_ERR_LIMIT, "JSON body exceeds %u bytes", SRV_JSON_BODY_MAX);
 		goto out;
 	}
 	if (import_body_parse(buf, n, &ib, msg, sizeof(msg)) != 0) {
-		reply_error(rq, 400, "INVAL", "%s", msg);
+		reply_err(rq, DSC_ERR_INVAL, "%s", msg);
 		goto out;
 	}
 	if (!get_conv_params(rq, ib.src, ib.dst, ib.prealloc, ib.overwrite, ib.name, ib.sha256,
@@ -860,7 +860,7 @@ static void h_export(struct srv_request *rq)
 		goto out;
 	path = params_get(&p, "path");
 	if (path == NULL || *path == '\0') {
-		reply_error(rq, 400, "INVAL", "/export needs a path parameter");
+		reply_err(rq, DSC_ERR_INVAL, "/export needs a path parameter");
 		goto out;
 	}
 	/* Relative paths are taken from the first export root. */
@@ -869,7 +869,7 @@ static void h_export(struct srv_request *rq)
 	else
 		n = snprintf(full, sizeof(full), "%s/%s", srv_cfg.export_roots[0], path);
 	if (n < 0 || (size_t)n >= sizeof(full)) {
-		reply_error(rq, 400, "INVAL", "path is too long");
+		reply_err(rq, DSC_ERR_INVAL, "path is too long");
 		goto out;
 	}
 	/* Take hold of the path without opening the file (O_PATH: no open
@@ -898,38 +898,38 @@ static void h_export(struct srv_request *rq)
 			free(rd);
 		}
 		if (!inside)
-			reply_error(rq, 403, "PERM", "%s: outside the export roots", path);
+			reply_err(rq, DSC_ERR_PERM, "%s: outside the export roots", path);
 		else if (errnum == ENOENT || errnum == ENOTDIR)
-			reply_error(rq, 404, "NOTFOUND", "%s: no such file", path);
+			reply_err(rq, DSC_ERR_NOTFOUND, "%s: no such file", path);
 		else if (errnum == EACCES || errnum == EPERM)
-			reply_error(rq, 403, "PERM", "%s: permission denied", path);
+			reply_err(rq, DSC_ERR_PERM, "%s: permission denied", path);
 		else
-			reply_error(rq, 500, "IO", "%s: %s", path, strerror(errnum));
+			reply_err(rq, DSC_ERR_IO, "%s: %s", path, strerror(errnum));
 		goto out;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
 	rl = readlink(proc, real, sizeof(real) - 1);
 	if (rl <= 0 || (size_t)rl >= sizeof(real) - 1) {
-		reply_error(rq, 500, "IO", "%s: cannot resolve the path", path);
+		reply_err(rq, DSC_ERR_IO, "%s: cannot resolve the path", path);
 		goto out;
 	}
 	real[rl] = '\0';
 	if (!inside_roots(real)) {
-		reply_error(rq, 403, "PERM", "%s: outside the export roots", path);
+		reply_err(rq, DSC_ERR_PERM, "%s: outside the export roots", path);
 		goto out;
 	}
 	if (fstat(pfd, &st) != 0) {
-		reply_error(rq, 500, "IO", "%s: %s", path, strerror(errno));
+		reply_err(rq, DSC_ERR_IO, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		/* A directory, FIFO, socket or device: never opened. */
-		reply_error(rq, 415, "UNSUPPORTED", "%s: not a regular file", path);
+		reply_err(rq, DSC_ERR_UNSUPPORTED, "%s: not a regular file", path);
 		goto out;
 	}
 	/* Dot files include the temporaries of outputs being written. */
 	if (strrchr(real, '/')[1] == '.') {
-		reply_error(rq, 404, "NOTFOUND", "%s: no such file", path);
+		reply_err(rq, DSC_ERR_NOTFOUND, "%s: no such file", path);
 		goto out;
 	}
 	fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -937,9 +937,9 @@ static void h_export(struct srv_request *rq)
 		int errnum = errno;
 
 		if (errnum == EACCES || errnum == EPERM)
-			reply_error(rq, 403, "PERM", "%s: permission denied", path);
+			reply_err(rq, DSC_ERR_PERM, "%s: permission denied", path);
 		else
-			reply_error(rq, 500, "IO", "%s: %s", path, strerror(errnum));
+			reply_err(rq, DSC_ERR_IO, "%s: %s", path, strerror(errnum));
 		goto out;
 	}
 	{
@@ -947,7 +947,7 @@ static void h_export(struct srv_request *rq)
 
 		if (fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino ||
 		    !S_ISREG(st2.st_mode)) {
-			reply_error(rq, 500, "IO", "%s: the file changed while being opened", path);
+			reply_err(rq, DSC_ERR_IO, "%s: the file changed while being opened", path);
 			goto out;
 		}
 	}
@@ -968,7 +968,7 @@ static void h_export(struct srv_request *rq)
 	dsc_stream_close(in);
 	in = NULL;
 	if (srv_cfg.max_capacity && cap != DSC_CAPACITY_UNKNOWN && cap > srv_cfg.max_capacity) {
-		reply_error(rq, 413, "LIMIT",
+		reply_err(rq, DSC_ERR_LIMIT,
 			    "%s: image of %llu bytes exceeds the limit of %llu "
 			    "bytes",
 			    path, (unsigned long long)cap,
@@ -976,7 +976,7 @@ static void h_export(struct srv_request *rq)
 		goto out;
 	}
 	if (lseek(fd, 0, SEEK_SET) != 0) {
-		reply_error(rq, 500, "IO", "%s: %s", path, strerror(errno));
+		reply_err(rq, DSC_ERR_IO, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	export_name(real, dst, fname, sizeof(fname));
@@ -988,7 +988,7 @@ static void h_export(struct srv_request *rq)
 			 (unsigned long long)cap);
 	}
 	if (!reply_defer_headers(rq, 200, "application/octet-stream", extra)) {
-		reply_error(rq, 500, "IO", "%s: the response headers are too long", path);
+		reply_err(rq, DSC_ERR_IO, "%s: the response headers are too long", path);
 		goto out;
 	}
 	if (dsc_stream_open_fd(fd, path, DSC_FD_OWN, &in, &err) != DSC_OK) {
@@ -1015,7 +1015,7 @@ static void h_export(struct srv_request *rq)
 		reply_flush_pending(rq);
 	if (dst == DSC_FORMAT_RAW && cap != DSC_CAPACITY_UNKNOWN && rq->bytes_out != cap) {
 		/* Never end cleanly with a length that disagrees. */
-		reply_error(rq, 500, "IO", "%s: produced %llu bytes, announced %llu", path,
+		reply_err(rq, DSC_ERR_IO, "%s: produced %llu bytes, announced %llu", path,
 			    (unsigned long long)rq->bytes_out, (unsigned long long)cap);
 	}
 out:
@@ -1038,7 +1038,7 @@ static void h_status(struct srv_request *rq)
 	json_t *j;
 
 	if (rq->query != NULL && *rq->query != '\0') {
-		reply_error(rq, 400, "INVAL", "/status takes no parameters");
+		reply_err(rq, DSC_ERR_INVAL, "/status takes no parameters");
 		return;
 	}
 	for (i = 0; i < SRV_MAX_SLOTS; i++) {
@@ -1092,6 +1092,6 @@ void routes_dispatch(struct srv_request *rq)
 	if (allow[0] != '\0')
 		reply_method_not_allowed(rq, allow);
 	else
-		reply_error(rq, 404, "NOTFOUND", "no route for %s",
+		reply_err(rq, DSC_ERR_NOTFOUND, "no route for %s",
 			    utf8_clip(q, sizeof(q), rq->path, 200));
 }

@@ -126,11 +126,19 @@ struct srv_request {
 /* routes.c */
 void routes_dispatch(struct srv_request *rq);
 
-/* reply.c */
-int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side);
-void reply_error(struct srv_request *rq, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* reply.c: every error reply's status and code come from one map
+ * (error_status), from a dsc_err or one of these faults. */
+enum srv_fault {
+	SRV_FAULT_LIB,    /* the dsc_err of the error: 400 INVAL ... 507 NOSPACE */
+	SRV_FAULT_METHOD, /* 405 METHOD: a known path, another method */
+	SRV_FAULT_CLIENT, /* 499 CLIENT: the client's connection failed */
+};
+/* An error reply for `code` with a sentence naming the thing. */
+void reply_err(struct srv_request *rq, dsc_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* 405 with Allow: `allow` lists the path's methods. */
 void reply_method_not_allowed(struct srv_request *rq, const char *allow);
+/* The library's error; `client_side`: it was the client's connection. */
 void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side);
 /* Send headers (with the terminating blank line). `extra` may be NULL; it
  * holds complete "Name: value\r\n" lines. Headers that do not fit are never
