@@ -399,6 +399,15 @@ struct dsc_writer_opts {
 #define DSC_LEVEL_DEFAULT 0
 #define DSC_LEVEL_BEST 9
 
+/* Parse a compression level as dsc-convert -level and dsc-server level=
+ * take it: "fast" (DSC_LEVEL_FAST), "default" (DSC_LEVEL_DEFAULT), "best"
+ * (DSC_LEVEL_BEST) or a number from 1 to 12 in decimal digits; nothing
+ * else (not empty, no sign, no spaces). On success *level holds the level
+ * for dsc_writer_opts.level. Else *level is DSC_LEVEL_DEFAULT and the
+ * result is DSC_ERR_INVAL, with a message quoting (at most 64 bytes of)
+ * `text`. `text` and `level` must not be NULL. Thread safe. */
+dsc_err dsc_level_parse(const char *text, int *level, struct dsc_error *e);
+
 typedef struct dsc_writer dsc_writer;
 
 /* Open a writer on `out` (not owned). opts may be NULL (defaults). */

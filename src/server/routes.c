@@ -172,30 +172,15 @@ static bool get_bool(struct srv_request *rq, const char *what, const char *v, bo
 /* level=fast|default|best|1-12, as dsc-convert's -level. */
 static bool get_level(struct srv_request *rq, const char *v, int *out)
 {
-	char *end;
-	long n;
+	struct dsc_error err = {0};
 
 	*out = DSC_LEVEL_DEFAULT;
-	if (v == NULL || *v == '\0' || strcmp(v, "default") == 0)
+	if (v == NULL || *v == '\0') /* empty: the default, as for every parameter */
 		return true;
-	if (strcmp(v, "fast") == 0) {
-		*out = DSC_LEVEL_FAST;
+	if (dsc_level_parse(v, out, &err) == DSC_OK)
 		return true;
-	}
-	if (strcmp(v, "best") == 0) {
-		*out = DSC_LEVEL_BEST;
-		return true;
-	}
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < 1 || n > 12) {
-		char q[80];
-
-		reply_err(rq, DSC_ERR_INVAL, "level must be fast, default, best or 1-12, not '%s'",
-			    utf8_clip(q, sizeof(q), v, 64));
-		return false;
-	}
-	*out = (int)n;
-	return true;
+	reply_dsc_error(rq, &err, false);
+	return false;
 }
 
 /* Fill cp from string values (query parameters or JSON strings). */
