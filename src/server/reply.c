@@ -99,66 +99,6 @@ static int code_status(dsc_err code)
 	return error_status(SRV_FAULT_LIB, &e, &name);
 }
 
-size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len, i;
-
-	if (n == 0)
-		return 0;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
-}
-
-const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t len = strlen(s), i = 0, k;
-
-	if (bufsz < 4) {
-		if (bufsz > 0)
-			buf[0] = '\0';
-		return buf;
-	}
-	if (max > bufsz - 4)
-		max = bufsz - 4;
-	while (i < len) {
-		k = utf8_seq(u + i, len - i);
-		if (k == 0)
-			k = 1; /* a stray byte: escaped later by sanitize() */
-		if (i + k > max)
-			break;
-		i += k;
-	}
-	memcpy(buf, s, i);
-	if (i < len)
-		memcpy(buf + i, "...", 3), i += 3;
-	buf[i] = '\0';
-	return buf;
-}
-
 /* Make `in` valid UTF-8 for JSON: each byte that is not part of a valid
  * sequence becomes the text \xNN. `cut`: in was truncated, so an incomplete
  * sequence at its very end is dropped rather than escaped. */

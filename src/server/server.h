@@ -2,10 +2,11 @@
  *
  * dsc-server is a pre-forked FastCGI pool: the master (pool.c) owns the
  * listening socket and the workers; each worker (worker.c) accepts requests
- * with libfcgi and hands them to one route table (routes.c). The request
+ * with libfcgi and hands them to one route table (routes.c), whose handlers
+ * have a file each (upload.c, import.c, export.c, status.c). The request
  * body and response are dsc_streams (io_fcgx.c), so libdsc never sees
  * libfcgi. Workers publish their state in a shared scoreboard that /status
- * reads.
+ * reads. Declarations are grouped by the file that defines them.
  */
 #ifndef DSC_SERVER_H
 #define DSC_SERVER_H
@@ -123,7 +124,7 @@ struct srv_request {
 	bool reply_broken;
 };
 
-/* routes.c */
+/* routes.c: the table; runs the handler of rq's method and path. */
 void routes_dispatch(struct srv_request *rq);
 
 /* reply.c: every error reply's status and code come from one map
@@ -150,16 +151,21 @@ bool reply_headers(struct srv_request *rq, int status, const char *ctype, const 
 bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
 			 const char *extra);
 bool reply_flush_pending(struct srv_request *rq);
+/* Serialize and send a jansson object as the body; steals the reference. */
+struct json_t;
+void reply_json(struct srv_request *rq, int status, struct json_t *obj);
+
+/* utf8.c: the one UTF-8 decoder. */
 /* Length of the valid UTF-8 sequence at s[0..n), 0 when it is not one
  * (overlong forms, surrogates and code points past U+10FFFF included). */
 size_t utf8_seq(const unsigned char *s, size_t n);
+/* Length of the character at s[0..n): a valid sequence's, else 1 (a stray
+ * byte counts alone); 0 when n is 0. */
+size_t utf8_char_len(const char *s, size_t n);
 /* At most `max` bytes of s into buf (of bufsz bytes), never cutting a
  * UTF-8 character in two, with "..." when something was left off. For
  * quoting client text in error messages. Returns buf. */
 const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max);
-/* Serialize and send a jansson object as the body; steals the reference. */
-struct json_t;
-void reply_json(struct srv_request *rq, int status, struct json_t *obj);
 
 /* io_fcgx.c: the request body and the response body as dsc_streams. */
 struct body_ctx {
@@ -227,5 +233,97 @@ struct import_body {
 int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err,
 		      size_t errsize);
 void import_body_free(struct import_body *b);
+
+/* ---- the handlers and what they share ---------------------------------- */
+
+/* The handlers: upload.c (POST and PUT), import.c, export.c, status.c. */
+void h_upload(struct srv_request *rq);
+void h_import_get(struct srv_request *rq);
+void h_import_post(struct srv_request *rq);
+void h_export(struct srv_request *rq);
+void h_status(struct srv_request *rq);
+
+/* conv_params.c: a conversion's parameters, checked. Each getter returns
+ * false after it sent the reply (400 or 415) naming the parameter. */
+struct conv_params {
+	dsc_format src;
+	dsc_format dst;
+	bool prealloc;
+	bool overwrite;
+	const char *name;     /* NULL: the route's default */
+	const char *sha256;   /* expected SHA-256 of the source, or NULL */
+	bool digest;          /* reply with the source's SHA-256 */
+	int level;            /* VMDK compression level, 0: default */
+	dsc_optlist *options; /* o= / "options": the dst format's options */
+};
+/* Parse the query string into p. */
+bool parse_query(struct srv_request *rq, struct srv_params *p);
+/* Every parameter of p is one of `known` (NULL-terminated). */
+bool check_known(struct srv_request *rq, const struct srv_params *p, const char *const *known);
+/* src= (dflt DSC_FORMAT_UNKNOWN: a readable format, or auto) or dst= (a
+ * writable one); empty is dflt. */
+bool get_format(struct srv_request *rq, const char *what, const char *v, dsc_format dflt,
+		dsc_format *out);
+/* o=key=value,... or the JSON "options" object, for format dst; *out stays
+ * NULL when there are none. */
+bool get_options(struct srv_request *rq, const char *text, const json_t *obj, dsc_format dst,
+		 dsc_optlist **out);
+/* level= as dsc_level_parse() reads it; empty is the default. */
+bool get_level(struct srv_request *rq, const char *v, int *out);
+/* Fill cp from string values (query parameters or JSON strings). */
+bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
+		     const char *prealloc, const char *overwrite, const char *name,
+		     const char *sha256, const char *digest, const char *level, const char *options,
+		     const json_t *options_obj, struct conv_params *cp);
+/* The conversion parameters of /upload and GET /import from the query. */
+bool query_conv_params(struct srv_request *rq, const struct srv_params *p,
+		       const char *const *known, struct conv_params *cp);
+/* Is the media type of Content-Type `ctype` `want` (parameters ignored)? */
+bool media_type_is(const char *ctype, const char *want);
+/* The extension an output of format f gets: the table's first. */
+const char *format_ext(dsc_format f);
+/* An extension any format of the table uses (".vmdk", ".img", ...). */
+bool known_ext(const char *dot);
+/* The format whose extensions include `dot`, else DSC_FORMAT_UNKNOWN. */
+dsc_format format_from_ext(const char *dot);
+
+/* convert_outdir.c: what the commit hook must check before the output
+ * appears. */
+struct source {
+	dsc_stream *raw_in; /* request body or URL stream */
+	struct body_ctx *body;
+	struct srv_multipart *mp;
+	dsc_stream *part;   /* multipart field, or NULL */
+	dsc_stream *hashed; /* SHA-256 read wrapper, or NULL */
+	const char *expect; /* expected SHA-256, or NULL */
+	dsc_stream *in;     /* what the converter reads */
+	char hex[DSC_SHA256_HEX_LEN + 1]; /* the source's digest, once read */
+};
+/* 409 (false) before reading anything when outdir/name is taken. */
+bool check_free(struct srv_request *rq, const struct conv_params *cp, const char *name);
+/* The web server dropped the connection (rq's client went away). For
+ * dsc_url_opts.cancel. */
+bool connection_dropped(void *user);
+/* Convert src->in into outdir/name and reply. Owns nothing of src.
+ * `watch_client`: cancel when the connection drops (imports). */
+void convert_to_outdir(struct srv_request *rq, struct source *src, const struct conv_params *cp,
+		       const char *name, bool watch_client);
+
+/* export_path.c: open `path` (relative: from the first export root) for
+ * reading if it is a regular file inside the export roots, into *fd (-1
+ * on failure), and its resolved path into real. PERM outside the roots
+ * (existing or not), NOTFOUND, UNSUPPORTED for a FIFO, device or
+ * directory (never opened), IO. */
+dsc_err export_open(const char *path, int *fd, char *real, size_t realsz, struct dsc_error *e);
+
+/* disposition.c: the Content-Disposition line of an /export. */
+/* Bytes of percent-encoding filename*= may take (RFC 8187 value without
+ * the UTF-8'' prefix): a long non-ASCII name takes 9 bytes a character. */
+#define CD_ENC_MAX 512
+/* The longest Content-Disposition line content_disposition() writes. */
+#define CD_LINE_MAX (80 + SRV_NAME_MAX + CD_ENC_MAX)
+/* "Content-Disposition: attachment; filename=...; filename*=...\r\n" for
+ * fname into out (CD_LINE_MAX + 1 bytes). */
+void content_disposition(const char *fname, char *out, size_t outsz);
 
 #endif /* DSC_SERVER_H */
