@@ -87,18 +87,26 @@ extern dsc_netpolicy *srv_policy;
 /* This worker's scoreboard slot. */
 extern int srv_my_slot;
 
-/* main.c: remove the unix socket this master bound, once, and only while
- * the path still is that socket (a successor may have bound it since). */
+/* main.c defines srv_cfg, srv_board, srv_policy and srv_my_slot. */
+
+/* listen.c: the socket -listen names (bound now), else the listening
+ * socket inherited on fd 0; -1 after a message on stderr. */
+int srv_listen_open(void);
+/* Remove the unix socket this master bound, once, and only while the path
+ * still is that socket (a successor may have bound it since). */
 void srv_unlink_socket(void);
+
+/* log.c */
+/* CLOCK_MONOTONIC in seconds. */
+double srv_now(void);
+/* One line on stderr with time and pid, written with one write(). */
+void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* pool.c: run the master until it is told to stop; returns the exit code. */
 int pool_run(void);
 
 /* worker.c: the accept loop of one worker; never returns. */
 void worker_main(int slot) __attribute__((noreturn));
-double srv_now(void);
-/* One line on stderr with time and pid, written with one write(). */
-void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- one request ------------------------------------------------------ */
 
