@@ -408,6 +408,15 @@ struct dsc_writer_opts {
 #define DSC_LEVEL_DEFAULT 0
 #define DSC_LEVEL_BEST 9
 
+/* Parse a compression level as dsc-convert -level and dsc-server level=
+ * take it: "fast" (DSC_LEVEL_FAST), "default" (DSC_LEVEL_DEFAULT), "best"
+ * (DSC_LEVEL_BEST) or a number from 1 to 12 in decimal digits; nothing
+ * else (not empty, no sign, no spaces). On success *level holds the level
+ * for dsc_writer_opts.level. Else *level is DSC_LEVEL_DEFAULT and the
+ * result is DSC_ERR_INVAL, with a message quoting (at most 64 bytes of)
+ * `text`. `text` and `level` must not be NULL. Thread safe. */
+dsc_err dsc_level_parse(const char *text, int *level, struct dsc_error *e);
+
 typedef struct dsc_writer dsc_writer;
 
 /* Open a writer on `out` (not owned). opts may be NULL (defaults). */
@@ -477,6 +486,11 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out,
  * resume_without_validator). Memory stays bounded: the
  * transfer pauses while the buffer is full. Every connection (each redirect
  * hop, IPv4 and IPv6) is checked against an optional address policy.
+ * A failure is DSC_ERR_REMOTE (or PERM, INVAL...) whose struct dsc_error
+ * says why in fields, not only in words: http_status is the status of a
+ * response that could not be used, and sys_errno is ETIMEDOUT when the
+ * transfer timed out (the idle timeout, or libcurl's connect or TLS
+ * timeouts), so that a caller never has to search the message.
  * Built without libcurl, dsc_stream_open_url() fails with
  * DSC_ERR_UNSUPPORTED; without libcrypto, so does dsc_stream_open_sha256().
  */

@@ -266,19 +266,12 @@ static void parse_options(struct config *cfg, const char *v)
 
 static int parse_level(const char *v)
 {
-	char *end;
-	long n;
+	struct dsc_error e = {0};
+	int level;
 
-	if (!strcmp(v, "fast"))
-		return DSC_LEVEL_FAST;
-	if (!strcmp(v, "default"))
-		return DSC_LEVEL_DEFAULT;
-	if (!strcmp(v, "best"))
-		return DSC_LEVEL_BEST;
-	n = strtol(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || n < 1 || n > 12)
-		usage_error("-level: '%s' is not fast, default, best or 1-12", v);
-	return (int)n;
+	if (dsc_level_parse(v, &level, &e) != DSC_OK)
+		usage_error("-%s", e.message); /* "-level must be fast, ..." */
+	return level;
 }
 
 static unsigned parse_threads(const char *v)

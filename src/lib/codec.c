@@ -3,7 +3,8 @@
  * Both produce and accept the zlib wrapper (RFC 1950), which is what qemu,
  * VMware and libvmdk use per grain (facts §2). zlib streams are reused with
  * deflateReset/inflateReset, which is measurably faster than compress2 per
- * 64 KiB grain.
+ * 64 KiB grain. The levels' names ("fast", "best") are parsed here too, for
+ * the CLI and the server alike (dsc_level_parse).
  */
 #include "codec.h"
 
@@ -15,6 +16,37 @@
 #else
 #include <zlib.h>
 #endif
+
+dsc_err dsc_level_parse(const char *text, int *level, struct dsc_error *e)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} names[] = {
+		{"fast", DSC_LEVEL_FAST},
+		{"default", DSC_LEVEL_DEFAULT},
+		{"best", DSC_LEVEL_BEST},
+	};
+	size_t i;
+	int n = 0;
+
+	*level = DSC_LEVEL_DEFAULT;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(text, names[i].name) == 0) {
+			*level = names[i].level;
+			return DSC_OK;
+		}
+	/* Digits only (strtol would take a sign and leading spaces); at most
+	 * two of them can be in range, so more is an error, not an overflow. */
+	for (i = 0; text[i] >= '0' && text[i] <= '9' && n <= DSCP_LEVEL_MAX; i++)
+		n = n * 10 + (text[i] - '0');
+	if (i == 0 || text[i] != '\0' || n < 1 || n > DSCP_LEVEL_MAX)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "level must be fast, default, best or 1-%d, not '%.64s'",
+				     DSCP_LEVEL_MAX, text);
+	*level = n;
+	return DSC_OK;
+}
 
 int dscp_level_resolve(int level)
 {

@@ -2,9 +2,11 @@
  *
  * Modelled on nginx's master cycle and php-fpm's children: signal handlers
  * only set a flag and write a byte to a self-pipe; everything else happens
- * in the loop below, which sleeps in poll() on that pipe. The master never
- * calls FCGX_Init() (its SIGTERM handler would make the master ignore TERM
- * and every later worker exit at once).
+ * in the loop of pool_run(), which sleeps in poll() on that pipe and, as
+ * nginx's ngx_master_process_cycle() does, runs one step per turn: reap,
+ * then stop, or replace and fill the pool. The master never calls
+ * FCGX_Init() (its SIGTERM handler would make the master ignore TERM and
+ * every later worker exit at once).
  *
  * - A worker that dies is replaced at once, unless workers keep crashing
  *   (CRASH_BURST abnormal exits within CRASH_WINDOW seconds): then respawns
@@ -119,17 +121,28 @@ static int count(bool include_retiring)
 	return n;
 }
 
-int pool_run(void)
+/* The master's state between two turns of its loop. */
+struct master {
+	double next_spawn;   /* no spawn before this (crash back-off) */
+	double backoff;      /* the current back-off delay, 0: none */
+	double window_start; /* start of the current crash window */
+	double last_crash;
+	int crashes;         /* abnormal exits in the window */
+	bool stopping;
+	bool killed;         /* SIGKILL went out */
+	double deadline;     /* end of the grace period */
+	double last_term;    /* last TERM round while stopping */
+};
+
+static struct master m;
+
+static bool install_signals(void)
 {
 	struct sigaction sa;
-	double next_spawn = 0, backoff = 0, window_start = 0, last_crash = 0;
-	double deadline = 0, last_term = 0;
-	int crashes = 0, i;
-	bool stopping = false, killed = false;
 
 	if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		srv_log("master: pipe: %s", strerror(errno));
-		return 1;
+		return false;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -141,137 +154,180 @@ int pool_run(void)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
+	return true;
+}
 
+/* A worker ended abnormally: say how, and remove its temporary output. */
+static void log_crash(int i, pid_t pid, int st)
+{
+	const char *tmp = srv_board->slots[i].temp;
+
+	if (WIFSIGNALED(st))
+		srv_log("master: worker %d killed by signal %d", (int)pid, WTERMSIG(st));
+	else
+		srv_log("master: worker %d exited with status %d", (int)pid, WEXITSTATUS(st));
+	if (tmp[0] != '\0' && unlink(tmp) == 0)
+		srv_log("master: removed %s", tmp);
+}
+
+/* Count a crash that was not asked for; delay respawns when they keep
+ * coming. */
+static void count_crash(double now)
+{
+	if (now - m.window_start > CRASH_WINDOW) {
+		m.window_start = now;
+		m.crashes = 0;
+	}
+	m.last_crash = now;
+	/* Workers dying together (one event) or while a delay runs count
+	 * once. */
+	if (++m.crashes >= CRASH_BURST && now >= m.next_spawn) {
+		m.backoff = m.backoff == 0 ? 1 : m.backoff * 2;
+		if (m.backoff > BACKOFF_MAX)
+			m.backoff = BACKOFF_MAX;
+		m.next_spawn = now + m.backoff;
+		srv_log("master: workers keep crashing; next start in %.0f s", m.backoff);
+	}
+}
+
+/* Collect every worker that ended and free its slot. */
+static void reap(double now)
+{
+	pid_t pid;
+	int st, i;
+
+	got_chld = 0;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		bool crash = !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+		for (i = 0; i < nslots(); i++)
+			if (ms[i].pid == pid)
+				break;
+		if (i == nslots())
+			continue;
+		if (crash)
+			log_crash(i, pid, st);
+		if (crash && !ms[i].retiring && !m.stopping)
+			count_crash(now);
+		ms[i].pid = 0;
+		ms[i].retiring = false;
+		ms[i].replace = false;
+		memset(&srv_board->slots[i], 0, sizeof(srv_board->slots[i]));
+	}
+	if (m.backoff > 0 && now - m.last_crash > CALM_PERIOD)
+		m.backoff = 0;
+}
+
+/* Stopping: TERM to every worker (again each second), KILL after the grace
+ * period or a second TERM. False once the last worker is gone. */
+static bool stop(double now, double *wait)
+{
+	if (!m.stopping) {
+		m.stopping = true;
+		m.deadline = now + srv_cfg.grace;
+		/* New connections fail at once rather than queue for
+		 * workers that are leaving. */
+		srv_unlink_socket();
+		srv_log("master: stopping; waiting up to %d s for %d workers", srv_cfg.grace,
+			count(true));
+		signal_all(SIGTERM);
+		m.last_term = now;
+	}
+	if (count(true) == 0)
+		return false;
+	if (!m.killed && (now >= m.deadline || got_term > 1)) {
+		srv_log("master: killing %d workers", count(true));
+		signal_all(SIGKILL);
+		m.killed = true;
+	} else if (now - m.last_term >= 1.0) {
+		/* Harmless repeat: a busy worker still has it pending. */
+		signal_all(SIGTERM);
+		m.last_term = now;
+	}
+	*wait = m.killed ? 0.1 : DSC_MIN_D(1.0, m.deadline - now);
+	return true;
+}
+
+/* SIGHUP: queue every current worker for replacement; then retire them
+ * one at a time, each once the previous one's successor runs. */
+static void replace(void)
+{
+	int i;
+
+	if (got_hup) {
+		got_hup = 0;
+		srv_log("master: replacing %d workers", count(false));
+		for (i = 0; i < nslots(); i++)
+			if (ms[i].pid > 0 && !ms[i].retiring)
+				ms[i].replace = true;
+	}
+	if (count(true) == count(false)) {
+		for (i = 0; i < nslots(); i++)
+			if (ms[i].pid > 0 && ms[i].replace)
+				break;
+		if (i < nslots()) {
+			ms[i].replace = false;
+			ms[i].retiring = true;
+		}
+	}
+}
+
+/* Fill the pool (the retiring worker's successor first, so capacity never
+ * drops), then tell the retiring worker to leave. */
+static void fill(double now, double *wait)
+{
+	int i;
+
+	while (count(false) < srv_cfg.workers && now >= m.next_spawn) {
+		int free_slot = -1;
+
+		for (i = 0; i < nslots(); i++)
+			if (ms[i].pid == 0) {
+				free_slot = i;
+				break;
+			}
+		if (free_slot < 0 || !spawn(free_slot)) {
+			m.next_spawn = now + 1;
+			break;
+		}
+	}
+	for (i = 0; i < nslots(); i++)
+		if (ms[i].pid > 0 && ms[i].retiring)
+			kill(ms[i].pid, SIGTERM);
+	if (count(false) < srv_cfg.workers && m.next_spawn > now)
+		*wait = DSC_MIN_D(*wait, m.next_spawn - now);
+}
+
+/* Sleep until a signal arrives (a byte in the self-pipe) or `wait` s. */
+static void sleep_for(double wait)
+{
+	struct pollfd pfd = {.fd = selfpipe[0], .events = POLLIN};
+	char drain[64];
+
+	if (wait < 0.01)
+		wait = 0.01;
+	if (poll(&pfd, 1, (int)(wait * 1000)) > 0)
+		while (read(selfpipe[0], drain, sizeof(drain)) > 0)
+			;
+}
+
+int pool_run(void)
+{
+	if (!install_signals())
+		return 1;
 	srv_log("master: started, %d workers, outdir %s", srv_cfg.workers, srv_cfg.outdir);
 	for (;;) {
-		struct pollfd pfd = {.fd = selfpipe[0], .events = POLLIN};
-		char drain[64];
 		double now = srv_now(), wait = 1.0;
-		pid_t pid;
-		int st;
 
-		/* Reap. */
-		got_chld = 0;
-		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			bool crash = !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-
-			for (i = 0; i < nslots(); i++)
-				if (ms[i].pid == pid)
-					break;
-			if (i == nslots())
-				continue;
-			if (crash) {
-				const char *tmp = srv_board->slots[i].temp;
-
-				if (WIFSIGNALED(st))
-					srv_log("master: worker %d killed by "
-						"signal %d",
-						(int)pid, WTERMSIG(st));
-				else
-					srv_log("master: worker %d exited "
-						"with status %d",
-						(int)pid, WEXITSTATUS(st));
-				if (tmp[0] != '\0' && unlink(tmp) == 0)
-					srv_log("master: removed %s", tmp);
-			}
-			if (crash && !ms[i].retiring && !stopping) {
-				if (now - window_start > CRASH_WINDOW) {
-					window_start = now;
-					crashes = 0;
-				}
-				last_crash = now;
-				/* Workers dying together (one event) or
-				 * while a delay runs count once. */
-				if (++crashes >= CRASH_BURST && now >= next_spawn) {
-					backoff = backoff == 0 ? 1 : backoff * 2;
-					if (backoff > BACKOFF_MAX)
-						backoff = BACKOFF_MAX;
-					next_spawn = now + backoff;
-					srv_log("master: workers keep crashing; "
-						"next start in %.0f s",
-						backoff);
-				}
-			}
-			ms[i].pid = 0;
-			ms[i].retiring = false;
-			ms[i].replace = false;
-			memset(&srv_board->slots[i], 0, sizeof(srv_board->slots[i]));
-		}
-		if (backoff > 0 && now - last_crash > CALM_PERIOD)
-			backoff = 0;
-
-		/* Stop. */
-		if (got_term && !stopping) {
-			stopping = true;
-			deadline = now + srv_cfg.grace;
-			/* New connections fail at once rather than queue
-			 * for workers that are leaving. */
-			srv_unlink_socket();
-			srv_log("master: stopping; waiting up to %d s for %d "
-				"workers",
-				srv_cfg.grace, count(true));
-			signal_all(SIGTERM);
-			last_term = now;
-		}
-		if (stopping) {
-			if (count(true) == 0)
+		reap(now);
+		if (got_term || m.stopping) {
+			if (!stop(now, &wait))
 				break;
-			if (!killed && (now >= deadline || got_term > 1)) {
-				srv_log("master: killing %d workers", count(true));
-				signal_all(SIGKILL);
-				killed = true;
-			} else if (now - last_term >= 1.0) {
-				/* Harmless repeat: a busy worker still has
-				 * it pending. */
-				signal_all(SIGTERM);
-				last_term = now;
-			}
-			wait = killed ? 0.1 : DSC_MIN_D(1.0, deadline - now);
 		} else {
-			/* SIGHUP: queue every current worker for
-			 * replacement, then replace one at a time. */
-			if (got_hup) {
-				got_hup = 0;
-				srv_log("master: replacing %d workers", count(false));
-				for (i = 0; i < nslots(); i++)
-					if (ms[i].pid > 0 && !ms[i].retiring)
-						ms[i].replace = true;
-			}
-			if (count(true) == count(false)) {
-				for (i = 0; i < nslots(); i++)
-					if (ms[i].pid > 0 && ms[i].replace)
-						break;
-				if (i < nslots()) {
-					ms[i].replace = false;
-					ms[i].retiring = true;
-				}
-			}
-			/* Fill the pool (the retiring worker's successor
-			 * first, so capacity never drops). */
-			while (count(false) < srv_cfg.workers && now >= next_spawn) {
-				int free_slot = -1;
-
-				for (i = 0; i < nslots(); i++)
-					if (ms[i].pid == 0) {
-						free_slot = i;
-						break;
-					}
-				if (free_slot < 0 || !spawn(free_slot)) {
-					next_spawn = now + 1;
-					break;
-				}
-			}
-			for (i = 0; i < nslots(); i++)
-				if (ms[i].pid > 0 && ms[i].retiring)
-					kill(ms[i].pid, SIGTERM);
-			if (count(false) < srv_cfg.workers && next_spawn > now)
-				wait = DSC_MIN_D(wait, next_spawn - now);
+			replace();
+			fill(now, &wait);
 		}
-		if (wait < 0.01)
-			wait = 0.01;
-		if (poll(&pfd, 1, (int)(wait * 1000)) > 0)
-			while (read(selfpipe[0], drain, sizeof(drain)) > 0)
-				;
+		sleep_for(wait);
 	}
 	srv_log("master: stopped");
 	close(selfpipe[0]);

@@ -1,9 +1,12 @@
-/* reply.c - response headers, JSON bodies and the one dsc_err -> HTTP map.
+/* reply.c - response headers, JSON bodies and the one error -> HTTP map.
  *
  * Every error a handler meets becomes `{"error": "<sentence>", "code":
- * "<NAME>"}` with a status chosen here, in one switch with no default so
- * that -Wswitch flags a dsc_err added later and left out. The sentence is
- * the library's message (it names the file or URL and the place).
+ * "<NAME>"}` with a status and code chosen here, in error_status(), and
+ * nowhere else: handlers pass a dsc_err (reply_err, reply_dsc_error), never
+ * a status. The two replies the library has no code for, 405 METHOD and
+ * 499 CLIENT, are faults of their own in the same map. The sentence is the
+ * library's message (it names the file or URL and the place) or the
+ * handler's.
  */
 #include "config.h"
 
@@ -42,15 +45,26 @@ static const char *reason(int status)
 	return "Unknown";
 }
 
-/* The HTTP status for a library error. `client_side`: the failure was in
- * reading the request body or writing the response, i.e. the client's
- * connection, not our disk. Such requests are logged as 499 (nginx's
- * "client closed request"); nobody is left to read the reply. */
-int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
+/* The one map from what went wrong to the reply's status and code: every
+ * error reply of the server is chosen here (reply_err, reply_dsc_error,
+ * reply_method_not_allowed). No default in the dsc_err switch, so that
+ * -Wswitch flags a code added to the library and left out here. */
+static int error_status(enum srv_fault fault, const struct dsc_error *e, const char **code)
 {
-	if (client_side)
+	switch (fault) {
+	case SRV_FAULT_METHOD:
+		*code = "METHOD";
+		return 405;
+	case SRV_FAULT_CLIENT:
+		/* The client's connection failed (reading the body, writing
+		 * the reply), not our disk: logged as 499, nginx's "client
+		 * closed request"; nobody is left to read the reply. */
+		*code = "CLIENT";
 		return 499;
-	switch (code) {
+	case SRV_FAULT_LIB: break;
+	}
+	*code = dsc_err_name(e->code);
+	switch (e->code) {
 	case DSC_OK: return 200;
 	case DSC_ERR_NOMEM: return 503;
 	case DSC_ERR_INVAL: return 400;
@@ -61,9 +75,11 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	case DSC_ERR_UNSUPPORTED: return 415;
 	case DSC_ERR_LIMIT: return 413;
 	case DSC_ERR_REMOTE:
-		if (e != NULL &&
-		    (e->sys_errno == ETIMEDOUT || e->http_status == 504 || e->http_status == 408 ||
-		     strstr(e->message, "timed out") || strstr(e->message, "timeout")))
+		/* A timeout is known by its errno (io_curl.c sets ETIMEDOUT for
+		 * its idle clock and libcurl's timeouts) or the upstream's own
+		 * timeout status, never by the message: that names the URL,
+		 * which may say "timeout" itself. */
+		if (e->sys_errno == ETIMEDOUT || e->http_status == 504 || e->http_status == 408)
 			return 504;
 		return 502;
 	case DSC_ERR_CANCELLED: return 503;
@@ -75,64 +91,13 @@ int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side)
 	return 500;
 }
 
-size_t utf8_seq(const unsigned char *s, size_t n)
+/* The status of a bare library code (no detail), e.g. for NOMEM. */
+static int code_status(dsc_err code)
 {
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len, i;
+	struct dsc_error e = {.code = code};
+	const char *name;
 
-	if (n == 0)
-		return 0;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
-}
-
-const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t len = strlen(s), i = 0, k;
-
-	if (bufsz < 4) {
-		if (bufsz > 0)
-			buf[0] = '\0';
-		return buf;
-	}
-	if (max > bufsz - 4)
-		max = bufsz - 4;
-	while (i < len) {
-		k = utf8_seq(u + i, len - i);
-		if (k == 0)
-			k = 1; /* a stray byte: escaped later by sanitize() */
-		if (i + k > max)
-			break;
-		i += k;
-	}
-	memcpy(buf, s, i);
-	if (i < len)
-		memcpy(buf + i, "...", 3), i += 3;
-	buf[i] = '\0';
-	return buf;
+	return error_status(SRV_FAULT_LIB, &e, &name);
 }
 
 /* Make `in` valid UTF-8 for JSON: each byte that is not part of a valid
@@ -203,13 +168,14 @@ bool reply_headers(struct srv_request *rq, int status, const char *ctype, const 
 	}
 	/* Never send a header block cut short (the body would be read as
 	 * headers): a complete 500 instead, and nothing after it. */
+	status = code_status(DSC_ERR_IO);
 	n = snprintf(head, sizeof(head),
-		     "Status: 500 %s\r\nContent-Type: application/json\r\n"
+		     "Status: %d %s\r\nContent-Type: application/json\r\n"
 		     "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n%s",
-		     reason(500), sizeof(overflow) - 1, overflow);
+		     status, reason(status), sizeof(overflow) - 1, overflow);
 	put(rq, head, (size_t)n);
 	rq->bytes_out += sizeof(overflow) - 1;
-	rq->status = 500;
+	rq->status = status;
 	rq->reply_broken = true;
 	snprintf(rq->error, sizeof(rq->error), "response headers too long (status %d)", status);
 	return false;
@@ -256,7 +222,7 @@ static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const
 	if (text == NULL) {
 		/* Out of memory while formatting: still answer something. */
 		text = strdup("{\"error\":\"out of memory\",\"code\":\"NOMEM\"}");
-		status = 503;
+		status = code_status(DSC_ERR_NOMEM);
 		if (text == NULL)
 			return;
 	}
@@ -281,16 +247,20 @@ void reply_json(struct srv_request *rq, int status, json_t *obj)
 /* Send an error reply; when the headers are already out (an export broke
  * off mid-stream) the connection is aborted instead, so the client sees a
  * failed transfer rather than a short file. */
-static void send_error(struct srv_request *rq, int status, const char *code, const char *raw,
-		       bool cut, const char *allow)
+static void send_error(struct srv_request *rq, enum srv_fault fault, const struct dsc_error *e,
+		       const char *allow)
 {
 	/* Client text (paths, parameter names) may be any bytes; JSON
 	 * strings must be UTF-8 or jansson refuses them. */
 	char msg[4 * DSC_ERROR_TEXT + 1];
+	const char *raw = e->message[0] ? e->message : dsc_strerror(e->code), *code;
+	int status = error_status(fault, e, &code);
 
 	if (rq->reply_broken) /* a complete 500 went out already */
 		return;
-	sanitize(raw, cut, msg, sizeof(msg));
+	/* A message that filled the buffer was cut: an incomplete UTF-8
+	 * sequence at its end is dropped rather than escaped. */
+	sanitize(raw, strlen(e->message) + 1 >= sizeof(e->message), msg, sizeof(msg));
 	/* The log line escapes what it prints; a cut here is harmless. */
 	strncpy(rq->error, msg, sizeof(rq->error) - 1);
 	rq->error[sizeof(rq->error) - 1] = '\0';
@@ -304,31 +274,27 @@ static void send_error(struct srv_request *rq, int status, const char *code, con
 
 void reply_method_not_allowed(struct srv_request *rq, const char *allow)
 {
-	char msg[256], path[112], method[32];
+	struct dsc_error e = {0};
+	char path[112], method[32];
 
-	snprintf(msg, sizeof(msg), "%s: method %s is not allowed (use %.60s)",
-		 utf8_clip(path, sizeof(path), rq->path, 100),
-		 utf8_clip(method, sizeof(method), rq->method, 20), allow);
-	send_error(rq, 405, "METHOD", msg, false, allow);
+	dsc_error_set(&e, DSC_ERR_INVAL, 0, "%s: method %s is not allowed (use %.60s)",
+		      utf8_clip(path, sizeof(path), rq->path, 100),
+		      utf8_clip(method, sizeof(method), rq->method, 20), allow);
+	send_error(rq, SRV_FAULT_METHOD, &e, allow);
 }
 
-void reply_error(struct srv_request *rq, int status, const char *code, const char *fmt, ...)
+void reply_err(struct srv_request *rq, dsc_err code, const char *fmt, ...)
 {
-	char msg[DSC_ERROR_TEXT];
+	struct dsc_error e = {.code = code};
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
 	va_end(ap);
-	send_error(rq, status, code, msg, n < 0 || (size_t)n >= sizeof(msg), NULL);
+	send_error(rq, SRV_FAULT_LIB, &e, NULL);
 }
 
 void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side)
 {
-	int status = srv_http_status(e->code, e, client_side);
-	const char *code = client_side ? "CLIENT" : dsc_err_name(e->code);
-
-	send_error(rq, status, code, e->message[0] ? e->message : dsc_strerror(e->code),
-		   strlen(e->message) + 1 >= sizeof(e->message), NULL);
+	send_error(rq, client_side ? SRV_FAULT_CLIENT : SRV_FAULT_LIB, e, NULL);
 }

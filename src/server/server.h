@@ -2,10 +2,11 @@
  *
  * dsc-server is a pre-forked FastCGI pool: the master (pool.c) owns the
  * listening socket and the workers; each worker (worker.c) accepts requests
- * with libfcgi and hands them to one route table (routes.c). The request
+ * with libfcgi and hands them to one route table (routes.c), whose handlers
+ * have a file each (upload.c, import.c, export.c, status.c). The request
  * body and response are dsc_streams (io_fcgx.c), so libdsc never sees
  * libfcgi. Workers publish their state in a shared scoreboard that /status
- * reads.
+ * reads. Declarations are grouped by the file that defines them.
  */
 #ifndef DSC_SERVER_H
 #define DSC_SERVER_H
@@ -86,18 +87,26 @@ extern dsc_netpolicy *srv_policy;
 /* This worker's scoreboard slot. */
 extern int srv_my_slot;
 
-/* main.c: remove the unix socket this master bound, once, and only while
- * the path still is that socket (a successor may have bound it since). */
+/* main.c defines srv_cfg, srv_board, srv_policy and srv_my_slot. */
+
+/* listen.c: the socket -listen names (bound now), else the listening
+ * socket inherited on fd 0; -1 after a message on stderr. */
+int srv_listen_open(void);
+/* Remove the unix socket this master bound, once, and only while the path
+ * still is that socket (a successor may have bound it since). */
 void srv_unlink_socket(void);
+
+/* log.c */
+/* CLOCK_MONOTONIC in seconds. */
+double srv_now(void);
+/* One line on stderr with time and pid, written with one write(). */
+void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* pool.c: run the master until it is told to stop; returns the exit code. */
 int pool_run(void);
 
 /* worker.c: the accept loop of one worker; never returns. */
 void worker_main(int slot) __attribute__((noreturn));
-double srv_now(void);
-/* One line on stderr with time and pid, written with one write(). */
-void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- one request ------------------------------------------------------ */
 
@@ -123,14 +132,22 @@ struct srv_request {
 	bool reply_broken;
 };
 
-/* routes.c */
+/* routes.c: the table; runs the handler of rq's method and path. */
 void routes_dispatch(struct srv_request *rq);
 
-/* reply.c */
-int srv_http_status(dsc_err code, const struct dsc_error *e, bool client_side);
-void reply_error(struct srv_request *rq, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* reply.c: every error reply's status and code come from one map
+ * (error_status), from a dsc_err or one of these faults. */
+enum srv_fault {
+	SRV_FAULT_LIB,    /* the dsc_err of the error: 400 INVAL ... 507 NOSPACE */
+	SRV_FAULT_METHOD, /* 405 METHOD: a known path, another method */
+	SRV_FAULT_CLIENT, /* 499 CLIENT: the client's connection failed */
+};
+/* An error reply for `code` with a sentence naming the thing. */
+void reply_err(struct srv_request *rq, dsc_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* 405 with Allow: `allow` lists the path's methods. */
 void reply_method_not_allowed(struct srv_request *rq, const char *allow);
+/* The library's error; `client_side`: it was the client's connection. */
 void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool client_side);
 /* Send headers (with the terminating blank line). `extra` may be NULL; it
  * holds complete "Name: value\r\n" lines. Headers that do not fit are never
@@ -142,19 +159,24 @@ bool reply_headers(struct srv_request *rq, int status, const char *ctype, const 
 bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
 			 const char *extra);
 bool reply_flush_pending(struct srv_request *rq);
-/* Length of the valid UTF-8 sequence at s[0..n), 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-size_t utf8_seq(const unsigned char *s, size_t n);
-/* At most `max` bytes of s into buf (of bufsz bytes), never cutting a
- * UTF-8 character in two, with "..." when something was left off. For
- * quoting client text in error messages. Returns buf. */
-const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max);
 /* Serialize and send a jansson object as the body; steals the reference. */
 struct json_t;
 void reply_json(struct srv_request *rq, int status, struct json_t *obj);
 /* Seconds rounded to the microsecond, for the JSON replies: reply_json()
  * prints such a value with at most 6 decimals (0.082454). */
 double srv_json_seconds(double s);
+
+/* utf8.c: the one UTF-8 decoder. */
+/* Length of the valid UTF-8 sequence at s[0..n), 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+size_t utf8_seq(const unsigned char *s, size_t n);
+/* Length of the character at s[0..n): a valid sequence's, else 1 (a stray
+ * byte counts alone); 0 when n is 0. */
+size_t utf8_char_len(const char *s, size_t n);
+/* At most `max` bytes of s into buf (of bufsz bytes), never cutting a
+ * UTF-8 character in two, with "..." when something was left off. For
+ * quoting client text in error messages. Returns buf. */
+const char *utf8_clip(char *buf, size_t bufsz, const char *s, size_t max);
 
 /* io_fcgx.c: the request body and the response body as dsc_streams. */
 struct body_ctx {
@@ -222,5 +244,93 @@ struct import_body {
 int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err,
 		      size_t errsize);
 void import_body_free(struct import_body *b);
+
+/* ---- the handlers and what they share ---------------------------------- */
+
+/* The handlers: upload.c (POST and PUT), import.c, export.c, status.c. */
+void h_upload(struct srv_request *rq);
+void h_import_get(struct srv_request *rq);
+void h_import_post(struct srv_request *rq);
+void h_export(struct srv_request *rq);
+void h_status(struct srv_request *rq);
+
+/* conv_params.c: a conversion's parameters, checked. Each getter returns
+ * false after it sent the reply (400 or 415) naming the parameter. */
+struct conv_params {
+	dsc_format src;
+	dsc_format dst;
+	bool prealloc;
+	bool overwrite;
+	const char *name;     /* NULL: the route's default */
+	const char *sha256;   /* expected SHA-256 of the source, or NULL */
+	bool digest;          /* reply with the source's SHA-256 */
+	int level;            /* VMDK compression level, 0: default */
+	dsc_optlist *options; /* o= / "options": the dst format's options */
+};
+/* Parse the query string into p. */
+bool parse_query(struct srv_request *rq, struct srv_params *p);
+/* Every parameter of p is one of `known` (NULL-terminated). */
+bool check_known(struct srv_request *rq, const struct srv_params *p, const char *const *known);
+/* src= (dflt DSC_FORMAT_UNKNOWN: a readable format, or auto) or dst= (a
+ * writable one); empty is dflt. */
+bool get_format(struct srv_request *rq, const char *what, const char *v, dsc_format dflt,
+		dsc_format *out);
+/* o=key=value,... or the JSON "options" object, for format dst; *out stays
+ * NULL when there are none. */
+bool get_options(struct srv_request *rq, const char *text, const json_t *obj, dsc_format dst,
+		 dsc_optlist **out);
+/* level= as dsc_level_parse() reads it; empty is the default. */
+bool get_level(struct srv_request *rq, const char *v, int *out);
+/* Fill cp from string values (query parameters or JSON strings). */
+bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
+		     const char *prealloc, const char *overwrite, const char *name,
+		     const char *sha256, const char *digest, const char *level, const char *options,
+		     const json_t *options_obj, struct conv_params *cp);
+/* The conversion parameters of /upload and GET /import from the query. */
+bool query_conv_params(struct srv_request *rq, const struct srv_params *p,
+		       const char *const *known, struct conv_params *cp);
+/* Is the media type of Content-Type `ctype` `want` (parameters ignored)? */
+bool media_type_is(const char *ctype, const char *want);
+/* The extension an output of format f gets: the table's first. */
+const char *format_ext(dsc_format f);
+
+/* convert_outdir.c: what the commit hook must check before the output
+ * appears. */
+struct source {
+	dsc_stream *raw_in; /* request body or URL stream */
+	struct body_ctx *body;
+	struct srv_multipart *mp;
+	dsc_stream *part;   /* multipart field, or NULL */
+	dsc_stream *hashed; /* SHA-256 read wrapper, or NULL */
+	const char *expect; /* expected SHA-256, or NULL */
+	dsc_stream *in;     /* what the converter reads */
+	char hex[DSC_SHA256_HEX_LEN + 1]; /* the source's digest, once read */
+};
+/* 409 (false) before reading anything when outdir/name is taken. */
+bool check_free(struct srv_request *rq, const struct conv_params *cp, const char *name);
+/* The web server dropped the connection (rq's client went away). For
+ * dsc_url_opts.cancel. */
+bool connection_dropped(void *user);
+/* Convert src->in into outdir/name and reply. Owns nothing of src.
+ * `watch_client`: cancel when the connection drops (imports). */
+void convert_to_outdir(struct srv_request *rq, struct source *src, const struct conv_params *cp,
+		       const char *name, bool watch_client);
+
+/* export_path.c: open `path` (relative: from the first export root) for
+ * reading if it is a regular file inside the export roots, into *fd (-1
+ * on failure), and its resolved path into real. PERM outside the roots
+ * (existing or not), NOTFOUND, UNSUPPORTED for a FIFO, device or
+ * directory (never opened), IO. */
+dsc_err export_open(const char *path, int *fd, char *real, size_t realsz, struct dsc_error *e);
+
+/* disposition.c: the Content-Disposition line of an /export. */
+/* Bytes of percent-encoding filename*= may take (RFC 8187 value without
+ * the UTF-8'' prefix): a long non-ASCII name takes 9 bytes a character. */
+#define CD_ENC_MAX 512
+/* The longest Content-Disposition line content_disposition() writes. */
+#define CD_LINE_MAX (80 + SRV_NAME_MAX + CD_ENC_MAX)
+/* "Content-Disposition: attachment; filename=...; filename*=...\r\n" for
+ * fname into out (CD_LINE_MAX + 1 bytes). */
+void content_disposition(const char *fname, char *out, size_t outsz);
 
 #endif /* DSC_SERVER_H */

@@ -25,30 +25,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
 
 #define PARAMS_TIMEOUT 10 /* seconds */
 
-int srv_my_slot = -1;
 static volatile sig_atomic_t w_stop;
-
-double srv_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void on_stop(int sig)
 {
@@ -76,27 +65,6 @@ static size_t put_quoted(char *out, size_t pos, size_t cap, const char *s, bool 
 	}
 	out[pos] = '\0';
 	return pos;
-}
-
-void srv_log(const char *fmt, ...)
-{
-	char line[2048];
-	struct timespec ts;
-	struct tm tm;
-	va_list ap;
-	int n;
-	size_t len;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, " dsc-server[%d]: ", (int)getpid());
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	len = strlen(line);
-	line[len++] = '\n';
-	(void)!write(STDERR_FILENO, line, len);
 }
 
 static void log_request(const struct srv_request *rq, double secs)

@@ -5,7 +5,8 @@
 # server without ETag or Last-Modified when sha256= is given), redirects,
 # and the errors: 400 (bad URL, scheme, JSON), 403 (addresses the policy
 # refuses), 409, 413 (JSON size), 415, 422 (SHA-256), 502 (upstream
-# status), 504 (idle timeout), 499 (client gave up while waiting).
+# status, also for a URL saying "timeout"), 504 (idle timeout), 499 (client
+# gave up while waiting).
 . "$(dirname "$0")/lib.sh"
 srv_init
 nginx_start
@@ -104,6 +105,10 @@ imp 403 "$UP/to?url=http://10.1.2.3/x" --data-urlencode name=hop.img
 imp 502 "$UP/f/disk.vmdk?fail=404" --data-urlencode name=nf.img
 check "upstream 404: message names the status" grep -q '404' "$R"
 imp 502 "$UP/f/disk.vmdk?fail=500" --data-urlencode name=e500.img
+# The status comes from the error, not its wording: a 404 for a URL that
+# happens to say "timeout" is still the upstream's failure (502), not 504.
+imp 502 "$UP/f/timeout.vmdk?fail=404" --data-urlencode name=nft.img
+check "upstream 404 of a .../timeout... URL: 502 REMOTE" test "$(json_get "$R" code)" = REMOTE
 imp 422 "$UP/f/disk.vmdk" --data-urlencode name=bad.img --data-urlencode "sha256=$(printf %064d 0)"
 check "sha256 mismatch: code INTEGRITY" test "$(json_get "$R" code)" = INTEGRITY
 check "sha256 mismatch: message" grep -q "SHA-256 mismatch: expected $(printf %064d 0), got $sum" "$R"

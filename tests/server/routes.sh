@@ -42,6 +42,20 @@ check "upload raw: format raw" test "$(json_get "$R" format)" = raw
 check "upload raw: no sha256 unless asked" \
 	python3 -c 'import json,sys; sys.exit("sha256" in json.load(open(sys.argv[1])))' "$R"
 
+# ---- PUT is an upload as POST is: curl -T without -X POST, with and
+# without Content-Length, and multipart
+expect_status 200 "$R" -T "$T/data/disk.vmdk" "$BASE/upload?name=put.img&digest=true"
+check "PUT vmdk->raw: same disk" same_image "$T/out/put.img" raw "$T/data/disk.raw" raw
+check "PUT: sha256 of the bytes sent" \
+	test "$(json_get "$R" sha256)" = "$(sha256sum <"$T/data/disk.vmdk" | cut -d' ' -f1)"
+check "PUT: the log says PUT" grep -q 'PUT /upload 200' "$T/server.log"
+expect_status 200 "$R" -T - "$BASE/upload?dst=vmdk&name=put-chunked.vmdk" <"$T/data/disk.raw"
+check "PUT chunked raw->vmdk: same disk" same_image "$T/out/put-chunked.vmdk" vmdk "$T/data/disk.raw" raw
+expect_status 409 "$R" -T "$T/data/disk.raw" "$BASE/upload?name=put.img"
+expect_status 200 "$R" -X PUT -F "file=@$T/data/disk.raw" "$BASE/upload?name=put-form.img"
+check "PUT multipart: same disk" same_image "$T/out/put-form.img" raw "$T/data/disk.raw" raw
+rm -f "$T/out/put.img" "$T/out/put-chunked.vmdk" "$T/out/put-form.img"
+
 # ---- chunked (no Content-Length), raw -> vmdk
 expect_status 200 "$R" -X POST -T - -H 'Transfer-Encoding: chunked' \
 	"$BASE/upload?dst=vmdk&name=b.vmdk&digest=true" <"$T/data/disk.raw"
@@ -161,7 +175,8 @@ expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?dst=vhd&name=t.img"
 expect_status 404 "$R" "$BASE/nothing-here"
 check "404 code NOTFOUND" test "$(json_get "$R" code)" = NOTFOUND
 expect_status 405 "$R" "$BASE/upload"
-check "405 Allow: POST" grep -qi '^Allow: POST' <(curl -s -D - -o /dev/null "$BASE/upload")
+check "405 Allow: POST, PUT" grep -qi '^Allow: POST, PUT' <(curl -s -D - -o /dev/null "$BASE/upload")
+expect_status 405 "$R" -X DELETE "$BASE/upload"
 expect_status 405 "$R" -X DELETE "$BASE/status"
 check "405 Allow for /import" grep -qi '^Allow: GET, POST' <(curl -s -D - -o /dev/null -X PUT "$BASE/import")
 

@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -318,8 +319,22 @@ static void test_failures(void)
 		struct dsc_error e = {0};
 		ASSERT_ERR(fetch("/f/missing.bin", &o, 4096, NULL, NULL, &e), DSC_ERR_REMOTE);
 		ASSERT(e.http_status == 404);
+		ASSERT(e.sys_errno != ETIMEDOUT);
 		url_of(url, sizeof url, "/f/missing.bin: HTTP 404 Not Found");
 		ASSERT(strcmp(e.message, url) == 0);
+	}
+	{
+		/* A timeout says so in sys_errno (dsc-server answers 504 by
+		 * it), also after the retries ran out. */
+		struct dsc_error e = {0};
+		o.retries = 0;
+		o.idle_timeout = 1;
+		ASSERT_ERR(fetch("/f/file.bin?stall=0&hold=30", &o, 4096, NULL, NULL, &e),
+			   DSC_ERR_REMOTE);
+		ASSERT(e.sys_errno == ETIMEDOUT);
+		ASSERT(e.http_status == 0);
+		ASSERT(strstr(e.message, "idle timeout") != NULL);
+		o.idle_timeout = 2;
 	}
 	{
 		struct dsc_error e = {0};
