@@ -153,15 +153,138 @@ static dsc_err end_of_grains(dsc_reader *r, struct vmdk_reader *vr, uint64_t at,
 	return DSC_OK;
 }
 
+/* A footer marker (val 1) and the footer sector after it, which must
+ * carry the VMDK magic. */
+static dsc_err read_footer(dsc_reader *r, struct vmdk_reader *vr, const struct vmdk_marker *m,
+			   uint64_t at, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	if (m->val != 1)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: footer marker at byte %llu: size %" PRIu64
+				     " sectors, expected 1",
+				     rname(r), (unsigned long long)at, m->val);
+	rc = read_sectors(r, vr->sector, VMDK_SECTOR, "the footer", e);
+	if (rc != DSC_OK)
+		return rc;
+	if (dscp_le32(vr->sector) != VMDK_MAGIC)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: footer at byte %llu has no VMDK magic",
+				     rname(r), (unsigned long long)(at + VMDK_SECTOR));
+	vr->footer_seen = true;
+	return DSC_OK;
+}
+
+/* A metadata marker (size 0) at byte `at`, in vr->sector: the end of the
+ * stream, a table to skip, the footer. */
+static dsc_err metadata_marker(dsc_reader *r, struct vmdk_reader *vr,
+			       const struct vmdk_marker *m, uint64_t at, struct dsc_error *e)
+{
+	/* A metadata marker is val, 0, type and 496 zero bytes (facts
+	 * §2); anything else is a grain marker whose size was lost. */
+	if (!dscp_is_zero(vr->sector + 16, VMDK_SECTOR - 16))
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: marker at byte %llu: size 0 but not a metadata "
+				     "marker (%" PRIu64 " sectors, type %" PRIu32 ")",
+				     rname(r), (unsigned long long)at, m->val, m->type);
+	switch (m->type) {
+	case VMDK_MARKER_EOS:
+		if (vr->gd_at_end && !vr->footer_seen)
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: end-of-stream marker at byte %llu comes "
+					     "without a footer",
+					     rname(r), (unsigned long long)at);
+		return end_of_grains(r, vr, at, e);
+	case VMDK_MARKER_GT:
+	case VMDK_MARKER_GD:
+		if (m->val > VMDK_MAX_CAPACITY_SECTORS / VMDK_GTES_PER_GT + 8)
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: metadata marker at byte %llu: %" PRIu64
+					     " sectors is too large",
+					     rname(r), (unsigned long long)at, m->val);
+		return skip_sectors(r, m->val, m->type == VMDK_MARKER_GT
+					? "a grain table" : "the grain directory", e);
+	case VMDK_MARKER_FOOTER:
+		return read_footer(r, vr, m, at, e);
+	case VMDK_MARKER_SKIP:
+		/* Type 4 in vSphere exports: only the marker sector, as
+		 * VirtualBox reads it. */
+		return DSC_OK;
+	default:
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: marker at byte %llu: unknown metadata type %" PRIu32,
+				     rname(r), (unsigned long long)at, m->type);
+	}
+}
+
+/* Is the grain marker at byte `at` one the tables allow: an aligned LBA
+ * inside the capacity, a bounded size, never the same grain twice? */
+static dsc_err check_grain_marker(dsc_reader *r, struct vmdk_reader *vr,
+				  const struct vmdk_marker *m, uint64_t at, struct dsc_error *e)
+{
+	bool nomem;
+
+	if (m->val % vr->h.grain_size)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: LBA %" PRIu64
+				     " is not a multiple of the grain size (%" PRIu64 " sectors)",
+				     rname(r), (unsigned long long)at, m->val, vr->h.grain_size);
+	if (m->val >= vr->cap_sectors)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: LBA %" PRIu64
+				     " is beyond the capacity of %" PRIu64 " sectors",
+				     rname(r), (unsigned long long)at, m->val, vr->cap_sectors);
+	if (m->size > 2 * vr->grain_bytes)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: grain marker at byte %llu: compressed size %" PRIu32
+				     " exceeds 2 x grain (%zu bytes)",
+				     rname(r), (unsigned long long)at, m->size, 2 * vr->grain_bytes);
+	vr->grains_seen++;
+	if (!mark_seen(vr, m->val / vr->h.grain_size, &nomem))
+		return nomem ? dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r))
+			     : dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: grain marker at byte %llu: LBA %" PRIu64
+					     " appears twice", rname(r), (unsigned long long)at, m->val);
+	return DSC_OK;
+}
+
+/* A grain marker: LBA, compressed size, data (facts §2). The grain goes
+ * into the pool's free slot and is submitted for decompression. */
+static dsc_err grain_marker(dsc_reader *r, struct vmdk_reader *vr, const struct vmdk_marker *m,
+			    uint64_t at, struct dsc_error *e)
+{
+	struct dscp_slot *s;
+	size_t need;
+	dsc_err rc;
+
+	rc = check_grain_marker(r, vr, m, at, e);
+	if (rc != DSC_OK)
+		return rc;
+	s = dscp_pool_head(vr->pool);
+	/* The data starts 12 bytes into the marker sector; the rest of its
+	 * sectors follow (the caller made sure a slot is free). */
+	need = ((12 + (size_t)m->size + VMDK_SECTOR - 1) / VMDK_SECTOR) * VMDK_SECTOR;
+	memcpy(s->in, vr->sector + 12, VMDK_SECTOR - 12);
+	if (need > VMDK_SECTOR) {
+		rc = read_sectors(r, s->in + VMDK_SECTOR - 12, need - VMDK_SECTOR, "a grain", e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+	s->in_len = m->size;
+	s->tag = m->val;
+	s->tag2 = at; /* the marker's byte offset, for messages */
+	dscp_pool_submit(vr->pool);
+	return DSC_OK;
+}
+
 /* Read the next marker and act on it: a grain goes into a free slot and is
- * submitted; metadata is skipped or checked here. */
+ * submitted; metadata is skipped or checked. */
 static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
 {
 	struct vmdk_marker m;
-	struct dscp_slot *s;
 	uint64_t at = rel_tell(r);
-	size_t got, need;
-	bool nomem;
+	size_t got;
 	dsc_err rc;
 
 	rc = dsc_read_full(r->in, vr->sector, VMDK_SECTOR, &got, e);
@@ -183,93 +306,9 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 				     "byte %llu", rname(r), (unsigned long long)(at + got),
 				     (unsigned long long)at);
 	dscp_vmdk_marker_decode(vr->sector, &m);
-	if (m.size == 0) {
-		/* A metadata marker is val, 0, type and 496 zero bytes (facts
-		 * §2); anything else is a grain marker whose size was lost. */
-		if (!dscp_is_zero(vr->sector + 16, VMDK_SECTOR - 16))
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: marker at byte %llu: size 0 but not a metadata "
-					     "marker (%" PRIu64 " sectors, type %" PRIu32 ")",
-					     rname(r), (unsigned long long)at, m.val, m.type);
-		switch (m.type) {
-		case VMDK_MARKER_EOS:
-			if (vr->gd_at_end && !vr->footer_seen)
-				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						     "%s: end-of-stream marker at byte %llu comes "
-						     "without a footer",
-						     rname(r), (unsigned long long)at);
-			return end_of_grains(r, vr, at, e);
-		case VMDK_MARKER_GT:
-		case VMDK_MARKER_GD:
-			if (m.val > VMDK_MAX_CAPACITY_SECTORS / VMDK_GTES_PER_GT + 8)
-				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						     "%s: metadata marker at byte %llu: %" PRIu64
-						     " sectors is too large",
-						     rname(r), (unsigned long long)at, m.val);
-			return skip_sectors(r, m.val, m.type == VMDK_MARKER_GT
-						? "a grain table" : "the grain directory", e);
-		case VMDK_MARKER_FOOTER:
-			if (m.val != 1)
-				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						     "%s: footer marker at byte %llu: size %" PRIu64
-						     " sectors, expected 1",
-						     rname(r), (unsigned long long)at, m.val);
-			rc = read_sectors(r, vr->sector, VMDK_SECTOR, "the footer", e);
-			if (rc != DSC_OK)
-				return rc;
-			if (dscp_le32(vr->sector) != VMDK_MAGIC)
-				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						     "%s: footer at byte %llu has no VMDK magic",
-						     rname(r), (unsigned long long)(at + VMDK_SECTOR));
-			vr->footer_seen = true;
-			return DSC_OK;
-		case VMDK_MARKER_SKIP:
-			/* Type 4 in vSphere exports: only the marker sector, as
-			 * VirtualBox reads it. */
-			return DSC_OK;
-		default:
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: marker at byte %llu: unknown metadata type %" PRIu32,
-					     rname(r), (unsigned long long)at, m.type);
-		}
-	}
-	/* A grain marker: LBA, compressed size, data (facts §2). */
-	if (m.val % vr->h.grain_size)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: grain marker at byte %llu: LBA %" PRIu64
-				     " is not a multiple of the grain size (%" PRIu64 " sectors)",
-				     rname(r), (unsigned long long)at, m.val, vr->h.grain_size);
-	if (m.val >= vr->cap_sectors)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: grain marker at byte %llu: LBA %" PRIu64
-				     " is beyond the capacity of %" PRIu64 " sectors",
-				     rname(r), (unsigned long long)at, m.val, vr->cap_sectors);
-	if (m.size > 2 * vr->grain_bytes)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: grain marker at byte %llu: compressed size %" PRIu32
-				     " exceeds 2 x grain (%zu bytes)",
-				     rname(r), (unsigned long long)at, m.size, 2 * vr->grain_bytes);
-	vr->grains_seen++;
-	if (!mark_seen(vr, m.val / vr->h.grain_size, &nomem))
-		return nomem ? dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r))
-			     : dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: grain marker at byte %llu: LBA %" PRIu64
-					     " appears twice", rname(r), (unsigned long long)at, m.val);
-	s = dscp_pool_head(vr->pool);
-	/* The data starts 12 bytes into the marker sector; the rest of its
-	 * sectors follow (the caller made sure a slot is free). */
-	need = ((12 + (size_t)m.size + VMDK_SECTOR - 1) / VMDK_SECTOR) * VMDK_SECTOR;
-	memcpy(s->in, vr->sector + 12, VMDK_SECTOR - 12);
-	if (need > VMDK_SECTOR) {
-		rc = read_sectors(r, s->in + VMDK_SECTOR - 12, need - VMDK_SECTOR, "a grain", e);
-		if (rc != DSC_OK)
-			return rc;
-	}
-	s->in_len = m.size;
-	s->tag = m.val;
-	s->tag2 = at; /* the marker's byte offset, for messages */
-	dscp_pool_submit(vr->pool);
-	return DSC_OK;
+	if (m.size == 0)
+		return metadata_marker(r, vr, &m, at, e);
+	return grain_marker(r, vr, &m, at, e);
 }
 
 static dsc_err scan_header_area(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e);

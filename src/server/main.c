@@ -94,24 +94,103 @@ static char *resolve_dir(const char *what, const char *dir)
 	return real;
 }
 
-int main(int argc, char **argv)
+enum {
+	O_OUTDIR = 256,
+	O_ROOT,
+	O_NET,
+	O_MAXCAP,
+	O_WORKERS,
+	O_GRACE,
+	O_MAXREQ,
+	O_LISTEN,
+	O_GROUP,
+	O_VERSION,
+	O_HELP,
+	O_RETRIES,
+	O_IDLE,
+	O_CODEC
+};
+
+/* The -export-root values as given, resolved by check_dirs(). */
+static const char *roots[SRV_MAX_ROOTS];
+static int nroots;
+
+static void set_defaults(long ncpu)
 {
-	enum {
-		O_OUTDIR = 256,
-		O_ROOT,
-		O_NET,
-		O_MAXCAP,
-		O_WORKERS,
-		O_GRACE,
-		O_MAXREQ,
-		O_LISTEN,
-		O_GROUP,
-		O_VERSION,
-		O_HELP,
-		O_RETRIES,
-		O_IDLE,
-		O_CODEC
-	};
+	srv_cfg.outdir = "/var/lib/dsc";
+	srv_cfg.max_capacity = (uint64_t)4 << 40;
+	srv_cfg.workers = ncpu > 0 ? (int)ncpu : 2;
+	srv_cfg.grace = 30;
+	srv_cfg.codec_threads = 1;
+	srv_cfg.import_retries = 5;
+	srv_cfg.import_idle_timeout = 60;
+}
+
+/* A repeatable option: list[(*n)++] = arg, at most max of them. */
+static bool opt_append(const char **list, int *n, int max, const char *arg, const char *name)
+{
+	if (*n >= max) {
+		fprintf(stderr, "dsc-server: at most %d %s\n", max, name);
+		return false;
+	}
+	list[(*n)++] = arg;
+	return true;
+}
+
+/* One option with a number for a value; false after a message. */
+static bool set_number(int c, const char *arg)
+{
+	unsigned long v;
+
+	switch (c) {
+	case O_RETRIES:
+	case O_IDLE:
+		if (!parse_uint(arg, 100000, &v)) {
+			fprintf(stderr, "dsc-server: %s: a number\n",
+				c == O_IDLE ? "-import-idle-timeout" : "-import-retries");
+			return false;
+		}
+		if (c == O_IDLE)
+			srv_cfg.import_idle_timeout = (unsigned)v;
+		else
+			srv_cfg.import_retries = (unsigned)v;
+		return true;
+	case O_WORKERS:
+		if (!parse_uint(arg, SRV_MAX_SLOTS - 1, &v) || v == 0) {
+			fprintf(stderr, "dsc-server: -workers: 1-%d\n", SRV_MAX_SLOTS - 1);
+			return false;
+		}
+		srv_cfg.workers = (int)v;
+		return true;
+	case O_CODEC:
+		if (!parse_uint(arg, SRV_MAX_CODEC_THREADS, &v)) {
+			fprintf(stderr, "dsc-server: -codec-threads: 0-%d (0: one per CPU)\n",
+				SRV_MAX_CODEC_THREADS);
+			return false;
+		}
+		srv_cfg.codec_threads = (unsigned)v;
+		return true;
+	case O_GRACE:
+		if (!parse_uint(arg, 86400, &v)) {
+			fprintf(stderr, "dsc-server: -grace: seconds, 0-86400\n");
+			return false;
+		}
+		srv_cfg.grace = (int)v;
+		return true;
+	case O_MAXREQ:
+		if (!parse_uint(arg, ULONG_MAX, &v)) {
+			fprintf(stderr, "dsc-server: -max-requests: a number\n");
+			return false;
+		}
+		srv_cfg.max_requests = v;
+		return true;
+	}
+	return false;
+}
+
+/* Read the options into srv_cfg. -1: go on; else the exit code. */
+static int parse_options(int argc, char **argv)
+{
 	static const struct option longopts[] = {
 		{"outdir", required_argument, NULL, O_OUTDIR},
 		{"export-root", required_argument, NULL, O_ROOT},
@@ -129,97 +208,28 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
-	struct dsc_error err = {0};
-	const char *roots[SRV_MAX_ROOTS];
-	int nroots = 0, c, i, rc;
-	unsigned long v;
-	long ncpu;
+	bool ok = true;
+	int c;
 
-	srv_cfg.outdir = "/var/lib/dsc";
-	srv_cfg.max_capacity = (uint64_t)4 << 40;
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	srv_cfg.workers = ncpu > 0 ? (int)ncpu : 2;
-	srv_cfg.grace = 30;
-	srv_cfg.codec_threads = 1;
-	srv_cfg.import_retries = 5;
-	srv_cfg.import_idle_timeout = 60;
-	while ((c = getopt_long_only(argc, argv, "h", longopts, NULL)) != -1) {
+	while (ok && (c = getopt_long_only(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_OUTDIR: srv_cfg.outdir = optarg; break;
-		case O_ROOT:
-			if (nroots >= SRV_MAX_ROOTS) {
-				fprintf(stderr,
-					"dsc-server: at most %d "
-					"-export-root\n",
-					SRV_MAX_ROOTS);
-				return 2;
-			}
-			roots[nroots++] = optarg;
-			break;
+		case O_ROOT: ok = opt_append(roots, &nroots, SRV_MAX_ROOTS, optarg, "-export-root"); break;
 		case O_NET:
-			if (srv_cfg.n_allow_nets >= SRV_MAX_NETS) {
-				fprintf(stderr,
-					"dsc-server: at most %d "
-					"-import-allow-net\n",
-					SRV_MAX_NETS);
-				return 2;
-			}
-			srv_cfg.allow_nets[srv_cfg.n_allow_nets++] = optarg;
+			ok = opt_append(srv_cfg.allow_nets, &srv_cfg.n_allow_nets, SRV_MAX_NETS, optarg,
+					"-import-allow-net");
 			break;
 		case O_MAXCAP:
-			if (!size_parse(optarg, &srv_cfg.max_capacity)) {
-				fprintf(stderr,
-					"dsc-server: -max-capacity "
-					"%s: not a size\n",
-					optarg);
-				return 2;
-			}
+			ok = size_parse(optarg, &srv_cfg.max_capacity);
+			if (!ok)
+				fprintf(stderr, "dsc-server: -max-capacity %s: not a size\n", optarg);
 			break;
 		case O_RETRIES:
 		case O_IDLE:
-			if (!parse_uint(optarg, 100000, &v)) {
-				fprintf(stderr, "dsc-server: %s: a number\n",
-					c == O_IDLE ? "-import-idle-timeout" : "-import-retries");
-				return 2;
-			}
-			if (c == O_IDLE)
-				srv_cfg.import_idle_timeout = (unsigned)v;
-			else
-				srv_cfg.import_retries = (unsigned)v;
-			break;
 		case O_WORKERS:
-			if (!parse_uint(optarg, SRV_MAX_SLOTS - 1, &v) || v == 0) {
-				fprintf(stderr, "dsc-server: -workers: 1-%d\n", SRV_MAX_SLOTS - 1);
-				return 2;
-			}
-			srv_cfg.workers = (int)v;
-			break;
 		case O_CODEC:
-			if (!parse_uint(optarg, SRV_MAX_CODEC_THREADS, &v)) {
-				fprintf(stderr,
-					"dsc-server: -codec-threads: 0-%d (0: one per "
-					"CPU)\n",
-					SRV_MAX_CODEC_THREADS);
-				return 2;
-			}
-			srv_cfg.codec_threads = (unsigned)v;
-			break;
 		case O_GRACE:
-			if (!parse_uint(optarg, 86400, &v)) {
-				fprintf(stderr, "dsc-server: -grace: seconds, "
-						"0-86400\n");
-				return 2;
-			}
-			srv_cfg.grace = (int)v;
-			break;
-		case O_MAXREQ:
-			if (!parse_uint(optarg, ULONG_MAX, &v)) {
-				fprintf(stderr, "dsc-server: -max-requests: a "
-						"number\n");
-				return 2;
-			}
-			srv_cfg.max_requests = v;
-			break;
+		case O_MAXREQ: ok = set_number(c, optarg); break;
 		case O_LISTEN: srv_cfg.listen = optarg; break;
 		case O_GROUP: srv_cfg.socket_group = optarg; break;
 		case O_VERSION:
@@ -230,30 +240,48 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
+	if (!ok)
+		return 2;
 	if (optind < argc) {
 		fprintf(stderr, "dsc-server: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
-	if (srv_cfg.workers > ncpu * 64 && ncpu > 0)
-		fprintf(stderr, "dsc-server: warning: %d workers on %ld CPUs\n", srv_cfg.workers,
-			ncpu);
+	return -1;
+}
+
+/* -outdir must be a writable directory; the export roots (default: the
+ * outdir) directories. All are resolved. */
+static bool check_dirs(void)
+{
+	int i;
+
 	srv_cfg.outdir = resolve_dir("-outdir", srv_cfg.outdir);
 	if (srv_cfg.outdir == NULL)
-		return 2;
+		return false;
 	if (access(srv_cfg.outdir, W_OK | X_OK) != 0) {
 		fprintf(stderr, "dsc-server: -outdir %s: not writable: %s\n", srv_cfg.outdir,
 			strerror(errno));
-		return 2;
+		return false;
 	}
 	if (nroots == 0)
 		roots[nroots++] = srv_cfg.outdir;
 	for (i = 0; i < nroots; i++) {
 		srv_cfg.export_roots[i] = resolve_dir("-export-root", roots[i]);
 		if (srv_cfg.export_roots[i] == NULL)
-			return 2;
+			return false;
 	}
 	srv_cfg.n_export_roots = nroots;
+	return true;
+}
+
+/* The /import address policy with the -import-allow-net exceptions; the
+ * exit code on failure, else -1. */
+static int build_policy(void)
+{
+	struct dsc_error err = {0};
+	int i;
+
 	if (dsc_netpolicy_new(&srv_policy, &err) != DSC_OK) {
 		fprintf(stderr, "dsc-server: %s\n", err.message);
 		return 1;
@@ -263,24 +291,49 @@ int main(int argc, char **argv)
 			fprintf(stderr, "dsc-server: -import-allow-net: %s\n", err.message);
 			return 2;
 		}
+	return -1;
+}
 
-	srv_cfg.listen_fd = srv_listen_open();
-	if (srv_cfg.listen_fd < 0)
-		return 1;
-	/* Every worker polls, then accepts without blocking (worker.c). */
-	fcntl(srv_cfg.listen_fd, F_SETFL, fcntl(srv_cfg.listen_fd, F_GETFL) | O_NONBLOCK);
-
+/* The scoreboard every process of the pool shares. */
+static bool map_scoreboard(void)
+{
 	srv_board = mmap(NULL, sizeof(*srv_board), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (srv_board == MAP_FAILED) {
 		perror("dsc-server: mmap");
-		return 1;
+		return false;
 	}
 	memset(srv_board, 0, sizeof(*srv_board));
 	srv_board->master_pid = getpid();
 	srv_board->start = srv_now();
 	srv_board->pool_size = srv_cfg.workers;
+	return true;
+}
 
+int main(int argc, char **argv)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
+
+	set_defaults(ncpu);
+	rc = parse_options(argc, argv);
+	if (rc >= 0)
+		return rc;
+	if (srv_cfg.workers > ncpu * 64 && ncpu > 0)
+		fprintf(stderr, "dsc-server: warning: %d workers on %ld CPUs\n", srv_cfg.workers,
+			ncpu);
+	if (!check_dirs())
+		return 2;
+	rc = build_policy();
+	if (rc >= 0)
+		return rc;
+	srv_cfg.listen_fd = srv_listen_open();
+	if (srv_cfg.listen_fd < 0)
+		return 1;
+	/* Every worker polls, then accepts without blocking (worker.c). */
+	fcntl(srv_cfg.listen_fd, F_SETFL, fcntl(srv_cfg.listen_fd, F_GETFL) | O_NONBLOCK);
+	if (!map_scoreboard())
+		return 1;
 	rc = pool_run();
 	srv_unlink_socket(); /* normally done when stopping */
 	dsc_netpolicy_free(srv_policy);

@@ -135,18 +135,14 @@ static void handle(FCGX_Request *req)
 	log_request(&rq, srv_now() - t0);
 }
 
-void worker_main(int slot)
+/* Our handlers go in before FCGX_Init(), which then leaves SIGTERM and
+ * SIGUSR1 alone. No SA_RESTART: ppoll() must return. TERM, INT and USR1
+ * stay blocked except inside ppoll(), with *waitmask. */
+static void worker_signals(sigset_t *waitmask)
 {
-	struct srv_slot *me = &srv_board->slots[slot];
 	struct sigaction sa;
-	sigset_t blocked, waitmask;
-	FCGX_Request req;
-	unsigned long served = 0;
-	int nullfd;
+	sigset_t blocked;
 
-	srv_my_slot = slot;
-	/* Our handlers go in before FCGX_Init(), which then leaves SIGTERM
-	 * and SIGUSR1 alone. No SA_RESTART: ppoll() must return. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
@@ -161,13 +157,89 @@ void worker_main(int slot)
 	sigaddset(&blocked, SIGINT);
 	sigaddset(&blocked, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &blocked, NULL);
-	sigemptyset(&waitmask); /* inside ppoll() everything is deliverable */
+	sigemptyset(waitmask); /* inside ppoll() everything is deliverable */
+}
 
+/* Wait for a connection and accept it: its fd, or -1 to look at w_stop
+ * and the master again. Exits on an accept error that will not pass. */
+static int accept_one(const sigset_t *waitmask)
+{
+	struct pollfd pfd = {.fd = srv_cfg.listen_fd, .events = POLLIN};
+	struct timespec tick = {1, 0};
+	int fd;
+
+	if (ppoll(&pfd, 1, &tick, waitmask) <= 0)
+		return -1; /* timeout, or EINTR: w_stop says which */
+	fd = accept4(srv_cfg.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED ||
+	    errno == EPROTO)
+		return -1;
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		srv_log("worker: accept: %s", strerror(errno));
+		sleep(1);
+		return -1;
+	}
+	srv_log("worker: accept: %s", strerror(errno));
+	_exit(2);
+}
+
+/* Hand the connection to libfcgi (see the top of the file). A peer that
+ * connects and sends no request would pin this worker: the begin record
+ * and params must arrive within PARAMS_TIMEOUT. The body and reply have no
+ * such limit (the web server's own timeouts govern slow clients). False
+ * when libfcgi dropped a malformed connection. */
+static bool hand_over(FCGX_Request *req, int fd)
+{
+	static const struct timeval params_timeout = {PARAMS_TIMEOUT, 0};
+	static const struct timeval no_timeout = {0, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &params_timeout, sizeof(params_timeout));
+	req->ipcFd = fd;
+	req->keepConnection = 1;
+	if (FCGX_Accept_r(req) >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &no_timeout, sizeof(no_timeout));
+		return true;
+	}
+	if (req->ipcFd >= 0) {
+		close(req->ipcFd);
+		req->ipcFd = -1;
+	}
+	req->keepConnection = 0;
+	return false;
+}
+
+/* One request, counted in the scoreboard. */
+static void serve(FCGX_Request *req, struct srv_slot *me)
+{
+	me->busy = 1;
+	handle(req);
+	me->busy = 0;
+	if (req->ipcFd >= 0) {
+		/* FCGI_KEEP_CONN: a kept connection would pin this worker; the
+		 * docs say never to enable it. */
+		close(req->ipcFd);
+		req->ipcFd = -1;
+	}
+	me->requests++;
+	__atomic_add_fetch(&srv_board->served, 1, __ATOMIC_RELAXED);
+}
+
+void worker_main(int slot)
+{
+	struct srv_slot *me = &srv_board->slots[slot];
+	sigset_t waitmask;
+	FCGX_Request req;
+	unsigned long served = 0;
+	int nullfd, fd;
+
+	srv_my_slot = slot;
+	worker_signals(&waitmask);
 	/* The master dying takes us with it (after the current request). */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != srv_board->master_pid)
 		_exit(0);
-
 	me->pid = getpid();
 	if (FCGX_Init() != 0) {
 		srv_log("worker: FCGX_Init failed");
@@ -175,67 +247,16 @@ void worker_main(int slot)
 	}
 	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	FCGX_InitRequest(&req, nullfd, 0);
-
 	while (!w_stop) {
-		static const struct timeval params_timeout = {PARAMS_TIMEOUT, 0};
-		static const struct timeval no_timeout = {0, 0};
-		struct pollfd pfd = {.fd = srv_cfg.listen_fd, .events = POLLIN};
-		struct timespec tick = {1, 0};
-		int fd, rc;
-
 		if (srv_cfg.max_requests && served >= srv_cfg.max_requests)
 			break;
 		if (getppid() != srv_board->master_pid)
 			break;
-		rc = ppoll(&pfd, 1, &tick, &waitmask);
-		if (rc <= 0)
-			continue; /* timeout, or EINTR: w_stop says which */
-		fd = accept4(srv_cfg.listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-			    errno == ECONNABORTED || errno == EPROTO)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				srv_log("worker: accept: %s", strerror(errno));
-				sleep(1);
-				continue;
-			}
-			srv_log("worker: accept: %s", strerror(errno));
-			_exit(2);
-		}
-		/* Hand the connection to libfcgi (see the top of the file).
-		 * A peer that connects and sends no request would pin this
-		 * worker: the begin record and params must arrive within
-		 * PARAMS_TIMEOUT. The body and reply have no such limit
-		 * (the web server's own timeouts govern slow clients). */
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &params_timeout, sizeof(params_timeout));
-		req.ipcFd = fd;
-		req.keepConnection = 1;
-		rc = FCGX_Accept_r(&req);
-		if (rc >= 0)
-			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &no_timeout, sizeof(no_timeout));
-		if (rc < 0) {
-			/* libfcgi dropped a malformed connection. */
-			if (req.ipcFd >= 0) {
-				close(req.ipcFd);
-				req.ipcFd = -1;
-			}
-			req.keepConnection = 0;
+		fd = accept_one(&waitmask);
+		if (fd < 0 || !hand_over(&req, fd))
 			continue;
-		}
-		me->busy = 1;
-		handle(&req);
-		me->busy = 0;
-		if (req.ipcFd >= 0) {
-			/* FCGI_KEEP_CONN: a kept connection would pin this
-			 * worker; the docs say never to enable it. */
-			close(req.ipcFd);
-			req.ipcFd = -1;
-		}
-		me->requests++;
+		serve(&req, me);
 		served++;
-		__atomic_add_fetch(&srv_board->served, 1, __ATOMIC_RELAXED);
 	}
 	_exit(0);
 }
