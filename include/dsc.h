@@ -74,8 +74,7 @@ const char *dsc_err_name(dsc_err code);
 
 /* Record an error in `e` unless it already holds one; returns `code`.
  * `fmt` is printf-style. Safe with e == NULL. */
-dsc_err dsc_error_set(struct dsc_error *e, dsc_err code, int sys_errno,
-		      const char *fmt, ...)
+dsc_err dsc_error_set(struct dsc_error *e, dsc_err code, int sys_errno, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* Map an errno value from an I/O call to a dsc_err (ENOSPC -> NOSPACE...). */
@@ -88,21 +87,18 @@ dsc_err dsc_err_from_errno(int errnum);
 struct dsc_stream_ops {
 	const char *name; /* backend name, e.g. "fd", "mem", "curl" */
 	/* Read up to len bytes. *nread = 0 means end of stream. */
-	dsc_err (*read)(void *ctx, void *buf, size_t len, size_t *nread,
-			struct dsc_error *e);
+	dsc_err (*read)(void *ctx, void *buf, size_t len, size_t *nread, struct dsc_error *e);
 	/* Write up to len bytes (at least 1 unless an error is returned). */
-	dsc_err (*write)(void *ctx, const void *buf, size_t len,
-			 size_t *nwritten, struct dsc_error *e);
+	dsc_err (*write)(void *ctx, const void *buf, size_t len, size_t *nwritten,
+			 struct dsc_error *e);
 	/* Optional: move to absolute offset `off` (reads and writes). */
 	dsc_err (*seek)(void *ctx, uint64_t off, struct dsc_error *e);
 	/* Optional: the first offset >= off that holds data (SEEK_DATA);
 	 * *data_off = UINT64_MAX when there is no data past off. */
-	dsc_err (*next_data)(void *ctx, uint64_t off, uint64_t *data_off,
-			     struct dsc_error *e);
+	dsc_err (*next_data)(void *ctx, uint64_t off, uint64_t *data_off, struct dsc_error *e);
 	/* Optional: make the output exactly `size` bytes long; when
 	 * `allocate`, reserve the blocks too (posix_fallocate). */
-	dsc_err (*set_size)(void *ctx, uint64_t size, bool allocate,
-			    struct dsc_error *e);
+	dsc_err (*set_size)(void *ctx, uint64_t size, bool allocate, struct dsc_error *e);
 	/* Optional: make the output durable and visible (fsync, rename). */
 	dsc_err (*finish)(void *ctx, struct dsc_error *e);
 	/* Release the context. On an unfinished output, discard it. */
@@ -126,16 +122,15 @@ typedef struct dsc_stream dsc_stream;
 /* Wrap a backend. `name` (copied) names the stream in messages. On success
  * the stream owns ctx and calls ops->close(ctx) when closed; on failure
  * ctx is left to the caller. */
-dsc_err dsc_stream_new(const struct dsc_stream_ops *ops, void *ctx,
-		       const char *name, dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_new(const struct dsc_stream_ops *ops, void *ctx, const char *name,
+		       dsc_stream **out, struct dsc_error *e);
 
 /* The same for a stream layered over `inner` (a filter, a gate, a
  * sub-stream): queries the backend does not answer go to `inner`, so
  * dsc_stream_temp_path() and the like see through it. `inner` is not
  * owned unless the backend closes it. */
-dsc_err dsc_stream_new_wrapper(const struct dsc_stream_ops *ops, void *ctx,
-			       const char *name, dsc_stream *inner,
-			       dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_new_wrapper(const struct dsc_stream_ops *ops, void *ctx, const char *name,
+			       dsc_stream *inner, dsc_stream **out, struct dsc_error *e);
 
 /* Flags for dsc_stream_open_sub. */
 #define DSC_SUB_OWN 0x1u /* close `inner` when the sub-stream is closed */
@@ -144,20 +139,19 @@ dsc_err dsc_stream_new_wrapper(const struct dsc_stream_ops *ops, void *ctx,
  * body part): it ends there, and it is DSC_ERR_TRUNCATED when `inner`
  * ends first. It seeks (within those bytes) when `inner` can; its total
  * is `length`. Reading it moves `inner`. */
-dsc_err dsc_stream_open_sub(dsc_stream *inner, uint64_t length, unsigned flags,
-			    dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_open_sub(dsc_stream *inner, uint64_t length, unsigned flags, dsc_stream **out,
+			    struct dsc_error *e);
 
 /* Flags for dsc_stream_open_fd. */
 #define DSC_FD_OWN 0x1u /* close the fd when the stream is closed */
 
 /* A stream over an open fd: regular file, pipe, socket or tty. Seeking and
  * hole detection are offered only when the fd is a regular file. */
-dsc_err dsc_stream_open_fd(int fd, const char *name, unsigned flags,
-			   dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_open_fd(int fd, const char *name, unsigned flags, dsc_stream **out,
+			   struct dsc_error *e);
 
 /* Open a local file for reading. */
-dsc_err dsc_stream_open_file(const char *path, dsc_stream **out,
-			     struct dsc_error *e);
+dsc_err dsc_stream_open_file(const char *path, dsc_stream **out, struct dsc_error *e);
 
 /* Flags for dsc_stream_create_file. */
 #define DSC_CREATE_REPLACE 0x1u /* finish replaces an existing file */
@@ -167,8 +161,8 @@ dsc_err dsc_stream_open_file(const char *path, dsc_stream **out,
  * closing before finishing removes it, so a failed run leaves nothing.
  * Without DSC_CREATE_REPLACE, finish fails with DSC_ERR_EXISTS (and removes
  * the temporary) if `path` exists by then. */
-dsc_err dsc_stream_create_file(const char *path, unsigned flags,
-			       dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_create_file(const char *path, unsigned flags, dsc_stream **out,
+			       struct dsc_error *e);
 
 /* The temporary file behind a dsc_stream_create_file() stream, or NULL
  * (other streams, or after finish). Meant for a signal handler that must
@@ -176,40 +170,33 @@ dsc_err dsc_stream_create_file(const char *path, unsigned flags,
 const char *dsc_stream_temp_path(const dsc_stream *s);
 
 /* A read-only stream over caller memory (not copied; must outlive it). */
-dsc_err dsc_stream_open_mem(const void *buf, size_t len, const char *name,
-			    dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_open_mem(const void *buf, size_t len, const char *name, dsc_stream **out,
+			    struct dsc_error *e);
 
 /* A seekable, growing in-memory output. dsc_stream_mem_buffer() exposes its
  * contents until the stream is closed. */
-dsc_err dsc_stream_new_membuf(const char *name, dsc_stream **out,
-			      struct dsc_error *e);
+dsc_err dsc_stream_new_membuf(const char *name, dsc_stream **out, struct dsc_error *e);
 void dsc_stream_mem_buffer(dsc_stream *s, const uint8_t **data, size_t *len);
 
 /* Read exactly len bytes unless the stream ends first: *nread < len only at
  * end of stream. With nread == NULL a short read is DSC_ERR_TRUNCATED.
  * After any error, every later call returns that error. */
-dsc_err dsc_read_full(dsc_stream *s, void *buf, size_t len, size_t *nread,
-		      struct dsc_error *e);
+dsc_err dsc_read_full(dsc_stream *s, void *buf, size_t len, size_t *nread, struct dsc_error *e);
 /* Write all len bytes or fail. */
-dsc_err dsc_write_all(dsc_stream *s, const void *buf, size_t len,
-		      struct dsc_error *e);
+dsc_err dsc_write_all(dsc_stream *s, const void *buf, size_t len, struct dsc_error *e);
 /* Push up to DSC_UNREAD_MAX bytes back; the next read returns them first. */
 #define DSC_UNREAD_MAX 4096
-dsc_err dsc_stream_unread(dsc_stream *s, const void *buf, size_t len,
-			  struct dsc_error *e);
+dsc_err dsc_stream_unread(dsc_stream *s, const void *buf, size_t len, struct dsc_error *e);
 /* Read and drop n bytes (seeks forward when it can). *skipped < n only at
  * end of stream. */
-dsc_err dsc_stream_skip(dsc_stream *s, uint64_t n, uint64_t *skipped,
-			struct dsc_error *e);
+dsc_err dsc_stream_skip(dsc_stream *s, uint64_t n, uint64_t *skipped, struct dsc_error *e);
 bool dsc_stream_can_seek(const dsc_stream *s);
 /* DSC_STREAM_* flags for what `s` offers. */
 unsigned dsc_stream_caps(const dsc_stream *s);
 dsc_err dsc_stream_seek(dsc_stream *s, uint64_t off, struct dsc_error *e);
 /* SEEK_DATA; DSC_ERR_UNSUPPORTED when the backend cannot tell. */
-dsc_err dsc_stream_next_data(dsc_stream *s, uint64_t off, uint64_t *data_off,
-			     struct dsc_error *e);
-dsc_err dsc_stream_set_size(dsc_stream *s, uint64_t size, bool allocate,
-			    struct dsc_error *e);
+dsc_err dsc_stream_next_data(dsc_stream *s, uint64_t off, uint64_t *data_off, struct dsc_error *e);
+dsc_err dsc_stream_set_size(dsc_stream *s, uint64_t size, bool allocate, struct dsc_error *e);
 /* Complete an output (fsync, rename); required for the output to exist. */
 dsc_err dsc_stream_finish(dsc_stream *s, struct dsc_error *e);
 /* Current position: bytes consumed by reads / produced by writes, moved
@@ -258,11 +245,13 @@ typedef unsigned dsc_format;
 #define DSC_FMT_READ_STREAMS 0x0004u     /* read in file order: pipes work */
 #define DSC_FMT_READ_NEEDS_SEEK 0x0008u  /* the reader needs a seekable input */
 #define DSC_FMT_WRITE_NEEDS_SEEK 0x0010u /* the writer needs a seekable output */
-#define DSC_FMT_WRITE_NEEDS_CAPACITY 0x0020u /* ... or, on an unseekable one,
+#define DSC_FMT_WRITE_NEEDS_CAPACITY \
+	0x0020u                          /* ... or, on an unseekable one,
 						  the capacity up front */
 #define DSC_FMT_WRITE_TWO_PASS 0x0040u   /* can read a seekable source twice */
 #define DSC_FMT_WRITE_COMPRESSED 0x0080u /* its output is compressed (-c) */
-#define DSC_FMT_WRAPPER 0x0100u          /* a compression or archive layer
+#define DSC_FMT_WRAPPER \
+	0x0100u /* a compression or archive layer
 					    around an image, not a disk */
 
 /* Types of format options. */
@@ -287,12 +276,12 @@ struct dsc_option_info {
 /* What the table says about one format. Owned by the library, constant;
  * fields are only ever appended. */
 struct dsc_format_info {
-	const char *name;              /* "raw", "vmdk", "qcow2", ... */
-	const char *description;       /* "VMDK (streamOptimized output)" */
-	const char *const *aliases;    /* NULL-terminated ("img" for raw) */
-	const char *const *extensions; /* NULL-terminated, with the dot; the
+	const char *name;                      /* "raw", "vmdk", "qcow2", ... */
+	const char *description;               /* "VMDK (streamOptimized output)" */
+	const char *const *aliases;            /* NULL-terminated ("img" for raw) */
+	const char *const *extensions;         /* NULL-terminated, with the dot; the
 					  first is the one outputs get */
-	unsigned flags;                /* DSC_FMT_* */
+	unsigned flags;                        /* DSC_FMT_* */
 	const struct dsc_option_info *options; /* writer options, ended by an
 						  entry whose name is NULL */
 };
@@ -331,8 +320,7 @@ dsc_err dsc_optlist_new(dsc_optlist **out, struct dsc_error *e);
  * error nothing of `text` is added. */
 dsc_err dsc_optlist_parse(dsc_optlist *l, const char *text, struct dsc_error *e);
 /* Set one key (replacing an earlier value). */
-dsc_err dsc_optlist_set(dsc_optlist *l, const char *key, const char *value,
-			struct dsc_error *e);
+dsc_err dsc_optlist_set(dsc_optlist *l, const char *key, const char *value, struct dsc_error *e);
 /* The value of `key`, or NULL. */
 const char *dsc_optlist_get(const dsc_optlist *l, const char *key);
 /* Entries in the order first set; NULL past the end. */
@@ -366,12 +354,10 @@ typedef struct dsc_reader dsc_reader;
  * format dsc knows but cannot read, named or detected, is
  * DSC_ERR_UNSUPPORTED naming it ("disk.img: a qcow2 image; qcow2 is not
  * supported yet"), before anything past the probe is read. */
-dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out,
-			struct dsc_error *e);
+dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e);
 /* The next extent in ascending order (a VMDK stream may break the order;
  * writers report that). ext->length == 0 at the end of the image. */
-dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext,
-			struct dsc_error *e);
+dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e);
 /* Virtual disk size in bytes; DSC_CAPACITY_UNKNOWN for a raw pipe until
  * dsc_reader_next() has reported the end. */
 uint64_t dsc_reader_capacity(const dsc_reader *r);
@@ -420,37 +406,34 @@ dsc_err dsc_level_parse(const char *text, int *level, struct dsc_error *e);
 typedef struct dsc_writer dsc_writer;
 
 /* Open a writer on `out` (not owned). opts may be NULL (defaults). */
-dsc_err dsc_writer_open(dsc_stream *out, dsc_format fmt,
-			const struct dsc_writer_opts *opts, dsc_writer **w,
-			struct dsc_error *e);
+dsc_err dsc_writer_open(dsc_stream *out, dsc_format fmt, const struct dsc_writer_opts *opts,
+			dsc_writer **w, struct dsc_error *e);
 /* Add an extent. Extents must not overlap; a lower offset than the last
  * one needs a seekable output (raw) and is refused by VMDK. */
-dsc_err dsc_writer_put(dsc_writer *w, const struct dsc_extent *ext,
-		       struct dsc_error *e);
+dsc_err dsc_writer_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e);
 /* Complete the image at `capacity` bytes (trailer, size, fsync, rename
  * through dsc_stream_finish). Nothing is visible before this succeeds. */
-dsc_err dsc_writer_finish(dsc_writer *w, uint64_t capacity,
-			  struct dsc_error *e);
+dsc_err dsc_writer_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e);
 /* Release the writer (not its stream). */
 void dsc_writer_close(dsc_writer *w);
 
 /* ---- conversion ------------------------------------------------------ */
 
 struct dsc_progress {
-	uint64_t in_bytes;   /* bytes consumed from the input stream */
-	uint64_t in_total;   /* input size if known, else UINT64_MAX */
-	uint64_t disk_pos;   /* logical offset reached in the image */
-	uint64_t capacity;   /* image size if known, else UINT64_MAX */
-	uint64_t out_bytes;  /* bytes written to the output stream */
-	double seconds;      /* since the start */
+	uint64_t in_bytes;  /* bytes consumed from the input stream */
+	uint64_t in_total;  /* input size if known, else UINT64_MAX */
+	uint64_t disk_pos;  /* logical offset reached in the image */
+	uint64_t capacity;  /* image size if known, else UINT64_MAX */
+	uint64_t out_bytes; /* bytes written to the output stream */
+	double seconds;     /* since the start */
 };
 
 /* Return false to cancel the conversion (DSC_ERR_CANCELLED). */
 typedef bool (*dsc_progress_fn)(void *user, const struct dsc_progress *p);
 
 struct dsc_convert_opts {
-	dsc_format src_fmt;       /* DSC_FORMAT_UNKNOWN: detect */
-	dsc_format dst_fmt;       /* default raw */
+	dsc_format src_fmt; /* DSC_FORMAT_UNKNOWN: detect */
+	dsc_format dst_fmt; /* default raw */
 	bool prealloc;
 	int level;                /* see dsc_writer_opts */
 	unsigned threads;         /* codec threads, see dsc_writer_opts */
@@ -471,8 +454,7 @@ struct dsc_convert_stats {
 
 /* Read all of `in`, write `out` and finish it. On failure the output is
  * not finished: closing its stream discards it. */
-dsc_err dsc_convert(dsc_stream *in, dsc_stream *out,
-		    const struct dsc_convert_opts *opts,
+dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e);
 
 /* ---- URL sources and integrity ----------------------------------------
@@ -520,8 +502,7 @@ dsc_err dsc_netpolicy_new(dsc_netpolicy **out, struct dsc_error *e);
  * or blanks ("10.1.0.0/16, 2001:db8::/32 192.0.2.7"). Bits set beyond the
  * prefix are an error (DSC_ERR_INVAL, naming the bad item); on error no
  * rule of the list is added. */
-dsc_err dsc_netpolicy_add(dsc_netpolicy *p, const char *cidrs, bool allow,
-			  struct dsc_error *e);
+dsc_err dsc_netpolicy_add(dsc_netpolicy *p, const char *cidrs, bool allow, struct dsc_error *e);
 /* The verdict for addresses no rule or special range covers (default:
  * true). false turns the rules into an allow-list. */
 void dsc_netpolicy_set_default(dsc_netpolicy *p, bool allow);
@@ -537,24 +518,24 @@ void dsc_netpolicy_free(dsc_netpolicy *p);
  * no retry). Strings and the header list are copied by
  * dsc_stream_open_url(); the policy is not and must outlive the stream. */
 struct dsc_url_opts {
-	const char *const *headers; /* NULL-terminated "Name: value" list,
+	const char *const *headers;  /* NULL-terminated "Name: value" list,
 				       sent on every request and redirect hop */
-	const char *cacert;         /* PEM CA bundle; NULL: the system store */
-	bool insecure;              /* skip TLS certificate and host checks */
-	unsigned retries;           /* further tries after a failure that
+	const char *cacert;          /* PEM CA bundle; NULL: the system store */
+	bool insecure;               /* skip TLS certificate and host checks */
+	unsigned retries;            /* further tries after a failure that
 				       brought no new byte (default 5) */
-	unsigned idle_timeout;      /* seconds without a byte before a try is
+	unsigned idle_timeout;       /* seconds without a byte before a try is
 				       abandoned and resumed; 0: none (60) */
-	unsigned connect_timeout;   /* seconds; 0: libcurl's default (30) */
-	unsigned max_redirects;     /* redirects followed per try (10) */
-	unsigned retry_delay_ms;    /* first backoff, doubled on each failure
+	unsigned connect_timeout;    /* seconds; 0: libcurl's default (30) */
+	unsigned max_redirects;      /* redirects followed per try (10) */
+	unsigned retry_delay_ms;     /* first backoff, doubled on each failure
 				       and capped at 30 s (1000) */
 	const dsc_netpolicy *policy; /* NULL: any address may be reached */
-	bool use_env_proxy;         /* honour http_proxy/https_proxy (false);
+	bool use_env_proxy;          /* honour http_proxy/https_proxy (false);
 				       the policy then sees the proxy address */
-	size_t buffer_size;         /* bytes buffered ahead of the reader, at
+	size_t buffer_size;          /* bytes buffered ahead of the reader, at
 				       least 64 KiB (default 1 MiB) */
-	const char *user_agent;     /* NULL: "dsc/<version>" */
+	const char *user_agent;      /* NULL: "dsc/<version>" */
 	/* Optional: polled about once a second while waiting (network, backoff);
 	 * returning true ends the stream with DSC_ERR_CANCELLED. */
 	bool (*cancel)(void *user);
@@ -588,8 +569,8 @@ bool dsc_looks_like_url(const char *s);
  * Remote failures are DSC_ERR_REMOTE with e->http_status set when there was
  * a status; bad URLs and schemes are DSC_ERR_INVAL; a refused address is
  * DSC_ERR_PERM. Later reads can fail the same ways (after the retries). */
-dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o,
-			    dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_stream **out,
+			    struct dsc_error *e);
 
 /* Retries done so far by a URL stream (0 for other streams). */
 unsigned dsc_stream_url_retries(const dsc_stream *s);
@@ -604,32 +585,29 @@ unsigned dsc_stream_url_retries(const dsc_stream *s);
 #define DSC_SHA256_OWN 0x2u   /* close `inner` when the wrapper is closed */
 #define DSC_SHA256_HEX_LEN 64
 
-dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags,
-			       dsc_stream **out, struct dsc_error *e);
+dsc_err dsc_stream_open_sha256(dsc_stream *inner, unsigned flags, dsc_stream **out,
+			       struct dsc_error *e);
 /* The lower-case hex digest of the bytes seen so far (a write wrapper adds
  * the zero padding described above); `hex` gets 64 digits and a NUL. May be
  * called more than once. DSC_ERR_UNSUPPORTED when a write wrapper was asked
  * to seek backwards (the bytes no longer form one sequence); DSC_ERR_INVAL
  * when `s` is not a SHA-256 wrapper. */
-dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1],
-			      struct dsc_error *e);
+dsc_err dsc_stream_sha256_hex(dsc_stream *s, char hex[DSC_SHA256_HEX_LEN + 1], struct dsc_error *e);
 /* True when `hex` is exactly 64 hex digits (either case). */
 bool dsc_sha256_hex_valid(const char *hex);
 
 /* Read the rest of `in` (a SHA-256 read wrapper) and compare its digest
  * with `expected_hex` (64 hex digits, either case). A mismatch is
  * DSC_ERR_INTEGRITY: "<in>: SHA-256 mismatch: expected <hex>, got <hex>". */
-dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex,
-				 struct dsc_error *e);
+dsc_err dsc_stream_sha256_verify(dsc_stream *in, const char *expected_hex, struct dsc_error *e);
 
 /* An output gated on the input's digest: writes, seeks and set_size go to
  * `out`; dsc_stream_finish() first runs dsc_stream_sha256_verify(in,
  * expected_hex) and only finishes `out` when it succeeds, so a mismatch
  * fails the conversion before the output becomes visible (closing it then
  * discards it). With DSC_SHA256_OWN the gate closes `out`, never `in`. */
-dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in,
-				    const char *expected_hex, unsigned flags,
-				    dsc_stream **gated, struct dsc_error *e);
+dsc_err dsc_stream_open_sha256_gate(dsc_stream *out, dsc_stream *in, const char *expected_hex,
+				    unsigned flags, dsc_stream **gated, struct dsc_error *e);
 
 /* Library version string, e.g. "0.1.0": the version of the library that
  * runs, which may be newer than the DSC_VERSION_* a program was built

@@ -101,10 +101,10 @@ struct config {
 	struct dsc_url_opts url; /* for http(s) sources */
 	const char **headers;    /* -header values, NULL-terminated */
 	size_t nheaders;
-	const char *sha256;      /* expected digest of the source bytes */
-	dsc_optlist *options;    /* -o, for the destination format */
-	bool options_help;       /* -o help */
-	bool compress;           /* -c */
+	const char *sha256;   /* expected digest of the source bytes */
+	dsc_optlist *options; /* -o, for the destination format */
+	bool options_help;    /* -o help */
+	bool compress;        /* -c */
 };
 
 static const char usage_head[] =
@@ -155,7 +155,8 @@ static void print_usage(void)
 	fputs(usage_head, stdout);
 	printf("Formats read: %s (and recognised, refused by name: every other format\n"
 	       "of -formats). Formats written: %s.\n",
-	       dsc_format_list(DSC_FMT_READ, rd, sizeof rd), dsc_format_list(DSC_FMT_WRITE, wr, sizeof wr));
+	       dsc_format_list(DSC_FMT_READ, rd, sizeof rd),
+	       dsc_format_list(DSC_FMT_WRITE, wr, sizeof wr));
 	fputs(usage_tail, stdout);
 }
 
@@ -347,12 +348,12 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_SRC: cfg->src = val; break;
 		case OPT_DST: cfg->dst = val; break;
 		case OPT_SRC_FMT: cfg->src_fmt = parse_format("-src-fmt", val, DSC_FMT_READ); break;
-		case OPT_DST_FMT: cfg->dst_fmt = parse_format("-dst-fmt", val, DSC_FMT_WRITE); break;
+		case OPT_DST_FMT:
+			cfg->dst_fmt = parse_format("-dst-fmt", val, DSC_FMT_WRITE);
+			break;
 		case OPT_OPTIONS: parse_options(cfg, val); break;
 		case OPT_COMPRESS: cfg->compress = true; break;
-		case OPT_FORMATS:
-			print_formats();
-			exit(0);
+		case OPT_FORMATS: print_formats(); exit(0);
 		case OPT_PREALLOC: cfg->prealloc = true; break;
 		case OPT_PROGRESS: cfg->progress = 1; break;
 		case OPT_QUIET: cfg->progress = 0; break;
@@ -383,12 +384,8 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 			 * Last-Modified may be resumed. */
 			cfg->url.resume_without_validator = true;
 			break;
-		case OPT_HELP:
-			print_usage();
-			exit(0);
-		case OPT_VERSION:
-			printf("dsc-convert %s\n", dsc_version());
-			exit(0);
+		case OPT_HELP: print_usage(); exit(0);
+		case OPT_VERSION: printf("dsc-convert %s\n", dsc_version()); exit(0);
 		}
 	}
 	check_format_options(cfg);
@@ -440,17 +437,15 @@ static bool on_progress(void *user, const struct dsc_progress *d)
  * (DBL_DIG) the value shows those decimals and no binary noise
  * (0.082454, not 0.082454014999939318). */
 #define JSON_SECONDS_FLAGS JSON_REAL_PRECISION(15)
-static double json_seconds(double s)
-{
-	return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0;
-}
+static double json_seconds(double s) { return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0; }
 
 static void print_json(const struct config *cfg, const struct dsc_convert_stats *st,
 		       const char *sha256)
 {
-	json_t *o = json_pack("{s:s, s:I, s:I, s:f}", "output", cfg->dst, "writtenBytes",
-			      (json_int_t)st->bytes_written, "capacityBytes",
-			      (json_int_t)st->capacity, "elapsedSeconds", json_seconds(st->seconds));
+	json_t *o =
+		json_pack("{s:s, s:I, s:I, s:f}", "output", cfg->dst, "writtenBytes",
+			  (json_int_t)st->bytes_written, "capacityBytes", (json_int_t)st->capacity,
+			  "elapsedSeconds", json_seconds(st->seconds));
 
 	if (o && sha256)
 		json_object_set_new(o, "sha256", json_string(sha256));
@@ -511,8 +506,9 @@ static dsc_err open_destination(const struct config *cfg, dsc_stream **out, stru
 
 	if (!strcmp(cfg->dst, "-")) {
 		if (isatty(STDOUT_FILENO))
-			return dsc_error_set(err, DSC_ERR_INVAL, 0,
-					     "stdout: refusing to write a disk image to a terminal");
+			return dsc_error_set(
+				err, DSC_ERR_INVAL, 0,
+				"stdout: refusing to write a disk image to a terminal");
 		return dsc_stream_open_fd(STDOUT_FILENO, "stdout", 0, out, err);
 	}
 	/* An existing device or FIFO is written in place, like qemu-img
@@ -598,8 +594,7 @@ int main(int argc, char **argv)
 		rc = dsc_convert(in, out, &copts, &stats, &err);
 		progress_end(&prog);
 	}
-	if (rc == DSC_OK && hashed_out &&
-	    dsc_stream_sha256_hex(hashed_out, sha256, NULL) != DSC_OK)
+	if (rc == DSC_OK && hashed_out && dsc_stream_sha256_hex(hashed_out, sha256, NULL) != DSC_OK)
 		rc = hash_file(cfg.dst, sha256, &err);
 	temp_to_remove = NULL;
 	dsc_stream_close(out);

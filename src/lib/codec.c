@@ -209,10 +209,7 @@ void dscp_deflater_free(struct dscp_deflater *d)
 	free(d);
 }
 
-size_t dscp_deflate_bound(size_t n)
-{
-	return compressBound((uLong)n);
-}
+size_t dscp_deflate_bound(size_t n) { return compressBound((uLong)n); }
 
 size_t dscp_deflate(struct dscp_deflater *d, const void *in, size_t n, void *out, size_t cap)
 {

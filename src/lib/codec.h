@@ -10,7 +10,7 @@
 
 #define DSCP_LEVEL_DEFAULT_LIBDEFLATE 5 /* no larger than zlib 6 (qemu) */
 #define DSCP_LEVEL_DEFAULT_ZLIB 6
-#define DSCP_LEVEL_MAX 12               /* zlib clamps to 9 */
+#define DSCP_LEVEL_MAX 12 /* zlib clamps to 9 */
 
 struct dscp_deflater;
 struct dscp_inflater;

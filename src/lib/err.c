@@ -71,30 +71,20 @@ dsc_err dsc_err_from_errno(int errnum)
 	switch (errnum) {
 	case ENOSPC:
 	case EDQUOT:
-	case EFBIG:
-		return DSC_ERR_NOSPACE;
+	case EFBIG: return DSC_ERR_NOSPACE;
 	case ENOENT:
-	case ENOTDIR:
-		return DSC_ERR_NOTFOUND;
+	case ENOTDIR: return DSC_ERR_NOTFOUND;
 	case EACCES:
 	case EPERM:
-	case EROFS:
-		return DSC_ERR_PERM;
-	case EEXIST:
-		return DSC_ERR_EXISTS;
-	case ENOMEM:
-		return DSC_ERR_NOMEM;
-	case EINVAL:
-		return DSC_ERR_INVAL;
-	default:
-		return DSC_ERR_IO;
+	case EROFS: return DSC_ERR_PERM;
+	case EEXIST: return DSC_ERR_EXISTS;
+	case ENOMEM: return DSC_ERR_NOMEM;
+	case EINVAL: return DSC_ERR_INVAL;
+	default: return DSC_ERR_IO;
 	}
 }
 
-const char *dsc_version(void)
-{
-	return PACKAGE_VERSION;
-}
+const char *dsc_version(void) { return PACKAGE_VERSION; }
 
 const char *dscp_basename(const char *path)
 {

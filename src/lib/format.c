@@ -338,8 +338,7 @@ bool dscp_option_value(const struct dsc_option_info *o, const char *v, uint64_t 
 				return true;
 			}
 		return false;
-	case DSC_OPTION_STRING:
-		return true;
+	case DSC_OPTION_STRING: return true;
 	case DSC_OPTION_UINT:
 	case DSC_OPTION_SIZE:
 		if (*v < '0' || *v > '9')
@@ -389,8 +388,7 @@ static const char *allowed_values(const struct dsc_option_info *o, char *buf, si
 	size_t n = 0, k;
 
 	switch (o->type) {
-	case DSC_OPTION_BOOL:
-		return "on or off";
+	case DSC_OPTION_BOOL: return "on or off";
 	case DSC_OPTION_ENUM:
 		buf[0] = '\0';
 		for (k = 0; o->choices && o->choices[k] && n < size; k++)
@@ -403,8 +401,7 @@ static const char *allowed_values(const struct dsc_option_info *o, char *buf, si
 			 o->type == DSC_OPTION_SIZE ? "a size (k, M, G suffixes)" : "a number",
 			 o->min, o->max);
 		return buf;
-	case DSC_OPTION_STRING:
-		break;
+	case DSC_OPTION_STRING: break;
 	}
 	return "text";
 }
@@ -434,9 +431,9 @@ dsc_err dsc_format_check_options(dsc_format fmt, const dsc_optlist *l, struct ds
 					     f->info.name, key, f->info.name);
 		}
 		if (!dscp_option_value(o, val, &num))
-			return dsc_error_set(e, DSC_ERR_INVAL, 0,
-					     "%s: option %s: '%s' is not %s", f->info.name, key,
-					     val, allowed_values(o, vals, sizeof vals));
+			return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: option %s: '%s' is not %s",
+					     f->info.name, key, val,
+					     allowed_values(o, vals, sizeof vals));
 	}
 	return DSC_OK;
 }
@@ -497,9 +494,8 @@ dsc_err dsc_writer_open(dsc_stream *out, dsc_format fmt, const struct dsc_writer
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown output format %u",
 				     dsc_stream_name(out), fmt);
 	if (!f->writer)
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: writing %s is not supported", dsc_stream_name(out),
-				     f->info.name);
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: writing %s is not supported",
+				     dsc_stream_name(out), f->info.name);
 	rc = dsc_format_check_options(fmt, opts->options, e);
 	if (rc != DSC_OK)
 		return rc;
@@ -526,8 +522,8 @@ dsc_err dsc_writer_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_e
 	dsc_err rc;
 
 	if (w->finished || w->failed)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s", dsc_stream_name(w->out),
-				     w->finished ? "finished" : "failed");
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s",
+				     dsc_stream_name(w->out), w->finished ? "finished" : "failed");
 	if (ext->length == 0)
 		return DSC_OK;
 	rc = w->fmt->writer->put(w, ext, e);
@@ -541,8 +537,8 @@ dsc_err dsc_writer_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	dsc_err rc;
 
 	if (w->finished || w->failed)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s", dsc_stream_name(w->out),
-				     w->finished ? "finished" : "failed");
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s",
+				     dsc_stream_name(w->out), w->finished ? "finished" : "failed");
 	if (capacity == DSC_CAPACITY_UNKNOWN)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: capacity unknown at finish",
 				     dsc_stream_name(w->out));

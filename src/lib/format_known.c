@@ -96,7 +96,10 @@ static int probe_gzip(const struct dscp_probe *p)
 	return score(at(p, 0, "\x1f\x8b\x08", 3) && p->head_len >= 4 && !(p->head[3] & 0xe0));
 }
 
-static int probe_xz(const struct dscp_probe *p) { return score(at(p, 0, "\xfd" "7zXZ\0", 6)); }
+static int probe_xz(const struct dscp_probe *p)
+{
+	return score(at(p, 0, "\xfd\x37\x7a\x58\x5a\x00", 6));
+}
 
 static int probe_zstd(const struct dscp_probe *p)
 {
@@ -133,46 +136,42 @@ static int probe_tar(const struct dscp_probe *p)
 #define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define NONE ((const char *const[]){NULL})
 
-#define KNOWN(id_, name_, desc_, aliases_, exts_, flags_, probe_, noun_, refusal_)              \
-	const struct dscp_format dscp_format_##id_ = {                                           \
-		.info = {.name = name_,                                                          \
-			 .description = desc_,                                                   \
-			 .aliases = aliases_,                                                    \
-			 .extensions = exts_,                                                    \
-			 .flags = flags_},                                                       \
-		.probe = probe_,                                                                 \
-		.noun = noun_,                                                                   \
-		.refusal = refusal_,                                                             \
+#define KNOWN(id_, name_, desc_, aliases_, exts_, flags_, probe_, noun_, refusal_) \
+	const struct dscp_format dscp_format_##id_ = {                             \
+		.info = {.name = name_,                                            \
+			 .description = desc_,                                     \
+			 .aliases = aliases_,                                      \
+			 .extensions = exts_,                                      \
+			 .flags = flags_},                                         \
+		.probe = probe_,                                                   \
+		.noun = noun_,                                                     \
+		.refusal = refusal_,                                               \
 	}
 
-#define COMPRESSED(tool)                                                                     \
-	"compressed images are not supported yet; decompress it on the way in: " tool            \
+#define COMPRESSED(tool)                                                              \
+	"compressed images are not supported yet; decompress it on the way in: " tool \
 	" FILE | dsc-convert -src - ..."
 
-KNOWN(qcow2, "qcow2", "QEMU copy-on-write v2/v3", NONE, NAMES(".qcow2", ".qcow2c"), 0,
-      probe_qcow2, "a qcow2 image", NULL);
+KNOWN(qcow2, "qcow2", "QEMU copy-on-write v2/v3", NONE, NAMES(".qcow2", ".qcow2c"), 0, probe_qcow2,
+      "a qcow2 image", NULL);
 KNOWN(qcow, "qcow", "QEMU copy-on-write v1 (obsolete)", NONE, NAMES(".qcow"), 0, probe_qcow,
       "a qcow (version 1) image", NULL);
-KNOWN(qed, "qed", "QEMU enhanced disk", NONE, NAMES(".qed"), 0, probe_qed, "a QED image",
-      NULL);
-KNOWN(vdi, "vdi", "VirtualBox disk image", NONE, NAMES(".vdi"), 0, probe_vdi, "a VDI image",
-      NULL);
-KNOWN(vhdx, "vhdx", "Hyper-V VHDX", NONE, NAMES(".vhdx"), 0, probe_vhdx, "a VHDX image",
-      NULL);
-KNOWN(vhd, "vhd", "Virtual PC / Hyper-V / Azure VHD", NAMES("vpc"), NAMES(".vhd"), 0,
-      probe_vhd, "a VHD image", "vhd is not supported yet");
-KNOWN(parallels, "parallels", "Parallels disk", NONE, NAMES(".hdd", ".hds"), 0,
-      probe_parallels, "a Parallels image", NULL);
+KNOWN(qed, "qed", "QEMU enhanced disk", NONE, NAMES(".qed"), 0, probe_qed, "a QED image", NULL);
+KNOWN(vdi, "vdi", "VirtualBox disk image", NONE, NAMES(".vdi"), 0, probe_vdi, "a VDI image", NULL);
+KNOWN(vhdx, "vhdx", "Hyper-V VHDX", NONE, NAMES(".vhdx"), 0, probe_vhdx, "a VHDX image", NULL);
+KNOWN(vhd, "vhd", "Virtual PC / Hyper-V / Azure VHD", NAMES("vpc"), NAMES(".vhd"), 0, probe_vhd,
+      "a VHD image", "vhd is not supported yet");
+KNOWN(parallels, "parallels", "Parallels disk", NONE, NAMES(".hdd", ".hds"), 0, probe_parallels,
+      "a Parallels image", NULL);
 KNOWN(luks, "luks", "LUKS-encrypted image", NONE, NAMES(".luks"), 0, probe_luks,
       "a LUKS-encrypted image", "encrypted images are not supported");
 KNOWN(dmg, "dmg", "Apple disk image", NONE, NAMES(".dmg"), 0, probe_dmg,
       "an Apple disk image (DMG)", NULL);
-KNOWN(bochs, "bochs", "Bochs growing disk", NONE, NONE, 0, probe_bochs, "a Bochs image",
-      NULL);
+KNOWN(bochs, "bochs", "Bochs growing disk", NONE, NONE, 0, probe_bochs, "a Bochs image", NULL);
 KNOWN(cloop, "cloop", "compressed loop image", NONE, NAMES(".cloop"), 0, probe_cloop,
       "a cloop image", NULL);
-KNOWN(gzip, "gzip", "gzip-compressed file", NAMES("gz"), NAMES(".gz"), DSC_FMT_WRAPPER,
-      probe_gzip, "a gzip-compressed file", COMPRESSED("gzip -dc"));
+KNOWN(gzip, "gzip", "gzip-compressed file", NAMES("gz"), NAMES(".gz"), DSC_FMT_WRAPPER, probe_gzip,
+      "a gzip-compressed file", COMPRESSED("gzip -dc"));
 KNOWN(xz, "xz", "xz-compressed file", NONE, NAMES(".xz"), DSC_FMT_WRAPPER, probe_xz,
       "an xz-compressed file", COMPRESSED("xz -dc"));
 KNOWN(zstd, "zstd", "Zstandard-compressed file", NAMES("zst"), NAMES(".zst"), DSC_FMT_WRAPPER,

@@ -191,10 +191,17 @@ static inline uint64_t dscp_le64(const uint8_t *p)
 {
 	return (uint64_t)dscp_le32(p) | (uint64_t)dscp_le32(p + 4) << 32;
 }
-static inline void dscp_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void dscp_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
 static inline void dscp_put32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
 }
 static inline void dscp_put64(uint8_t *p, uint64_t v)
 {

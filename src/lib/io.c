@@ -18,11 +18,13 @@ dsc_err dsc_stream_new(const struct dsc_stream_ops *ops, void *ctx, const char *
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "stream: no read or write operation");
 	s = calloc(1, sizeof *s);
 	if (!s)
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", name ? name : "stream");
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     name ? name : "stream");
 	s->name = strdup(name ? name : ops->name);
 	if (!s->name) {
 		free(s);
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", name ? name : "stream");
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     name ? name : "stream");
 	}
 	s->ops = ops;
 	s->ctx = ctx;
@@ -77,7 +79,8 @@ dsc_err dscp_stream_fail(dsc_stream *s, dsc_err code, struct dsc_error *e)
 		if (e && e->code == code)
 			s->sticky_detail = *e;
 		else
-			dsc_error_set(&s->sticky_detail, code, 0, "%s: %s", s->name, dsc_strerror(code));
+			dsc_error_set(&s->sticky_detail, code, 0, "%s: %s", s->name,
+				      dsc_strerror(code));
 	}
 	return code;
 }
@@ -103,7 +106,8 @@ static dsc_err backend_read(dsc_stream *s, void *buf, size_t len, size_t *nread,
 	rc = s->ops->read(s->ctx, buf, len, nread, &local);
 	if (rc != DSC_OK) {
 		if (local.code == DSC_OK)
-			dsc_error_set(&local, rc, 0, "%s: read failed: %s", s->name, dsc_strerror(rc));
+			dsc_error_set(&local, rc, 0, "%s: read failed: %s", s->name,
+				      dsc_strerror(rc));
 		dscp_stream_fail(s, rc, &local);
 		return sticky(s, e);
 	}
@@ -143,8 +147,9 @@ dsc_err dsc_read_full(dsc_stream *s, void *buf, size_t len, size_t *nread, struc
 	if (nread)
 		*nread = done;
 	else if (done < len)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0, "%s: unexpected end of input at byte %llu",
-				     s->name, (unsigned long long)s->pos);
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: unexpected end of input at byte %llu", s->name,
+				     (unsigned long long)s->pos);
 	return DSC_OK;
 }
 
@@ -153,7 +158,8 @@ dsc_err dsc_stream_unread(dsc_stream *s, const void *buf, size_t len, struct dsc
 	size_t left = s->unread_len - s->unread_off;
 
 	if (len > DSC_UNREAD_MAX - left || len > s->pos)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: cannot push back %zu bytes", s->name, len);
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: cannot push back %zu bytes", s->name,
+				     len);
 	/* Keep what is still pending behind the bytes pushed back now. */
 	memmove(s->unread + len, s->unread + s->unread_off, left);
 	memcpy(s->unread, buf, len);
@@ -178,7 +184,8 @@ dsc_err dsc_write_all(dsc_stream *s, const void *buf, size_t len, struct dsc_err
 		n = 0;
 		rc = s->ops->write(s->ctx, p, len, &n, &local);
 		if (rc == DSC_OK && n == 0)
-			rc = dsc_error_set(&local, DSC_ERR_IO, 0, "%s: write made no progress", s->name);
+			rc = dsc_error_set(&local, DSC_ERR_IO, 0, "%s: write made no progress",
+					   s->name);
 		if (rc != DSC_OK) {
 			if (local.code == DSC_OK)
 				dsc_error_set(&local, rc, 0, "%s: write failed: %s", s->name,
@@ -196,10 +203,7 @@ dsc_err dsc_write_all(dsc_stream *s, const void *buf, size_t len, struct dsc_err
 	return DSC_OK;
 }
 
-bool dsc_stream_can_seek(const dsc_stream *s)
-{
-	return s->ops->seek != NULL;
-}
+bool dsc_stream_can_seek(const dsc_stream *s) { return s->ops->seek != NULL; }
 
 dsc_err dsc_stream_seek(dsc_stream *s, uint64_t off, struct dsc_error *e)
 {
@@ -252,8 +256,9 @@ dsc_err dsc_stream_skip(dsc_stream *s, uint64_t n, uint64_t *skipped, struct dsc
 	if (skipped)
 		*skipped = done;
 	else if (done < n)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0, "%s: unexpected end of input at byte %llu",
-				     s->name, (unsigned long long)s->pos);
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: unexpected end of input at byte %llu", s->name,
+				     (unsigned long long)s->pos);
 	return DSC_OK;
 }
 
@@ -275,7 +280,8 @@ dsc_err dsc_stream_set_size(dsc_stream *s, uint64_t size, bool allocate, struct 
 	if (s->sticky)
 		return sticky(s, e);
 	if (!s->ops->set_size)
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: stream cannot be resized", s->name);
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: stream cannot be resized",
+				     s->name);
 	rc = s->ops->set_size(s->ctx, size, allocate, &local);
 	if (rc != DSC_OK) {
 		if (local.code == DSC_OK)

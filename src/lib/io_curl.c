@@ -337,10 +337,7 @@ static void new_response(struct curl_src *c, const char *line, size_t len)
 		snprintf(c->reason, sizeof c->reason, "%s", reason_phrase(status));
 }
 
-static bool has_validator(const struct curl_src *c)
-{
-	return c->etag[0] || c->modified[0];
-}
+static bool has_validator(const struct curl_src *c) { return c->etag[0] || c->modified[0]; }
 
 static bool validators_match(const struct curl_src *c)
 {

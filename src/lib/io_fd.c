@@ -38,8 +38,8 @@ struct fd_ctx {
 	int fd;
 	bool own;
 	bool regular;
-	char *name;      /* for messages */
-	char *tmp_path;  /* atomic output: the temporary file */
+	char *name;     /* for messages */
+	char *tmp_path; /* atomic output: the temporary file */
 	char *final_path;
 	unsigned create_flags;
 	bool finished;
@@ -231,8 +231,10 @@ static dsc_err fd_finish(void *ctx, struct dsc_error *e)
 		/* link() fails with EEXIST instead of replacing: no clobbering
 		 * even when two requests race for one name. */
 		if (link(c->tmp_path, c->final_path) < 0)
-			return fd_errno(c, errno, errno == EEXIST ? "already exists"
-								: "cannot move into place", e);
+			return fd_errno(c, errno,
+					errno == EEXIST ? "already exists" :
+							  "cannot move into place",
+					e);
 		unlink(c->tmp_path);
 	}
 	c->finished = true;

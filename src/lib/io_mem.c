@@ -135,7 +135,8 @@ dsc_err dsc_stream_open_mem(const void *buf, size_t len, const char *name, dsc_s
 
 	*out = NULL;
 	if (!m)
-		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", name ? name : "mem");
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				     name ? name : "mem");
 	m->rdata = buf ? buf : empty;
 	m->len = buf ? len : 0;
 	rc = dsc_stream_new(&mem_view_ops, m, name ? name : "memory", out, e);

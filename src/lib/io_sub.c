@@ -10,9 +10,9 @@
 
 struct sub_ctx {
 	dsc_stream *inner;
-	uint64_t base;   /* inner's offset of the first byte */
+	uint64_t base; /* inner's offset of the first byte */
 	uint64_t length;
-	uint64_t pos;    /* bytes into the sub-stream */
+	uint64_t pos; /* bytes into the sub-stream */
 	bool own;
 };
 

@@ -56,8 +56,8 @@ dsc_err dsc_optlist_set(dsc_optlist *l, const char *key, const char *value, stru
 	if (!l || !key || !value)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "options: no list, key or value");
 	if (!key_valid(key) || strlen(key) > DSCP_OPTION_TEXT_MAX)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0,
-				     "options: '%.64s' is not an option name", key);
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "options: '%.64s' is not an option name",
+				     key);
 	if (strlen(value) > DSCP_OPTION_TEXT_MAX)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "options: the value of %s exceeds %d bytes", key,
@@ -127,16 +127,16 @@ dsc_err dsc_optlist_parse(dsc_optlist *l, const char *text, struct dsc_error *e)
 		}
 		*w = '\0';
 		if (!val) {
-			rc = dsc_error_set(e, DSC_ERR_INVAL, 0,
-					   "options: '%.64s' is not key=value", key);
+			rc = dsc_error_set(e, DSC_ERR_INVAL, 0, "options: '%.64s' is not key=value",
+					   key);
 			goto out;
 		}
 		rc = dsc_optlist_set(tmp, key, val, e);
 		if (rc != DSC_OK)
 			goto out;
 		if (*p == ',' && p[1] == '\0') {
-			rc = dsc_error_set(e, DSC_ERR_INVAL, 0, "options: '%.64s' ends with a comma",
-					   text);
+			rc = dsc_error_set(e, DSC_ERR_INVAL, 0,
+					   "options: '%.64s' ends with a comma", text);
 			goto out;
 		}
 		if (*p == ',')

@@ -10,7 +10,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
-enum { SLOT_FREE, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE };
+enum {
+	SLOT_FREE,
+	SLOT_QUEUED,
+	SLOT_RUNNING,
+	SLOT_DONE
+};
 
 struct dscp_pool {
 	pthread_mutex_t mu;
@@ -25,8 +30,8 @@ struct dscp_pool {
 	dscp_job_fn job;
 	dscp_ctx_free_fn ctx_free;
 	void *inline_ctx;
-	unsigned nthreads;       /* threads running */
-	unsigned threads_alloc;  /* contexts allocated */
+	unsigned nthreads;      /* threads running */
+	unsigned threads_alloc; /* contexts allocated */
 	pthread_t *threads;
 	void **thread_ctx;
 };
@@ -196,10 +201,7 @@ void dscp_pool_submit(struct dscp_pool *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-size_t dscp_pool_pending(const struct dscp_pool *p)
-{
-	return p->pending;
-}
+size_t dscp_pool_pending(const struct dscp_pool *p) { return p->pending; }
 
 struct dscp_slot *dscp_pool_collect(struct dscp_pool *p)
 {

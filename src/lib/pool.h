@@ -11,15 +11,15 @@
 #include "internal.h"
 
 struct dscp_slot {
-	uint8_t *in;      /* job input, in_cap bytes */
+	uint8_t *in; /* job input, in_cap bytes */
 	size_t in_len;
-	uint8_t *out;     /* job output */
-	size_t out_cap;   /* set by the pool */
+	uint8_t *out;   /* job output */
+	size_t out_cap; /* set by the pool */
 	size_t out_len;
-	uint64_t tag;     /* caller's data (LBA, file offset...) */
+	uint64_t tag; /* caller's data (LBA, file offset...) */
 	uint64_t tag2;
-	int result;       /* set by the job */
-	int state;        /* pool-private */
+	int result; /* set by the job */
+	int state;  /* pool-private */
 };
 
 /* Runs on a worker thread with that thread's context. */

@@ -18,9 +18,9 @@ struct raw_reader {
 	uint8_t *buf;
 	uint64_t buf_off; /* logical offset of buf[0] */
 	size_t buf_len;
-	size_t scan;      /* next unit of buf to look at */
-	uint64_t pos;     /* stream offset of the next byte to read */
-	uint64_t start;   /* stream offset of the image's first byte */
+	size_t scan;    /* next unit of buf to look at */
+	uint64_t pos;   /* stream offset of the next byte to read */
+	uint64_t start; /* stream offset of the image's first byte */
 	bool eof;
 	/* The last bytes of the previous chunk: with the current one they
 	 * give the input's last 512 bytes at its end (see footer_check). */
@@ -59,7 +59,8 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 			     "%s: ends with a VHD footer: a fixed VHD (detection cannot see the "
 			     "end of a pipe; name the format with -src-fmt); vhd is not "
-			     "supported yet", dsc_stream_name(r->in));
+			     "supported yet",
+			     dsc_stream_name(r->in));
 }
 
 static dsc_err raw_fill(dsc_reader *r, struct raw_reader *rr, struct dsc_error *e)
@@ -151,11 +152,11 @@ static dsc_err raw_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 			/* A file that shrank or a body cut short must not pass
 			 * for a smaller disk. */
 			if (total != UINT64_MAX && rr->pos < total)
-				return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-						     "%s: truncated: input ends at byte %llu of %llu",
-						     dsc_stream_name(r->in),
-						     (unsigned long long)rr->pos,
-						     (unsigned long long)total);
+				return dsc_error_set(
+					e, DSC_ERR_TRUNCATED, 0,
+					"%s: truncated: input ends at byte %llu of %llu",
+					dsc_stream_name(r->in), (unsigned long long)rr->pos,
+					(unsigned long long)total);
 			r->capacity = rr->pos - rr->start;
 			return DSC_OK;
 		}
@@ -191,9 +192,9 @@ static dsc_err raw_reader_open(dsc_reader *r, struct dsc_error *e)
 	/* An announced size (a regular file's, an HTTP Content-Length) is the
 	 * capacity: the reader fails if the input ends short of it. Otherwise
 	 * the capacity is known at the end. */
-	r->capacity = dsc_stream_total(in) != UINT64_MAX && dsc_stream_total(in) >= rr->pos
-			      ? dsc_stream_total(in) - rr->pos
-			      : DSC_CAPACITY_UNKNOWN;
+	r->capacity = dsc_stream_total(in) != UINT64_MAX && dsc_stream_total(in) >= rr->pos ?
+			      dsc_stream_total(in) - rr->pos :
+			      DSC_CAPACITY_UNKNOWN;
 	return DSC_OK;
 }
 
@@ -242,11 +243,12 @@ static dsc_err write_at(dsc_writer *w, struct raw_writer *rw, uint64_t offset, c
 		} else if (offset > rw->pos) {
 			rc = write_zeros(w, rw, offset - rw->pos, e);
 		} else {
-			rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-					   "%s: data for byte %llu arrives after byte %llu: the "
-					   "input's grains are out of order and the output cannot seek",
-					   dsc_stream_name(w->out), (unsigned long long)offset,
-					   (unsigned long long)rw->pos);
+			rc = dsc_error_set(
+				e, DSC_ERR_UNSUPPORTED, 0,
+				"%s: data for byte %llu arrives after byte %llu: the "
+				"input's grains are out of order and the output cannot seek",
+				dsc_stream_name(w->out), (unsigned long long)offset,
+				(unsigned long long)rw->pos);
 		}
 		if (rc != DSC_OK)
 			return rc;

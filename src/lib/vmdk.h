@@ -11,8 +11,8 @@
 #include "internal.h"
 
 #define VMDK_SECTOR 512u
-#define VMDK_MAGIC 0x564D444Bu         /* "KDMV" read as LE u32, facts §1 */
-#define VMDK_GD_AT_END UINT64_MAX      /* gdOffset meaning "see footer", §1 */
+#define VMDK_MAGIC 0x564D444Bu    /* "KDMV" read as LE u32, facts §1 */
+#define VMDK_GD_AT_END UINT64_MAX /* gdOffset meaning "see footer", §1 */
 
 /* Header flags, facts §1. Bits 16-31 are incompatible: unknown ones are
  * rejected. */
@@ -28,13 +28,13 @@
 /* What we write, facts §1 and §3. */
 #define VMDK_WRITE_VERSION 3
 #define VMDK_WRITE_FLAGS (VMDK_FLAG_NL_TEST | VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS)
-#define VMDK_GRAIN_SECTORS 128u        /* 64 KiB */
-#define VMDK_GTES_PER_GT 512u          /* one table covers 32 MiB */
-#define VMDK_OVERHEAD_SECTORS 128u     /* where VMware starts the markers */
+#define VMDK_GRAIN_SECTORS 128u    /* 64 KiB */
+#define VMDK_GTES_PER_GT 512u      /* one table covers 32 MiB */
+#define VMDK_OVERHEAD_SECTORS 128u /* where VMware starts the markers */
 
 /* Named limits on what a reader accepts (every value comes from input). */
-#define VMDK_MAX_GRAIN_SECTORS 2048u   /* 1 MiB grains; producers use 128 */
-#define VMDK_MAX_GTES_PER_GT 512u      /* qemu rejects more */
+#define VMDK_MAX_GRAIN_SECTORS 2048u           /* 1 MiB grains; producers use 128 */
+#define VMDK_MAX_GTES_PER_GT 512u              /* qemu rejects more */
 #define VMDK_MAX_CAPACITY_SECTORS (1ull << 37) /* 64 TiB */
 #define VMDK_MAX_DESCRIPTOR_SECTORS 2048u      /* 1 MiB of descriptor text */
 #define VMDK_MAX_DESCRIPTOR_LINES 4096u
@@ -52,14 +52,14 @@ enum vmdk_marker_type {
 struct vmdk_header {
 	uint32_t version;
 	uint32_t flags;
-	uint64_t capacity;         /* sectors */
-	uint64_t grain_size;       /* sectors */
-	uint64_t desc_offset;      /* sectors */
-	uint64_t desc_size;        /* sectors */
+	uint64_t capacity;    /* sectors */
+	uint64_t grain_size;  /* sectors */
+	uint64_t desc_offset; /* sectors */
+	uint64_t desc_size;   /* sectors */
 	uint32_t gtes_per_gt;
 	uint64_t rgd_offset;
 	uint64_t gd_offset;
-	uint64_t overhead;         /* sectors */
+	uint64_t overhead; /* sectors */
 	uint8_t unclean;
 	uint16_t compress;
 };

@@ -58,19 +58,20 @@ dsc_err dscp_vmdk_header_validate(const struct vmdk_header *h, const char *name,
 
 	if (h->version < 1 || h->version > 3)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: VMDK version %" PRIu32 " is not supported (1 to 3)",
-				     name, h->version);
+				     "%s: VMDK version %" PRIu32 " is not supported (1 to 3)", name,
+				     h->version);
 	if (unknown)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: unknown incompatible VMDK flags 0x%08" PRIx32, name, unknown);
+				     "%s: unknown incompatible VMDK flags 0x%08" PRIx32, name,
+				     unknown);
 	if ((h->flags & VMDK_FLAG_COMPRESSED) && h->compress != VMDK_COMPRESS_DEFLATE)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: compression algorithm %u is not supported (only deflate)",
 				     name, (unsigned)h->compress);
 	if (h->grain_size == 0 || (h->grain_size & (h->grain_size - 1)))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: grain size %" PRIu64 " sectors is not a power of two", name,
-				     h->grain_size);
+				     "%s: grain size %" PRIu64 " sectors is not a power of two",
+				     name, h->grain_size);
 	if (h->grain_size > VMDK_MAX_GRAIN_SECTORS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: grain size %" PRIu64 " sectors exceeds the limit of %u",
@@ -79,15 +80,18 @@ dsc_err dscp_vmdk_header_validate(const struct vmdk_header *h, const char *name,
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: capacity is 0 sectors", name);
 	if (h->capacity > VMDK_MAX_CAPACITY_SECTORS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				     "%s: capacity of %" PRIu64 " sectors exceeds the limit of %llu",
-				     name, h->capacity, (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
+				     "%s: capacity of %" PRIu64
+				     " sectors exceeds the limit of %llu",
+				     name, h->capacity,
+				     (unsigned long long)VMDK_MAX_CAPACITY_SECTORS);
 	if (h->gtes_per_gt == 0 || h->gtes_per_gt > VMDK_MAX_GTES_PER_GT)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: %" PRIu32 " entries per grain table (1 to %u allowed)", name,
-				     h->gtes_per_gt, VMDK_MAX_GTES_PER_GT);
+				     "%s: %" PRIu32 " entries per grain table (1 to %u allowed)",
+				     name, h->gtes_per_gt, VMDK_MAX_GTES_PER_GT);
 	if (h->desc_size > VMDK_MAX_DESCRIPTOR_SECTORS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				     "%s: descriptor of %" PRIu64 " sectors exceeds the limit of %u",
+				     "%s: descriptor of %" PRIu64
+				     " sectors exceeds the limit of %u",
 				     name, h->desc_size, VMDK_MAX_DESCRIPTOR_SECTORS);
 	if (h->desc_size && (h->desc_offset == 0 || h->desc_offset > VMDK_MAX_CAPACITY_SECTORS))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
@@ -147,7 +151,8 @@ static int parse_extent(const char *line, size_t n, struct vmdk_descriptor *d)
 	buf[n] = '\0';
 	if (sscanf(buf, "%15s %31s %15s %n", access, number, type, &used) < 3)
 		return 0;
-	if (strcasecmp(access, "RW") && strcasecmp(access, "RDONLY") && strcasecmp(access, "NOACCESS"))
+	if (strcasecmp(access, "RW") && strcasecmp(access, "RDONLY") &&
+	    strcasecmp(access, "NOACCESS"))
 		return 0;
 	if (!isdigit((unsigned char)number[0]))
 		return -1;
@@ -239,7 +244,8 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 				     "version, createType or extent line)",
 				     name);
 	if (!d->create_type[0])
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: descriptor has no createType", name);
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: descriptor has no createType",
+				     name);
 	return DSC_OK;
 }
 
@@ -324,8 +330,8 @@ static int probe_descriptor(const uint8_t *buf, size_t len)
 	size_t i, k;
 
 	for (i = 0; i < len; i++)
-		if (buf[i] == 0 || (buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\r' &&
-				    buf[i] != '\t'))
+		if (buf[i] == 0 ||
+		    (buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\r' && buf[i] != '\t'))
 			break;
 	/* Text up to the end of what was read, or up to NUL padding. */
 	if (i < len && buf[i] != 0)
@@ -382,8 +388,7 @@ bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type
 
 static int vmdk_probe(const struct dscp_probe *p)
 {
-	if (p->head_len >= 4 && (dscp_le32(p->head) == VMDK_MAGIC ||
-				 !memcmp(p->head, "COWD", 4)))
+	if (p->head_len >= 4 && (dscp_le32(p->head) == VMDK_MAGIC || !memcmp(p->head, "COWD", 4)))
 		return DSCP_SCORE_CERTAIN;
 	return probe_descriptor(p->head, p->head_len);
 }
@@ -397,10 +402,8 @@ static const struct dsc_option_info vmdk_options[] = {
 	 "VMDK variant written (streamOptimized: compressed grains, streams to a pipe)",
 	 vmdk_subformats, 0, 0},
 	{"adapter_type", DSC_OPTION_ENUM, "lsilogic",
-	 "virtual controller named in the descriptor (ide: 16-head geometry)", vmdk_adapters, 0,
-	 0},
-	{"hwversion", DSC_OPTION_UINT, "4", "ddb.virtualHWVersion of the descriptor", NULL, 4,
-	 99},
+	 "virtual controller named in the descriptor (ide: 16-head geometry)", vmdk_adapters, 0, 0},
+	{"hwversion", DSC_OPTION_UINT, "4", "ddb.virtualHWVersion of the descriptor", NULL, 4, 99},
 	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
 };
 

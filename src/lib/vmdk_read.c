@@ -19,25 +19,25 @@
 
 struct vmdk_reader {
 	struct vmdk_header h;
-	uint64_t cap_sectors;  /* header capacity, the bound for LBAs */
+	uint64_t cap_sectors; /* header capacity, the bound for LBAs */
 	size_t grain_bytes;
-	size_t in_cap;         /* a slot's input: the largest grain marker */
+	size_t in_cap; /* a slot's input: the largest grain marker */
 	uint8_t sector[VMDK_SECTOR];
 	struct dscp_pool *pool; /* grains read ahead and being inflated */
-	bool holding;          /* the oldest slot backs the last extent */
+	bool holding;           /* the oldest slot backs the last extent */
 	bool gd_at_end;
 	bool footer_seen;
-	bool done;             /* no more markers to read */
+	bool done; /* no more markers to read */
 	/* Grains seen, to refuse an LBA that comes twice: a bitmap in pages
 	 * allocated on first use, so memory follows the data read, not the
 	 * capacity. */
 	uint8_t **seen;
 	size_t seen_pages;
-	uint64_t base;         /* stream offset of the header */
+	uint64_t base; /* stream offset of the header */
 	/* qemu and open-vmdk keep their tables in the header area (facts
 	 * §5): counted there, they tell how many grains must follow, so a
 	 * stream cut short is caught although it has no footer. */
-	bool scanned;          /* the header area has been read */
+	bool scanned; /* the header area has been read */
 	bool verify_count;
 	uint64_t grains_expected;
 	uint64_t grains_seen;
@@ -66,15 +66,14 @@ static dsc_err read_sectors(dsc_reader *r, void *buf, size_t len, const char *wh
 	if (rc != DSC_OK)
 		return rc;
 	if (got < len)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %llu inside %s at byte %llu",
-				     rname(r), (unsigned long long)(at + got), what,
-				     (unsigned long long)at);
+		return dsc_error_set(
+			e, DSC_ERR_TRUNCATED, 0,
+			"%s: truncated: input ends at byte %llu inside %s at byte %llu", rname(r),
+			(unsigned long long)(at + got), what, (unsigned long long)at);
 	return DSC_OK;
 }
 
-static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what,
-			    struct dsc_error *e)
+static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what, struct dsc_error *e)
 {
 	uint64_t at = rel_tell(r), got;
 	dsc_err rc;
@@ -83,10 +82,10 @@ static dsc_err skip_sectors(dsc_reader *r, uint64_t sectors, const char *what,
 	if (rc != DSC_OK)
 		return rc;
 	if (got < sectors * VMDK_SECTOR)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %llu inside %s at byte %llu",
-				     rname(r), (unsigned long long)(at + got), what,
-				     (unsigned long long)at);
+		return dsc_error_set(
+			e, DSC_ERR_TRUNCATED, 0,
+			"%s: truncated: input ends at byte %llu inside %s at byte %llu", rname(r),
+			(unsigned long long)(at + got), what, (unsigned long long)at);
 	return DSC_OK;
 }
 
@@ -132,10 +131,7 @@ static void *inflater_new(void *arg)
 	return dscp_inflater_new();
 }
 
-static void inflater_free(void *ctx)
-{
-	dscp_inflater_free(ctx);
-}
+static void inflater_free(void *ctx) { dscp_inflater_free(ctx); }
 
 /* The stream ended (EOS or end of input): every grain the tables in the
  * header area promised must have come. */
@@ -170,16 +166,16 @@ static dsc_err read_footer(dsc_reader *r, struct vmdk_reader *vr, const struct v
 		return rc;
 	if (dscp_le32(vr->sector) != VMDK_MAGIC)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: footer at byte %llu has no VMDK magic",
-				     rname(r), (unsigned long long)(at + VMDK_SECTOR));
+				     "%s: footer at byte %llu has no VMDK magic", rname(r),
+				     (unsigned long long)(at + VMDK_SECTOR));
 	vr->footer_seen = true;
 	return DSC_OK;
 }
 
 /* A metadata marker (size 0) at byte `at`, in vr->sector: the end of the
  * stream, a table to skip, the footer. */
-static dsc_err metadata_marker(dsc_reader *r, struct vmdk_reader *vr,
-			       const struct vmdk_marker *m, uint64_t at, struct dsc_error *e)
+static dsc_err metadata_marker(dsc_reader *r, struct vmdk_reader *vr, const struct vmdk_marker *m,
+			       uint64_t at, struct dsc_error *e)
 {
 	/* A metadata marker is val, 0, type and 496 zero bytes (facts
 	 * §2); anything else is a grain marker whose size was lost. */
@@ -203,10 +199,11 @@ static dsc_err metadata_marker(dsc_reader *r, struct vmdk_reader *vr,
 					     "%s: metadata marker at byte %llu: %" PRIu64
 					     " sectors is too large",
 					     rname(r), (unsigned long long)at, m->val);
-		return skip_sectors(r, m->val, m->type == VMDK_MARKER_GT
-					? "a grain table" : "the grain directory", e);
-	case VMDK_MARKER_FOOTER:
-		return read_footer(r, vr, m, at, e);
+		return skip_sectors(r, m->val,
+				    m->type == VMDK_MARKER_GT ? "a grain table" :
+								"the grain directory",
+				    e);
+	case VMDK_MARKER_FOOTER: return read_footer(r, vr, m, at, e);
 	case VMDK_MARKER_SKIP:
 		/* Type 4 in vSphere exports: only the marker sector, as
 		 * VirtualBox reads it. */
@@ -239,13 +236,16 @@ static dsc_err check_grain_marker(dsc_reader *r, struct vmdk_reader *vr,
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: grain marker at byte %llu: compressed size %" PRIu32
 				     " exceeds 2 x grain (%zu bytes)",
-				     rname(r), (unsigned long long)at, m->size, 2 * vr->grain_bytes);
+				     rname(r), (unsigned long long)at, m->size,
+				     2 * vr->grain_bytes);
 	vr->grains_seen++;
 	if (!mark_seen(vr, m->val / vr->h.grain_size, &nomem))
-		return nomem ? dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r))
-			     : dsc_error_set(e, DSC_ERR_FORMAT, 0,
+		return nomem ? dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+					     rname(r)) :
+			       dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: grain marker at byte %llu: LBA %" PRIu64
-					     " appears twice", rname(r), (unsigned long long)at, m->val);
+					     " appears twice",
+					     rname(r), (unsigned long long)at, m->val);
 	return DSC_OK;
 }
 
@@ -303,7 +303,8 @@ static dsc_err read_marker(dsc_reader *r, struct vmdk_reader *vr, struct dsc_err
 	if (got < VMDK_SECTOR)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: input ends at byte %llu inside the marker at "
-				     "byte %llu", rname(r), (unsigned long long)(at + got),
+				     "byte %llu",
+				     rname(r), (unsigned long long)(at + got),
 				     (unsigned long long)at);
 	dscp_vmdk_marker_decode(vr->sector, &m);
 	if (m.size == 0)
@@ -369,18 +370,20 @@ static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error
 		len = s->out_len;
 		if (s->result != DSCP_INFLATE_OK) {
 			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					   "%s: grain marker at byte %" PRIu64 " (LBA %" PRIu64 "): %s",
+					   "%s: grain marker at byte %" PRIu64 " (LBA %" PRIu64
+					   "): %s",
 					   rname(r), s->tag2, s->tag,
-					   s->result == DSCP_INFLATE_TOO_BIG
-					   ? "data inflates to more than one grain"
-					   : "corrupt compressed data");
+					   s->result == DSCP_INFLATE_TOO_BIG ?
+						   "data inflates to more than one grain" :
+						   "corrupt compressed data");
 			dscp_pool_release(vr->pool);
 			return rc;
 		}
 		/* Exactly one grain, except a last grain cut at the capacity. */
 		if (len < vr->grain_bytes && off + len < r->capacity) {
 			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					   "%s: grain marker at byte %" PRIu64 " (LBA %" PRIu64 "): data "
+					   "%s: grain marker at byte %" PRIu64 " (LBA %" PRIu64
+					   "): data "
 					   "inflates to %zu bytes, not one grain of %zu",
 					   rname(r), s->tag2, s->tag, len, vr->grain_bytes);
 			dscp_pool_release(vr->pool);
@@ -446,7 +449,8 @@ static dsc_err scan_header_area(dsc_reader *r, struct vmdk_reader *vr, struct ds
 		gd_entries = (h->capacity + per_gt - 1) / per_gt;
 		gd_sectors = (gd_entries * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR;
 		want = gd_entries > 0 && gd_entries <= MAX_GD_ENTRIES &&
-		       h->gd_offset + gd_sectors <= end && h->gd_offset * VMDK_SECTOR >= rel_tell(r);
+		       h->gd_offset + gd_sectors <= end &&
+		       h->gd_offset * VMDK_SECTOR >= rel_tell(r);
 	}
 	if (want && !(gd_bytes = calloc(gd_sectors, VMDK_SECTOR)))
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
@@ -501,7 +505,8 @@ static dsc_err scan_header_area(dsc_reader *r, struct vmdk_reader *vr, struct ds
 				 * (1 means a zeroed grain when that flag is set). */
 				uint64_t first = (s - gts[next_gt]) * (VMDK_SECTOR / 4), j;
 
-				for (j = 0; j < VMDK_SECTOR / 4 && first + j < h->gtes_per_gt; j++) {
+				for (j = 0; j < VMDK_SECTOR / 4 && first + j < h->gtes_per_gt;
+				     j++) {
 					uint32_t v = dscp_le32(buf + k * VMDK_SECTOR + 4 * j);
 
 					if (v > ((h->flags & VMDK_FLAG_ZERO_GTE) ? 1u : 0u))
@@ -532,7 +537,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	if (got >= 4 && !memcmp(hdr, "COWD", 4))
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: a VMDK version 3 (COWD, ESX Server 2) sparse extent; "
-				     "this VMDK variant is not supported", rname(r));
+				     "this VMDK variant is not supported",
+				     rname(r));
 	if (dscp_vmdk_text_descriptor(hdr, got, d.create_type, sizeof d.create_type))
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: a VMDK descriptor file (createType \"%s\"); descriptor "
@@ -540,8 +546,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 				     "names (a flat extent is a raw disk: -src-fmt raw)",
 				     rname(r), d.create_type);
 	if (got < 4 || dscp_le32(hdr) != VMDK_MAGIC)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: not a VMDK sparse extent (bad magic)",
-				     rname(r));
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: not a VMDK sparse extent (bad magic)", rname(r));
 	if (got < sizeof hdr)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: input ends at byte %zu inside the header",
@@ -559,7 +565,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	if (h->overhead < h->desc_offset + h->desc_size || h->overhead > VMDK_MAX_CAPACITY_SECTORS)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: overHead of %" PRIu64 " sectors does not hold the header "
-				     "and descriptor", rname(r), h->overhead);
+				     "and descriptor",
+				     rname(r), h->overhead);
 	vr->gd_at_end = h->gd_offset == VMDK_GD_AT_END;
 	vr->cap_sectors = h->capacity;
 	vr->grain_bytes = (size_t)h->grain_size * VMDK_SECTOR;
@@ -571,7 +578,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 			return rc;
 		text = malloc(h->desc_size * VMDK_SECTOR);
 		if (!text)
-			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
+			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+					     rname(r));
 		rc = read_sectors(r, text, h->desc_size * VMDK_SECTOR, "the descriptor", e);
 		if (rc == DSC_OK)
 			rc = dscp_vmdk_descriptor_parse(text, h->desc_size * VMDK_SECTOR, rname(r),
@@ -582,7 +590,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 		if (strcasecmp(d.create_type, "streamOptimized"))
 			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: createType \"%s\" is not supported (only "
-					     "streamOptimized)", rname(r), d.create_type);
+					     "streamOptimized)",
+					     rname(r), d.create_type);
 		/* VirtualBox rounds the header capacity up to a grain and
 		 * keeps the exact size in the extent line (facts §5). */
 		if (d.extent_sectors && d.extent_sectors < h->capacity &&

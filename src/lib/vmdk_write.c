@@ -37,16 +37,16 @@ struct vmdk_writer {
 	struct dscp_slot *cur;  /* the slot gathering the current grain */
 	uint64_t cur_grain;     /* its index, UINT64_MAX when none */
 	bool dirty;
-	size_t out_cap;         /* a slot's output: marker + worst case */
+	size_t out_cap; /* a slot's output: marker + worst case */
 
 	uint32_t gt[VMDK_GTES_PER_GT];
-	uint64_t gt_range;   /* which 32 MiB range gt describes */
+	uint64_t gt_range; /* which 32 MiB range gt describes */
 	bool gt_used;
-	uint32_t *gd;        /* one entry per range */
+	uint32_t *gd; /* one entry per range */
 	size_t gd_len, gd_cap;
-	uint64_t base;       /* stream offset of the header */
-	char adapter[16];    /* -o adapter_type */
-	unsigned hwversion;  /* -o hwversion */
+	uint64_t base;      /* stream offset of the header */
+	char adapter[16];   /* -o adapter_type */
+	unsigned hwversion; /* -o hwversion */
 };
 
 static const char *wname(dsc_writer *w) { return dsc_stream_name(w->out); }
@@ -69,7 +69,8 @@ static dsc_err gd_grow(dsc_writer *w, struct vmdk_writer *vw, size_t len, struct
 			ncap *= 2;
 		p = realloc(vw->gd, ncap * sizeof *p);
 		if (!p)
-			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", wname(w));
+			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+					     wname(w));
 		vw->gd = p;
 		vw->gd_cap = ncap;
 	}
@@ -139,15 +140,9 @@ static void compress_job(void *ctx, struct dscp_slot *s)
 	s->result = (int)padded;
 }
 
-static void *deflater_new(void *arg)
-{
-	return dscp_deflater_new(*(int *)arg);
-}
+static void *deflater_new(void *arg) { return dscp_deflater_new(*(int *)arg); }
 
-static void deflater_free(void *ctx)
-{
-	dscp_deflater_free(ctx);
-}
+static void deflater_free(void *ctx) { dscp_deflater_free(ctx); }
 
 /* Write the oldest compressed grain, with its range's table first when
  * it starts a new 32 MiB range. */
@@ -158,8 +153,9 @@ static dsc_err write_oldest(dsc_writer *w, struct vmdk_writer *vw, struct dsc_er
 	dsc_err rc;
 
 	if (s->result <= 0) {
-		rc = dsc_error_set(e, DSC_ERR_IO, 0, "%s: compression of the grain at LBA %llu failed",
-				   wname(w), (unsigned long long)s->tag);
+		rc = dsc_error_set(e, DSC_ERR_IO, 0,
+				   "%s: compression of the grain at LBA %llu failed", wname(w),
+				   (unsigned long long)s->tag);
 		goto out;
 	}
 	if (vw->gt_used && range != vw->gt_range) {
@@ -171,7 +167,8 @@ static dsc_err write_oldest(dsc_writer *w, struct vmdk_writer *vw, struct dsc_er
 	at = out_sector(w);
 	if (at > UINT32_MAX) {
 		rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				   "%s: output exceeds the 2 TiB a grain table can address", wname(w));
+				   "%s: output exceeds the 2 TiB a grain table can address",
+				   wname(w));
 		goto out;
 	}
 	rc = dsc_write_all(w->out, s->out, (size_t)s->result, e);
@@ -227,10 +224,11 @@ static dsc_err vmdk_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_
 	size_t left = ext->length, in, n;
 	dsc_err rc;
 
-	if (vw->capacity_known && (off > vw->h.capacity * VMDK_SECTOR ||
-				   left > vw->h.capacity * VMDK_SECTOR - off))
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data at byte %llu is past the capacity",
-				     wname(w), (unsigned long long)off);
+	if (vw->capacity_known &&
+	    (off > vw->h.capacity * VMDK_SECTOR || left > vw->h.capacity * VMDK_SECTOR - off))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: data at byte %llu is past the capacity", wname(w),
+				     (unsigned long long)off);
 	while (left > 0) {
 		g = off / vw->grain_bytes;
 		if (g != vw->cur_grain) {
@@ -264,7 +262,8 @@ static dsc_err empty_image(dsc_writer *w, struct dsc_error *e)
 {
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 			     "%s: the source image is empty (0 bytes); a VMDK needs at least "
-			     "one sector", wname(w));
+			     "one sector",
+			     wname(w));
 }
 
 /* Header + descriptor + padding up to overHead (facts §3 step 1). */
@@ -312,8 +311,8 @@ static dsc_err vmdk_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e
 	if (vw->capacity_known && cap_sectors != vw->h.capacity)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0,
 				     "%s: the source's size changed during the conversion "
-				     "(%llu bytes, announced %llu)", wname(w),
-				     (unsigned long long)capacity,
+				     "(%llu bytes, announced %llu)",
+				     wname(w), (unsigned long long)capacity,
 				     (unsigned long long)(vw->h.capacity * VMDK_SECTOR));
 	vw->h.capacity = cap_sectors;
 	rc = flush_grain(w, vw, e);
@@ -433,8 +432,8 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 	vw->grain_bytes = VMDK_GRAIN_SECTORS * VMDK_SECTOR;
 	vw->h.version = VMDK_WRITE_VERSION;
 	vw->h.flags = VMDK_WRITE_FLAGS;
-	vw->h.capacity = vw->capacity_known ? (o->capacity + VMDK_SECTOR - 1) / VMDK_SECTOR
-					    : VMDK_MAX_CAPACITY_SECTORS;
+	vw->h.capacity = vw->capacity_known ? (o->capacity + VMDK_SECTOR - 1) / VMDK_SECTOR :
+					      VMDK_MAX_CAPACITY_SECTORS;
 	vw->h.grain_size = VMDK_GRAIN_SECTORS;
 	vw->h.desc_offset = 1;
 	/* Size the descriptor for the widest capacity, so the unknown-size

@@ -14,8 +14,9 @@
 
 #include "server.h"
 
-static const char *const known[] = {"url",    "src",    "dst",     "prealloc", "name",    "overwrite",
-				    "sha256", "digest", "headers", "level",    "options", NULL};
+static const char *const known[] = {"url",     "src",       "dst",     "prealloc",
+				    "name",    "overwrite", "sha256",  "digest",
+				    "headers", "level",     "options", NULL};
 
 /* A member as a string: strings as they are, booleans as "true"/"false";
  * NULL when absent or null. *bad on another type. */
@@ -121,8 +122,7 @@ bad:
 	return -1;
 }
 
-int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err,
-		      size_t errsize)
+int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err, size_t errsize)
 {
 	json_error_t jerr;
 	const char *key;

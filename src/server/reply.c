@@ -52,9 +52,7 @@ static const char *reason(int status)
 static int error_status(enum srv_fault fault, const struct dsc_error *e, const char **code)
 {
 	switch (fault) {
-	case SRV_FAULT_METHOD:
-		*code = "METHOD";
-		return 405;
+	case SRV_FAULT_METHOD: *code = "METHOD"; return 405;
 	case SRV_FAULT_CLIENT:
 		/* The client's connection failed (reading the body, writing
 		 * the reply), not our disk: logged as 499, nginx's "client
@@ -205,10 +203,7 @@ bool reply_flush_pending(struct srv_request *rq)
 			     rq->pending_ctype[0] ? rq->pending_ctype : NULL, rq->pending_extra);
 }
 
-double srv_json_seconds(double s)
-{
-	return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0;
-}
+double srv_json_seconds(double s) { return s > 0 ? (double)(uint64_t)(s * 1e6 + 0.5) / 1e6 : 0; }
 
 static void reply_json_ex(struct srv_request *rq, int status, json_t *obj, const char *allow)
 {

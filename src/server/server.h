@@ -156,8 +156,7 @@ void reply_dsc_error(struct srv_request *rq, const struct dsc_error *e, bool cli
 bool reply_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
 /* Prepare headers to be sent by the reply stream's first write. False
  * (nothing prepared) when they would not fit: reply 500 before streaming. */
-bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype,
-			 const char *extra);
+bool reply_defer_headers(struct srv_request *rq, int status, const char *ctype, const char *extra);
 bool reply_flush_pending(struct srv_request *rq);
 /* Serialize and send a jansson object as the body; steals the reference. */
 struct json_t;
@@ -241,8 +240,7 @@ struct import_body {
 	size_t nheaders;
 };
 /* 0 on success; -1 with a sentence for a 400 reply in err. */
-int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err,
-		      size_t errsize);
+int import_body_parse(const char *buf, size_t n, struct import_body *b, char *err, size_t errsize);
 void import_body_free(struct import_body *b);
 
 /* ---- the handlers and what they share ---------------------------------- */
@@ -282,13 +280,13 @@ bool get_options(struct srv_request *rq, const char *text, const json_t *obj, ds
 /* level= as dsc_level_parse() reads it; empty is the default. */
 bool get_level(struct srv_request *rq, const char *v, int *out);
 /* Fill cp from string values (query parameters or JSON strings). */
-bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
-		     const char *prealloc, const char *overwrite, const char *name,
-		     const char *sha256, const char *digest, const char *level, const char *options,
+bool get_conv_params(struct srv_request *rq, const char *src, const char *dst, const char *prealloc,
+		     const char *overwrite, const char *name, const char *sha256,
+		     const char *digest, const char *level, const char *options,
 		     const json_t *options_obj, struct conv_params *cp);
 /* The conversion parameters of /upload and GET /import from the query. */
-bool query_conv_params(struct srv_request *rq, const struct srv_params *p,
-		       const char *const *known, struct conv_params *cp);
+bool query_conv_params(struct srv_request *rq, const struct srv_params *p, const char *const *known,
+		       struct conv_params *cp);
 /* Is the media type of Content-Type `ctype` `want` (parameters ignored)? */
 bool media_type_is(const char *ctype, const char *want);
 /* The extension an output of format f gets: the table's first. */
@@ -300,10 +298,10 @@ struct source {
 	dsc_stream *raw_in; /* request body or URL stream */
 	struct body_ctx *body;
 	struct srv_multipart *mp;
-	dsc_stream *part;   /* multipart field, or NULL */
-	dsc_stream *hashed; /* SHA-256 read wrapper, or NULL */
-	const char *expect; /* expected SHA-256, or NULL */
-	dsc_stream *in;     /* what the converter reads */
+	dsc_stream *part;                 /* multipart field, or NULL */
+	dsc_stream *hashed;               /* SHA-256 read wrapper, or NULL */
+	const char *expect;               /* expected SHA-256, or NULL */
+	dsc_stream *in;                   /* what the converter reads */
 	char hex[DSC_SHA256_HEX_LEN + 1]; /* the source's digest, once read */
 };
 /* 409 (false) before reading anything when outdir/name is taken. */

@@ -109,10 +109,7 @@ static void append(uint8_t **b, size_t *len, const void *p, size_t n)
 	*len += n;
 }
 
-static void append_str(uint8_t **b, size_t *len, const char *s)
-{
-	append(b, len, s, strlen(s));
-}
+static void append_str(uint8_t **b, size_t *len, const char *s) { append(b, len, s, strlen(s)); }
 
 static void round_trip(const uint8_t *d, size_t n, size_t chunk)
 {
@@ -163,8 +160,7 @@ static void round_trip(const uint8_t *d, size_t n, size_t chunk)
 	hit = memmem(body + content_at, body_len - content_at, delim, dlen);
 	o = parse(body, body_len, ctype, chunk, &olen, &fin);
 	if (hit == body + content_at + content_len * reps) {
-		if (!o || !fin || olen != content_len * reps ||
-		    memcmp(o, body + content_at, olen))
+		if (!o || !fin || olen != content_len * reps || memcmp(o, body + content_at, olen))
 			abort();
 	}
 	free(o);

@@ -34,9 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const denied[] = {"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1",
-					     "169.254.169.254", "100.64.0.1", "::1", "fe80::1",
-					     "fc00::1", "0.0.0.0", "224.0.0.1"};
+	static const char *const denied[] = {"127.0.0.1",   "10.1.2.3",        "172.16.0.1",
+					     "192.168.1.1", "169.254.169.254", "100.64.0.1",
+					     "::1",         "fe80::1",         "fc00::1",
+					     "0.0.0.0",     "224.0.0.1"};
 	struct dsc_error e = {0};
 	dsc_netpolicy *p = NULL, *fresh = NULL;
 	char *s, *line, *save = NULL;

@@ -42,10 +42,7 @@ static dsc_err trickle_read(void *ctx, void *buf, size_t len, size_t *nread, str
 	return DSC_OK;
 }
 
-static void trickle_close(void *ctx)
-{
-	free(ctx);
-}
+static void trickle_close(void *ctx) { free(ctx); }
 
 static const struct dsc_stream_ops trickle_ops = {
 	.name = "trickle",

@@ -115,8 +115,8 @@ static const char *detect(const void *buf, size_t len, bool pipe)
 	if (dsc_format_detect(s, &f, &e) != DSC_OK)
 		tu_fail(__FILE__, __LINE__, "detect: %s", e.message);
 	/* Detection consumes nothing. */
-	if (dsc_read_full(s, first, sizeof first, &got, &e) != DSC_OK || dsc_stream_tell(s) != got ||
-	    memcmp(first, buf, DSC_MIN(got, len)))
+	if (dsc_read_full(s, first, sizeof first, &got, &e) != DSC_OK ||
+	    dsc_stream_tell(s) != got || memcmp(first, buf, DSC_MIN(got, len)))
 		tu_fail(__FILE__, __LINE__, "detect consumed input");
 	dsc_stream_close(s);
 	return dsc_format_name(f);
@@ -167,7 +167,12 @@ static void test_probes(void)
 	EXPECT("bochs", sector_with(L, 0, "Bochs Virtual HD Image", 22), L);
 	EXPECT("gzip", sector_with(L, 0, "\x1f\x8b\x08\x00", 4), L);
 	EXPECT("raw", sector_with(L, 0, "\x1f\x8b\x08\xe0", 4), L);
-	EXPECT("xz", sector_with(L, 0, "\xfd" "7zXZ\0", 6), L);
+	EXPECT("xz",
+	       sector_with(L, 0,
+			   "\xfd"
+			   "7zXZ\0",
+			   6),
+	       L);
 	EXPECT("zstd", sector_with(L, 0, "\x28\xb5\x2f\xfd", 4), L);
 	EXPECT("zstd", sector_with(L, 0, "\x5a\x2a\x4d\x18", 4), L);
 	EXPECT("bzip2", sector_with(L, 0, "BZh91AY&SY", 10), L);
@@ -191,8 +196,9 @@ static void test_probes(void)
 
 	/* Text descriptors are judged by their keys. */
 	EXPECT("vmdk",
-	       (uint8_t *)strdup("# Disk Descriptor File\nversion=1\ncreateType=\"monolithicFlat\"\n"
-				 "RW 2048 FLAT \"d-flat.vmdk\" 0\n"),
+	       (uint8_t *)strdup(
+		       "# Disk Descriptor File\nversion=1\ncreateType=\"monolithicFlat\"\n"
+		       "RW 2048 FLAT \"d-flat.vmdk\" 0\n"),
 	       strlen("# Disk Descriptor File\nversion=1\ncreateType=\"monolithicFlat\"\n"
 		      "RW 2048 FLAT \"d-flat.vmdk\" 0\n"));
 	b = tu_xcalloc(L);
@@ -338,15 +344,16 @@ static void test_check_options(void)
 {
 	struct dsc_error e = {0};
 
-	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=streamOptimized,adapter_type=IDE,hwversion=6", DSC_OK,
-		   NULL);
+	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=streamOptimized,adapter_type=IDE,hwversion=6",
+		   DSC_OK, NULL);
 	CHECK_OPTS(DSC_FORMAT_VMDK, "foo=1", DSC_ERR_INVAL,
 		   "vmdk: unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion)");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=monolithicSparse", DSC_ERR_INVAL,
 		   "option subformat: 'monolithicSparse' is not one of streamOptimized");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=3", DSC_ERR_INVAL, "from 4 to 99");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=6x", DSC_ERR_INVAL, "hwversion");
-	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=99999999999999999999999", DSC_ERR_INVAL, "hwversion");
+	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=99999999999999999999999", DSC_ERR_INVAL,
+		   "hwversion");
 	CHECK_OPTS(DSC_FORMAT_RAW, "preallocation=falloc", DSC_OK, NULL);
 	CHECK_OPTS(DSC_FORMAT_RAW, "preallocation=full", DSC_ERR_INVAL, "one of off, falloc");
 	CHECK_OPTS(DSC_FORMAT_RAW, "subformat=fixed", DSC_ERR_INVAL, "raw options: preallocation");
@@ -357,8 +364,8 @@ static void test_check_options(void)
 /* Option values as the writer sees them: sizes, booleans and defaults. */
 static void test_option_values(void)
 {
-	static const struct dsc_option_info size = {"s", DSC_OPTION_SIZE, "64k", "h", NULL, 512,
-						    2u << 20};
+	static const struct dsc_option_info size = {"s", DSC_OPTION_SIZE, "64k", "h", NULL,
+						    512, 2u << 20};
 	static const struct dsc_option_info flag = {"b", DSC_OPTION_BOOL, "off", "h", NULL, 0, 0};
 	uint64_t v;
 
@@ -483,8 +490,8 @@ struct toy_reader {
 
 static int toy_probe(const struct dscp_probe *p)
 {
-	return p->head_len >= 12 && !memcmp(p->head, "TOY1", 4) ? DSCP_SCORE_CERTAIN
-								 : DSCP_SCORE_NONE;
+	return p->head_len >= 12 && !memcmp(p->head, "TOY1", 4) ? DSCP_SCORE_CERTAIN :
+								  DSCP_SCORE_NONE;
 }
 
 static dsc_err toy_open(dsc_reader *r, struct dsc_error *e)
@@ -510,8 +517,9 @@ static dsc_err toy_next(dsc_reader *r, struct dsc_extent *x, struct dsc_error *e
 	return rc;
 }
 
-static const struct dscp_reader_class toy_reader = {
-	.size = sizeof(struct toy_reader), .open = toy_open, .next = toy_next};
+static const struct dscp_reader_class toy_reader = {.size = sizeof(struct toy_reader),
+						    .open = toy_open,
+						    .next = toy_next};
 static const char *const toy_names[] = {NULL};
 static const struct dscp_format toy_format = {
 	.info = {.name = "toy",

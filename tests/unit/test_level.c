@@ -43,8 +43,9 @@ static void test_numbers(void)
 static void test_refused(void)
 {
 	static const char *const bad[] = {
-		"",     "0",   "13",  "-1",   "+5",    " 5", "5 ",   "5x",
-		"1.5",  "0x5", "FAST", "Best", "fastest", "99999999999999999999999", "12a",
+		"",    "0",   "13",  "-1",   "+5",   " 5",      "5 ",
+		"5x",  "1.5", "0x5", "FAST", "Best", "fastest", "99999999999999999999999",
+		"12a",
 	};
 	size_t i;
 

@@ -579,15 +579,9 @@ out:
 	free(src);
 }
 
-static void test_writer_prealloc(void)
-{
-	prealloc_case(true, (8u << 20) + 512, 45);
-}
+static void test_writer_prealloc(void) { prealloc_case(true, (8u << 20) + 512, 45); }
 
-static void test_writer_prealloc_late(void)
-{
-	prealloc_case(false, (6u << 20) + 512, 72);
-}
+static void test_writer_prealloc_late(void) { prealloc_case(false, (6u << 20) + 512, 72); }
 
 static void test_writer_prealloc_too_big(void)
 {
@@ -1121,7 +1115,6 @@ static void test_writer_mid_stream(void)
 	}
 	free(src);
 }
-
 
 int main(void)
 {

@@ -369,8 +369,7 @@ static void test_descriptor_producers(void)
 	check_desc(t, strlen(t), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk", __LINE__);
 	/* ... with CRLF line ends. */
 	t2 = replace_all(t, "\n", "\r\n");
-	check_desc(t2, strlen(t2), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk",
-		   __LINE__);
+	check_desc(t2, strlen(t2), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk", __LINE__);
 	free(t2);
 	free(t);
 
@@ -400,8 +399,7 @@ static void test_descriptor_producers(void)
 	t2 = tu_xmalloc(strlen(t) + 8);
 	strcpy(t2, "\n  \r\n\t\n");
 	strcat(t2, t);
-	check_desc(t2, strlen(t2), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk",
-		   __LINE__);
+	check_desc(t2, strlen(t2), "streamOptimized", 41943040, "SPARSE", "disk-1.vmdk", __LINE__);
 	free(t2);
 	free(t);
 
