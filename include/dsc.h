@@ -385,7 +385,8 @@ struct dsc_writer_opts {
 	/* VMDK: compression threads; 0 means one per CPU, 1 none extra. */
 	unsigned threads;
 	/* The format's options (-o); NULL: defaults. Checked by
-	 * dsc_writer_open() as dsc_format_check_options() does. */
+	 * dsc_writer_open() as dsc_format_check_options() does; not copied,
+	 * so the list must outlive the writer. */
 	const dsc_optlist *options;
 };
 
