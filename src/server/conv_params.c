@@ -20,8 +20,7 @@
 
 #include "server.h"
 
-bool check_known(struct srv_request *rq, const struct srv_params *p,
-			const char *const *known)
+bool check_known(struct srv_request *rq, const struct srv_params *p, const char *const *known)
 {
 	int i, k;
 
@@ -39,7 +38,7 @@ bool check_known(struct srv_request *rq, const struct srv_params *p,
 			char q[80];
 
 			reply_err(rq, DSC_ERR_INVAL, "unknown parameter '%s' (known: %s)",
-				    utf8_clip(q, sizeof(q), p->names[i], 64), list);
+				  utf8_clip(q, sizeof(q), p->names[i], 64), list);
 			return false;
 		}
 	}
@@ -62,7 +61,7 @@ static const char *format_list(unsigned flag, char *buf, size_t size)
 /* src= or dst=: a format of the table that reads (src) or writes (dst);
  * empty (and "auto" for src) means the default. */
 bool get_format(struct srv_request *rq, const char *what, const char *v, dsc_format dflt,
-		       dsc_format *out)
+		dsc_format *out)
 {
 	unsigned need = dflt == DSC_FORMAT_UNKNOWN ? DSC_FMT_READ : DSC_FMT_WRITE;
 	char q[80], list[256];
@@ -77,21 +76,23 @@ bool get_format(struct srv_request *rq, const char *what, const char *v, dsc_for
 	format_list(need, list, sizeof(list));
 	if (*out == DSC_FORMAT_UNKNOWN)
 		reply_err(rq, DSC_ERR_UNSUPPORTED, "%s format '%s' is not supported (%s%s)", what,
-			    utf8_clip(q, sizeof(q), v, 64), list,
-			    need == DSC_FMT_READ ? ", auto" : "");
+			  utf8_clip(q, sizeof(q), v, 64), list,
+			  need == DSC_FMT_READ ? ", auto" : "");
 	else
-		reply_err(rq, DSC_ERR_UNSUPPORTED, "%s format '%s': %s %s is not supported%s (%s%s)",
-			    what, dsc_format_name(*out), need == DSC_FMT_READ ? "reading" : "writing",
-			    dsc_format_name(*out),
-			    dsc_format_get(*out)->flags & (DSC_FMT_READ | DSC_FMT_WRITE) ? "" : " yet",
-			    list, need == DSC_FMT_READ ? ", auto" : "");
+		reply_err(rq, DSC_ERR_UNSUPPORTED,
+			  "%s format '%s': %s %s is not supported%s (%s%s)", what,
+			  dsc_format_name(*out), need == DSC_FMT_READ ? "reading" : "writing",
+			  dsc_format_name(*out),
+			  dsc_format_get(*out)->flags & (DSC_FMT_READ | DSC_FMT_WRITE) ? "" :
+											 " yet",
+			  list, need == DSC_FMT_READ ? ", auto" : "");
 	return false;
 }
 
 /* o=key=value,... (or the "options" object) for format dst; false after a
  * 400 reply. *out stays NULL when there are none. */
 bool get_options(struct srv_request *rq, const char *text, const json_t *obj, dsc_format dst,
-			dsc_optlist **out)
+		 dsc_optlist **out)
 {
 	struct dsc_error err = {0};
 	const char *key;
@@ -140,7 +141,7 @@ static bool get_bool(struct srv_request *rq, const char *what, const char *v, bo
 		char q[80];
 
 		reply_err(rq, DSC_ERR_INVAL, "%s must be true or false, not '%s'", what,
-			    utf8_clip(q, sizeof(q), v, 64));
+			  utf8_clip(q, sizeof(q), v, 64));
 		return false;
 	}
 	return true;
@@ -161,10 +162,10 @@ bool get_level(struct srv_request *rq, const char *v, int *out)
 }
 
 /* Fill cp from string values (query parameters or JSON strings). */
-bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
-			    const char *prealloc, const char *overwrite, const char *name,
-			    const char *sha256, const char *digest, const char *level,
-			    const char *options, const json_t *options_obj, struct conv_params *cp)
+bool get_conv_params(struct srv_request *rq, const char *src, const char *dst, const char *prealloc,
+		     const char *overwrite, const char *name, const char *sha256,
+		     const char *digest, const char *level, const char *options,
+		     const json_t *options_obj, struct conv_params *cp)
 {
 	memset(cp, 0, sizeof(*cp));
 	if (!get_level(rq, level, &cp->level))
@@ -178,9 +179,9 @@ bool get_conv_params(struct srv_request *rq, const char *src, const char *dst,
 		return false;
 	if (name != NULL && !name_is_valid(name)) {
 		reply_err(rq, DSC_ERR_INVAL,
-			    "name must be a plain file name of 1-%d characters "
-			    "from [A-Za-z0-9._-], not starting with '.'",
-			    SRV_NAME_MAX);
+			  "name must be a plain file name of 1-%d characters "
+			  "from [A-Za-z0-9._-], not starting with '.'",
+			  SRV_NAME_MAX);
 		return false;
 	}
 	cp->name = name;
@@ -201,20 +202,21 @@ bool parse_query(struct srv_request *rq, struct srv_params *p)
 	if (params_parse(p, rq->query))
 		return true;
 	reply_err(rq, DSC_ERR_INVAL,
-		    "malformed query string (bad %%-escape, NUL, repeated or too many parameters)");
+		  "malformed query string (bad %%-escape, NUL, repeated or too many parameters)");
 	return false;
 }
 
 /* The conversion parameters of /upload and GET /import from the query;
  * false after a reply. */
-bool query_conv_params(struct srv_request *rq, const struct srv_params *p,
-			      const char *const *known, struct conv_params *cp)
+bool query_conv_params(struct srv_request *rq, const struct srv_params *p, const char *const *known,
+		       struct conv_params *cp)
 {
 	return check_known(rq, p, known) &&
 	       get_conv_params(rq, params_get(p, "src"), params_get(p, "dst"),
 			       params_get(p, "prealloc"), params_get(p, "overwrite"),
-			       params_get(p, "name"), params_get(p, "sha256"), params_get(p, "digest"),
-			       params_get(p, "level"), params_get(p, "o"), NULL, cp);
+			       params_get(p, "name"), params_get(p, "sha256"),
+			       params_get(p, "digest"), params_get(p, "level"), params_get(p, "o"),
+			       NULL, cp);
 }
 
 bool media_type_is(const char *ctype, const char *want)

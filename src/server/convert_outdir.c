@@ -34,7 +34,7 @@ bool check_free(struct srv_request *rq, const struct conv_params *cp, const char
 	snprintf(path, sizeof(path), "%s/%s", srv_cfg.outdir, name);
 	if (lstat(path, &st) == 0) {
 		reply_err(rq, DSC_ERR_EXISTS, "%s already exists (overwrite=true replaces it)",
-			    name);
+			  name);
 		return false;
 	}
 	return true;
@@ -100,8 +100,8 @@ static bool progress_cb(void *user, const struct dsc_progress *p)
 }
 
 /* Convert src->in into outdir/name and reply. Owns nothing of src. */
-void convert_to_outdir(struct srv_request *rq, struct source *src,
-			      const struct conv_params *cp, const char *name, bool watch_client)
+void convert_to_outdir(struct srv_request *rq, struct source *src, const struct conv_params *cp,
+		       const char *name, bool watch_client)
 {
 	struct dsc_convert_opts opts = {0};
 	struct dsc_convert_stats stats = {0};

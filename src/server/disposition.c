@@ -64,10 +64,10 @@ void content_disposition(const char *fname, char *out, size_t outsz)
 	for (i = 0; fname[i] != '\0' && a < sizeof(ascii) - 1;) {
 		unsigned char c = (unsigned char)fname[i];
 
-		ascii[a++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' ||
-			      c == ';') ?
-				     '_' :
-				     (char)c;
+		ascii[a++] =
+			(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' || c == ';') ?
+				'_' :
+				(char)c;
 		i += utf8_char_len(fname + i, len - i);
 	}
 	ascii[a] = '\0';

@@ -25,9 +25,9 @@ struct export_job {
 	dsc_format src, dst;
 	int level;
 	dsc_optlist *options;
-	int fd;               /* the opened source, -1 once a stream owns it */
-	char real[PATH_MAX];  /* where it really is */
-	uint64_t cap;         /* its capacity, or DSC_CAPACITY_UNKNOWN */
+	int fd;              /* the opened source, -1 once a stream owns it */
+	char real[PATH_MAX]; /* where it really is */
+	uint64_t cap;        /* its capacity, or DSC_CAPACITY_UNKNOWN */
 	char fname[SRV_NAME_MAX + 8];
 };
 
@@ -61,8 +61,7 @@ static void export_name(const char *real, dsc_format dst, char *out, size_t outs
 }
 
 /* path=, src=, dst=, level=, o=; false after a reply. */
-static bool export_params(struct srv_request *rq, const struct srv_params *p,
-			  struct export_job *x)
+static bool export_params(struct srv_request *rq, const struct srv_params *p, struct export_job *x)
 {
 	static const char *const known[] = {"path", "src", "dst", "level", "o", NULL};
 

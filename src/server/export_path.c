@@ -89,8 +89,8 @@ static dsc_err open_handle(const char *path, int *pfd, struct dsc_error *e)
 
 /* Where the handle really leads: inside the roots, a regular file, not a
  * dot file. */
-static dsc_err check_handle(int pfd, const char *path, char *real, size_t realsz,
-			    struct stat *st, struct dsc_error *e)
+static dsc_err check_handle(int pfd, const char *path, char *real, size_t realsz, struct stat *st,
+			    struct dsc_error *e)
 {
 	char proc[64];
 	ssize_t rl;

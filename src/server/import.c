@@ -79,9 +79,9 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 
 void h_import_get(struct srv_request *rq)
 {
-	static const char *const known[] = {"url",       "src",    "dst",    "prealloc", "name",
-					    "overwrite", "sha256", "digest", "level",    "o",
-					    NULL};
+	static const char *const known[] = {"url",   "src",       "dst",    "prealloc",
+					    "name",  "overwrite", "sha256", "digest",
+					    "level", "o",         NULL};
 	struct srv_params p = {0};
 	struct conv_params cp = {0};
 	const char *url;
@@ -115,15 +115,15 @@ void h_import_post(struct srv_request *rq)
 
 	if (rq->query != NULL && *rq->query != '\0') {
 		reply_err(rq, DSC_ERR_INVAL,
-			    "POST /import takes its parameters in a JSON body, "
-			    "not the query string");
+			  "POST /import takes its parameters in a JSON body, "
+			  "not the query string");
 		return;
 	}
 	if (ctype != NULL && *ctype != '\0' && !media_type_is(ctype, "application/json")) {
 		reply_err(rq, DSC_ERR_UNSUPPORTED,
-			    "content type '%s' is not supported (use "
-			    "application/json)",
-			    utf8_clip(ctq, sizeof(ctq), ctype, 100));
+			  "content type '%s' is not supported (use "
+			  "application/json)",
+			  utf8_clip(ctq, sizeof(ctq), ctype, 100));
 		return;
 	}
 	if (fcgx_body_stream(rq, &bc, &body, &err) != DSC_OK) {
@@ -132,7 +132,7 @@ void h_import_post(struct srv_request *rq)
 	}
 	if (bc.length != UINT64_MAX && bc.length > SRV_JSON_BODY_MAX) {
 		reply_err(rq, DSC_ERR_LIMIT, "JSON body of %llu bytes exceeds %u bytes",
-			    (unsigned long long)bc.length, SRV_JSON_BODY_MAX);
+			  (unsigned long long)bc.length, SRV_JSON_BODY_MAX);
 		goto out;
 	}
 	buf = malloc(SRV_JSON_BODY_MAX + 1);

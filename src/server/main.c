@@ -261,15 +261,18 @@ static int parse_options(int argc, char **argv)
 	while (ok && (c = getopt_long_only(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_OUTDIR: srv_cfg.outdir = optarg; break;
-		case O_ROOT: ok = opt_append(roots, &nroots, SRV_MAX_ROOTS, optarg, "-export-root"); break;
+		case O_ROOT:
+			ok = opt_append(roots, &nroots, SRV_MAX_ROOTS, optarg, "-export-root");
+			break;
 		case O_NET:
-			ok = opt_append(srv_cfg.allow_nets, &srv_cfg.n_allow_nets, SRV_MAX_NETS, optarg,
-					"-import-allow-net");
+			ok = opt_append(srv_cfg.allow_nets, &srv_cfg.n_allow_nets, SRV_MAX_NETS,
+					optarg, "-import-allow-net");
 			break;
 		case O_MAXCAP:
 			ok = parse_size(optarg, &srv_cfg.max_capacity);
 			if (!ok)
-				fprintf(stderr, "dsc-server: -max-capacity %s: not a size\n", optarg);
+				fprintf(stderr, "dsc-server: -max-capacity %s: not a size\n",
+					optarg);
 			break;
 		case O_RETRIES:
 		case O_IDLE:

@@ -127,11 +127,11 @@ struct master {
 	double backoff;      /* the current back-off delay, 0: none */
 	double window_start; /* start of the current crash window */
 	double last_crash;
-	int crashes;         /* abnormal exits in the window */
+	int crashes; /* abnormal exits in the window */
 	bool stopping;
-	bool killed;         /* SIGKILL went out */
-	double deadline;     /* end of the grace period */
-	double last_term;    /* last TERM round while stopping */
+	bool killed;      /* SIGKILL went out */
+	double deadline;  /* end of the grace period */
+	double last_term; /* last TERM round while stopping */
 };
 
 static struct master m;

@@ -52,9 +52,7 @@ static const char *reason(int status)
 static int error_status(enum srv_fault fault, const struct dsc_error *e, const char **code)
 {
 	switch (fault) {
-	case SRV_FAULT_METHOD:
-		*code = "METHOD";
-		return 405;
+	case SRV_FAULT_METHOD: *code = "METHOD"; return 405;
 	case SRV_FAULT_CLIENT:
 		/* The client's connection failed (reading the body, writing
 		 * the reply), not our disk: logged as 499, nginx's "client

@@ -21,9 +21,9 @@ struct route {
 static const struct route routes[] = {
 	/* PUT is an upload too: `curl -T FILE URL` sends it, and so do
 	 * clients written for ovirt-imageio. */
-	{"POST", "/upload", h_upload},      {"PUT", "/upload", h_upload},
-	{"GET", "/import", h_import_get},   {"POST", "/import", h_import_post},
-	{"GET", "/export", h_export},       {"GET", "/status", h_status},
+	{"POST", "/upload", h_upload},    {"PUT", "/upload", h_upload},
+	{"GET", "/import", h_import_get}, {"POST", "/import", h_import_post},
+	{"GET", "/export", h_export},     {"GET", "/status", h_status},
 };
 
 void routes_dispatch(struct srv_request *rq)
@@ -46,5 +46,5 @@ void routes_dispatch(struct srv_request *rq)
 		reply_method_not_allowed(rq, allow);
 	else
 		reply_err(rq, DSC_ERR_NOTFOUND, "no route for %s",
-			    utf8_clip(q, sizeof(q), rq->path, 200));
+			  utf8_clip(q, sizeof(q), rq->path, 200));
 }

@@ -40,10 +40,10 @@ void h_upload(struct srv_request *rq)
 		multipart = true;
 	} else {
 		reply_err(rq, DSC_ERR_UNSUPPORTED,
-			    "content type '%s' is not supported (use "
-			    "application/octet-stream or multipart/form-data "
-			    "with a 'file' field)",
-			    utf8_clip(ctq, sizeof(ctq), ctype, 100));
+			  "content type '%s' is not supported (use "
+			  "application/octet-stream or multipart/form-data "
+			  "with a 'file' field)",
+			  utf8_clip(ctq, sizeof(ctq), ctype, 100));
 		goto out;
 	}
 	if (!check_free(rq, &cp, name))
@@ -55,10 +55,9 @@ void h_upload(struct srv_request *rq)
 	if (bc.length != UINT64_MAX && srv_cfg.max_capacity && !multipart &&
 	    cp.src == DSC_FORMAT_RAW && bc.length > srv_cfg.max_capacity) {
 		reply_err(rq, DSC_ERR_LIMIT,
-			    "request body: a raw image of %llu bytes exceeds "
-			    "the limit of %llu bytes",
-			    (unsigned long long)bc.length,
-			    (unsigned long long)srv_cfg.max_capacity);
+			  "request body: a raw image of %llu bytes exceeds "
+			  "the limit of %llu bytes",
+			  (unsigned long long)bc.length, (unsigned long long)srv_cfg.max_capacity);
 		goto out;
 	}
 	src.raw_in = body;
