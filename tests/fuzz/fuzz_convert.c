@@ -45,7 +45,8 @@ static dsc_err convert(const uint8_t *buf, size_t len, dsc_format from, dsc_form
 		*out = malloc(n ? n : 1);
 		if (!*out)
 			abort();
-		memcpy(*out, p, n);
+		if (n)
+			memcpy(*out, p, n);
 		*out_len = n;
 		if (to == DSC_FORMAT_RAW && st.capacity != n)
 			abort();
