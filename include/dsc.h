@@ -138,7 +138,9 @@ dsc_err dsc_stream_new_wrapper(const struct dsc_stream_ops *ops, void *ctx, cons
 /* A read stream over the next `length` bytes of `inner` (a tar member, a
  * body part): it ends there, and it is DSC_ERR_TRUNCATED when `inner`
  * ends first. It seeks (within those bytes) when `inner` can; its total
- * is `length`. Reading it moves `inner`. */
+ * is `length`. Reading it moves `inner`. Unlike a wrapper it does not pass
+ * queries on (dsc_stream_mem_buffer() or a digest of `inner` would be
+ * about more than the part). */
 dsc_err dsc_stream_open_sub(dsc_stream *inner, uint64_t length, unsigned flags, dsc_stream **out,
 			    struct dsc_error *e);
 

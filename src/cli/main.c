@@ -172,7 +172,7 @@ static void print_formats(void)
 		char aliases[64] = "-", does[8];
 		size_t n = 0;
 
-		for (k = 0; f->aliases && f->aliases[k]; k++)
+		for (k = 0; f->aliases && f->aliases[k] && n < sizeof aliases; k++)
 			n += (size_t)snprintf(aliases + n, sizeof aliases - n, "%s%s", k ? "," : "",
 					      f->aliases[k]);
 		snprintf(does, sizeof does, "%s%s", f->flags & DSC_FMT_READ ? "r" : "",

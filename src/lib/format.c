@@ -111,7 +111,7 @@ dsc_format dsc_format_from_extension(const char *ext)
 	size_t i, k;
 
 	for (i = 0; ext && i < N_FORMATS; i++)
-		for (k = 0; table[i]->info.extensions[k]; k++)
+		for (k = 0; table[i]->info.extensions && table[i]->info.extensions[k]; k++)
 			if (!strcasecmp(ext, table[i]->info.extensions[k]))
 				return (dsc_format)(i + 1);
 	return DSC_FORMAT_UNKNOWN;

@@ -4,7 +4,8 @@
  * starts where `inner` is when it is opened and ends `length` bytes later.
  * Reads never pass that end; `inner` ending before it is DSC_ERR_TRUNCATED,
  * so a cut archive is never mistaken for a short member. It seeks within
- * its bytes when `inner` can seek, and queries go on to `inner`.
+ * its bytes when `inner` can seek. Queries do not go on to `inner`: its
+ * answers (a memory buffer, a digest) would be about all of it.
  */
 #include "internal.h"
 
@@ -90,8 +91,10 @@ dsc_err dsc_stream_open_sub(dsc_stream *inner, uint64_t length, unsigned flags, 
 	c->inner = inner;
 	c->base = dsc_stream_tell(inner);
 	c->length = length;
-	rc = dsc_stream_new_wrapper(dsc_stream_can_seek(inner) ? &sub_seek_ops : &sub_ops, c,
-				    dsc_stream_name(inner), inner, out, e);
+	/* Not a query wrapper: what `inner` would answer (its memory buffer,
+	 * its digest) is about all of it, not about this part. */
+	rc = dsc_stream_new(dsc_stream_can_seek(inner) ? &sub_seek_ops : &sub_ops, c,
+			    dsc_stream_name(inner), out, e);
 	if (rc != DSC_OK) {
 		free(c);
 		return rc;

@@ -42,9 +42,10 @@ static bool is_vhd_footer(const uint8_t *f)
 	return ~sum == dscp_be32(f + 64);
 }
 
-/* Detection could not look at the end of a pipe, where a fixed VHD keeps
- * its only signature: a detected raw input that ends with a valid VHD
- * footer is refused rather than converted with the footer as data. */
+/* Detection could not look at the end of a pipe, where a fixed VHD and a
+ * DMG keep their only signature: a detected raw input that ends with a
+ * valid VHD footer or a DMG trailer is refused rather than converted with
+ * it as data. */
 static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_error *e)
 {
 	uint8_t last[512];
@@ -54,6 +55,12 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 		return DSC_OK;
 	memcpy(last, rr->tail + rr->tail_len - from_tail, from_tail);
 	memcpy(last + from_tail, rr->buf + rr->buf_len - from_buf, from_buf);
+	/* A DMG's UDIF trailer: "koly", version 4, header size 512. */
+	if (!memcmp(last, "koly", 4) && dscp_be32(last + 4) == 4 && dscp_be32(last + 8) == 512)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: ends with a DMG trailer: an Apple disk image (detection "
+				     "cannot see the end of a pipe); dmg is not supported yet",
+				     dsc_stream_name(r->in));
 	if (!is_vhd_footer(last))
 		return DSC_OK;
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,

@@ -361,21 +361,30 @@ static int probe_descriptor(const uint8_t *buf, size_t len)
 
 bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type, size_t size)
 {
-	const char *p = (const char *)buf, *end, *q;
+	const char *p = (const char *)buf, *end, *q, *eol;
 	size_t n;
 
 	if (probe_descriptor(buf, len) != DSCP_SCORE_CERTAIN)
 		return false;
 	snprintf(create_type, size, "unknown");
 	end = p + strnlen(p, len);
-	for (q = p; q < end && (q = memmem(q, (size_t)(end - q), "createType", 10)); q += 10) {
-		const char *v = q + 10;
+	/* The value of the first line that is the createType key itself
+	 * (not a comment or a longer key that contains the word). */
+	for (q = p; q < end; q = eol + 1) {
+		const char *v;
 
-		while (v < end && (*v == ' ' || *v == '=' || *v == '"'))
-			v++;
-		for (n = 0; v + n < end && n + 1 < size && v[n] != '"' && v[n] != '\n' &&
-			    v[n] != '\r' && v[n] != ' ';
-		     n++)
+		eol = memchr(q, '\n', (size_t)(end - q));
+		if (!eol)
+			eol = end;
+		while (q < eol && (*q == ' ' || *q == '\t'))
+			q++;
+		if (!key_line(q, eol, "createType"))
+			continue;
+		for (v = q + 10; v < eol && (*v == ' ' || *v == '\t' || *v == '=' || *v == '"');
+		     v++)
+			;
+		for (n = 0;
+		     v + n < eol && n + 1 < size && v[n] != '"' && v[n] != '\r' && v[n] != ' '; n++)
 			;
 		if (n) {
 			memcpy(create_type, v, n);

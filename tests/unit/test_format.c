@@ -164,6 +164,7 @@ static void test_probes(void)
 	EXPECT("luks", sector_with(L, 0, "LUKS\xba\xbe\0\2", 8), L);
 	EXPECT("raw", sector_with(L, 0, "LUKS\xba\xbe\0\7", 8), L);
 	EXPECT("dmg", sector_with(L, L - 512, "koly\0\0\0\4\0\0\2\0", 12), L);
+	EXPECT_PIPE("raw", sector_with(L, L - 512, "koly\0\0\0\4\0\0\2\0", 12), L);
 	EXPECT("bochs", sector_with(L, 0, "Bochs Virtual HD Image", 22), L);
 	EXPECT("gzip", sector_with(L, 0, "\x1f\x8b\x08\x00", 4), L);
 	EXPECT("raw", sector_with(L, 0, "\x1f\x8b\x08\xe0", 4), L);
@@ -252,6 +253,38 @@ static void test_refusal(void)
 	ASSERT(r && dsc_reader_capacity(r) == sizeof qcow2);
 	dsc_reader_close(r);
 	dsc_stream_close(s);
+
+	/* A descriptor's createType is its key line's, not a comment's. */
+	{
+		static const char d[] =
+			"# createType=\"fake\"\nversion=1\nddb.createTypeX = \"no\"\n"
+			"createType = \"twoGbMaxExtentFlat\"\nRW 8 FLAT \"x.vmdk\" 0\n";
+		char ct[64];
+
+		ASSERT(dscp_vmdk_text_descriptor((const uint8_t *)d, sizeof d - 1, ct, sizeof ct));
+		ASSERT(!strcmp(ct, "twoGbMaxExtentFlat"));
+	}
+	/* A raw pipe that ends in a DMG trailer fails at its end. */
+	memset(&e, 0, sizeof e);
+	{
+		uint8_t *img = sector_with(8192, 8192 - 512, "koly\0\0\0\4\0\0\2\0", 12);
+		struct tu_fault_opts fo;
+		struct dsc_extent x;
+		dsc_err rc;
+
+		tu_fault_defaults(&fo);
+		fo.no_seek = true;
+		fo.own_inner = true;
+		s = tu_fault_stream(tu_mem_stream(img, 8192, "d"), &fo, "stdin", NULL);
+		REQUIRE_OK(dsc_reader_open(s, DSC_FORMAT_UNKNOWN, &r, &e), &e);
+		while ((rc = dsc_reader_next(r, &x, &e)) == DSC_OK && x.length)
+			;
+		ASSERT_ERR(rc, DSC_ERR_UNSUPPORTED);
+		ASSERT(strstr(e.message, "ends with a DMG trailer"));
+		dsc_reader_close(r);
+		dsc_stream_close(s);
+		free(img);
+	}
 
 	/* Writing a probe-only format. */
 	memset(&e, 0, sizeof e);
