@@ -31,8 +31,6 @@ static const struct dscp_format *const table[] = {
 
 #define N_FORMATS (sizeof table / sizeof table[0])
 
-size_t dscp_format_count(void) { return N_FORMATS; }
-
 const struct dscp_format *dscp_format_at(size_t i) { return i < N_FORMATS ? table[i] : NULL; }
 
 const struct dscp_format *dscp_format_by_id(dsc_format f)
@@ -454,7 +452,7 @@ const char *dscp_writer_option(const dsc_writer *w, const char *key)
 	return v;
 }
 
-static uint64_t option_number(const dsc_writer *w, const char *key)
+uint64_t dscp_writer_option_uint(const dsc_writer *w, const char *key)
 {
 	const struct dsc_option_info *o = find_option(w->fmt, key);
 	const char *v = dscp_writer_option(w, key);
@@ -463,16 +461,6 @@ static uint64_t option_number(const dsc_writer *w, const char *key)
 	if (o && v)
 		dscp_option_value(o, v, &n);
 	return n;
-}
-
-bool dscp_writer_option_bool(const dsc_writer *w, const char *key)
-{
-	return option_number(w, key) != 0;
-}
-
-uint64_t dscp_writer_option_uint(const dsc_writer *w, const char *key)
-{
-	return option_number(w, key);
 }
 
 /* ---- writers ------------------------------------------------------------ */

@@ -69,7 +69,6 @@ struct dscp_probe {
  * input, so it wins only when nothing else matches. */
 #define DSCP_SCORE_NONE 0
 #define DSCP_SCORE_FALLBACK 1
-#define DSCP_SCORE_WEAK 50
 #define DSCP_SCORE_CERTAIN 100
 
 struct dscp_format {
@@ -110,7 +109,6 @@ struct dscp_writer_class {
 };
 
 /* The table (format.c): entry i has id i + 1. */
-size_t dscp_format_count(void);
 const struct dscp_format *dscp_format_at(size_t i);
 const struct dscp_format *dscp_format_by_id(dsc_format f);
 dsc_format dscp_format_id(const struct dscp_format *f); /* 0 if not in the table */
@@ -129,8 +127,7 @@ dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct d
 /* The value of writer option `key`: the one given, else the format's
  * default, else NULL. Values were checked at open. */
 const char *dscp_writer_option(const dsc_writer *w, const char *key);
-/* The same, parsed: DSC_OPTION_BOOL, _UINT and _SIZE values. */
-bool dscp_writer_option_bool(const dsc_writer *w, const char *key);
+/* The same, parsed: a DSC_OPTION_BOOL (0/1), _UINT or _SIZE value. */
 uint64_t dscp_writer_option_uint(const dsc_writer *w, const char *key);
 /* Parse a value of option `o`; false when it is not valid. */
 bool dscp_option_value(const struct dsc_option_info *o, const char *text, uint64_t *num);
