@@ -390,6 +390,9 @@ struct dsc_writer_opts {
 	 * dsc_writer_open() as dsc_format_check_options() does; not copied,
 	 * so the list must outlive the writer. */
 	const dsc_optlist *options;
+	/* Compress the data (qemu-img -c): qcow2 compressed clusters. A VMDK
+	 * (streamOptimized) is always compressed; raw cannot be. */
+	bool compress;
 };
 
 /* Named levels for dsc_writer_opts.level. */
@@ -445,6 +448,7 @@ struct dsc_convert_opts {
 	dsc_progress_fn progress; /* optional, called about 10 times/s */
 	void *progress_user;
 	const dsc_optlist *options; /* the output format's options (-o) */
+	bool compress;              /* see dsc_writer_opts */
 };
 
 struct dsc_convert_stats {

@@ -117,7 +117,7 @@ static const char usage_head[] =
 	"  -dst-fmt FMT         destination format (default: raw)\n"
 	"  -o KEY=VALUE[,...]   options of the destination format (-o help lists\n"
 	"                       them); repeatable\n"
-	"  -c                   compress the output (VMDK streamOptimized always is)\n"
+	"  -c                   compress the output (qcow2; VMDK streamOptimized always is)\n"
 	"  -prealloc            raw output: allocate the whole disk up front\n"
 	"  -p, -progress        show progress on stderr (default on a terminal)\n"
 	"  -q, -quiet           no progress\n"
@@ -586,6 +586,7 @@ int main(int argc, char **argv)
 		copts.level = cfg.level;
 		copts.threads = cfg.threads;
 		copts.options = cfg.options;
+		copts.compress = cfg.compress;
 		copts.max_capacity = cfg.max_capacity;
 		if (cfg.progress) {
 			copts.progress = on_progress;

@@ -93,6 +93,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	wo.threads = opts->threads;
 	wo.extent_name = opts->extent_name;
 	wo.options = opts->options;
+	wo.compress = opts->compress;
 	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, e);
 	if (rc != DSC_OK)
 		goto out;

@@ -38,11 +38,6 @@ static bool tail_at(const struct dscp_probe *p, size_t off, const void *magic, s
 
 static int score(bool hit) { return hit ? DSCP_SCORE_CERTAIN : DSCP_SCORE_NONE; }
 
-static int probe_qcow2(const struct dscp_probe *p)
-{
-	return score(at(p, 0, "QFI\xfb", 4) && p->head_len >= 8 && dscp_be32(p->head + 4) >= 2);
-}
-
 static int probe_qcow(const struct dscp_probe *p)
 {
 	return score(at(p, 0, "QFI\xfb", 4) && p->head_len >= 8 && dscp_be32(p->head + 4) == 1);
@@ -152,8 +147,6 @@ static int probe_tar(const struct dscp_probe *p)
 	"compressed images are not supported yet; decompress it on the way in: " tool \
 	" FILE | dsc-convert -src - ..."
 
-KNOWN(qcow2, "qcow2", "QEMU copy-on-write v2/v3", NONE, NAMES(".qcow2", ".qcow2c"), 0, probe_qcow2,
-      "a qcow2 image", NULL);
 KNOWN(qcow, "qcow", "QEMU copy-on-write v1 (obsolete)", NONE, NAMES(".qcow"), 0, probe_qcow,
       "a qcow (version 1) image", NULL);
 KNOWN(qed, "qed", "QEMU enhanced disk", NONE, NAMES(".qed"), 0, probe_qed, "a QED image", NULL);
