@@ -52,14 +52,14 @@
 
 /* Named limits on what a reader accepts (qemu's, facts §1). */
 #define QCOW2_MIN_CLUSTER_BITS 9u
-#define QCOW2_MAX_CLUSTER_BITS 21u              /* 2 MiB */
-#define QCOW2_MIN_EXTL2_CLUSTER_BITS 14u        /* extended L2 needs 16 KiB */
-#define QCOW2_MAX_L1_BYTES (32u << 20)          /* 32 MiB of L1 table */
-#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)     /* 8 MiB of refcount table */
-#define QCOW2_MAX_HOST_OFFSET (1ull << 56)      /* host offsets below 2^56 */
-#define QCOW2_MAX_BACKING_NAME 1023u            /* backing_file_size */
-#define QCOW2_MAX_REFCOUNT_ORDER 6u             /* 64-bit refcounts */
-#define QCOW2_MAX_VIRTUAL_SIZE (1ull << 61)     /* qemu's QCOW_MAX_... bound */
+#define QCOW2_MAX_CLUSTER_BITS 21u          /* 2 MiB */
+#define QCOW2_MIN_EXTL2_CLUSTER_BITS 14u    /* extended L2 needs 16 KiB */
+#define QCOW2_MAX_L1_BYTES (32u << 20)      /* 32 MiB of L1 table */
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20) /* 8 MiB of refcount table */
+#define QCOW2_MAX_HOST_OFFSET (1ull << 56)  /* host offsets below 2^56 */
+#define QCOW2_MAX_BACKING_NAME 1023u        /* backing_file_size */
+#define QCOW2_MAX_REFCOUNT_ORDER 6u         /* 64-bit refcounts */
+#define QCOW2_MAX_VIRTUAL_SIZE (1ull << 61) /* qemu's QCOW_MAX_... bound */
 
 /* The decoded header; fields a v2 header lacks hold their v2 meaning. */
 struct qcow2_header {
