@@ -6,6 +6,8 @@
 # zeros and holes. Then, run after run, alternating the tools, it times
 #   raw -> VMDK streamOptimized: qemu-img, dsc-convert (default level), dsc (-level fast)
 #   VMDK -> raw (qemu-img's VMDK as input): qemu-img, dsc-convert
+#   raw -> qcow2 (-c and not), qcow2 (qemu-img's, -c and not) -> raw, and a
+#   4 TiB sparse disk both ways (BENCH_QCOW2=0 skips them)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -253,6 +255,61 @@ big_qsize=$(fsize "$T/bq.vmdk")
 big_dsize=$(fsize "$T/bd.vmdk")
 rm -f "$T/bq.vmdk" "$T/bq.raw" "$T/bd.raw"
 
+# ---- qcow2 ------------------------------------------------------------------------
+#
+# raw -> qcow2 compressed (-c) and uncompressed, compressed and uncompressed
+# qcow2 (qemu-img's) -> raw. qemu-img's best uncompressed settings are
+# timed too: -m 16 (coroutines) -W (out-of-order writes; not with -c). Then
+# a 4 TiB sparse disk both ways, for memory and for the cost of metadata.
+
+QCOW2=no
+if [ "${BENCH_QCOW2:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '^qcow2  *rw'; then
+	QCOW2=yes
+fi
+if [ "$QCOW2" = yes ]; then
+	qc_q=$T/qc.qcow2
+	qu_q=$T/qu.qcow2
+	for run in $(seq "$RUNS"); do
+		echo "# qcow2 run $run/$RUNS" >&2
+		timed qc2c "$qc_q" qemu-img convert -q -c -f raw -O qcow2 "$img" "$qc_q"
+		timed dc2c "$T/dc.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -c -src "$img" -dst "$T/dc.qcow2" -dst-fmt qcow2
+		timed qr2q "$qu_q" qemu-img convert -q -f raw -O qcow2 "$img" "$qu_q"
+		timed qr2qw "$T/qw.qcow2" qemu-img convert -q -m 16 -W -f raw -O qcow2 "$img" "$T/qw.qcow2"
+		timed dr2q "$T/du.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$T/du.qcow2" -dst-fmt qcow2
+	done
+	qc_size=$(fsize "$qc_q")
+	dc_size=$(fsize "$T/dc.qcow2")
+	qemu-img check -q "$T/dc.qcow2" || verdict="FAILED: qemu-img check of dsc's compressed qcow2"
+	qemu-img compare -q -f raw -F qcow2 "$img" "$T/dc.qcow2" || verdict="FAILED: dsc's compressed qcow2 differs"
+	qemu-img check -q "$T/du.qcow2" || verdict="FAILED: qemu-img check of dsc's qcow2"
+	qemu-img compare -q -f raw -F qcow2 "$img" "$T/du.qcow2" || verdict="FAILED: dsc's qcow2 differs"
+	rm -f "$T/dc.qcow2" "$T/du.qcow2" "$T/qw.qcow2"
+	cat "$qc_q" "$qu_q" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# qcow2->raw run $run/$RUNS" >&2
+		timed qc2r "$T/q.raw" qemu-img convert -q -f qcow2 -O raw "$qc_q" "$T/q.raw"
+		timed dc2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qc_q" -dst "$T/d.raw"
+		timed qq2r "$T/q.raw" qemu-img convert -q -f qcow2 -O raw "$qu_q" "$T/q.raw"
+		timed qq2rw "$T/q.raw" qemu-img convert -q -m 16 -W -f qcow2 -O raw "$qu_q" "$T/q.raw"
+		timed dq2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qu_q" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F raw "$img" "$T/d.raw" || verdict="FAILED: raw from qcow2 differs"
+	rm -f "$T/q.raw" "$T/d.raw" "$qc_q" "$qu_q"
+	echo "# 4 TiB sparse qcow2" >&2
+	huge=$T/huge.raw
+	truncate -s 4T "$huge"
+	for at in 0 1048576 2097152 4194288; do
+		head -c $((16 * MiB)) "$img" | dd of="$huge" bs=1M seek=$at conv=notrunc status=none
+	done
+	timed hq2q "$T/hq.qcow2" qemu-img convert -q -f raw -O qcow2 "$huge" "$T/hq.qcow2"
+	timed hd2q "$T/hd.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$huge" -dst "$T/hd.qcow2" -dst-fmt qcow2
+	timed hq2r "$T/hq.raw" qemu-img convert -q -f qcow2 -O raw "$T/hd.qcow2" "$T/hq.raw"
+	timed hd2r "$T/hd.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$T/hd.qcow2" -dst "$T/hd.raw"
+	qemu-img check -q "$T/hd.qcow2" || verdict="FAILED: qemu-img check of the 4 TiB qcow2"
+	qemu-img compare -q -f raw -F raw "$huge" "$T/hd.raw" || verdict="FAILED: 4 TiB raw from qcow2 differs"
+	rm -f "$huge" "$T/hq.qcow2" "$T/hd.qcow2" "$T/hq.raw" "$T/hd.raw"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -335,6 +392,16 @@ row "raw -> VMDK, dsc -level fast" q2v f2v "$(ratio "$f_size" "$q_size")" f2vu
 row "VMDK -> raw" q2r d2r "-" d2ru
 row "20 GiB sparse raw -> VMDK" bq2v bd2v "$(ratio "$big_dsize" "$big_qsize")"
 row "20 GiB sparse VMDK -> raw" bq2r bd2r "-"
+if [ "$QCOW2" = yes ]; then
+	row "raw -> qcow2 -c" qc2c dc2c "$(ratio "$dc_size" "$qc_size")"
+	row "raw -> qcow2 (qemu-img -m 16 -W)" qr2qw dr2q "-"
+	row "raw -> qcow2 (qemu-img default)" qr2q dr2q "-"
+	row "compressed qcow2 -> raw" qc2r dc2r "-"
+	row "qcow2 -> raw (qemu-img -m 16 -W)" qq2rw dq2r "-"
+	row "qcow2 -> raw (qemu-img default)" qq2r dq2r "-"
+	row "4 TiB sparse raw -> qcow2" hq2q hd2q "-"
+	row "4 TiB sparse qcow2 -> raw" hq2r hd2r "-"
+fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
 	"(\`sync FILE\` after each tool; dsc fsyncs by itself); the last column: neither synced" \
