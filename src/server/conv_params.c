@@ -148,11 +148,24 @@ bool get_level(struct srv_request *rq, const char *v, int *out)
 	return false;
 }
 
+/* compress=: only for a format whose writer compresses on request. */
+bool get_compress(struct srv_request *rq, const char *v, dsc_format dst, bool *out)
+{
+	if (!get_bool(rq, "compress", v, out))
+		return false;
+	if (*out && !(dsc_format_get(dst)->flags & DSC_FMT_WRITE_COMPRESSED)) {
+		reply_err(rq, DSC_ERR_INVAL, "compress: %s output cannot be compressed",
+			  dsc_format_name(dst));
+		return false;
+	}
+	return true;
+}
+
 /* Fill cp from string values (query parameters or JSON strings). */
 bool get_conv_params(struct srv_request *rq, const char *src, const char *dst, const char *prealloc,
 		     const char *overwrite, const char *name, const char *sha256,
-		     const char *digest, const char *level, const char *options,
-		     const json_t *options_obj, struct conv_params *cp)
+		     const char *digest, const char *level, const char *compress,
+		     const char *options, const json_t *options_obj, struct conv_params *cp)
 {
 	memset(cp, 0, sizeof(*cp));
 	if (!get_level(rq, level, &cp->level))
@@ -162,7 +175,8 @@ bool get_conv_params(struct srv_request *rq, const char *src, const char *dst, c
 	    !get_options(rq, options, options_obj, cp->dst, &cp->options) ||
 	    !get_bool(rq, "prealloc", prealloc, &cp->prealloc) ||
 	    !get_bool(rq, "overwrite", overwrite, &cp->overwrite) ||
-	    !get_bool(rq, "digest", digest, &cp->digest))
+	    !get_bool(rq, "digest", digest, &cp->digest) ||
+	    !get_compress(rq, compress, cp->dst, &cp->compress))
 		return false;
 	if (name != NULL && !name_is_valid(name)) {
 		reply_err(rq, DSC_ERR_INVAL,
@@ -202,8 +216,8 @@ bool query_conv_params(struct srv_request *rq, const struct srv_params *p, const
 	       get_conv_params(rq, params_get(p, "src"), params_get(p, "dst"),
 			       params_get(p, "prealloc"), params_get(p, "overwrite"),
 			       params_get(p, "name"), params_get(p, "sha256"),
-			       params_get(p, "digest"), params_get(p, "level"), params_get(p, "o"),
-			       NULL, cp);
+			       params_get(p, "digest"), params_get(p, "level"),
+			       params_get(p, "compress"), params_get(p, "o"), NULL, cp);
 }
 
 bool media_type_is(const char *ctype, const char *want)

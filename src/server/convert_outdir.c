@@ -126,6 +126,7 @@ void convert_to_outdir(struct srv_request *rq, struct source *src, const struct 
 	opts.src_fmt = cp->src;
 	opts.dst_fmt = cp->dst;
 	opts.prealloc = cp->prealloc;
+	opts.compress = cp->compress;
 	opts.level = cp->level;
 	opts.options = cp->options;
 	opts.threads = srv_cfg.codec_threads;

@@ -24,6 +24,7 @@ struct export_job {
 	const char *path; /* as the client gave it, for messages */
 	dsc_format src, dst;
 	int level;
+	bool compress;
 	dsc_optlist *options;
 	int fd;              /* the opened source, -1 once a stream owns it */
 	char real[PATH_MAX]; /* where it really is */
@@ -63,12 +64,13 @@ static void export_name(const char *real, dsc_format dst, char *out, size_t outs
 /* path=, src=, dst=, level=, o=; false after a reply. */
 static bool export_params(struct srv_request *rq, const struct srv_params *p, struct export_job *x)
 {
-	static const char *const known[] = {"path", "src", "dst", "level", "o", NULL};
+	static const char *const known[] = {"path", "src", "dst", "level", "o", "compress", NULL};
 
 	if (!check_known(rq, p, known) ||
 	    !get_format(rq, "src", params_get(p, "src"), DSC_FORMAT_UNKNOWN, &x->src) ||
 	    !get_format(rq, "dst", params_get(p, "dst"), DSC_FORMAT_RAW, &x->dst) ||
 	    !get_level(rq, params_get(p, "level"), &x->level) ||
+	    !get_compress(rq, params_get(p, "compress"), x->dst, &x->compress) ||
 	    !get_options(rq, params_get(p, "o"), NULL, x->dst, &x->options))
 		return false;
 	x->path = params_get(p, "path");
@@ -151,6 +153,7 @@ static void export_stream(struct srv_request *rq, struct export_job *x)
 	opts.threads = srv_cfg.codec_threads;
 	opts.level = x->level;
 	opts.options = x->options;
+	opts.compress = x->compress;
 	opts.extent_name = x->fname;
 	opts.max_capacity = srv_cfg.max_capacity;
 	if (dsc_convert(in, out, &opts, &stats, &err) != DSC_OK) {

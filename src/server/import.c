@@ -82,9 +82,9 @@ static void do_import(struct srv_request *rq, const char *url, const struct conv
 
 void h_import_get(struct srv_request *rq)
 {
-	static const char *const known[] = {"url",   "src",       "dst",    "prealloc",
-					    "name",  "overwrite", "sha256", "digest",
-					    "level", "o",         NULL};
+	static const char *const known[] = {"url",   "src",       "dst",      "prealloc",
+					    "name",  "overwrite", "sha256",   "digest",
+					    "level", "o",         "compress", NULL};
 	struct srv_params p = {0};
 	struct conv_params cp = {0};
 	const char *url;
@@ -158,7 +158,7 @@ void h_import_post(struct srv_request *rq)
 		goto out;
 	}
 	if (!get_conv_params(rq, ib.src, ib.dst, ib.prealloc, ib.overwrite, ib.name, ib.sha256,
-			     ib.digest, ib.level, NULL, ib.options, &cp))
+			     ib.digest, ib.level, ib.compress, NULL, ib.options, &cp))
 		goto out;
 	do_import(rq, ib.url, &cp, ib.nheaders ? ib.headers : NULL);
 out:

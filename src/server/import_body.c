@@ -14,9 +14,9 @@
 
 #include "server.h"
 
-static const char *const known[] = {"url",     "src",       "dst",     "prealloc",
-				    "name",    "overwrite", "sha256",  "digest",
-				    "headers", "level",     "options", NULL};
+static const char *const known[] = {"url",       "src",      "dst",    "prealloc", "name",
+				    "overwrite", "sha256",   "digest", "headers",  "level",
+				    "options",   "compress", NULL};
 
 /* A member as a string: strings as they are, booleans as "true"/"false";
  * NULL when absent or null. *bad on another type. */
@@ -163,10 +163,11 @@ int import_body_parse(const char *buf, size_t n, struct import_body *b, char *er
 	b->sha256 = member(b->root, "sha256", &bad);
 	b->digest = member(b->root, "digest", &bad);
 	b->level = member(b->root, "level", &bad);
+	b->compress = member(b->root, "compress", &bad);
 	if (bad)
 		return fail(err, errsize,
-			    "JSON members must be strings (prealloc, overwrite and digest may be "
-			    "booleans)");
+			    "JSON members must be strings (prealloc, overwrite, digest and "
+			    "compress may be booleans)");
 	if (b->url == NULL || *b->url == '\0')
 		return fail(err, errsize, "the JSON body needs a url");
 	if (parse_options(json_object_get(b->root, "options"), b, err, errsize) != 0)

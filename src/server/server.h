@@ -234,7 +234,8 @@ void output_free(struct srv_output *o);
 struct import_body {
 	json_t *root;
 	json_t *options; /* the "options" object (borrowed from root), or NULL */
-	const char *url, *src, *dst, *prealloc, *overwrite, *name, *sha256, *digest, *level;
+	const char *url, *src, *dst, *prealloc, *overwrite, *name, *sha256, *digest, *level,
+		*compress;
 	const char *headers[IMPORT_HEADERS_MAX + 1]; /* NULL-terminated */
 	char *hdr_store[IMPORT_HEADERS_MAX];
 	size_t nheaders;
@@ -263,6 +264,7 @@ struct conv_params {
 	const char *sha256;   /* expected SHA-256 of the source, or NULL */
 	bool digest;          /* reply with the source's SHA-256 */
 	int level;            /* VMDK compression level, 0: default */
+	bool compress;        /* compress=: qcow2 compressed clusters (-c) */
 	dsc_optlist *options; /* o= / "options": the dst format's options */
 };
 /* Parse the query string into p. */
@@ -279,11 +281,14 @@ bool get_options(struct srv_request *rq, const char *text, const json_t *obj, ds
 		 dsc_optlist **out);
 /* level= as dsc_level_parse() reads it; empty is the default. */
 bool get_level(struct srv_request *rq, const char *v, int *out);
+/* compress= for format dst: a boolean, true only where the writer
+ * compresses (DSC_FMT_WRITE_COMPRESSED). */
+bool get_compress(struct srv_request *rq, const char *v, dsc_format dst, bool *out);
 /* Fill cp from string values (query parameters or JSON strings). */
 bool get_conv_params(struct srv_request *rq, const char *src, const char *dst, const char *prealloc,
 		     const char *overwrite, const char *name, const char *sha256,
-		     const char *digest, const char *level, const char *options,
-		     const json_t *options_obj, struct conv_params *cp);
+		     const char *digest, const char *level, const char *compress,
+		     const char *options, const json_t *options_obj, struct conv_params *cp);
 /* The conversion parameters of /upload and GET /import from the query. */
 bool query_conv_params(struct srv_request *rq, const struct srv_params *p, const char *const *known,
 		       struct conv_params *cp);

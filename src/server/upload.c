@@ -15,8 +15,9 @@
 
 void h_upload(struct srv_request *rq)
 {
-	static const char *const known[] = {"src",    "dst",    "prealloc", "name", "overwrite",
-					    "sha256", "digest", "level",    "o",    NULL};
+	static const char *const known[] = {"src",       "dst",      "prealloc", "name",
+					    "overwrite", "sha256",   "digest",   "level",
+					    "o",         "compress", NULL};
 	const char *ctype = FCGX_GetParam("CONTENT_TYPE", rq->fcgx->envp);
 	struct srv_params p = {0};
 	struct conv_params cp = {0};
