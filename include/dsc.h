@@ -54,6 +54,8 @@ typedef enum dsc_err {
 	DSC_ERR_NOTFOUND,    /* a named file does not exist */
 	DSC_ERR_PERM,        /* permission denied */
 	DSC_ERR_INTEGRITY,   /* the bytes differ from their expected digest */
+	DSC_ERR_SEEK,        /* this image needs a seekable input or output
+				(a qcow2 that is not stream-ordered, from a pipe) */
 } dsc_err;
 
 #define DSC_ERROR_TEXT 512

@@ -26,6 +26,7 @@ const char *dsc_strerror(dsc_err code)
 	case DSC_ERR_NOTFOUND: return "no such file";
 	case DSC_ERR_PERM: return "permission denied";
 	case DSC_ERR_INTEGRITY: return "checksum mismatch";
+	case DSC_ERR_SEEK: return "needs a seekable stream";
 	}
 	return "unknown error";
 }
@@ -48,6 +49,7 @@ const char *dsc_err_name(dsc_err code)
 	case DSC_ERR_NOTFOUND: return "NOTFOUND";
 	case DSC_ERR_PERM: return "PERM";
 	case DSC_ERR_INTEGRITY: return "INTEGRITY";
+	case DSC_ERR_SEEK: return "SEEK";
 	}
 	return "UNKNOWN";
 }

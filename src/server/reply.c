@@ -69,7 +69,8 @@ static int error_status(enum srv_fault fault, const struct dsc_error *e, const c
 	case DSC_ERR_IO: return 500;
 	case DSC_ERR_FORMAT:
 	case DSC_ERR_TRUNCATED:
-	case DSC_ERR_INTEGRITY: return 422;
+	case DSC_ERR_INTEGRITY:
+	case DSC_ERR_SEEK: return 422;
 	case DSC_ERR_UNSUPPORTED: return 415;
 	case DSC_ERR_LIMIT: return 413;
 	case DSC_ERR_REMOTE:

@@ -168,7 +168,7 @@ expect_status 400 "$R" -F other=@"$T/data/disk.vmdk" "$BASE/upload?name=m.img"
 
 # ---- 415
 expect_status 415 "$R" -X POST -H 'Content-Type: text/plain' --data-binary x "$BASE/upload?name=t.img"
-expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?src=qcow2&name=t.img"
+expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?src=qed&name=t.img"
 expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?dst=vhd&name=t.img"
 
 # ---- 404, 405
@@ -201,7 +201,7 @@ curl -s -o /dev/null "$BASE/a%20b%0Aforged%20line"
 check "log: client path escaped" log_has 'GET /a\\x20b\\x0aforged\\x20line 404'
 check "log: no forged line" bash -c "! grep -q '^forged' '$T/server.log'"
 expect_status 400 "$R" "$BASE/export"
-expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=qcow2"
+expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=vdi"
 
 # ---- /export of a long non-ASCII name (percent-encoded filename* used to
 # overflow the header buffer, dropping Content-Length and the blank line, so
@@ -230,13 +230,42 @@ check "long UTF-8 name, dst=vmdk: no header from the file's content" \
 check "long UTF-8 name, dst=vmdk: a VMDK" qemu-img check -q -f vmdk "$R"
 
 # ---- formats from the table: refused by name, options (issue 11)
+qemu-img convert -q -f raw -O vdi "$T/data/disk.raw" "$T/data/disk.vdi"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.vdi" "$BASE/upload?name=q.img"
+check "vdi upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
+check "vdi upload: named" bash -c "grep -q 'a VDI image; vdi is not supported yet' '$R'"
+check "vdi upload: no file" test ! -e "$T/out/q.img"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=vdi"
+check "src=vdi: not supported yet, readable listed" bash -c "grep -q \"reading vdi is not supported yet (raw, vmdk, qcow2, auto)\" '$R'"
+
+# ---- qcow2 (issue 13): a qemu-img qcow2 upload streams (detected, no spool);
+# dst=qcow2 with compress; /export of a qcow2, and to qcow2 (two passes over
+# the file, with Content-Length); an upload that is not stream-ordered is 422
 qemu-img convert -q -f raw -O qcow2 "$T/data/disk.raw" "$T/data/disk.qcow2"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qcow2" "$BASE/upload?name=q.img"
-check "qcow2 upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
-check "qcow2 upload: named" bash -c "grep -q 'a qcow2 image; qcow2 is not supported yet' '$R'"
-check "qcow2 upload: no file" test ! -e "$T/out/q.img"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qcow2"
-check "src=qcow2: not supported yet, readable listed" bash -c "grep -q \"reading qcow2 is not supported yet (raw, vmdk, auto)\" '$R'"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qcow2" "$BASE/upload?name=q.img"
+check "qcow2 upload: detected, converted" cmp -s "$T/out/q.img" "$T/data/disk.raw"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" -T "$T/data/disk.qcow2" "$BASE/upload?name=q2.img&src=qcow2"
+check "qcow2 upload, src=qcow2, chunked: converted" cmp -s "$T/out/q2.img" "$T/data/disk.raw"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=c.qcow2&dst=qcow2&compress=true&o=compat%3D0.10"
+check "dst=qcow2 compress=true: qemu-img check" qemu-img check -q -f qcow2 "$T/out/c.qcow2"
+check "dst=qcow2 compress=true: the disk" same_image "$T/out/c.qcow2" qcow2 "$T/data/disk.raw" raw
+check "dst=qcow2 o=compat=0.10: version 2" bash -c "qemu-img info '$T/out/c.qcow2' | grep -q 'compat: 0.10'"
+expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=c.img&compress=true"
+check "compress=true with raw: 400 names it" grep -q "compress: raw output cannot be compressed" "$R"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=qcow2"
+check "export dst=qcow2: Content-Length is the body" \
+	bash -c "grep -qi \"^Content-Length: \$(stat -c %s '$R')\"\$'\\r' '$H'"
+check "export dst=qcow2: qemu-img check" qemu-img check -q -f qcow2 "$R"
+check "export dst=qcow2: the disk" same_image "$R" qcow2 "$T/out/a.img" raw
+expect_status 422 "$R" "$BASE/export?path=$T/out/a.img&dst=qcow2&compress=true"
+check "export compressed qcow2: needs a seekable output" grep -q "needs a seekable output" "$R"
+qemu-img create -q -f qcow2 "$T/data/resized.qcow2" 1M
+qemu-io -q -c 'write -P 0x5a 0 64k' "$T/data/resized.qcow2"
+qemu-img resize -q "$T/data/resized.qcow2" 2T
+qemu-io -q -c 'write -P 0xa5 1M 64k' "$T/data/resized.qcow2"
+expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" -T "$T/data/resized.qcow2" "$BASE/upload?name=r.img"
+check "qcow2 upload not stream-ordered: the message says why" grep -q "not stream-ordered" "$R"
+check "qcow2 upload not stream-ordered: no file" test ! -e "$T/out/r.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=vpc"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=nosuch"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" \
@@ -253,8 +282,8 @@ expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=adapte
 check "export o=: buslogic" grep -aq 'ddb.adapterType = "buslogic"' "$R"
 expect_status 400 "$R" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=nope%3D1"
 cp "$T/data/disk.qcow2" "$T/export/disk.qcow2"
-expect_status 415 "$R" "$BASE/export?path=$T/export/disk.qcow2"
-check "export of a qcow2: named" bash -c "grep -q 'a qcow2 image' '$R'"
+expect_status 200 "$R" "$BASE/export?path=$T/export/disk.qcow2"
+check "export of a qcow2: the raw disk" cmp -s "$R" "$T/data/disk.raw"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"

@@ -143,6 +143,7 @@ static void test_names_known(void)
 	ASSERT(strcmp(dsc_strerror(DSC_ERR_INTEGRITY), "unknown error") != 0);
 	/* Append only: the values programs and logs already know stay put. */
 	ASSERT(DSC_ERR_FORMAT == 4 && DSC_ERR_PERM == 13 && DSC_ERR_INTEGRITY == 14);
+	ASSERT(DSC_ERR_SEEK == 15 && strcmp(dsc_err_name(DSC_ERR_SEEK), "SEEK") == 0);
 	/* A value from a newer library or a corrupted variable must not
 	 * crash a caller that prints it. */
 	ASSERT(dsc_strerror((dsc_err)9999) != NULL);
