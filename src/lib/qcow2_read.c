@@ -412,6 +412,11 @@ static dsc_err entry_item(dsc_reader *r, struct qcow2_reader *q, uint64_t l2_hos
 		if (*sc)
 			return DSC_OK;
 		*sc = QCOW2_SUBCLUSTERS;
+		if ((ent & QCOW2_OFLAG_ZERO) && q->h.version < 3)
+			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: L2 entry at byte %" PRIu64
+					     ": the zero flag in a version 2 image",
+					     rname(r), at);
 		if ((ent & QCOW2_OFLAG_ZERO) || host == 0)
 			return DSC_OK; /* reads as zero, or unallocated */
 		i = 0;
@@ -1384,7 +1389,9 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 	rc = check_header(r, q, b, got, e);
 	if (rc != DSC_OK)
 		goto out;
-	r->capacity = q->h.size;
+	/* qemu counts the disk in whole sectors (bs->total_sectors = size /
+	 * 512 in qcow2_do_open): so does dsc, for the same bytes. */
+	r->capacity = q->h.size & ~511ull;
 	q->zero_unit = DSC_MIN(q->cluster, (size_t)DSCP_ZERO_UNIT);
 	q->comp_bits = 62 - (q->cbits - 8);
 	q->comp_off_mask = (1ull << q->comp_bits) - 1;
