@@ -102,6 +102,11 @@ struct qcow2_reader {
 	uint64_t emit_guest;
 	size_t emit_len, emit_off;
 	bool done;
+	/* An error met while clusters were still being decompressed: it is
+	 * reported after them, so that the extents before an error do not
+	 * depend on the number of threads. */
+	dsc_err pending_rc;
+	struct dsc_error pending;
 
 	/* Seekable walk. */
 	uint32_t l1_next;
@@ -1049,17 +1054,24 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 			continue;
 		}
 		if (!q->have_cur && !q->done) {
-			rc = q->seekable ? seek_produce(r, q, &q->cur, &q->cur_data, &got, e) :
-					   fwd_produce(r, q, &q->cur, &q->cur_data, &got, e);
-			if (rc != DSC_OK)
-				return rc;
+			rc = q->seekable ?
+				     seek_produce(r, q, &q->cur, &q->cur_data, &got, &q->pending) :
+				     fwd_produce(r, q, &q->cur, &q->cur_data, &got, &q->pending);
+			if (rc != DSC_OK) {
+				q->pending_rc = rc;
+				got = false;
+			}
 			q->have_cur = got;
 			q->done = !got;
 		}
 		if (!q->have_cur) {
-			/* The end: what is still being decompressed. */
-			if (!q->pool || dscp_pool_pending(q->pool) == 0)
-				return DSC_OK;
+			/* The end: what is still being decompressed, then the
+			 * error that ended the walk, if one did. */
+			if (!q->pool || dscp_pool_pending(q->pool) == 0) {
+				if (q->pending_rc != DSC_OK && e && e->code == DSC_OK)
+					*e = q->pending;
+				return q->pending_rc;
+			}
 			rc = collect(r, q, ext, e);
 			if (rc != DSC_OK || ext->length)
 				return rc;
