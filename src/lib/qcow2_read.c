@@ -52,12 +52,16 @@ enum item_kind {
 	ITEM_DATA, /* normal clusters or subclusters, host- and guest-contiguous */
 	ITEM_COMP, /* one compressed cluster */
 };
+/* dscp_slot.tag2 of a compressed cluster: its host offset (< 2^56), and
+ * this bit when the input ended inside its last sector. */
+#define SLOT_CLIPPED (1ull << 63)
 
 struct item {
 	uint64_t host;  /* byte offset in the image file */
 	uint64_t guest; /* byte offset in the disk (ITEM_L2: the L1 index) */
 	uint32_t len;   /* bytes at host (ITEM_COMP: the compressed length) */
-	uint32_t kind;
+	uint16_t kind;
+	bool clipped; /* ITEM_COMP: cut by the end of the input */
 };
 
 #define BATCH_MAX 4096u        /* items per seekable read */
@@ -395,8 +399,12 @@ static dsc_err entry_item(dsc_reader *r, struct qcow2_reader *q, uint64_t l2_hos
 					     "(%zu) + %u",
 					     rname(r), at, csize, q->cluster,
 					     QCOW2_MAX_COMPRESSED_EXTRA);
-		if (q->file_size != UINT64_MAX && host < q->file_size)
-			csize = DSC_MIN(csize, q->file_size - host);
+		it->clipped = false;
+		if (q->file_size != UINT64_MAX && host < q->file_size &&
+		    csize > q->file_size - host) {
+			csize = q->file_size - host;
+			it->clipped = true;
+		}
 		rc = check_data(r, q, l2_host, host, csize, true, e);
 		if (rc != DSC_OK)
 			return rc;
@@ -472,6 +480,7 @@ static dsc_err entry_item(dsc_reader *r, struct qcow2_reader *q, uint64_t l2_hos
 		it->guest = guest + off;
 		it->len = (uint32_t)len;
 		it->kind = ITEM_DATA;
+		it->clipped = false;
 		*got = true;
 	}
 	return DSC_OK;
@@ -643,6 +652,7 @@ static dsc_err seek_produce(dsc_reader *r, struct qcow2_reader *q, struct item *
 				continue;
 			if (b->kind == ITEM_COMP && b->host < lo + nread) {
 				b->len = (uint32_t)(lo + nread - b->host);
+				b->clipped = true;
 				continue;
 			}
 			return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
@@ -892,6 +902,7 @@ static dsc_err fwd_read_l1(dsc_reader *r, struct qcow2_reader *q, struct dsc_err
 		it.guest = i;
 		it.len = (uint32_t)q->cluster;
 		it.kind = ITEM_L2;
+		it.clipped = false;
 		rc = heap_push(r, q, &it, e);
 		if (rc != DSC_OK)
 			return rc;
@@ -926,6 +937,7 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 		if (end < top.host + top.len) {
 			if (top.kind == ITEM_COMP && end > top.host) {
 				top.len = (uint32_t)(end - top.host);
+				top.clipped = true;
 			} else {
 				return dsc_error_set(
 					e, DSC_ERR_TRUNCATED, 0,
@@ -984,13 +996,22 @@ static dsc_err collect(dsc_reader *r, struct qcow2_reader *q, struct dsc_extent 
 	size_t len;
 
 	if (s->result != DEC_OK) {
-		dsc_err rc = dsc_error_set(
-			e, DSC_ERR_FORMAT, 0,
-			"%s: the compressed cluster at byte %" PRIu64 " (disk offset %" PRIu64
-			"): %s",
-			rname(r), s->tag2, s->tag,
-			s->result == DEC_SHORT ? "data decompresses to less than one cluster" :
-						 "corrupt compressed data");
+		uint64_t host = s->tag2 & ~SLOT_CLIPPED;
+		/* Cut by the end of the input: that is the likelier cause. */
+		dsc_err rc = (s->tag2 & SLOT_CLIPPED) ?
+				     dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+						   "%s: truncated: input ends at byte %" PRIu64
+						   ", inside the compressed cluster at byte %" PRIu64
+						   " (disk offset %" PRIu64 ")",
+						   rname(r), host + s->in_len, host, s->tag) :
+				     dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						   "%s: the compressed cluster at byte %" PRIu64
+						   " (disk offset %" PRIu64 "): %s",
+						   rname(r), host, s->tag,
+						   s->result == DEC_SHORT ?
+							   "data decompresses to less than one "
+							   "cluster" :
+							   "corrupt compressed data");
 		dscp_pool_release(q->pool);
 		return rc;
 	}
@@ -1107,7 +1128,7 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 		memcpy(s->in, q->cur_data, q->cur.len);
 		s->in_len = q->cur.len;
 		s->tag = q->cur.guest;
-		s->tag2 = q->cur.host;
+		s->tag2 = q->cur.host | (q->cur.clipped ? SLOT_CLIPPED : 0);
 		dscp_pool_submit(q->pool);
 		q->have_cur = false;
 	}
