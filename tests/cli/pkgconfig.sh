@@ -54,6 +54,7 @@ ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
 	LD_LIBRARY_PATH=$libdir "$T/prog" >"$T/prog.out"
 check "runs against the installed library" test $? = 0
 check "lists raw as read and written" grep -qx 'raw rw' "$T/prog.out"
-check "lists qcow2 as probe-only" grep -qx 'qcow2 --' "$T/prog.out"
+check "lists qcow2 as read and written" grep -qx 'qcow2 rw' "$T/prog.out"
+check "lists qed as probe-only" grep -qx 'qed --' "$T/prog.out"
 check "only dsc_ symbols exported" bash -c "! nm -D --defined-only '$libdir/libdsc.so' | awk '{print \$3}' | grep -v '^dsc_' | grep -v '^_' | grep ."
 finish
