@@ -61,6 +61,14 @@
 #define QCOW2_MAX_REFCOUNT_ORDER 6u         /* 64-bit refcounts */
 #define QCOW2_MAX_VIRTUAL_SIZE (1ull << 61) /* qemu's QCOW_MAX_... bound */
 
+/* Named limits of the reader's own (qcow2_read.c). */
+#define QCOW2_MAX_COMPRESSED_EXTRA 512u /* compressed length <= cluster + 512 */
+#define QCOW2_READ_RUN (4u << 20)       /* seekable input: bytes read at once */
+#define QCOW2_READ_GAP (64u << 10)      /* ... and a gap read through, not seeked */
+#define QCOW2_MIN_HOLDBACK (4u << 20)   /* forward: max(2 clusters, this) held back */
+#define QCOW2_MAX_PENDING (1u << 20)    /* forward: tables + clusters mapped ahead */
+#define QCOW2_MAX_EXT_NAME 256u         /* bytes of a backing name quoted in a message */
+
 /* The decoded header; fields a v2 header lacks hold their v2 meaning. */
 struct qcow2_header {
 	uint32_t version;

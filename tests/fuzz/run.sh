@@ -35,7 +35,7 @@ set -u
 JOBS=${FUZZ_JOBS:-2}
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body}"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_qcow2_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body}"
 
 F=$top_builddir/tests/fuzz
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -117,7 +117,8 @@ corpus_of() {
 	fuzz_params) echo params ;;
 	fuzz_netpolicy) echo netpolicy ;;
 	fuzz_import_body) echo import_body ;;
-	fuzz_convert) echo "vmdk raw" ;;
+	fuzz_convert) echo "vmdk raw qcow2" ;;
+	fuzz_qcow2_read) echo qcow2 ;;
 	*) echo vmdk ;;
 	esac
 }
@@ -132,7 +133,8 @@ for t in "${targets[@]}"; do
 	dict=()
 	case $t in fuzz_vmdk_read | fuzz_convert | fuzz_descriptor) dict=(-dict="$top_srcdir/tests/fuzz/vmdk.dict") ;; esac
 	common+=("${dict[@]}")
-	if { [ "$t" = fuzz_vmdk_read ] || [ "$t" = fuzz_convert ]; } && [ -n "$(ls -A "$F/regress" 2>/dev/null)" ]; then
+	if { [ "$t" = fuzz_vmdk_read ] || [ "$t" = fuzz_convert ] || [ "$t" = fuzz_qcow2_read ]; } &&
+		[ -n "$(ls -A "$F/regress" 2>/dev/null)" ]; then
 		say "$t: replaying $(ls "$F/regress" | wc -l) hostile inputs"
 		if ! "$bin" "${common[@]}" -runs=1 "$F"/regress/* >"$F/$t.replay.log" 2>&1; then
 			tail -n 40 "$F/$t.replay.log" >&2

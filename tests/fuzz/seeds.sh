@@ -3,6 +3,7 @@
 #
 #   seeds.sh OUTDIR      (DSC_CONVERT: the dsc-convert to use, optional)
 #
+# OUTDIR/qcow2: small qemu-img qcow2 images and the hostile qcow2 bases.
 # OUTDIR/vmdk, OUTDIR/descriptor, OUTDIR/raw come from seeds.py (compact,
 # hand-laid streams of every producer layout); added to OUTDIR/vmdk when the
 # tools are there: our own writer's output and qemu-img's streamOptimized
@@ -39,6 +40,23 @@ if [ -d "$corpus" ]; then
 		cat "$f" >"$out/vmdk/corpus-$(basename "$f")"
 	done
 fi
+# qcow2: small qemu-img images of each layout (4 KiB or smaller clusters, so
+# they stay under the fuzzers' input size), and the hostile base images.
+mkdir -p "$out/qcow2"
+if command -v qemu-img >/dev/null; then
+	for r in "$tmp"/*.raw; do
+		b=$(basename "$r" .raw)
+		for o in cluster_size=4k cluster_size=512 cluster_size=4k,compat=0.10 \
+			cluster_size=16k,extended_l2=on; do
+			qemu-img convert -q -f raw -O qcow2 -o "$o" "$r" "$out/qcow2/$b-${o//[=,]/-}.qcow2"
+		done
+		qemu-img convert -q -f raw -O qcow2 -c -o cluster_size=4k "$r" "$out/qcow2/$b-zlib.qcow2"
+		qemu-img convert -q -f raw -O qcow2 -c -o cluster_size=4k,compression_type=zstd "$r" \
+			"$out/qcow2/$b-zstd.qcow2"
+	done
+fi
+python3 "$here/../hostile/gen.py" -o "$out/qcow2" q-base q-base-v2 q-base-extl2 q-comp-at-end \
+	q-extl2-half >/dev/null
 # The descriptor of each VMDK seed (header fields at 28 and 36: sectors).
 python3 - "$out/vmdk" "$out/descriptor" <<'PY'
 import os, struct, sys

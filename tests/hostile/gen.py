@@ -386,6 +386,241 @@ def desc_at_cap():
     return im.end()
 
 
+# ---- qcow2 (facts doc section 1 of the shared notes; written as NAME.qcow2) ----
+# The base: version 3, 4 KiB clusters, 3 MiB + 1000 bytes of disk, two L2
+# tables. Clusters: 0 header, 1 refcount table, 2 refcount block, 3 L1,
+# 4 L2[0], 5-6 data, 7 two compressed clusters packed byte-wise (the second
+# spills into cluster 8), 9 L2[1], 10 data at 2 MiB. An L2[0] entry with the
+# zero flag, one unallocated.
+QC = 4096
+QSIZE = 3 * MiB + 1000
+
+
+def qdeflate(data):
+    z = zlib.compressobj(6, zlib.DEFLATED, -12)
+    return z.compress(data) + z.flush()
+
+
+def qheader(version=3, cbits=12, size=QSIZE, l1_size=2, l1_off=3 * QC, rt_off=QC, rt_clusters=1,
+            incompat=0, hlen=112, ctype=0, crypt=0, refcount_order=4, backing=(0, 0), ext=b''):
+    h = struct.pack('>4sIQIIQIIQQIIQ', b'QFI\xfb', version, backing[0], backing[1], cbits, size,
+                    crypt, l1_size, l1_off, rt_off, rt_clusters, 0, 0)
+    if version >= 3:
+        h += struct.pack('>QQQII', incompat, 0, 0, refcount_order, hlen)
+        h += bytes([ctype]) + bytes(7)
+        h = h[:hlen].ljust(hlen, b'\0')
+    return h + ext + struct.pack('>II', 0, 0)
+
+
+class Qcow2:
+    """The base image; fields kept so that cases can patch them."""
+
+    def __init__(self, version=3, extl2=False, ctype=0):
+        self.extl2, self.version = extl2, version
+        c = QC if not extl2 else 16384
+        self.c = c
+        esz = 16 if extl2 else 8
+        self.esz = esz
+        self.text = (b'qcow2 hostile but honest %06d\n' * 2000)[:c]
+        self.rnd = rand(c)
+        nclusters = 12
+        b = bytearray(c * nclusters)
+        span = (c // esz) * c
+        l1n = (QSIZE + span - 1) // span
+        self.l1_off, self.l2_0, self.l2_1 = 3 * c, 4 * c, 9 * c
+        incompat = (0x10 if extl2 else 0) | (0x8 if ctype else 0)
+        hdr = qheader(version=version, cbits=c.bit_length() - 1, l1_size=l1n, l1_off=self.l1_off,
+                      rt_off=c, incompat=incompat, ctype=ctype,
+                      hlen=112 if version >= 3 else 72)
+        b[:len(hdr)] = hdr
+        struct.pack_into('>Q', b, c, 2 * c)  # refcount table -> block
+        for i in range(nclusters):
+            struct.pack_into('>H', b, 2 * c + 2 * i, 1)
+        struct.pack_into('>Q', b, self.l1_off, self.l2_0 | (1 << 63))
+        if l1n > 1:
+            struct.pack_into('>Q', b, self.l1_off + 8, self.l2_1 | (1 << 63))
+        b[5 * c:6 * c] = self.text
+        b[6 * c:7 * c] = self.rnd
+        # Two compressed clusters packed from the start of cluster 7.
+        comp1 = qdeflate(self.text[::-1])
+        comp2 = qdeflate(b'second compressed cluster ' * (c // 26) + bytes(c % 26))
+        self.comp = []
+        pos = 7 * c
+        for z in (comp1, comp2):
+            b[pos:pos + len(z)] = z
+            self.comp.append((pos, len(z)))
+            pos += len(z)
+        b[10 * c:11 * c] = self.text.replace(b'honest', b'at 2MiB')[:c]
+        cb = c.bit_length() - 1
+        x = 62 - (cb - 8)
+
+        def comp_entry(off, n):
+            nsect = ((off + n - 1) >> 9) - (off >> 9) + 1
+            return (1 << 62) | ((nsect - 1) << x) | off
+
+        self.b = b
+
+        def put(table, j, val, bitmap=0):
+            struct.pack_into('>Q', self.b, table + j * esz, val)
+            if extl2:
+                struct.pack_into('>Q', self.b, table + j * esz + 8, bitmap)
+        full = 0xffffffff
+        put(self.l2_0, 0, 5 * c | (1 << 63), full)
+        put(self.l2_0, 1, 6 * c | (1 << 63), full)
+        put(self.l2_0, 2, comp_entry(*self.comp[0]))
+        put(self.l2_0, 3, comp_entry(*self.comp[1]))
+        if extl2:
+            put(self.l2_0, 4, 0, full << 32)  # all subclusters zero
+        elif version >= 3:
+            put(self.l2_0, 4, 1)  # zero flag
+        if l1n > 1:
+            put(self.l2_1, 0, 10 * c | (1 << 63), full)
+        self.put = put
+        self.comp_entry = comp_entry
+        self.nsect_shift = x
+
+    def bytes(self):
+        return bytes(self.b)
+
+
+def qfield(fmt, off, val, b=None):
+    b = bytearray(b if b is not None else QBASE)
+    struct.pack_into(fmt, b, off, *(val if isinstance(val, tuple) else (val,)))
+    return bytes(b)
+
+
+def qentry(table, j, val, bitmap=None, im=None):
+    im = im or Qcow2()
+    if bitmap is None:
+        im.put(table(im), j, val(im) if callable(val) else val)
+    else:
+        im.put(table(im), j, val(im) if callable(val) else val, bitmap)
+    return im.bytes()
+
+
+def qcases():
+    c = {}
+    L2 = lambda im: im.l2_0  # noqa: E731
+    c['q-base-extl2'] = lambda: Qcow2(extl2=True).bytes()
+    c['q-cluster-bits-8'] = lambda: qfield('>I', 20, 8)
+    c['q-cluster-bits-22'] = lambda: qfield('>I', 20, 22)
+    c['q-version-1'] = lambda: qfield('>I', 4, 1)
+    c['q-version-4'] = lambda: qfield('>I', 4, 4)
+    c['q-size-2-63'] = lambda: qfield('>Q', 24, 1 << 63)
+    c['q-size-max'] = lambda: qfield('>Q', 24, 2**64 - 1)
+    c['q-size-beyond-l1'] = lambda: qfield('>Q', 24, 5 * MiB)
+    c['q-l1-size-huge'] = lambda: qfield('>I', 36, 0xFFFFFFFF)
+    c['q-l1-size-at-cap'] = lambda: qfield('>I', 36, 4 * MiB)
+    c['q-l1-past-eof'] = lambda: qfield('>Q', 40, 1 << 40)
+    c['q-l1-unaligned'] = lambda: qfield('>Q', 40, 3 * QC + 8)
+    c['q-l1-in-header'] = lambda: qfield('>Q', 40, 0)
+    c['q-l1-huge'] = lambda: qfield('>Q', 40, 2**64 - QC)
+    c['q-reftable-huge'] = lambda: qfield('>I', 56, 0xFFFFFFFF)
+    c['q-reftable-unaligned'] = lambda: qfield('>Q', 48, QC + 1)
+    c['q-incompat-corrupt'] = lambda: qfield('>Q', 72, 2)
+    c['q-incompat-datafile'] = lambda: qfield('>Q', 72, 4)
+    c['q-incompat-unknown'] = lambda: qfield('>Q', 72, 1 << 40)
+    c['q-incompat-dirty'] = lambda: qfield('>Q', 72, 1)
+    c['q-refcount-order-7'] = lambda: qfield('>I', 96, 7)
+    c['q-refcount-order-6'] = lambda: qfield('>I', 96, 6)
+    c['q-header-length-odd'] = lambda: qfield('>I', 100, 105)
+    c['q-header-length-short'] = lambda: qfield('>I', 100, 96)
+    c['q-header-length-beyond'] = lambda: qfield('>I', 100, QC + 8)
+    c['q-ctype-2'] = lambda: qfield('B', 104, 2, qfield('>Q', 72, 8))
+    c['q-ctype-without-bit'] = lambda: qfield('B', 104, 1)
+    c['q-crypt-aes'] = lambda: qfield('>I', 32, 1)
+    c['q-crypt-luks'] = lambda: qfield('>I', 32, 2)
+    c['q-ext-overflow'] = lambda: qfield('>II', 112, (0x12345678, 0xFFFFFFF0))
+    c['q-ext-past-cluster'] = lambda: qfield('>II', 112, (0x12345678, QC - 112 - 8 + 1))
+    c['q-ext-datafile'] = lambda: qext_datafile()
+    c['q-ext-many'] = lambda: qext_many()
+    c['q-backing'] = lambda: qbacking(b'base.qcow2')
+    c['q-backing-hostile-name'] = lambda: qbacking(b"/etc/passwd\n\x1b[31m'" + b'A' * 1000)
+    c['q-backing-past-cluster'] = lambda: qfield('>QI', 8, (1 << 30, 10))
+    # ---- L1 and L2 entries ----
+    c['q-l1-reserved'] = lambda: qfield('>Q', 3 * QC, (4 * QC) | 1)
+    c['q-l1-unaligned-l2'] = lambda: qfield('>Q', 3 * QC, 4 * QC + 512)
+    c['q-l2-at-l1'] = lambda: qfield('>Q', 3 * QC, 3 * QC)
+    c['q-l2-at-reftable'] = lambda: qfield('>Q', 3 * QC, 1 * QC)
+    c['q-l2-past-eof'] = lambda: qfield('>Q', 3 * QC, 1 << 40)
+    c['q-l2-twice'] = lambda: qfield('>Q', 3 * QC + 8, 4 * QC)
+    c['q-data-self'] = lambda: qentry(L2, 0, lambda im: im.l2_0)
+    c['q-data-at-l1'] = lambda: qentry(L2, 0, lambda im: im.l1_off)
+    c['q-data-reserved'] = lambda: qentry(L2, 0, 5 * QC | 2)
+    c['q-data-unaligned'] = lambda: qentry(L2, 0, 5 * QC + 512)
+    c['q-data-past-eof'] = lambda: qentry(L2, 0, 1 << 40)
+    c['q-data-huge'] = lambda: qentry(L2, 0, 0x00fffffffffff000)
+    c['q-data-zero-alloc'] = lambda: qentry(L2, 0, 5 * QC | 1)
+    c['q-v2-zero-flag'] = lambda: qentry(L2, 4, 1, im=Qcow2(version=2))
+    c['q-comp-in-header'] = lambda: qentry(L2, 2, (1 << 62) | 100)
+    c['q-comp-too-long'] = lambda: qentry(L2, 2, (1 << 62) | (15 << 58) | 7 * QC)
+    c['q-comp-past-eof'] = lambda: qentry(L2, 2, (1 << 62) | (1 << 40))
+    c['q-comp-garbage'] = lambda: qcomp_bytes(rand(1500))
+    c['q-comp-short'] = lambda: qcomp_bytes(qdeflate(b'half' * (QC // 8)))
+    c['q-comp-long'] = lambda: qcomp_bytes(qdeflate(b'double' * (QC // 3)))
+    c['q-comp-empty'] = lambda: qcomp_bytes(qdeflate(b''))
+    c['q-comp-bomb'] = lambda: qcomp_bytes(qdeflate(bytes(64 * MiB))[:3000])
+    c['q-comp-zlib-header'] = lambda: qcomp_bytes(zlib.compress(b'z' * QC))
+    c['q-comp-at-end'] = lambda: qcomp_at_end()
+    c['q-extl2-both-bits'] = lambda: qentry(L2, 0, 5 * 16384, 0x1_0000_0001, Qcow2(extl2=True))
+    c['q-extl2-alloc-unallocated'] = lambda: qentry(L2, 5, 0, 0xff, Qcow2(extl2=True))
+    c['q-extl2-comp-bitmap'] = lambda: qentry(L2, 2, lambda im: im.comp_entry(*im.comp[0]), 1,
+                                              Qcow2(extl2=True))
+    c['q-extl2-cluster-4k'] = lambda: qfield('>I', 20, 12, Qcow2(extl2=True).bytes())
+    # subclusters 0-15 allocated, 16-31 read as zero
+    c['q-extl2-half'] = lambda: qentry(L2, 0, 5 * 16384, 0xffff0000_0000ffff, Qcow2(extl2=True))
+    # ---- truncation ----
+    for cut in (50, 104, 200, QC, 3 * QC + 4, 4 * QC + 100, 5 * QC + 10, 7 * QC + 10, 10 * QC + 1,
+                11 * QC - 1, len(QBASE) - 1):
+        c['q-cut-%06d' % cut] = (lambda n: lambda: QBASE[:n])(cut)
+    return c
+
+
+def qext_datafile():
+    b = bytearray(QBASE)
+    struct.pack_into('>II', b, 112, 0x44415441, 6)
+    b[120:126] = b'x.data'
+    struct.pack_into('>II', b, 128, 0, 0)
+    return bytes(b)
+
+
+def qext_many():
+    """Extensions of length 0 filling the header cluster, then the end."""
+    b = bytearray(QBASE)
+    for off in range(112, QC - 8, 8):
+        struct.pack_into('>II', b, off, 0x0BADBEEF, 0)
+    return bytes(b)
+
+
+def qbacking(name):
+    b = bytearray(QBASE)
+    off = 1024
+    b[off:off + len(name)] = name
+    struct.pack_into('>QI', b, 8, off, len(name))
+    return bytes(b)
+
+
+def qcomp_bytes(z):
+    """The first compressed cluster replaced by z (the second entry dropped)."""
+    im = Qcow2()
+    off = im.comp[0][0]
+    im.b[off:off + 2 * QC] = bytes(2 * QC)
+    im.b[off:off + len(z)] = z
+    im.put(im.l2_0, 2, im.comp_entry(off, len(z)))
+    im.put(im.l2_0, 3, 0)
+    return im.bytes()
+
+
+def qcomp_at_end():
+    """A compressed cluster whose last sector runs past the end of the file."""
+    im = Qcow2()
+    z = qdeflate(im.text[::-1])
+    b = bytes(im.b[:11 * QC]) + z
+    im.b = bytearray(b)
+    im.put(im.l2_0, 2, im.comp_entry(11 * QC, len(z)) + (1 << im.nsect_shift))  # a sector more
+    return im.bytes()
+
+
 def main():
     global BASE, BASE_IM, BASE_IM_NOFOOTER, QEMU, QEMU_IM, G0, G0_SIZE
     ap = argparse.ArgumentParser()
@@ -402,20 +637,25 @@ def main():
     QEMU = QEMU_IM.end()
     G0 = mark(BASE_IM, 'grain')
     G0_SIZE = struct.unpack_from('<I', BASE, G0 + 8)[0]
+    global QBASE
+    QBASE = Qcow2().bytes()
     c = cases()
+    q = qcases()
+    q['q-base'] = lambda: QBASE
+    q['q-base-v2'] = lambda: Qcow2(version=2).bytes()
     if a.list:
-        print('\n'.join(c))
+        print('\n'.join(list(c) + list(q)))
         return
     if not a.out:
         ap.error('-o OUTDIR is required')
     os.makedirs(a.out, exist_ok=True)
-    for name in a.names or c:
-        if name not in c:
+    for name in a.names or list(c) + list(q):
+        if name not in c and name not in q:
             sys.exit('gen.py: no case named %s' % name)
-        b = c[name]()
+        b = c[name]() if name in c else q[name]()
         if a.small and len(b) > 256 * 1024:
             continue
-        with open(os.path.join(a.out, name + '.vmdk'), 'wb') as f:
+        with open(os.path.join(a.out, name + ('.vmdk' if name in c else '.qcow2')), 'wb') as f:
             f.write(b)
     if not a.names:
         with open(os.path.join(a.out, 'base.vmdk'), 'wb') as f:

@@ -1,8 +1,10 @@
-/* probe.c - read a VMDK stream to its end and print the outcome's error
- * name (tests/hostile/run.sh).
+/* probe.c - read a VMDK stream or a qcow2 image to its end and print the
+ * outcome's error name (tests/hostile/run.sh).
  *
- *   probe FILE THREADS   prints "OK" or "<NAME> <message>" (NAME from
- *                        dsc_err_name(): FORMAT, TRUNCATED, LIMIT...)
+ *   probe FILE THREADS [FORMAT]   prints "OK" or "<NAME> <message>" (NAME
+ *                        from dsc_err_name(): FORMAT, TRUNCATED, LIMIT...);
+ *                        FORMAT is a format name (default vmdk); "-" as
+ *                        FILE reads stdin (a pipe: the forward-only path)
  *
  * dsc-convert prints messages, not codes; the hostile cases expect a named
  * error, so this reads the input with the library's VMDK reader alone (no
@@ -12,6 +14,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dsc.h"
 
@@ -24,13 +27,15 @@ int main(int argc, char **argv)
 	uint64_t cap;
 	dsc_err rc;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: probe FILE THREADS\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: probe FILE THREADS [FORMAT]\n");
 		return 2;
 	}
-	rc = dsc_stream_open_file(argv[1], &in, &e);
+	rc = strcmp(argv[1], "-") ? dsc_stream_open_file(argv[1], &in, &e) :
+				    dsc_stream_open_fd(0, "stdin", 0, &in, &e);
 	if (rc == DSC_OK)
-		rc = dsc_reader_open(in, DSC_FORMAT_VMDK, &r, &e);
+		rc = dsc_reader_open(in, argc == 4 ? dsc_format_from_name(argv[3]) : DSC_FORMAT_VMDK,
+				     &r, &e);
 	if (rc == DSC_OK) {
 		dsc_reader_set_threads(r, (unsigned)atoi(argv[2]));
 		cap = dsc_reader_capacity(r);

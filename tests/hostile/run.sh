@@ -1,15 +1,19 @@
 #!/bin/bash
-# run.sh - hostile VMDK inputs against the library and dsc-convert.
+# run.sh - hostile VMDK and qcow2 inputs against the library and dsc-convert.
 #
-# gen.py writes each input (a small valid stream with one thing wrong);
-# `expected` names the outcome of each. For every case:
-#  - the probe program reads it with the VMDK reader (1 thread and 2) and
-#    must meet the expected error name (FORMAT, TRUNCATED, LIMIT...);
-#  - dsc-convert -src-fmt vmdk converts it to a raw file, a VMDK file and a
-#    pipe, each within `timeout 20` and `ulimit -v` 512 MiB: exit 1 with one
-#    line naming the input and matching the case's phrase, and no file left
-#    behind; or exit 0 where the case is valid.
-# Then a seeded run of random bit flips on both base layouts: each must end
+# gen.py writes each input (a small valid stream or image with one thing
+# wrong, NAME.vmdk or NAME.qcow2); `expected` names the outcome of each.
+# For every case:
+#  - the probe program reads it with the format's reader (1 thread and 2;
+#    a qcow2 also through a pipe, the forward-only path) and must meet the
+#    expected error name (FORMAT, TRUNCATED, LIMIT...);
+#  - dsc-convert -src-fmt FORMAT converts it to a raw file, a VMDK file and a
+#    pipe (a qcow2 also from a pipe to a raw file), each within `timeout 20`
+#    and `ulimit -v` 512 MiB: exit 1 with one line naming the input and
+#    matching the case's phrase, and no file left behind; or exit 0 where
+#    the case is valid (a valid qcow2's raw output must also be what
+#    qemu-img reads in it).
+# Then a seeded run of random bit flips on both VMDK base layouts and the qcow2 base: each must end
 # in exit 0 or a clean exit 1, never a crash, a hang or a leftover file
 # (HOSTILE_FLIPS runs per layout, default 100; HOSTILE_SEED, default fixed).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -38,6 +42,14 @@ dsc() {
 	(eval "$LIMIT" && exec timeout -k 5 20 "$DSC_CONVERT" -q "$@") </dev/null >"$T/stdout" 2>"$T/stderr"
 	RC=$?
 	LAST_CMD="dsc-convert -q $*"
+}
+# dsc_stdin FILE ARGS...: the same reading FILE through a pipe (-src -).
+dsc_stdin() {
+	local f=$1
+	shift
+	cat "$f" | (eval "$LIMIT" && exec timeout -k 5 20 "$DSC_CONVERT" -q -src - "$@") >"$T/stdout" 2>"$T/stderr"
+	RC=${PIPESTATUS[1]}
+	LAST_CMD="cat $f | dsc-convert -q -src - $*"
 }
 # dsc_pipe ARGS...: the same with -dst - into a pipe.
 dsc_pipe() {
@@ -91,12 +103,13 @@ done <"$H/expected"
 # Every literal name in the table must be a generated case.
 for p in "${pats[@]}"; do
 	[[ "$p" == *'*'* ]] && continue
-	[ -f "$T/in/$p.vmdk" ] || fail "expected: '$p' is not a case gen.py makes"
+	[ -f "$T/in/$p.vmdk" ] || [ -f "$T/in/$p.qcow2" ] || fail "expected: '$p' is not a case gen.py makes"
 done
 
 used=()
-for f in "$T"/in/*.vmdk; do
-	name=$(basename "$f" .vmdk)
+for f in "$T"/in/*.vmdk "$T"/in/*.qcow2; do
+	fmt=${f##*.}
+	name=$(basename "$f" ".$fmt")
 	i=-1
 	for k in "${!pats[@]}"; do
 		# shellcheck disable=SC2053 # the table's names are globs
@@ -112,22 +125,31 @@ for f in "$T"/in/*.vmdk; do
 	fi
 	whys=()
 	for th in 1 2; do
-		got=$(timeout -k 5 20 "$PROBE" "$f" "$th" 2>&1)
+		got=$(timeout -k 5 20 "$PROBE" "$f" "$th" "$fmt" 2>&1)
 		prc=$?
 		[ $prc -eq 0 ] && [ "${got%% *}" = "$code" ] ||
 			whys+=("reader ($th threads): exit $prc, got [$got], want $code")
 	done
+	if [ "$fmt" = qcow2 ]; then
+		got=$(cat "$f" | timeout -k 5 20 "$PROBE" - 2 qcow2 2>&1)
+		prc=$?
+		[ $prc -eq 0 ] && [ "${got%% *}" = "$code" ] ||
+			whys+=("reader (from a pipe): exit $prc, got [$got], want $code")
+	fi
 	dsts="raw vmdk"
 	# Through a pipe as well where it changes things: truncation, order.
 	case $name in base* | cut-* | qemu-cut-* | lba-*) dsts="raw vmdk pipe" ;; esac
 	[ "$nopipe" = 1 ] && dsts="raw vmdk"
+	[ "$fmt" = qcow2 ] && dsts="$dsts stdin"
 	for dst in $dsts; do
+		src=$name.$fmt
 		case $dst in
-		raw) out=$T/out/$name.raw; dsc -src-fmt vmdk -src "$f" -dst "$out" ;;
-		vmdk) out=$T/out/$name.out.vmdk; dsc -src-fmt vmdk -src "$f" -dst "$out" -dst-fmt vmdk ;;
-		pipe) out=stdout; dsc_pipe -src-fmt vmdk -src "$f" ;;
+		raw) out=$T/out/$name.raw; dsc -src-fmt "$fmt" -src "$f" -dst "$out" ;;
+		vmdk) out=$T/out/$name.out.vmdk; dsc -src-fmt "$fmt" -src "$f" -dst "$out" -dst-fmt vmdk ;;
+		pipe) out=stdout; dsc_pipe -src-fmt "$fmt" -src "$f" ;;
+		stdin) out=$T/out/$name.stdin.raw src=stdin; dsc_stdin "$f" -src-fmt "$fmt" -dst "$out" ;;
 		esac
-		why=$(why_outcome "$name.vmdk" "$want" "$out")
+		why=$(why_outcome "$src" "$want" "$out")
 		[ -n "$why" ] && whys+=("-> $dst: $why" "$(last_run)")
 		if [ "$RC" -ne 0 ]; then
 			why=$(out_empty)
@@ -135,7 +157,17 @@ for f in "$T"/in/*.vmdk; do
 		fi
 		[ "$dst" = raw ] && [ "$RC" -eq 0 ] && mv "$T/out/$name.raw" "$T/$name.raw"
 		[ "$dst" = vmdk ] && [ "$RC" -eq 0 ] && mv "$out" "$T/$name.out.vmdk"
+		if [ "$dst" = stdin ] && [ "$RC" -eq 0 ] && [ -f "$T/$name.raw" ] &&
+			! cmp -s "$out" "$T/$name.raw"; then
+			whys+=("the raw outputs from the file and from a pipe differ")
+		fi
 	done
+	# A valid qcow2: the raw output holds what qemu-img reads in it.
+	if [ "$fmt" = qcow2 ] && [ "$want" = ok ] && [ -f "$T/$name.raw" ] &&
+		command -v qemu-img >/dev/null &&
+		! qemu-img compare -q -f raw -F qcow2 "$T/$name.raw" "$f" 2>/dev/null; then
+		whys+=("the raw output differs from qemu-img's reading (qemu-img compare)")
+	fi
 	# A valid case: the raw and VMDK outputs hold the same disk.
 	if [ "$want" = ok ] && [ -f "$T/$name.raw" ] && [ -f "$T/$name.out.vmdk" ] &&
 		command -v qemu-img >/dev/null &&
@@ -170,6 +202,19 @@ gen = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gen)
 os.makedirs(out)
 rnd = random.Random(seed)
+q = gen.Qcow2()
+qb = q.bytes()
+tables = [q.l1_off + k for k in range(16)] + [q.l2_0 + k for k in range(48)] + \
+    [q.l2_1 + k for k in range(16)]
+for i in range(n):
+    x = bytearray(qb)
+    for _ in range(rnd.choice((1, 1, 2, 3, 8))):
+        # A third in the header, a third in the L1 and L2 tables, the rest anywhere.
+        r = rnd.random()
+        pos = rnd.randrange(128) if r < 1 / 3 else rnd.choice(tables) if r < 2 / 3 else \
+            rnd.randrange(len(x))
+        x[pos] ^= 1 << rnd.randrange(8)
+    open(os.path.join(out, 'flip-qcow2-%03d.qcow2' % i), 'wb').write(x)
 for layout in ('vmware', 'qemu'):
     im = gen.base(layout)
     b = im.end()
@@ -190,20 +235,24 @@ for layout in ('vmware', 'qemu'):
         open(os.path.join(out, 'flip-%s-%03d.vmdk' % (layout, i)), 'wb').write(x)
 PY
 nflip=0 nok=0 nbad=0
-for f in "$T"/flips/*.vmdk; do
-	name=$(basename "$f")
+for f in "$T"/flips/*.vmdk "$T"/flips/*.qcow2; do
+	name=$(basename "$f") who=$(basename "$f")
+	fmt=${f##*.}
 	nflip=$((nflip + 1))
 	if [ $((nflip % 4)) -eq 0 ]; then
-		dsc -src-fmt vmdk -src "$f" -dst "$T/out/x.vmdk" -dst-fmt vmdk
+		dsc -src-fmt "$fmt" -src "$f" -dst "$T/out/x.vmdk" -dst-fmt vmdk
+	elif [ "$fmt" = qcow2 ] && [ $((nflip % 4)) -eq 1 ]; then
+		dsc_stdin "$f" -src-fmt qcow2 -dst "$T/out/x.raw"
+		who=stdin
 	else
-		dsc -src-fmt vmdk -src "$f" -dst "$T/out/x.raw"
+		dsc -src-fmt "$fmt" -src "$f" -dst "$T/out/x.raw"
 	fi
 	if [ "$RC" -eq 0 ] && [ ! -s "$T/stderr" ]; then
 		nok=$((nok + 1))
 		rm -f "$T"/out/*
 		continue
 	fi
-	why=$(why_fail "$name" "")
+	why=$(why_fail "$who" "")
 	[ -z "$why" ] && why=$(out_empty)
 	if [ -n "$why" ]; then
 		nbad=$((nbad + 1))

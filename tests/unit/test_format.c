@@ -71,9 +71,10 @@ static void test_table_complete(void)
 	{
 		char buf[256], tiny[6];
 
-		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf), "raw, vmdk"));
+		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf),
+			       "raw, vmdk, qcow2"));
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_READ | DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk"));
+			       "raw, vmdk, qcow2"));
 		ASSERT(strstr(dsc_format_list(0, buf, sizeof buf), "qcow2, qcow, qed"));
 		ASSERT(strlen(dsc_format_list(0, tiny, sizeof tiny)) < sizeof tiny);
 		ASSERT(dsc_format_from_extension(".VMDK") == DSC_FORMAT_VMDK);
@@ -230,13 +231,23 @@ static void test_probes(void)
 static void test_refusal(void)
 {
 	static const uint8_t qcow2[16] = "QFI\xfb\0\0\0\3";
+	static const uint8_t qcow1[16] = "QFI\xfb\0\0\0\1";
 	struct dsc_error e = {0};
 	dsc_reader *r = (dsc_reader *)1;
-	dsc_stream *s = tu_mem_stream(qcow2, sizeof qcow2, "disk.img");
+	dsc_stream *s = tu_mem_stream(qcow1, sizeof qcow1, "disk.img");
 
 	ASSERT_ERR(dsc_reader_open(s, DSC_FORMAT_UNKNOWN, &r, &e), DSC_ERR_UNSUPPORTED);
 	ASSERT(r == NULL);
-	ASSERT(!strcmp(e.message, "disk.img: a qcow2 image; qcow2 is not supported yet"));
+	ASSERT(!strcmp(e.message, "disk.img: a qcow (version 1) image; qcow is not supported yet"));
+	dsc_stream_close(s);
+
+	/* qcow2 has a reader now: 16 bytes are a header cut short. */
+	memset(&e, 0, sizeof e);
+	r = (dsc_reader *)1;
+	s = tu_mem_stream(qcow2, sizeof qcow2, "disk.img");
+	ASSERT_ERR(dsc_reader_open(s, DSC_FORMAT_UNKNOWN, &r, &e), DSC_ERR_TRUNCATED);
+	ASSERT(r == NULL);
+	ASSERT(strstr(e.message, "disk.img: truncated: input ends at byte 16"));
 	dsc_stream_close(s);
 
 	memset(&e, 0, sizeof e);
@@ -292,11 +303,11 @@ static void test_refusal(void)
 		dsc_writer *w = (dsc_writer *)1;
 		dsc_stream *out = NULL;
 
-		REQUIRE_OK(dsc_stream_new_membuf("x.qcow2", &out, &e), &e);
-		ASSERT_ERR(dsc_writer_open(out, dsc_format_from_name("qcow2"), NULL, &w, &e),
+		REQUIRE_OK(dsc_stream_new_membuf("x.qed", &out, &e), &e);
+		ASSERT_ERR(dsc_writer_open(out, dsc_format_from_name("qed"), NULL, &w, &e),
 			   DSC_ERR_UNSUPPORTED);
 		ASSERT(w == NULL);
-		ASSERT(strstr(e.message, "writing qcow2 is not supported"));
+		ASSERT(strstr(e.message, "writing qed is not supported"));
 		dsc_stream_close(out);
 	}
 }
