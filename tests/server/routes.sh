@@ -259,12 +259,14 @@ check "export dst=qcow2: qemu-img check" qemu-img check -q -f qcow2 "$R"
 check "export dst=qcow2: the disk" same_image "$R" qcow2 "$T/out/a.img" raw
 expect_status 422 "$R" "$BASE/export?path=$T/out/a.img&dst=qcow2&compress=true"
 check "export compressed qcow2: needs a seekable output" grep -q "needs a seekable output" "$R"
-qemu-img create -q -f qcow2 "$T/data/resized.qcow2" 1M
-qemu-io -q -c 'write -P 0x5a 0 64k' "$T/data/resized.qcow2"
+# 12 MiB of data, then the L1 moved to the end (past the hold-back window)
+qemu-img create -q -f qcow2 "$T/data/resized.qcow2" 16M
+qemu-io -c 'write -P 0x5a 0 12M' "$T/data/resized.qcow2" >/dev/null
 qemu-img resize -q "$T/data/resized.qcow2" 2T
-qemu-io -q -c 'write -P 0xa5 1M 64k' "$T/data/resized.qcow2"
+qemu-io -c 'write -P 0xa5 1G 64k' "$T/data/resized.qcow2" >/dev/null
 expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" -T "$T/data/resized.qcow2" "$BASE/upload?name=r.img"
-check "qcow2 upload not stream-ordered: the message says why" grep -q "not stream-ordered" "$R"
+check "qcow2 upload not stream-ordered: the message says why" grep -q "not stream-ordered.*read it from a seekable input" "$R"
+check "qcow2 upload not stream-ordered: code SEEK" test "$(json_get "$R" code)" = SEEK
 check "qcow2 upload not stream-ordered: no file" test ! -e "$T/out/r.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=vpc"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=nosuch"
