@@ -42,7 +42,7 @@ static bool is_vhd_footer(const uint8_t *f)
 	return ~sum == dscp_be32(f + 64);
 }
 
-/* Detection could not look at the end of a pipe, where a fixed VHD and a
+/* Detection could not look at the end of a pipe (or a URL), where a fixed VHD and a
  * DMG keep their only signature: a detected raw input that ends with a
  * valid VHD footer or a DMG trailer is refused rather than converted with
  * it as data. */
@@ -51,7 +51,7 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 	uint8_t last[512];
 	size_t from_buf = DSC_MIN(rr->buf_len, sizeof last), from_tail = sizeof last - from_buf;
 
-	if (!r->detected || dsc_stream_can_seek(r->in) || from_tail > rr->tail_len)
+	if (!r->detected || dscp_detect_sees_tail(r->in) || from_tail > rr->tail_len)
 		return DSC_OK;
 	memcpy(last, rr->tail + rr->tail_len - from_tail, from_tail);
 	memcpy(last + from_tail, rr->buf + rr->buf_len - from_buf, from_buf);
