@@ -59,13 +59,14 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 	if (!memcmp(last, "koly", 4) && dscp_be32(last + 4) == 4 && dscp_be32(last + 8) == 512)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: ends with a DMG trailer: an Apple disk image (detection "
-				     "cannot see the end of a pipe); dmg is not supported yet",
+				     "does not see the end of a pipe or URL); dmg is not supported "
+				     "yet",
 				     dsc_stream_name(r->in));
 	if (!is_vhd_footer(last))
 		return DSC_OK;
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-			     "%s: ends with a VHD footer: a fixed VHD (detection cannot see the "
-			     "end of a pipe; name the format with -src-fmt); vhd is not "
+			     "%s: ends with a VHD footer: a fixed VHD (detection does not see the "
+			     "end of a pipe or URL; name the format with -src-fmt); vhd is not "
 			     "supported yet",
 			     dsc_stream_name(r->in));
 }
