@@ -216,7 +216,8 @@ dsc_err dsc_stream_seek(dsc_stream *s, uint64_t off, struct dsc_error *e)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: stream cannot seek", s->name);
 	/* Within the bytes pushed back: they are the stream's bytes there, and
 	 * the backend need not move (for a URL, a backward seek is a request). */
-	if (off >= s->pos && off - s->pos <= s->unread_len - s->unread_off) {
+	if (s->unread_len > s->unread_off && off >= s->pos &&
+	    off - s->pos <= s->unread_len - s->unread_off) {
 		s->unread_off += (size_t)(off - s->pos);
 		s->pos = off;
 		return DSC_OK;

@@ -1137,7 +1137,7 @@ static const struct dsc_stream_ops curl_seek_ops = {
 /* Whether the first response allows seeks: ranges, a size to check them
  * against, and a validator for If-Range (or a caller who checks the bytes,
  * as for resume). */
-static bool can_seek(const struct curl_src *c)
+static bool serves_ranges(const struct curl_src *c)
 {
 	return c->ranges && c->total != UINT64_MAX &&
 	       (has_validator(c) || c->o.resume_without_validator);
@@ -1284,7 +1284,7 @@ dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_s
 		rc = report(c, e);
 		goto fail;
 	}
-	rc = dsc_stream_new(can_seek(c) ? &curl_seek_ops : &curl_ops, c, c->name, out, e);
+	rc = dsc_stream_new(serves_ranges(c) ? &curl_seek_ops : &curl_ops, c, c->name, out, e);
 	if (rc != DSC_OK)
 		goto fail;
 	dsc_stream_set_total(*out, c->total);
