@@ -468,8 +468,8 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 
 /* ---- URL sources and integrity ----------------------------------------
  *
- * dsc_stream_open_url() reads an http or https URL as a forward-only input
- * stream. A transfer that breaks off (connection reset, idle timeout, short
+ * dsc_stream_open_url() reads an http or https URL as an input stream,
+ * forward-only unless the server serves ranges. A transfer that breaks off (connection reset, idle timeout, short
  * body, HTTP 5xx) is resumed from the next byte with Range + If-Range, so
  * the reader never sees a gap or a duplicate byte; a resource that changed
  * in between is an error, never a silent mix (a server without ETag and
@@ -577,12 +577,30 @@ bool dsc_looks_like_url(const char *s);
  *   "http://127.0.0.1:8/x.raw: cannot connect: Connection refused"
  * Remote failures are DSC_ERR_REMOTE with e->http_status set when there was
  * a status; bad URLs and schemes are DSC_ERR_INVAL; a refused address is
- * DSC_ERR_PERM. Later reads can fail the same ways (after the retries). */
+ * DSC_ERR_PERM. Later reads can fail the same ways (after the retries).
+ *
+ * The stream seeks (DSC_STREAM_SEEK) only when the first response is a 200
+ * with Accept-Ranges: bytes, a Content-Length and an ETag or Last-Modified
+ * (or neither, with resume_without_validator); otherwise it is forward-only.
+ * A seek to the current offset is free; one forward by less than 256 KiB
+ * past the buffered bytes reads on and drops them; any other seek ends the
+ * transfer, and the next read sends a new request with Range: bytes=OFF-
+ * and If-Range, checked, retried and policed like a resume. An answer that
+ * is not the range asked for (a 200: the server ignored Range, or the
+ * resource changed) fails the stream with DSC_ERR_REMOTE. A seek past the
+ * total is DSC_ERR_INVAL; one to the total reads end of stream without a
+ * request. Format detection does not seek a URL to look at its end, so a
+ * reader that does not seek still makes exactly one request. */
 dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_stream **out,
 			    struct dsc_error *e);
 
 /* Retries done so far by a URL stream (0 for other streams). */
 unsigned dsc_stream_url_retries(const dsc_stream *s);
+
+/* HTTP requests made so far by a URL stream: the first, each retry and
+ * each request a seek needed (the redirects followed within a request are
+ * not counted apart). 0 for other streams. */
+unsigned dsc_stream_url_requests(const dsc_stream *s);
 
 /* SHA-256 pass-through. A read wrapper hashes every byte read through it;
  * it hides seek and hole detection from its reader so no byte escapes the

@@ -140,6 +140,14 @@ const struct dscp_format *dscp_probe_table(const struct dscp_format *const *tab,
 
 /* The last DSCP_PROBE_TAIL bytes of a seekable input of known size; the
  * position is put back where it was. *len = 0 when it cannot be done. */
+bool dscp_detect_sees_tail(const dsc_stream *in)
+{
+	/* Not a URL: the seek to the end and back would be two ranged requests
+	 * in every conversion, which otherwise makes one. The raw reader checks
+	 * a URL's last bytes when it reaches them, as a pipe's. */
+	return dsc_stream_can_seek(in) && !dscp_stream_query(in, DSCP_Q_URL);
+}
+
 static dsc_err read_tail(dsc_stream *in, uint8_t *tail, size_t *len, struct dsc_error *e)
 {
 	uint64_t total = dsc_stream_total(in), here = dsc_stream_tell(in), bytes = in->bytes;
@@ -147,7 +155,7 @@ static dsc_err read_tail(dsc_stream *in, uint8_t *tail, size_t *len, struct dsc_
 	dsc_err rc;
 
 	*len = 0;
-	if (!dsc_stream_can_seek(in) || total == UINT64_MAX ||
+	if (!dscp_detect_sees_tail(in) || total == UINT64_MAX ||
 	    total < here + 2 * (uint64_t)DSCP_PROBE_TAIL)
 		return DSC_OK;
 	rc = dsc_stream_seek(in, total - DSCP_PROBE_TAIL, e);

@@ -117,6 +117,10 @@ dsc_format dscp_format_id(const struct dscp_format *f); /* 0 if not in the table
  * which probe with tables of their own. */
 const struct dscp_format *dscp_probe_table(const struct dscp_format *const *table, size_t n,
 					   const struct dscp_probe *p, int *score);
+/* Whether detection reads the input's last DSCP_PROBE_TAIL bytes by seeking
+ * there and back (a seekable input that is not a URL); raw's reader checks
+ * them at the end of the others. */
+bool dscp_detect_sees_tail(const dsc_stream *in);
 /* dsc_reader_open() for a given descriptor (also one of a unit test's own
  * table); `detected` says the format was probed, not named. */
 dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,

@@ -214,6 +214,14 @@ dsc_err dsc_stream_seek(dsc_stream *s, uint64_t off, struct dsc_error *e)
 		return sticky(s, e);
 	if (!s->ops->seek)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: stream cannot seek", s->name);
+	/* Within the bytes pushed back: they are the stream's bytes there, and
+	 * the backend need not move (for a URL, a backward seek is a request). */
+	if (s->unread_len > s->unread_off && off >= s->pos &&
+	    off - s->pos <= s->unread_len - s->unread_off) {
+		s->unread_off += (size_t)(off - s->pos);
+		s->pos = off;
+		return DSC_OK;
+	}
 	rc = s->ops->seek(s->ctx, off, &local);
 	if (rc != DSC_OK) {
 		if (local.code == DSC_OK)

@@ -24,6 +24,15 @@
  * equals the first response's length. Tries that bring no new byte count
  * against `retries`, with a doubling backoff.
  *
+ * A stream whose first response shows that ranges can be served (Accept-
+ * Ranges: bytes, a Content-Length, and a validator, or none with
+ * resume_without_validator) also seeks: a seek forward by less than
+ * URL_SEEK_WINDOW beyond what is buffered reads on and drops the bytes;
+ * any other seek ends the try, and the next read starts a new one at the
+ * offset, which is a resume like any other (Range + If-Range, the same
+ * checks, retries, policy and headers), except that a 200 answer is then
+ * refused instead of read from byte 0. Other streams have no seek op.
+ *
  * Requests are restricted to http and https (also for redirects), do not
  * use an environment proxy unless asked, and every socket passes the
  * caller's address policy in the open-socket callback, which libcurl calls
@@ -85,6 +94,10 @@ static uint64_t now_ms(void)
 #define URL_MAX_HEADER_LEN 8192u
 #define URL_VALIDATOR_MAX 256u /* longest ETag / Last-Modified kept */
 #define URL_TEXT_MAX 400u
+/* A seek forward by at most this many bytes past the buffer reads on: a
+ * new request costs a round trip or more, about what 256 KiB take on a
+ * fast link. */
+#define URL_SEEK_WINDOW (256u << 10)
 
 /* What ended a try, kept until it is reported or retried. */
 struct failure {
@@ -125,6 +138,10 @@ struct curl_src {
 	char modified[URL_VALIDATOR_MAX]; /* its Last-Modified */
 	unsigned failures;                /* failed tries since the last byte */
 	unsigned retries_done;
+	unsigned requests; /* tries started: first, retries, seeks */
+	bool ranges;       /* the first response: Accept-Ranges: bytes */
+	bool sought;       /* a seek started a ranged try */
+	bool pending;      /* a seek ended the try: the next read starts one */
 
 	/* The current try. */
 	uint64_t try_start; /* first byte asked for */
@@ -137,6 +154,7 @@ struct curl_src {
 	bool r_has_range;
 	uint64_t r_range_start, r_range_total; /* total UINT64_MAX for '*' */
 	bool r_location;
+	bool r_ranges; /* Accept-Ranges lists "bytes" */
 	char r_etag[URL_VALIDATOR_MAX];
 	char r_modified[URL_VALIDATOR_MAX];
 	char **hops; /* URLs that answered with a redirect in this try */
@@ -145,8 +163,6 @@ struct curl_src {
 	struct failure cb;                 /* set by a callback that stopped the try */
 	char denied[INET6_ADDRSTRLEN + 8]; /* last address the policy refused */
 };
-
-static const struct dsc_stream_ops curl_ops;
 
 static dsc_err record(struct curl_src *c, const struct failure *f)
 {
@@ -323,6 +339,7 @@ static void new_response(struct curl_src *c, const char *line, size_t len)
 	c->r_length = UINT64_MAX;
 	c->r_has_range = false;
 	c->r_location = false;
+	c->r_ranges = false;
 	c->r_etag[0] = c->r_modified[0] = '\0';
 	if (!p)
 		return;
@@ -374,6 +391,7 @@ static bool accept_response(struct curl_src *c)
 			c->total = c->r_length;
 		else
 			c->total = 0;
+		c->ranges = c->status == 200 && c->r_ranges;
 		c->started = true;
 		c->accepted = true;
 		return true;
@@ -448,6 +466,15 @@ static bool accept_response(struct curl_src *c)
 			changed(c, what);
 			return false;
 		}
+		/* After a seek, dropping the bytes before it would read the
+		 * whole resource again for every seek. */
+		if (c->try_start > 0 && c->sought) {
+			CB_FAIL(c, DSC_ERR_REMOTE, false, 200, 0,
+				"cannot seek: the server ignored Range (HTTP 200 to a request "
+				"from byte %llu)",
+				(unsigned long long)c->try_start);
+			return false;
+		}
 		c->skip = c->try_start;
 		c->accepted = true;
 		return true;
@@ -505,6 +532,24 @@ static bool end_of_headers(struct curl_src *c)
 	return false;
 }
 
+/* Whether a comma-separated header value lists `token`. */
+static bool has_token(const char *v, size_t len, const char *token)
+{
+	size_t tlen = strlen(token), i = 0, j;
+
+	while (i < len) {
+		while (i < len && (v[i] == ',' || v[i] == ' ' || v[i] == '\t'))
+			i++;
+		j = i;
+		while (j < len && v[j] != ',' && v[j] != ' ' && v[j] != '\t')
+			j++;
+		if (j - i == tlen && strncasecmp(v + i, token, tlen) == 0)
+			return true;
+		i = j;
+	}
+	return false;
+}
+
 static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
 {
 	struct curl_src *c = user;
@@ -544,6 +589,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
 		c->r_has_range = parse_content_range(c, v, (size_t)(end - v));
 	else if (IS("Location"))
 		c->r_location = end > v;
+	else if (IS("Accept-Ranges"))
+		c->r_ranges = has_token(v, (size_t)(end - v), "bytes");
 #undef IS
 	return len;
 }
@@ -637,6 +684,7 @@ static dsc_err start_try(struct curl_src *c)
 	CURLcode rc = CURLE_OK;
 	size_t i;
 
+	c->requests++;
 	c->try_start = c->received;
 	c->skip = 0;
 	c->accepted = false;
@@ -938,48 +986,112 @@ static dsc_err pump(struct curl_src *c)
 	return DSC_OK;
 }
 
+/* Continue a transfer paused because the buffer was full. */
+static void unpause(struct curl_src *c)
+{
+	struct failure f;
+
+	c->paused = false;
+	c->last_activity_ms = now_ms();
+	if (curl_easy_pause(c->easy, CURLPAUSE_CONT) != CURLE_OK) {
+		failure_set(&f, DSC_ERR_REMOTE, false, 0, 0, "cannot resume the paused transfer");
+		record(c, &f);
+	}
+}
+
+/* Run the transfer until the buffer holds a byte, the resource ended or
+ * the stream failed. */
+static void wait_data(struct curl_src *c)
+{
+	while (c->tail == c->head && !c->eof && !c->failed) {
+		if (c->pending) {
+			c->pending = false;
+			start_try(c);
+		} else if (c->paused) {
+			unpause(c);
+		} else {
+			pump(c);
+		}
+	}
+}
+
+/* The reader took n buffered bytes. */
+static void consume(struct curl_src *c, size_t n)
+{
+	c->head += n;
+	if (c->head == c->tail)
+		c->head = c->tail = 0;
+	/* Continue once half the buffer is free: fewer pause cycles. */
+	if (c->paused && c->easy && c->tail - c->head <= c->cap / 2)
+		unpause(c);
+}
+
 static dsc_err url_read(void *ctx, void *out, size_t len, size_t *nread, struct dsc_error *e)
 {
 	struct curl_src *c = ctx;
-	struct failure f;
 	size_t n;
 
 	*nread = 0;
-	while (c->tail == c->head && !c->eof && !c->failed) {
-		if (c->paused) {
-			c->paused = false;
-			c->last_activity_ms = now_ms();
-			if (curl_easy_pause(c->easy, CURLPAUSE_CONT) != CURLE_OK) {
-				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0,
-					    "cannot resume the paused transfer");
-				record(c, &f);
-			}
-			continue;
-		}
-		pump(c);
-	}
+	wait_data(c);
 	if (c->tail > c->head) {
 		n = DSC_MIN(len, c->tail - c->head);
 		memcpy(out, c->buf + c->head, n);
-		c->head += n;
-		if (c->head == c->tail)
-			c->head = c->tail = 0;
-		/* Continue once half the buffer is free: fewer pause cycles. */
-		if (c->paused && c->easy && c->tail - c->head <= c->cap / 2) {
-			c->paused = false;
-			c->last_activity_ms = now_ms();
-			if (curl_easy_pause(c->easy, CURLPAUSE_CONT) != CURLE_OK) {
-				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0,
-					    "cannot resume the paused transfer");
-				record(c, &f);
-			}
-		}
+		consume(c, n);
 		*nread = n;
 		return DSC_OK;
 	}
 	if (c->eof)
 		return DSC_OK;
 	return report(c, e);
+}
+
+/* Only in curl_seek_ops: the first response showed that ranges work. */
+static dsc_err url_seek(void *ctx, uint64_t off, struct dsc_error *e)
+{
+	struct curl_src *c = ctx;
+	uint64_t held = c->tail - c->head, here = c->received - held, gap;
+	struct failure f;
+	size_t n;
+
+	if (c->failed)
+		return report(c, e);
+	if (off > c->total)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: cannot seek to byte %llu: the resource has %llu bytes",
+				     c->name, (unsigned long long)off,
+				     (unsigned long long)c->total);
+	if (off == here)
+		return DSC_OK;
+	gap = off - here;
+	if (!c->pending && off > here && gap - DSC_MIN(gap, held) <= URL_SEEK_WINDOW) {
+		while (gap > 0) {
+			wait_data(c);
+			if (c->failed)
+				return report(c, e);
+			if (c->tail == c->head) {
+				failure_set(&f, DSC_ERR_REMOTE, false, 0, 0,
+					    "the response ended at byte %llu, before byte %llu",
+					    (unsigned long long)c->received,
+					    (unsigned long long)off);
+				record(c, &f);
+				return report(c, e);
+			}
+			n = (size_t)DSC_MIN(gap, (uint64_t)(c->tail - c->head));
+			consume(c, n);
+			gap -= n;
+		}
+		return DSC_OK;
+	}
+	/* Start over at `off`, but only when a read needs it: a seek that
+	 * another seek follows costs no request. */
+	end_try(c);
+	c->head = c->tail = 0;
+	c->received = off;
+	c->failures = 0;
+	c->sought = true;
+	c->eof = off == c->total;
+	c->pending = !c->eof;
+	return DSC_OK;
 }
 
 static void url_free(struct curl_src *c)
@@ -1014,11 +1126,35 @@ static const struct dsc_stream_ops curl_ops = {
 	.query = url_query,
 };
 
+static const struct dsc_stream_ops curl_seek_ops = {
+	.name = "curl",
+	.read = url_read,
+	.seek = url_seek,
+	.close = url_close,
+	.query = url_query,
+};
+
+/* Whether the first response allows seeks: ranges, a size to check them
+ * against, and a validator for If-Range (or a caller who checks the bytes,
+ * as for resume). */
+static bool serves_ranges(const struct curl_src *c)
+{
+	return c->ranges && c->total != UINT64_MAX &&
+	       (has_validator(c) || c->o.resume_without_validator);
+}
+
 unsigned dsc_stream_url_retries(const dsc_stream *s)
 {
 	const struct curl_src *c = s ? dscp_stream_query(s, DSCP_Q_URL) : NULL;
 
 	return c ? c->retries_done : 0;
+}
+
+unsigned dsc_stream_url_requests(const dsc_stream *s)
+{
+	const struct curl_src *c = s ? dscp_stream_query(s, DSCP_Q_URL) : NULL;
+
+	return c ? c->requests : 0;
 }
 
 /* Check the scheme before libcurl sees the URL, for a clear message. */
@@ -1148,7 +1284,7 @@ dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_s
 		rc = report(c, e);
 		goto fail;
 	}
-	rc = dsc_stream_new(&curl_ops, c, c->name, out, e);
+	rc = dsc_stream_new(serves_ranges(c) ? &curl_seek_ops : &curl_ops, c, c->name, out, e);
 	if (rc != DSC_OK)
 		goto fail;
 	dsc_stream_set_total(*out, c->total);
@@ -1172,5 +1308,6 @@ dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_s
 }
 
 unsigned dsc_stream_url_retries(const dsc_stream *s) { return 0; }
+unsigned dsc_stream_url_requests(const dsc_stream *s) { return 0; }
 
 #endif

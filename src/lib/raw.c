@@ -42,7 +42,7 @@ static bool is_vhd_footer(const uint8_t *f)
 	return ~sum == dscp_be32(f + 64);
 }
 
-/* Detection could not look at the end of a pipe, where a fixed VHD and a
+/* Detection could not look at the end of a pipe (or a URL), where a fixed VHD and a
  * DMG keep their only signature: a detected raw input that ends with a
  * valid VHD footer or a DMG trailer is refused rather than converted with
  * it as data. */
@@ -51,7 +51,7 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 	uint8_t last[512];
 	size_t from_buf = DSC_MIN(rr->buf_len, sizeof last), from_tail = sizeof last - from_buf;
 
-	if (!r->detected || dsc_stream_can_seek(r->in) || from_tail > rr->tail_len)
+	if (!r->detected || dscp_detect_sees_tail(r->in) || from_tail > rr->tail_len)
 		return DSC_OK;
 	memcpy(last, rr->tail + rr->tail_len - from_tail, from_tail);
 	memcpy(last + from_tail, rr->buf + rr->buf_len - from_buf, from_buf);
@@ -59,13 +59,14 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 	if (!memcmp(last, "koly", 4) && dscp_be32(last + 4) == 4 && dscp_be32(last + 8) == 512)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: ends with a DMG trailer: an Apple disk image (detection "
-				     "cannot see the end of a pipe); dmg is not supported yet",
+				     "does not see the end of a pipe or URL); dmg is not supported "
+				     "yet",
 				     dsc_stream_name(r->in));
 	if (!is_vhd_footer(last))
 		return DSC_OK;
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-			     "%s: ends with a VHD footer: a fixed VHD (detection cannot see the "
-			     "end of a pipe; name the format with -src-fmt); vhd is not "
+			     "%s: ends with a VHD footer: a fixed VHD (detection does not see the "
+			     "end of a pipe or URL; name the format with -src-fmt); vhd is not "
 			     "supported yet",
 			     dsc_stream_name(r->in));
 }

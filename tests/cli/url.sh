@@ -93,6 +93,30 @@ need qemu-img
 check "raw over http -> vmdk: qemu-img compare with the source" qemu_same "$SRC" "$OUT/whole.vmdk"
 rm -f "$OUT"/*
 
+# A reader that does not seek makes one request, though the stream seeks
+# (the server serves ranges): detection does not seek to the end of a URL.
+# requests Q: how many requests of a URL with query Q the server logged.
+requests() { grep -c "^GET [^ ]*?$1 " "$T/h.log"; }
+run_url -src "$U/f/disk.raw?one=raw" -dst "$OUT/one.raw"
+expect_ok "raw over http (request count)"
+check "raw over http: one request" test "$(requests one=raw)" -eq 1
+run_url -src "$U/f/disk.vmdk?one=vmdk" -dst "$OUT/one.raw"
+expect_ok "vmdk over http (request count)"
+check "vmdk over http: one request" test "$(requests one=vmdk)" -eq 1
+run_url -src "$U/f/disk.vmdk?one=vmdk2" -dst "$OUT/one.vmdk" -dst-fmt vmdk
+expect_ok "vmdk over http -> vmdk (request count)"
+check "vmdk over http -> vmdk: one request" test "$(requests one=vmdk2)" -eq 1
+rm -f "$OUT"/*
+# So a fixed VHD (a footer after the data) is refused at the end, as on a
+# pipe, still in one request.
+qemu-img convert -q -f raw -O vpc -o subformat=fixed "$SRC" "$WWW/fixed.vhd" ||
+	{ echo "FAIL: making fixed.vhd"; exit 1; }
+run_url -src "$U/f/fixed.vhd?one=vhd" -dst "$OUT/vhd.raw"
+expect_fail "fixed VHD over http" "$U/f/fixed.vhd" "ends with a VHD footer: a fixed VHD"
+no_output "fixed VHD over http"
+check "fixed VHD over http: one request" test "$(requests one=vhd)" -eq 1
+rm -f "$OUT"/*
+
 # (That Content-Length becomes the stream's size is checked by test_curl.)
 run_url -p -src "$U/f/disk.raw" -dst "$OUT/p.raw"
 check "progress bar with a URL source" grep -q '100.0%' "$T/stderr"

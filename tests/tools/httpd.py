@@ -20,6 +20,9 @@ resumes is served properly once the fault has run out.
           &grow=N      after the first request, serve N more bytes (the
                        first ones unchanged) under another ETag
           &noranges=1  ignore Range (always 200, no Accept-Ranges)
+          &noaccept=1  honour Range but send no Accept-Ranges
+          &ignorerange=1  send Accept-Ranges: bytes, yet answer every
+                       Range with the whole file (200)
           &novalidator=1  send neither ETag nor Last-Modified
           &startotal=1 a 206's Content-Range says "bytes A-B/*"
           &weak=1      a weak ETag only (useless for If-Range)
@@ -151,12 +154,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             elif not q.get('lmonly'):
                 headers.append(('ETag', etag))
             headers.append(('Last-Modified', lastmod))
-        if not q.get('noranges'):
+        if not q.get('noranges') and not q.get('noaccept'):
             headers.append(('Accept-Ranges', 'bytes'))
         size = len(data)
         start, end, status = 0, size, 200
         rng = self.headers.get('Range')
-        if rng and not q.get('noranges'):
+        if rng and not q.get('noranges') and not q.get('ignorerange'):
             ifr = self.headers.get('If-Range')
             valid = ifr is None or (ifr == etag and not q.get('weak') and not q.get('lmonly')
                                     and not q.get('novalidator')) or \

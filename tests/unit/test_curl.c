@@ -5,7 +5,8 @@
  * with a buffer small enough that the transfer pauses all the time, resume
  * after cuts and stalls, the size from Content-Length, error codes and
  * HTTP statuses, the address policy on the first hop and on redirects,
- * cancellation, and the URL shown in messages without its secrets.
+ * cancellation, the URL shown in messages without its secrets, and seeks
+ * (only when the server serves ranges; the requests they cost).
  * Skipped when python3 or the tools directory is missing.
  */
 #include "testutil.h"
@@ -308,6 +309,249 @@ static void test_resume_without_validator(void)
 	}
 }
 
+/* Open `path` with `o`; NULL (and a test failure) when that fails. */
+static dsc_stream *open_path(const char *path, const struct dsc_url_opts *o)
+{
+	struct dsc_error e = {0};
+	char url[512];
+	dsc_stream *s = NULL;
+
+	url_of(url, sizeof url, path);
+	if (dsc_stream_open_url(url, o, &s, &e) != DSC_OK)
+		tu_fail(__FILE__, __LINE__, "%s: %s", path, e.message);
+	return s;
+}
+
+/* Read len bytes at the stream's position; they must be the file's. */
+static void read_at(dsc_stream *s, uint64_t off, size_t len, int line)
+{
+	struct dsc_error e = {0};
+	uint8_t *got = tu_xmalloc(len ? len : 1);
+	size_t n = 0;
+	dsc_err rc;
+
+	if (dsc_stream_tell(s) != off)
+		tu_fail(__FILE__, line, "at byte %llu, want %llu",
+			(unsigned long long)dsc_stream_tell(s), (unsigned long long)off);
+	rc = dsc_read_full(s, got, len, &n, &e);
+	if (rc != DSC_OK)
+		tu_fail(__FILE__, line, "read at %llu: %s", (unsigned long long)off, e.message);
+	else if (n != DSC_MIN(len, file_len - off) || memcmp(got, file_data + off, n) != 0)
+		tu_fail(__FILE__, line, "the %zu bytes read at %llu are not the file's", n,
+			(unsigned long long)off);
+	free(got);
+}
+
+/* The server's log has a line that contains `needle`. */
+static bool log_has(const char *needle)
+{
+	char path[128], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/log", root);
+	f = fopen(path, "r");
+	while (f && !found && fgets(line, sizeof line, f))
+		found = strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Seeks only when the first response shows that ranges work. */
+static void test_seek_caps(void)
+{
+	static const struct {
+		const char *path;
+		bool seek, without_validator;
+	} cases[] = {
+		{"/f/file.bin?caps=1", true, false},
+		{"/f/file.bin?caps=2&lmonly=1", true, false},
+		{"/f/file.bin?caps=3&weak=1", true, false}, /* Last-Modified remains */
+		{"/f/file.bin?caps=4&noaccept=1", false, false},
+		{"/f/file.bin?caps=5&noranges=1", false, false},
+		{"/f/file.bin?caps=6&chunked=1", false, false}, /* no size */
+		{"/f/file.bin?caps=7&novalidator=1", false, false},
+		{"/f/file.bin?caps=8&novalidator=1", true, true},
+		{"/f/file.bin?caps=9&novalidator=1&chunked=1", false, true},
+	};
+	struct dsc_url_opts o;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct dsc_error e = {0};
+		dsc_stream *s;
+		bool seeks;
+
+		fast_opts(&o);
+		o.resume_without_validator = cases[i].without_validator;
+		s = open_path(cases[i].path, &o);
+		if (!s)
+			continue;
+		seeks = (dsc_stream_caps(s) & DSC_STREAM_SEEK) != 0;
+		if (seeks != cases[i].seek || dsc_stream_can_seek(s) != cases[i].seek)
+			tu_fail(__FILE__, __LINE__, "%s: seek %d, want %d", cases[i].path, seeks,
+				cases[i].seek);
+		if (!cases[i].seek)
+			ASSERT_ERR(dsc_stream_seek(s, 10, &e), DSC_ERR_UNSUPPORTED);
+		ASSERT(dsc_stream_url_requests(s) == 1);
+		dsc_stream_close(s);
+	}
+}
+
+static void test_seek(void)
+{
+	struct dsc_url_opts o;
+	struct dsc_error e = {0};
+	uint64_t off;
+	dsc_stream *s, *m = NULL;
+	uint8_t head[4096];
+	unsigned i;
+
+	fast_opts(&o);
+	o.buffer_size = 65536;
+	/* A sequential read is one request, also with seeks to where it is. */
+	s = open_path("/f/file.bin?seq=1", &o);
+	REQUIRE(s);
+	ASSERT_OK(dsc_stream_seek(s, 0, &e), &e);
+	read_at(s, 0, 1000, __LINE__);
+	ASSERT_OK(dsc_stream_seek(s, 1000, &e), &e);
+	read_at(s, 1000, file_len - 1000, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 1);
+	ASSERT_EQ_U64(dsc_stream_bytes(s), file_len);
+	dsc_stream_close(s);
+
+	s = open_path("/f/file.bin?seek=1", &o);
+	REQUIRE(s);
+	read_at(s, 0, 100000, __LINE__);
+	/* Forward by less than the window: read on, no request. */
+	ASSERT_OK(dsc_stream_seek(s, 300000, &e), &e);
+	read_at(s, 300000, 5000, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 1);
+	/* Far forward, backward, back to 0: one ranged request each. */
+	ASSERT_OK(dsc_stream_seek(s, 1500000, &e), &e);
+	read_at(s, 1500000, 70000, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 2);
+	ASSERT(log_has("seek=1 range=bytes=1500000- if-range=\""));
+	ASSERT_OK(dsc_stream_seek(s, 1000, &e), &e);
+	read_at(s, 1000, 200000, __LINE__);
+	ASSERT_OK(dsc_stream_seek(s, 0, &e), &e);
+	read_at(s, 0, 10, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 4);
+	/* Seeks that no read follows cost nothing. */
+	ASSERT_OK(dsc_stream_seek(s, 900000, &e), &e);
+	ASSERT_OK(dsc_stream_seek(s, 100, &e), &e);
+	ASSERT_OK(dsc_stream_seek(s, 1800000, &e), &e);
+	read_at(s, 1800000, file_len - 1800000, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 5);
+	ASSERT(dsc_stream_url_retries(s) == 0);
+	dsc_stream_close(s);
+
+	/* N far seeks: 1 + N requests. */
+	s = open_path("/f/file.bin?seek=2", &o);
+	REQUIRE(s);
+	for (i = 0; i < 8; i++) {
+		off = file_len - (uint64_t)(i + 1) * 250000;
+		ASSERT_OK(dsc_stream_seek(s, off, &e), &e);
+		read_at(s, off, 1000, __LINE__);
+	}
+	ASSERT(dsc_stream_url_requests(s) == 9);
+	/* To the end: end of stream without a request; past it: an error
+	 * naming the URL and the offset. */
+	ASSERT_OK(dsc_stream_seek(s, file_len, &e), &e);
+	read_at(s, file_len, 100, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 9);
+	ASSERT_ERR(dsc_stream_seek(s, file_len + 1, &e), DSC_ERR_INVAL);
+	ASSERT(strstr(e.message, "/f/file.bin: cannot seek to byte 2097153: the resource has "
+				 "2097152 bytes") != NULL);
+	ASSERT(strstr(e.message, "seek=2") == NULL);
+	dsc_stream_close(s);
+
+	/* dsc_stream_skip(): a small skip reads on, a big one is a request. */
+	memset(&e, 0, sizeof e);
+	s = open_path("/f/file.bin?skip=1", &o);
+	REQUIRE(s);
+	read_at(s, 0, 10, __LINE__);
+	ASSERT_OK(dsc_stream_skip(s, 100000, NULL, &e), &e);
+	read_at(s, 100010, 10, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 1);
+	ASSERT_OK(dsc_stream_skip(s, 1000000, NULL, &e), &e);
+	read_at(s, 1100020, 10, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 2);
+	dsc_stream_close(s);
+
+	/* Within bytes pushed back (format detection): no request. */
+	s = open_path("/f/file.bin?unread=1", &o);
+	REQUIRE(s);
+	REQUIRE_OK(dsc_read_full(s, head, sizeof head, NULL, &e), &e);
+	REQUIRE_OK(dsc_stream_unread(s, head, sizeof head, &e), &e);
+	ASSERT_OK(dsc_stream_seek(s, 100, &e), &e);
+	read_at(s, 100, 5000, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 1);
+	dsc_stream_close(s);
+
+	/* A seek's request cut like any other: resumed. The first two requests
+	 * of this URL are cut after 100000 bytes. */
+	s = open_path("/f/file.bin?cut=100000&times=2", &o);
+	REQUIRE(s);
+	ASSERT_OK(dsc_stream_seek(s, 1000000, &e), &e);
+	read_at(s, 1000000, 300000, __LINE__);
+	ASSERT(dsc_stream_url_requests(s) == 3);
+	ASSERT(dsc_stream_url_retries(s) == 1);
+	ASSERT(log_has("cut=100000&times=2 range=bytes=1100000- if-range=\""));
+	dsc_stream_close(s);
+
+	/* Without a validator, when the caller checks the bytes: Range alone. */
+	o.resume_without_validator = true;
+	s = open_path("/f/file.bin?novalidator=1&seek=3", &o);
+	REQUIRE(s);
+	ASSERT_OK(dsc_stream_seek(s, 777777, &e), &e);
+	read_at(s, 777777, 1000, __LINE__);
+	ASSERT(log_has("novalidator=1&seek=3 range=bytes=777777- -> 206"));
+	dsc_stream_close(s);
+
+	ASSERT(dsc_stream_url_requests(NULL) == 0);
+	REQUIRE_OK(dsc_stream_open_mem(head, sizeof head, "mem", &m, &e), &e);
+	ASSERT(dsc_stream_url_requests(m) == 0);
+	dsc_stream_close(m);
+}
+
+/* After a seek, a 200 is never read from byte 0. */
+static void test_seek_refused(void)
+{
+	static const struct {
+		const char *path, *want;
+	} cases[] = {
+		{"/f/file.bin?ignorerange=1",
+		 "cannot seek: the server ignored Range (HTTP 200 to a request from byte 1500000)"},
+		{"/f/file.bin?change=1&seek=4", "the resource changed during the transfer (ETag "},
+	};
+	struct dsc_url_opts o;
+	size_t i, n;
+
+	fast_opts(&o);
+	o.buffer_size = 65536;
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct dsc_error e = {0};
+		uint8_t buf[1000];
+		dsc_stream *s = open_path(cases[i].path, &o);
+
+		if (!s)
+			continue;
+		ASSERT(dsc_stream_can_seek(s));
+		ASSERT_OK(dsc_stream_seek(s, 1500000, &e), &e);
+		ASSERT_ERR(dsc_read_full(s, buf, sizeof buf, &n, &e), DSC_ERR_REMOTE);
+		if (!strstr(e.message, cases[i].want))
+			tu_fail(__FILE__, __LINE__, "%s: \"%s\", want \"%s\"", cases[i].path,
+				e.message, cases[i].want);
+		ASSERT(e.http_status == 200);
+		/* Not retried: the answer will not change. */
+		ASSERT(dsc_stream_url_requests(s) == 2);
+		ASSERT_ERR(dsc_stream_seek(s, 0, NULL), DSC_ERR_REMOTE);
+		dsc_stream_close(s);
+	}
+}
+
 static void test_failures(void)
 {
 	struct dsc_url_opts o;
@@ -346,12 +590,12 @@ static void test_failures(void)
 	}
 	{
 		/* Broken after the first response: the error comes from a read,
-		 * and stays. */
+		 * and stays. (No Accept-Ranges: the skip reads.) */
 		struct dsc_error e = {0};
 		uint8_t buf[4096];
 		size_t n;
 		o.retries = 1;
-		url_of(url, sizeof url, "/f/file.bin?change=1&cut=100000&times=1");
+		url_of(url, sizeof url, "/f/file.bin?change=1&cut=100000&times=1&noaccept=1");
 		REQUIRE_OK(dsc_stream_open_url(url, &o, &s, &e), &e);
 		ASSERT_EQ_U64(dsc_stream_total(s), file_len);
 		ASSERT_ERR(dsc_stream_skip(s, file_len, NULL, &e), DSC_ERR_REMOTE);
@@ -501,6 +745,9 @@ int main(void)
 	TU_RUN(test_whole_file);
 	TU_RUN(test_resume);
 	TU_RUN(test_resume_without_validator);
+	TU_RUN(test_seek_caps);
+	TU_RUN(test_seek);
+	TU_RUN(test_seek_refused);
 	TU_RUN(test_failures);
 	TU_RUN(test_policy);
 	TU_RUN(test_cancel);
