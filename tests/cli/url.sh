@@ -107,6 +107,31 @@ run_url -src "$U/f/disk.vmdk?one=vmdk2" -dst "$OUT/one.vmdk" -dst-fmt vmdk
 expect_ok "vmdk over http -> vmdk (request count)"
 check "vmdk over http -> vmdk: one request" test "$(requests one=vmdk2)" -eq 1
 rm -f "$OUT"/*
+# qcow2 (issue 13): a stream-ordered qcow2 (qemu-img convert's) reads in one
+# request; one whose L1 follows its data (qemu-img resize) seeks with ranged
+# requests, and converts without a temporary copy; the same with a server
+# that does not serve ranges is the not-stream-ordered error.
+qemu-img convert -q -f raw -O qcow2 "$SRC" "$WWW/ordered.qcow2" || { echo "FAIL: making ordered.qcow2"; exit 1; }
+run_url -src "$U/f/ordered.qcow2?one=q" -dst "$OUT/q.raw"
+expect_ok "stream-ordered qcow2 over http"
+check "stream-ordered qcow2 over http: the disk" same_padded "$SRC" "$OUT/q.raw"
+check "stream-ordered qcow2 over http: one request" test "$(requests one=q)" -eq 1
+qemu-img create -q -f qcow2 "$WWW/resized.qcow2" 16M
+qemu-io -c 'write -P 0x5a 0 12M' "$WWW/resized.qcow2" >/dev/null
+qemu-img resize -q "$WWW/resized.qcow2" 2T
+qemu-io -c 'write -P 0xa5 1G 1M' "$WWW/resized.qcow2" >/dev/null
+qemu-img convert -q -f qcow2 -O raw "$WWW/resized.qcow2" "$T/resized.raw"
+run_url -src "$U/f/resized.qcow2?seek=q" -dst "$OUT/r.raw"
+expect_ok "resized qcow2 over http (seeks)"
+check "resized qcow2 over http: the disk (2 TiB, sparse)" \
+	qemu-img compare -q -f raw -F raw "$T/resized.raw" "$OUT/r.raw"
+check "resized qcow2 over http: ranged requests" test "$(grep "^GET [^ ]*?seek=q " "$T/h.log" | grep -c 'bytes=')" -ge 1
+check "resized qcow2 over http: few requests" test "$(requests seek=q)" -le 8
+rm -f "$OUT"/*
+run_url -src "$U/f/resized.qcow2?noaccept=1" -dst "$OUT/r2.raw"
+expect_fail "resized qcow2, no Range" "$U/f/resized.qcow2" "not stream-ordered"
+no_output "resized qcow2, no Range"
+rm -f "$OUT"/* "$T/resized.raw"
 # So a fixed VHD (a footer after the data) is refused at the end, as on a
 # pipe, still in one request.
 qemu-img convert -q -f raw -O vpc -o subformat=fixed "$SRC" "$WWW/fixed.vhd" ||
