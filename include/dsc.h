@@ -449,6 +449,11 @@ struct dsc_convert_opts {
 	void *progress_user;
 	const dsc_optlist *options; /* the output format's options (-o) */
 	bool compress;              /* see dsc_writer_opts */
+	/* Optional: called once, before the first output byte, when the
+	 * writer knows the exact size of the output in advance (a qcow2
+	 * written to a pipe in two passes), e.g. for a Content-Length. */
+	void (*output_size)(void *user, uint64_t bytes);
+	void *output_size_user;
 };
 
 struct dsc_convert_stats {
@@ -460,7 +465,12 @@ struct dsc_convert_stats {
 };
 
 /* Read all of `in`, write `out` and finish it. On failure the output is
- * not finished: closing its stream discards it. */
+ * not finished: closing its stream discards it.
+ * A writer that needs its layout before the first byte (qcow2 to an
+ * output that cannot seek) gets two passes: the source is read once to
+ * map its data, seeked back to where it started and read again, so `in`
+ * must then seek (DSC_ERR_UNSUPPORTED otherwise); stats->bytes_read counts
+ * both passes. */
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e);
 
