@@ -30,6 +30,9 @@
 #include "pool.h"
 
 #include <zlib.h>
+#ifdef HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 #ifdef HAVE_ZSTD
 #include <zstd.h>
 #endif
@@ -49,7 +52,8 @@ struct qcow2_writer {
 	uint64_t size;    /* virtual size (a multiple of 512) when known */
 	uint64_t base;    /* stream offset of the header */
 	bool compress;
-	int level;
+	int level;     /* zlib's or zstd's */
+	int isal_level; /* ISA-L's 1..3 for -level 1..3, else -1 */
 	bool plan_mode; /* the output cannot seek: two passes */
 
 	uint64_t *l1; /* host offsets | COPIED */
@@ -369,8 +373,14 @@ static dsc_err put_plain(dsc_writer *w, uint64_t c, const uint8_t *data, struct 
 struct cctx {
 	uint8_t ctype;
 	int level;
+	int isal_level;
 	z_stream z;
 	bool z_ready;
+#ifdef HAVE_ISAL
+	struct isal_zstream is;
+	uint8_t *isal_buf;
+	uint32_t isal_buf_size;
+#endif
 #ifdef HAVE_ZSTD
 	ZSTD_CCtx *zc;
 #endif
@@ -385,6 +395,20 @@ static void *cctx_new(void *arg)
 		return NULL;
 	c->ctype = q->ctype;
 	c->level = q->level;
+	c->isal_level = q->isal_level;
+#ifdef HAVE_ISAL
+	if (c->ctype == QCOW2_COMPRESSION_DEFLATE && c->isal_level > 0) {
+		static const uint32_t sizes[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT,
+						 ISAL_DEF_LVL2_DEFAULT, ISAL_DEF_LVL3_DEFAULT};
+
+		c->isal_buf_size = sizes[c->isal_level];
+		c->isal_buf = malloc(c->isal_buf_size);
+		if (c->isal_buf)
+			return c;
+		free(c);
+		return NULL;
+	}
+#endif
 	if (c->ctype == QCOW2_COMPRESSION_ZSTD) {
 #ifdef HAVE_ZSTD
 		c->zc = ZSTD_createCCtx();
@@ -413,6 +437,9 @@ static void cctx_free(void *ctx)
 		return;
 	if (c->z_ready)
 		deflateEnd(&c->z);
+#ifdef HAVE_ISAL
+	free(c->isal_buf);
+#endif
 #ifdef HAVE_ZSTD
 	ZSTD_freeCCtx(c->zc);
 #endif
@@ -438,6 +465,27 @@ static void compress_job(void *ctx, struct dscp_slot *s)
 #endif
 		return;
 	}
+#ifdef HAVE_ISAL
+	if (c->isal_buf) {
+		/* Stateless raw deflate with qemu's 4 KiB window (hist_bits);
+		 * the stateless API also falls back to stored blocks. */
+		isal_deflate_stateless_init(&c->is);
+		c->is.level = (uint32_t)c->isal_level;
+		c->is.level_buf = c->isal_buf;
+		c->is.level_buf_size = c->isal_buf_size;
+		c->is.hist_bits = QCOW2_DEFLATE_WINDOW_BITS;
+		c->is.gzip_flag = IGZIP_DEFLATE;
+		c->is.end_of_stream = 1;
+		c->is.flush = NO_FLUSH;
+		c->is.next_in = s->in;
+		c->is.avail_in = (uint32_t)s->in_len;
+		c->is.next_out = s->out;
+		c->is.avail_out = (uint32_t)room;
+		ret = isal_deflate_stateless(&c->is);
+		s->result = ret == COMP_OK ? (int)c->is.total_out : ret == STATELESS_OVERFLOW ? 0 : -1;
+		return;
+	}
+#endif
 	if (deflateReset(&c->z) != Z_OK) {
 		s->result = -1;
 		return;
@@ -670,10 +718,10 @@ static dsc_err qcow2_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_
 		cnt = range_count(q, k);
 		data += cnt ? cnt + 1 : 0;
 	}
-	q->l1c = DSC_MAX(1, (n1 * 8 + q->cs - 1) / q->cs);
+	q->l1c = (n1 * 8 + q->cs - 1) / q->cs;
 	refcount_layout(q, 1 + q->l1c + data, &q->rtc, &q->rbc);
-	q->l1_at = q->cs;
-	q->rt_at = q->l1_at + q->l1c * q->cs;
+	q->l1_at = q->l1c ? q->cs : 0; /* an empty image has none, as in qemu */
+	q->rt_at = q->cs + q->l1c * q->cs;
 	q->rb_at = q->rt_at + q->rtc * q->cs;
 	q->nclusters = 1 + q->l1c + q->rtc + q->rbc + data;
 	if (q->nclusters > QCOW2_MAX_HOST_OFFSET >> q->cluster_bits)
@@ -845,8 +893,8 @@ static dsc_err finish_seekable(dsc_writer *w, struct dsc_error *e)
 	q->end = round_up(q->end, q->cs);
 	if (!q->size_known) {
 		/* The capacity is known only now: the L1 goes at the end. */
-		q->l1c = DSC_MAX(1, (n1 * 8 + q->cs - 1) / q->cs);
-		q->l1_at = q->end;
+		q->l1c = (n1 * 8 + q->cs - 1) / q->cs;
+		q->l1_at = q->l1c ? q->end : 0;
 		for (k = 0; k < q->l1c && rc == DSC_OK; k++)
 			rc = alloc_cluster(w, &m, e);
 		if (rc != DSC_OK)
@@ -984,6 +1032,14 @@ static dsc_err qcow2_wopen(dsc_writer *w, struct dsc_error *e)
 		q->level = q->ctype == QCOW2_COMPRESSION_ZSTD ?
 				   (o->level ? o->level : QCOW2_ZSTD_LEVEL) :
 				   (o->level ? DSC_MIN(o->level, 9) : Z_DEFAULT_COMPRESSION);
+		q->isal_level = -1;
+#ifdef HAVE_ISAL
+		/* -level 1..3: ISA-L, about 10x zlib's speed for ~8% more
+		 * bytes (see the writer's notes); the default stays zlib 6,
+		 * qemu's own, for the same size as qemu-img -c. */
+		if (q->ctype == QCOW2_COMPRESSION_DEFLATE && o->level >= 1 && o->level <= 3)
+			q->isal_level = o->level;
+#endif
 		q->refs_len = 0;
 		rc = ref_add(w, 0, e); /* the header */
 		if (rc != DSC_OK)
@@ -998,8 +1054,8 @@ static dsc_err qcow2_wopen(dsc_writer *w, struct dsc_error *e)
 	q->end = cs;
 	if (q->size_known) {
 		/* Right after the header; written at finish. */
-		q->l1_at = cs;
-		q->l1c = DSC_MAX(1, (l1_entries(q, q->size) * 8 + cs - 1) / cs);
+		q->l1c = (l1_entries(q, q->size) * 8 + cs - 1) / cs;
+		q->l1_at = q->l1c ? cs : 0; /* an empty image has none, as in qemu */
 		rc = l1_grow(w, l1_entries(q, q->size), e);
 		q->end += q->l1c * cs;
 		for (k = 1; rc == DSC_OK && k <= q->l1c; k++)
