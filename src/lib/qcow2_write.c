@@ -970,9 +970,15 @@ static dsc_err qcow2_wopen(dsc_writer *w, struct dsc_error *e)
 
 	q->version = !strcmp(compat, "0.10") || !strcmp(compat, "v2") ? 2 : 3;
 	if (cs < 512 || cs > (1u << QCOW2_MAX_CLUSTER_BITS) || (cs & (cs - 1)))
-		return bad_option(w, "cluster_size", "must be a power of two from 512 to 2M", e);
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: option cluster_size: %llu is not a power of two from "
+				     "512 to 2M",
+				     wname(w), (unsigned long long)cs);
 	if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1)))
-		return bad_option(w, "refcount_bits", "must be a power of two from 1 to 64", e);
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: option refcount_bits: %llu is not a power of two from 1 "
+				     "to 64",
+				     wname(w), (unsigned long long)rbits);
 	if (q->version == 2 && rbits != 16)
 		return bad_option(w, "refcount_bits",
 				  "compat=0.10 (version 2) has 16-bit refcounts only", e);
