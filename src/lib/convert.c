@@ -110,8 +110,8 @@ static dsc_err pass(dsc_reader *r, dsc_writer *w, bool plan, struct progress_sta
 
 /* The first of two passes: the writer maps the image, then the input goes
  * back to the start and *rp is a fresh reader of the same format. */
-static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w,
-			  struct progress_state *ps, struct dsc_error *e)
+static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct progress_state *ps,
+			  struct dsc_error *e)
 {
 	dsc_format fmt = dsc_reader_format(*rp);
 	uint64_t cap, size;

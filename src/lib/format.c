@@ -576,7 +576,8 @@ dsc_err dscp_writer_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_s
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer takes no plan now",
 				     dsc_stream_name(w->out));
 	if (capacity == DSC_CAPACITY_UNKNOWN)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: capacity unknown after the first pass",
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: capacity unknown after the first pass",
 				     dsc_stream_name(w->out));
 	rc = w->fmt->writer->plan_done(w, capacity, file_size, e);
 	if (rc != DSC_OK) {

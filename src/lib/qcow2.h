@@ -62,10 +62,10 @@
 #define QCOW2_MAX_VIRTUAL_SIZE (1ull << 61) /* qemu's QCOW_MAX_... bound */
 
 /* Named limits of the writer (qcow2_write.c). */
-#define QCOW2_MAX_PLAN_BYTES (64u << 20) /* two-pass allocation bitmap */
+#define QCOW2_MAX_PLAN_BYTES (64u << 20)   /* two-pass allocation bitmap */
 #define QCOW2_MAX_REFCOUNT_MEM (64u << 20) /* -c: one byte per host cluster */
-#define QCOW2_DEFLATE_WINDOW_BITS 12     /* qemu inflates with windowBits -12 */
-#define QCOW2_ZSTD_LEVEL 3               /* qemu's: libzstd's default level */
+#define QCOW2_DEFLATE_WINDOW_BITS 12       /* qemu inflates with windowBits -12 */
+#define QCOW2_ZSTD_LEVEL 3                 /* qemu's: libzstd's default level */
 
 /* Big-endian writers for the header and the tables. */
 static inline void qcow2_put_be32(uint8_t *p, uint32_t v)

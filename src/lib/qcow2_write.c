@@ -44,15 +44,15 @@ struct qcow2_writer {
 	uint32_t cluster_bits;
 	uint32_t refcount_order;
 	uint8_t ctype;
-	uint64_t cs;      /* cluster size */
-	uint64_t l2e;     /* entries of one L2 table */
-	uint64_t rpb;     /* refcounts in one refcount block */
-	unsigned refcap;  /* the largest refcount -c gives a host cluster */
-	bool size_known;  /* the capacity was given at open */
-	uint64_t size;    /* virtual size (a multiple of 512) when known */
-	uint64_t base;    /* stream offset of the header */
+	uint64_t cs;     /* cluster size */
+	uint64_t l2e;    /* entries of one L2 table */
+	uint64_t rpb;    /* refcounts in one refcount block */
+	unsigned refcap; /* the largest refcount -c gives a host cluster */
+	bool size_known; /* the capacity was given at open */
+	uint64_t size;   /* virtual size (a multiple of 512) when known */
+	uint64_t base;   /* stream offset of the header */
 	bool compress;
-	int level;     /* zlib's or zstd's */
+	int level;      /* zlib's or zstd's */
 	int isal_level; /* ISA-L's 1..3 for -level 1..3, else -1 */
 	bool plan_mode; /* the output cannot seek: two passes */
 
@@ -104,8 +104,7 @@ static uint64_t l1_entries(const struct qcow2_writer *q, uint64_t size)
 
 /* ---- output ------------------------------------------------------------- */
 
-static dsc_err write_at(dsc_writer *w, uint64_t off, const void *p, size_t n,
-			struct dsc_error *e)
+static dsc_err write_at(dsc_writer *w, uint64_t off, const void *p, size_t n, struct dsc_error *e)
 {
 	struct qcow2_writer *q = w->impl;
 	dsc_err rc;
@@ -482,7 +481,9 @@ static void compress_job(void *ctx, struct dscp_slot *s)
 		c->is.next_out = s->out;
 		c->is.avail_out = (uint32_t)room;
 		ret = isal_deflate_stateless(&c->is);
-		s->result = ret == COMP_OK ? (int)c->is.total_out : ret == STATELESS_OVERFLOW ? 0 : -1;
+		s->result = ret == COMP_OK            ? (int)c->is.total_out :
+			    ret == STATELESS_OVERFLOW ? 0 :
+							-1;
 		return;
 	}
 #endif
@@ -545,8 +546,7 @@ static dsc_err write_oldest(dsc_writer *w, struct dsc_error *e)
 		goto out;
 	q->end = at + n;
 	/* Facts §1: the sector count field holds the sectors touched - 1. */
-	q->l2[c % q->l2e] = QCOW2_OFLAG_COMPRESSED |
-			    ((((at + n - 1) >> 9) - (at >> 9)) << x) | at;
+	q->l2[c % q->l2e] = QCOW2_OFLAG_COMPRESSED | ((((at + n - 1) >> 9) - (at >> 9)) << x) | at;
 out:
 	dscp_pool_release(q->pool);
 	return rc;
@@ -634,8 +634,8 @@ static dsc_err emit_upto(dsc_writer *w, uint64_t to, struct dsc_error *e)
 			q->emit_idx = to; /* nothing planned past the bitmap */
 			break;
 		}
-		if (q->emit_idx % 8 == 0 &&
-		    q->bitmap[q->emit_idx / 8] == 0 && to - q->emit_idx >= 8) {
+		if (q->emit_idx % 8 == 0 && q->bitmap[q->emit_idx / 8] == 0 &&
+		    to - q->emit_idx >= 8) {
 			q->emit_idx += 8;
 			continue;
 		}
@@ -660,8 +660,9 @@ static dsc_err qcow2_plan(dsc_writer *w, const struct dsc_extent *ext, struct ds
 	uint8_t *nb;
 
 	if (q->size_known && (off > q->size || left > q->size - off))
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data at byte %llu is past the capacity",
-				     wname(w), (unsigned long long)off);
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: data at byte %llu is past the capacity", wname(w),
+				     (unsigned long long)off);
 	while (left > 0) {
 		c = off >> q->cluster_bits;
 		n = (size_t)DSC_MIN((uint64_t)left, q->cs - (off & (q->cs - 1)));
@@ -812,8 +813,9 @@ static dsc_err qcow2_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc
 	dsc_err rc;
 
 	if ((q->size_known || q->plan_mode) && (off > q->size || left > q->size - off))
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: data at byte %llu is past the capacity",
-				     wname(w), (unsigned long long)off);
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: data at byte %llu is past the capacity", wname(w),
+				     (unsigned long long)off);
 	if (q->plan_mode) {
 		rc = emit_head(w, e);
 		if (rc != DSC_OK)
@@ -828,7 +830,8 @@ static dsc_err qcow2_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc
 						     "%llu: the qcow2 writer needs the input in "
 						     "ascending order",
 						     wname(w), (unsigned long long)off,
-						     (unsigned long long)(q->cur << q->cluster_bits));
+						     (unsigned long long)(q->cur
+									  << q->cluster_bits));
 			rc = flush_cluster(w, e);
 			if (rc == DSC_OK)
 				rc = start_cluster(w, c, e);
