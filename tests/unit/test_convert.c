@@ -1335,7 +1335,8 @@ static dsc_err to_qcow2(const uint8_t *src, size_t len, bool pipe_in, bool pipe_
 	err = dsc_convert(in, out, &o, st, e);
 	dsc_stream_mem_buffer(mem, &data, &n);
 	memset(res, 0, sizeof *res);
-	tu_buf_append(res, data, n);
+	if (n)
+		tu_buf_append(res, data, n);
 	dsc_stream_close(out);
 	dsc_stream_close(mem);
 	dsc_stream_close(in);
