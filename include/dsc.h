@@ -426,7 +426,7 @@ void dsc_writer_close(dsc_writer *w);
 /* ---- conversion ------------------------------------------------------ */
 
 struct dsc_progress {
-	uint64_t in_bytes;  /* bytes consumed from the input stream */
+	uint64_t in_bytes;  /* bytes consumed from the input (this pass) */
 	uint64_t in_total;  /* input size if known, else UINT64_MAX */
 	uint64_t disk_pos;  /* logical offset reached in the image */
 	uint64_t capacity;  /* image size if known, else UINT64_MAX */
@@ -457,7 +457,7 @@ struct dsc_convert_opts {
 };
 
 struct dsc_convert_stats {
-	uint64_t bytes_read;    /* from the input stream */
+	uint64_t bytes_read;    /* from the input stream (both passes of two) */
 	uint64_t bytes_written; /* the output: a VMDK's file size, a raw
 				   disk's bytes written (holes excluded) */
 	uint64_t capacity;      /* size of the image written, in bytes */
@@ -470,7 +470,7 @@ struct dsc_convert_stats {
  * output that cannot seek) gets two passes: the source is read once to
  * map its data, seeked back to where it started and read again, so `in`
  * must then seek (DSC_ERR_UNSUPPORTED otherwise); stats->bytes_read counts
- * both passes. */
+ * both passes, and progress runs from the start once per pass. */
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e);
 

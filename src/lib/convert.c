@@ -28,14 +28,15 @@ struct progress_state {
 	dsc_stream *in, *out;
 	const dsc_reader *r;
 	uint64_t disk_pos;
-	uint64_t start; /* input offset where the image starts */
+	uint64_t start;   /* input offset where the image starts */
+	uint64_t in_base; /* input bytes of a first pass: each pass counts from 0 */
 	double t0, last;
 };
 
 static bool report(struct progress_state *ps)
 {
 	struct dsc_progress p = {
-		.in_bytes = dsc_stream_bytes(ps->in),
+		.in_bytes = dsc_stream_bytes(ps->in) - ps->in_base,
 		.in_total = dsc_stream_total(ps->in),
 		.disk_pos = ps->disk_pos,
 		.capacity = dsc_reader_capacity(ps->r),
@@ -140,6 +141,7 @@ static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct
 	*rp = NULL;
 	ps->r = NULL;
 	ps->disk_pos = 0;
+	ps->in_base = dsc_stream_bytes(in);
 	rc = dsc_stream_seek(in, ps->start, e);
 	if (rc != DSC_OK)
 		return rc;
