@@ -8,6 +8,8 @@
 #include "testutil.h"
 #include "qcow2.h"
 
+#include <pthread.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define UNIT 65536u
@@ -1399,6 +1401,59 @@ static void test_qcow2_two_pass(void)
 	free(src);
 }
 
+struct drain_arg {
+	int fd;
+	struct tu_buf got;
+};
+
+static void *drain_pipe(void *p)
+{
+	struct drain_arg *d = p;
+	uint8_t buf[65536];
+	ssize_t n;
+
+	while ((n = read(d->fd, buf, sizeof buf)) > 0)
+		tu_buf_append(&d->got, buf, (size_t)n);
+	return NULL;
+}
+
+/* The same through a real pipe fd, as dsc-convert -dst - | cat has it. */
+static void test_qcow2_pipe_fd(void)
+{
+	size_t len = 3 * 1048576 + 512;
+	uint8_t *src = tu_xcalloc(len), *img = NULL;
+	struct dsc_convert_opts o = {.src_fmt = DSC_FORMAT_RAW, .output_size = note_output_size};
+	struct dsc_error e = {0};
+	struct drain_arg d = {0};
+	dsc_stream *in, *out = NULL;
+	pthread_t t;
+	uint64_t cap;
+	int fds[2];
+
+	tu_fill(src + 4096, 200000, TU_RANDOM, 9);
+	tu_fill(src + len - 512, 512, TU_COMPRESSIBLE, 10);
+	o.dst_fmt = dsc_format_from_name("qcow2");
+	REQUIRE(pipe(fds) == 0);
+	d.fd = fds[0];
+	REQUIRE(pthread_create(&t, NULL, drain_pipe, &d) == 0);
+	in = tu_mem_stream(src, len, "in.raw");
+	ASSERT_ERR(dsc_stream_open_fd(fds[1], "pipe", DSC_FD_OWN, &out, &e), DSC_OK);
+	ASSERT(out && !dsc_stream_can_seek(out));
+	output_size_calls = 0;
+	if (out)
+		ASSERT_ERR(dsc_convert(in, out, &o, NULL, &e), DSC_OK);
+	dsc_stream_close(out); /* closes the write end: the reader sees EOF */
+	pthread_join(t, NULL);
+	close(fds[0]);
+	ASSERT(output_size_calls == 1 && output_size_value == d.got.len);
+	ASSERT(qcow2_decode(d.got.data, d.got.len, &img, &cap));
+	ASSERT(img && cap == len && !memcmp(img, src, len));
+	free(img);
+	tu_buf_free(&d.got);
+	dsc_stream_close(in);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -1423,5 +1478,6 @@ int main(void)
 	TU_RUN(test_vmdk_to_file_names_itself);
 	TU_RUN(test_vmdk_writer_mid_stream);
 	TU_RUN(test_qcow2_two_pass);
+	TU_RUN(test_qcow2_pipe_fd);
 	return tu_exit();
 }
