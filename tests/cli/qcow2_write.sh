@@ -192,6 +192,17 @@ refcount_bits=3 refcount_bits not.a.power.of.two
 compat=0.10,refcount_bits=8 refcount_bits 16-bit.refcounts.only
 compat=0.10,compression_type=zstd compression_type zstd.needs.compat=1.1
 EOF
+# Named limits: qemu's 32 MiB of L1, and the two-pass plan's 64 MiB bitmap.
+gen_sparse "$I/big.img" $((4096 * GiB))
+put_random "$I/big.img" $((3072 * GiB)) 4096
+run_dsc -src "$I/big.img" -dst "$O/bad.qcow2" -dst-fmt qcow2 -o cluster_size=512
+refused "4 TiB at 512-byte clusters" bad.qcow2 "the L1 table would exceed qemu's 33554432 bytes" "$O/bad.qcow2"
+check "4 TiB at 512-byte clusters: no file" test ! -e "$O/bad.qcow2"
+"$DSC_CONVERT" -src "$I/big.img" -dst - -dst-fmt qcow2 -o cluster_size=4k 2>"$T/stderr" |
+	cat >"$T/stdout"
+RC=${PIPESTATUS[0]}
+refused "4 TiB at 4k clusters to a pipe" stdout "maps at most 536870912 clusters" "$T/stdout"
+rm -f "$I/big.img"
 for opts in cluster_size=256 cluster_size=4M refcount_bits=128 compat=0.9 compression_type=lz4; do
 	run_dsc -src "$src" -dst "$O/bad.qcow2" -dst-fmt qcow2 -o "$opts"
 	expect_usage "-o $opts" "${opts%%=*}"
