@@ -71,9 +71,10 @@ static void test_table_complete(void)
 	{
 		char buf[256], tiny[6];
 
-		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf), "raw, vmdk"));
+		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf),
+			       "raw, vmdk, qcow2"));
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_READ | DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk"));
+			       "raw, vmdk, qcow2"));
 		ASSERT(strstr(dsc_format_list(0, buf, sizeof buf), "qcow2, qcow, qed"));
 		ASSERT(strlen(dsc_format_list(0, tiny, sizeof tiny)) < sizeof tiny);
 		ASSERT(dsc_format_from_extension(".VMDK") == DSC_FORMAT_VMDK);
@@ -292,11 +293,11 @@ static void test_refusal(void)
 		dsc_writer *w = (dsc_writer *)1;
 		dsc_stream *out = NULL;
 
-		REQUIRE_OK(dsc_stream_new_membuf("x.qcow2", &out, &e), &e);
-		ASSERT_ERR(dsc_writer_open(out, dsc_format_from_name("qcow2"), NULL, &w, &e),
+		REQUIRE_OK(dsc_stream_new_membuf("x.qed", &out, &e), &e);
+		ASSERT_ERR(dsc_writer_open(out, dsc_format_from_name("qed"), NULL, &w, &e),
 			   DSC_ERR_UNSUPPORTED);
 		ASSERT(w == NULL);
-		ASSERT(strstr(e.message, "writing qcow2 is not supported"));
+		ASSERT(strstr(e.message, "writing qed is not supported"));
 		dsc_stream_close(out);
 	}
 }
