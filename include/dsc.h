@@ -428,7 +428,7 @@ void dsc_writer_close(dsc_writer *w);
 /* ---- conversion ------------------------------------------------------ */
 
 struct dsc_progress {
-	uint64_t in_bytes;  /* bytes consumed from the input stream */
+	uint64_t in_bytes;  /* bytes consumed from the input (this pass) */
 	uint64_t in_total;  /* input size if known, else UINT64_MAX */
 	uint64_t disk_pos;  /* logical offset reached in the image */
 	uint64_t capacity;  /* image size if known, else UINT64_MAX */
@@ -451,10 +451,15 @@ struct dsc_convert_opts {
 	void *progress_user;
 	const dsc_optlist *options; /* the output format's options (-o) */
 	bool compress;              /* see dsc_writer_opts */
+	/* Optional: called once, before the first output byte, when the
+	 * writer knows the exact size of the output in advance (a qcow2
+	 * written to a pipe in two passes), e.g. for a Content-Length. */
+	void (*output_size)(void *user, uint64_t bytes);
+	void *output_size_user;
 };
 
 struct dsc_convert_stats {
-	uint64_t bytes_read;    /* from the input stream */
+	uint64_t bytes_read;    /* from the input stream (both passes of two) */
 	uint64_t bytes_written; /* the output: a VMDK's file size, a raw
 				   disk's bytes written (holes excluded) */
 	uint64_t capacity;      /* size of the image written, in bytes */
@@ -462,7 +467,12 @@ struct dsc_convert_stats {
 };
 
 /* Read all of `in`, write `out` and finish it. On failure the output is
- * not finished: closing its stream discards it. */
+ * not finished: closing its stream discards it.
+ * A writer that needs its layout before the first byte (qcow2 to an
+ * output that cannot seek) gets two passes: the source is read once to
+ * map its data, seeked back to where it started and read again, so `in`
+ * must then seek (DSC_ERR_UNSUPPORTED otherwise); stats->bytes_read counts
+ * both passes, and progress runs from the start once per pass. */
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e);
 

@@ -1,8 +1,14 @@
-/* convert.c - the one-pass converter: reader extents into a writer.
+/* convert.c - the converter: reader extents into a writer.
  *
  * Pulls (offset, bytes) extents from the reader and pushes them to the
  * writer; gaps between extents are holes. Progress is reported at most
  * ten times a second, and the callback can cancel.
+ *
+ * A writer that must know its layout before its first byte (w->needs_plan:
+ * qcow2 to a pipe) gets two passes over a seekable source: the first feeds
+ * every extent to the writer's plan, then the input is seeked back to
+ * where the reader started and a fresh reader of the same format feeds
+ * put() as usual.
  */
 #include "internal.h"
 
@@ -22,13 +28,15 @@ struct progress_state {
 	dsc_stream *in, *out;
 	const dsc_reader *r;
 	uint64_t disk_pos;
+	uint64_t start;   /* input offset where the image starts */
+	uint64_t in_base; /* input bytes of a first pass: each pass counts from 0 */
 	double t0, last;
 };
 
 static bool report(struct progress_state *ps)
 {
 	struct dsc_progress p = {
-		.in_bytes = dsc_stream_bytes(ps->in),
+		.in_bytes = dsc_stream_bytes(ps->in) - ps->in_base,
 		.in_total = dsc_stream_total(ps->in),
 		.disk_pos = ps->disk_pos,
 		.capacity = dsc_reader_capacity(ps->r),
@@ -51,12 +59,100 @@ static bool tick(void *user)
 	return report(ps);
 }
 
+static dsc_err open_reader(dsc_stream *in, dsc_format fmt, struct progress_state *ps,
+			   dsc_reader **rp, struct dsc_error *e)
+{
+	const struct dsc_convert_opts *opts = ps->opts;
+	dsc_reader *r;
+	dsc_err rc;
+
+	rc = dsc_reader_open(in, fmt, rp, e);
+	if (rc != DSC_OK)
+		return rc;
+	r = *rp;
+	ps->r = r;
+	r->max_capacity = opts->max_capacity;
+	if (opts->progress) {
+		r->tick = tick;
+		r->tick_user = ps;
+	}
+	dsc_reader_set_threads(r, opts->threads);
+	return DSC_OK;
+}
+
+/* Every extent of r into the writer: its plan, or put(). */
+static dsc_err pass(dsc_reader *r, dsc_writer *w, bool plan, struct progress_state *ps,
+		    struct dsc_error *e)
+{
+	const struct dsc_convert_opts *opts = ps->opts;
+	struct dsc_extent ext;
+	dsc_err rc;
+
+	for (;;) {
+		rc = dsc_reader_next(r, &ext, e);
+		if (rc != DSC_OK)
+			return rc;
+		if (ext.length == 0)
+			return DSC_OK;
+		ps->disk_pos = ext.offset + ext.length;
+		if (opts->max_capacity && ps->disk_pos > opts->max_capacity)
+			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+					     "%s: image exceeds the limit of %llu bytes",
+					     dsc_stream_name(ps->in),
+					     (unsigned long long)opts->max_capacity);
+		rc = plan ? dscp_writer_plan(w, &ext, e) : dsc_writer_put(w, &ext, e);
+		if (rc != DSC_OK)
+			return rc;
+		rc = dscp_reader_tick(r, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+}
+
+/* The first of two passes: the writer maps the image, then the input goes
+ * back to the start and *rp is a fresh reader of the same format. */
+static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct progress_state *ps,
+			  struct dsc_error *e)
+{
+	dsc_format fmt = dsc_reader_format(*rp);
+	uint64_t cap, size;
+	dsc_err rc;
+
+	if (!dsc_stream_can_seek(in))
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: %s to a pipe needs a seekable source (two passes) or a "
+				     "regular file as output",
+				     dsc_stream_name(w->out), w->fmt->info.name);
+	rc = pass(*rp, w, true, ps, e);
+	if (rc != DSC_OK)
+		return rc;
+	cap = dsc_reader_capacity(*rp);
+	if (ps->opts->max_capacity && cap > ps->opts->max_capacity)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: image of %llu bytes exceeds the limit of %llu bytes",
+				     dsc_stream_name(in), (unsigned long long)cap,
+				     (unsigned long long)ps->opts->max_capacity);
+	rc = dscp_writer_plan_done(w, cap, &size, e);
+	if (rc != DSC_OK)
+		return rc;
+	if (ps->opts->output_size)
+		ps->opts->output_size(ps->opts->output_size_user, size);
+	dsc_reader_close(*rp);
+	*rp = NULL;
+	ps->r = NULL;
+	ps->disk_pos = 0;
+	ps->in_base = dsc_stream_bytes(in);
+	rc = dsc_stream_seek(in, ps->start, e);
+	if (rc != DSC_OK)
+		return rc;
+	return open_reader(in, fmt, ps, rp, e);
+}
+
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e)
 {
 	struct dsc_convert_opts defaults = {0};
 	struct dsc_writer_opts wo = {0};
-	struct dsc_extent ext;
 	dsc_reader *r = NULL;
 	dsc_writer *w = NULL;
 	struct progress_state ps = {.opts = opts, .in = in, .out = out};
@@ -69,16 +165,10 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 		opts = &defaults;
 	ps.opts = opts;
 	ps.t0 = ps.last = now_seconds();
-	rc = dsc_reader_open(in, opts->src_fmt, &r, e);
+	ps.start = dsc_stream_tell(in);
+	rc = open_reader(in, opts->src_fmt, &ps, &r, e);
 	if (rc != DSC_OK)
 		goto out;
-	ps.r = r;
-	r->max_capacity = opts->max_capacity;
-	if (opts->progress) {
-		r->tick = tick;
-		r->tick_user = &ps;
-	}
-	dsc_reader_set_threads(r, opts->threads);
 	cap = dsc_reader_capacity(r);
 	if (opts->max_capacity && cap != DSC_CAPACITY_UNKNOWN && cap > opts->max_capacity) {
 		rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
@@ -97,27 +187,14 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, e);
 	if (rc != DSC_OK)
 		goto out;
-	for (;;) {
-		rc = dsc_reader_next(r, &ext, e);
-		if (rc != DSC_OK)
-			goto out;
-		if (ext.length == 0)
-			break;
-		ps.disk_pos = ext.offset + ext.length;
-		if (opts->max_capacity && ps.disk_pos > opts->max_capacity) {
-			rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,
-					   "%s: image exceeds the limit of %llu bytes",
-					   dsc_stream_name(in),
-					   (unsigned long long)opts->max_capacity);
-			goto out;
-		}
-		rc = dsc_writer_put(w, &ext, e);
-		if (rc != DSC_OK)
-			goto out;
-		rc = dscp_reader_tick(r, e);
+	if (w->needs_plan) {
+		rc = first_pass(in, &r, w, &ps, e);
 		if (rc != DSC_OK)
 			goto out;
 	}
+	rc = pass(r, w, false, &ps, e);
+	if (rc != DSC_OK)
+		goto out;
 	cap = dsc_reader_capacity(r);
 	if (opts->max_capacity && cap > opts->max_capacity) {
 		rc = dsc_error_set(e, DSC_ERR_LIMIT, 0,

@@ -520,6 +520,10 @@ dsc_err dsc_writer_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_e
 	if (w->finished || w->failed)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer is %s",
 				     dsc_stream_name(w->out), w->finished ? "finished" : "failed");
+	if (w->needs_plan && !w->planned)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: this writer needs the first pass (a plan) before data",
+				     dsc_stream_name(w->out));
 	if (ext->length == 0)
 		return DSC_OK;
 	rc = w->fmt->writer->put(w, ext, e);
@@ -538,6 +542,10 @@ dsc_err dsc_writer_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	if (capacity == DSC_CAPACITY_UNKNOWN)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: capacity unknown at finish",
 				     dsc_stream_name(w->out));
+	if (w->needs_plan && !w->planned)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: this writer needs the first pass (a plan) before data",
+				     dsc_stream_name(w->out));
 	w->image_size = capacity;
 	w->file_size = UINT64_MAX;
 	rc = w->fmt->writer->finish(w, capacity, e);
@@ -548,6 +556,43 @@ dsc_err dsc_writer_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	if (w->file_size == UINT64_MAX)
 		w->file_size = dsc_stream_bytes(w->out);
 	w->finished = true;
+	return DSC_OK;
+}
+
+dsc_err dscp_writer_plan(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	if (w->finished || w->failed || !w->needs_plan || w->planned)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer takes no plan now",
+				     dsc_stream_name(w->out));
+	if (ext->length == 0)
+		return DSC_OK;
+	rc = w->fmt->writer->plan(w, ext, e);
+	if (rc != DSC_OK)
+		w->failed = true;
+	return rc;
+}
+
+dsc_err dscp_writer_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_size,
+			      struct dsc_error *e)
+{
+	dsc_err rc;
+
+	*file_size = 0;
+	if (w->finished || w->failed || !w->needs_plan || w->planned)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: writer takes no plan now",
+				     dsc_stream_name(w->out));
+	if (capacity == DSC_CAPACITY_UNKNOWN)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: capacity unknown after the first pass",
+				     dsc_stream_name(w->out));
+	rc = w->fmt->writer->plan_done(w, capacity, file_size, e);
+	if (rc != DSC_OK) {
+		w->failed = true;
+		return rc;
+	}
+	w->planned = true;
 	return DSC_OK;
 }
 

@@ -106,6 +106,15 @@ struct dscp_writer_class {
 	 * default to the capacity and to the bytes written). */
 	dsc_err (*finish)(dsc_writer *w, uint64_t capacity, struct dsc_error *e);
 	void (*close)(dsc_writer *w);
+	/* Optional, for a layout that must be known before the first byte
+	 * (qcow2 to a pipe). When open sets w->needs_plan, the converter
+	 * feeds plan() every extent of a first pass over the source, then
+	 * calls plan_done() with the capacity, which sets *file_size to the
+	 * exact size of the output; the second pass then goes through put()
+	 * and finish() as usual, with the same extents. */
+	dsc_err (*plan)(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e);
+	dsc_err (*plan_done)(dsc_writer *w, uint64_t capacity, uint64_t *file_size,
+			     struct dsc_error *e);
 };
 
 /* The table (format.c): entry i has id i + 1. */
@@ -167,7 +176,17 @@ struct dsc_writer {
 	 * (a VMDK's file size; a raw disk's bytes written, holes excluded). */
 	uint64_t image_size;
 	uint64_t file_size;
+	/* Set by open: the writer needs a first pass through plan() (see
+	 * struct dscp_writer_class) before put(). */
+	bool needs_plan;
+	bool planned; /* plan_done() succeeded */
 };
+
+/* The first pass of a two-pass writer (w->needs_plan): every extent, then
+ * the capacity; *file_size is the exact size of the output to come. */
+dsc_err dscp_writer_plan(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e);
+dsc_err dscp_writer_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_size,
+			      struct dsc_error *e);
 
 /* ---- streams ------------------------------------------------------------ */
 

@@ -69,6 +69,26 @@
 #define QCOW2_MAX_PENDING (1u << 20)    /* forward: tables + clusters mapped ahead */
 #define QCOW2_MAX_EXT_NAME 256u         /* bytes of a backing name quoted in a message */
 
+/* Named limits of the writer (qcow2_write.c). */
+#define QCOW2_MAX_PLAN_BYTES (64u << 20)   /* two-pass allocation bitmap */
+#define QCOW2_MAX_REFCOUNT_MEM (64u << 20) /* -c: one byte per host cluster */
+#define QCOW2_DEFLATE_WINDOW_BITS 12       /* qemu inflates with windowBits -12 */
+#define QCOW2_ZSTD_LEVEL 3                 /* qemu's: libzstd's default level */
+
+/* Big-endian writers for the header and the tables. */
+static inline void qcow2_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline void qcow2_put_be64(uint8_t *p, uint64_t v)
+{
+	qcow2_put_be32(p, (uint32_t)(v >> 32));
+	qcow2_put_be32(p + 4, (uint32_t)v);
+}
+
 /* The decoded header; fields a v2 header lacks hold their v2 meaning. */
 struct qcow2_header {
 	uint32_t version;

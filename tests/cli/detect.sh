@@ -175,6 +175,9 @@ check "-c message" grep -q -- "-c: raw output cannot be compressed" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qed" -dst-fmt qed
 expect_usage "-dst-fmt qed"
 check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2)" "$T/stderr"
+run_dsc -src "$I/d.raw" -dst "$O/x.qcow2" -dst-fmt qcow2
+expect_ok "-dst-fmt qcow2 writes (tests/cli/qcow2_write.sh has the rest)"
+rm -f "$O/x.qcow2"
 run_dsc -src "$I/d.raw" -dst "$O/x.raw" -src-fmt nosuch
 expect_usage "-src-fmt nosuch"
 run_dsc -src x -dst y -dst-fmt vmdk -o help

@@ -6,7 +6,10 @@
  * in the middle is also read back with the reader on its own.
  */
 #include "testutil.h"
+#include "qcow2.h"
 
+#include <pthread.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define UNIT 65536u
@@ -1175,6 +1178,282 @@ static void test_progress_metadata_input(void)
 	free(g);
 }
 
+/* ---- qcow2: a small decoder to check the writer's output ---------------- */
+
+static uint64_t be64_at(const uint8_t *b, uint64_t off) { return dscp_be64(b + off); }
+
+/* Decode a qcow2 made by dsc (no snapshots, no backing file): the guest
+ * image into *img (*cap bytes), and every refcount checked against the
+ * references the image makes. False with a note on the first problem. */
+static bool qcow2_decode(const uint8_t *f, size_t len, uint8_t **img, uint64_t *cap)
+{
+	uint32_t cb, l1_size, rtc, order;
+	uint64_t cs, l1_at, rt_at, i, j, nclusters, l2e, x, *refs = NULL;
+	bool ok = false;
+	uint8_t *out = NULL;
+
+	*img = NULL;
+	if (len < 72 || dscp_be32(f) != QCOW2_MAGIC)
+		return false;
+	cb = dscp_be32(f + 20);
+	cs = 1ull << cb;
+	*cap = dscp_be64(f + 24);
+	l1_size = dscp_be32(f + 36);
+	l1_at = dscp_be64(f + 40);
+	rt_at = dscp_be64(f + 48);
+	rtc = dscp_be32(f + 56);
+	order = dscp_be32(f + 4) >= 3 ? dscp_be32(f + 96) : 4;
+	if (len % cs || order != 4 || *cap > (64u << 20)) {
+		fprintf(stderr, "# qcow2_decode: size %zu, order %u\n", len, order);
+		return false;
+	}
+	nclusters = len / cs;
+	l2e = cs / 8;
+	x = 62 - (cb - 8);
+	refs = tu_xcalloc(nclusters * sizeof *refs);
+	out = tu_xcalloc(*cap + 1);
+#define REF(off)                             \
+	do {                                 \
+		if ((off) / cs >= nclusters) \
+			goto bad;            \
+		refs[(off) / cs]++;          \
+	} while (0)
+	REF(0);
+	for (i = 0; i < (l1_size * 8 + cs - 1) / cs; i++)
+		REF(l1_at + i * cs);
+	for (i = 0; i < rtc; i++)
+		REF(rt_at + i * cs);
+	for (i = 0; i < rtc * cs / 8; i++)
+		if (be64_at(f, rt_at + 8 * i))
+			REF(be64_at(f, rt_at + 8 * i));
+	for (i = 0; i < l1_size; i++) {
+		uint64_t l2 = be64_at(f, l1_at + 8 * i) & QCOW2_L1_OFFSET_MASK;
+
+		if (!l2)
+			continue;
+		REF(l2);
+		for (j = 0; j < l2e; j++) {
+			uint64_t e = be64_at(f, l2 + 8 * j), g = (i * l2e + j) * cs;
+			size_t n = (size_t)DSC_MIN(cs, *cap - DSC_MIN(g, *cap));
+
+			if (!e)
+				continue;
+			if (g >= *cap)
+				goto bad;
+			if (e & QCOW2_OFLAG_COMPRESSED) {
+				uint64_t off = e & ((1ull << x) - 1), k;
+				uint64_t ns = ((e >> x) & ((1ull << (cb - 8)) - 1)) + 1;
+				uint64_t clen = ns * 512 - (off & 511);
+				uint8_t *tmp = tu_xmalloc((size_t)cs);
+				z_stream z = {0};
+
+				for (k = off / cs; k <= (off + clen - 1) / cs; k++)
+					REF(k * cs);
+				if (off + clen > len)
+					clen = len - off;
+				inflateInit2(&z, -12);
+				z.next_in = (uint8_t *)f + off;
+				z.avail_in = (uInt)clen;
+				z.next_out = tmp;
+				z.avail_out = (uInt)cs;
+				inflate(&z, Z_FINISH);
+				inflateEnd(&z);
+				if (z.avail_out) {
+					free(tmp);
+					goto bad;
+				}
+				memcpy(out + g, tmp, n);
+				free(tmp);
+			} else {
+				uint64_t off = e & QCOW2_L2_OFFSET_MASK;
+
+				if (!(e & QCOW2_OFLAG_COPIED))
+					goto bad;
+				REF(off);
+				memcpy(out + g, f + off, n);
+			}
+		}
+	}
+	for (i = 0; i < nclusters; i++) {
+		uint64_t rb = be64_at(f, rt_at + 8 * (i / (cs / 2))) & QCOW2_REFT_OFFSET_MASK;
+		uint64_t rc = rb ? dscp_be16(f + rb + 2 * (i % (cs / 2))) : 0;
+
+		if (rc != refs[i]) {
+			fprintf(stderr, "# qcow2_decode: cluster %llu: refcount %llu, %llu refs\n",
+				(unsigned long long)i, (unsigned long long)rc,
+				(unsigned long long)refs[i]);
+			goto bad;
+		}
+	}
+#undef REF
+	ok = true;
+	*img = out;
+	out = NULL;
+bad:
+	free(out);
+	free(refs);
+	return ok;
+}
+
+static size_t output_size_calls;
+static uint64_t output_size_value;
+
+static void note_output_size(void *user, uint64_t bytes)
+{
+	(void)user;
+	output_size_calls++;
+	output_size_value = bytes;
+}
+
+/* One conversion of src to qcow2 into a membuf, its seeking hidden when
+ * `pipe_out`, from a source whose seeking is hidden when `pipe_in`. */
+static dsc_err to_qcow2(const uint8_t *src, size_t len, bool pipe_in, bool pipe_out,
+			const char *opts, bool compress, struct tu_buf *res,
+			struct dsc_convert_stats *st, struct dsc_error *e)
+{
+	struct dsc_convert_opts o = {.src_fmt = DSC_FORMAT_RAW, .compress = compress};
+	struct tu_fault_opts fo;
+	dsc_stream *mem = NULL, *in, *out;
+	dsc_optlist *ol = NULL;
+	const uint8_t *data;
+	size_t n;
+	dsc_err err;
+
+	o.dst_fmt = dsc_format_from_name("qcow2");
+	o.output_size = note_output_size;
+	tu_fault_defaults(&fo);
+	fo.own_inner = true;
+	fo.no_seek = pipe_in;
+	in = tu_fault_stream(tu_mem_stream(src, len, "in.raw"), &fo, "in.raw", NULL);
+	if (dsc_optlist_new(&ol, NULL) || (opts && dsc_optlist_parse(ol, opts, NULL)))
+		abort();
+	o.options = ol;
+	if (dsc_stream_new_membuf("out.qcow2", &mem, NULL))
+		abort();
+	fo.own_inner = false;
+	fo.no_seek = pipe_out;
+	out = tu_fault_stream(mem, &fo, "out.qcow2", NULL);
+	output_size_calls = 0;
+	err = dsc_convert(in, out, &o, st, e);
+	dsc_stream_mem_buffer(mem, &data, &n);
+	memset(res, 0, sizeof *res);
+	if (n)
+		tu_buf_append(res, data, n);
+	dsc_stream_close(out);
+	dsc_stream_close(mem);
+	dsc_stream_close(in);
+	dsc_optlist_free(ol);
+	return err;
+}
+
+/* Two passes into an output that cannot seek give a sound image of the
+ * announced size; so does the seekable layout; the refusals name why. */
+static void test_qcow2_two_pass(void)
+{
+	static const char *const opts[] = {NULL, "cluster_size=4k", "compat=0.10",
+					   "cluster_size=512"};
+	size_t len = 5 * 1048576 + 4321, k;
+	uint8_t *src = tu_xcalloc(len), *img;
+	struct dsc_convert_stats st;
+	struct dsc_error e = {0};
+	struct tu_buf b;
+	uint64_t cap;
+
+	tu_fill(src + 100, 70000, TU_RANDOM, 1);
+	tu_fill(src + 2 * 1048576, 300000, TU_COMPRESSIBLE, 2);
+	tu_fill(src + len - 1000, 1000, TU_RANDOM, 3);
+	for (k = 0; k < sizeof opts / sizeof *opts; k++) {
+		for (int mode = 0; mode < 3; mode++) {
+			bool pipe = mode == 0, c = mode == 2;
+
+			ASSERT_ERR(to_qcow2(src, len, false, pipe, opts[k], c, &b, &st, &e),
+				   DSC_OK);
+			ASSERT(qcow2_decode(b.data, b.len, &img, &cap));
+			ASSERT(cap == (len + 511) / 512 * 512);
+			ASSERT(img && !memcmp(img, src, len));
+			ASSERT(output_size_calls == (pipe ? 1u : 0u));
+			if (pipe) {
+				ASSERT(output_size_value == b.len);
+				/* Both passes are counted. */
+				ASSERT(st.bytes_read >= 2 * (uint64_t)(70000 + 300000));
+			}
+			ASSERT(st.bytes_written == b.len);
+			free(img);
+			tu_buf_free(&b);
+		}
+	}
+	/* A source that cannot seek cannot go to a qcow2 pipe, nor -c. */
+	ASSERT_ERR(to_qcow2(src, len, true, true, NULL, false, &b, &st, &e), DSC_ERR_UNSUPPORTED);
+	ASSERT(strstr(tu_msg(&e), "needs a seekable source (two passes)"));
+	ASSERT(b.len == 0);
+	tu_buf_free(&b);
+	memset(&e, 0, sizeof e);
+	ASSERT_ERR(to_qcow2(src, len, false, true, NULL, true, &b, &st, &e), DSC_ERR_UNSUPPORTED);
+	ASSERT(strstr(tu_msg(&e), "compressed qcow2 output needs a seekable output"));
+	ASSERT(b.len == 0);
+	tu_buf_free(&b);
+	/* An unseekable source of unknown size to a seekable output. */
+	ASSERT_ERR(to_qcow2(src, len, true, false, NULL, true, &b, &st, &e), DSC_OK);
+	ASSERT(qcow2_decode(b.data, b.len, &img, &cap));
+	ASSERT(img && !memcmp(img, src, len));
+	free(img);
+	tu_buf_free(&b);
+	free(src);
+}
+
+struct drain_arg {
+	int fd;
+	struct tu_buf got;
+};
+
+static void *drain_pipe(void *p)
+{
+	struct drain_arg *d = p;
+	uint8_t buf[65536];
+	ssize_t n;
+
+	while ((n = read(d->fd, buf, sizeof buf)) > 0)
+		tu_buf_append(&d->got, buf, (size_t)n);
+	return NULL;
+}
+
+/* The same through a real pipe fd, as dsc-convert -dst - | cat has it. */
+static void test_qcow2_pipe_fd(void)
+{
+	size_t len = 3 * 1048576 + 512;
+	uint8_t *src = tu_xcalloc(len), *img = NULL;
+	struct dsc_convert_opts o = {.src_fmt = DSC_FORMAT_RAW, .output_size = note_output_size};
+	struct dsc_error e = {0};
+	struct drain_arg d = {0};
+	dsc_stream *in, *out = NULL;
+	pthread_t t;
+	uint64_t cap;
+	int fds[2];
+
+	tu_fill(src + 4096, 200000, TU_RANDOM, 9);
+	tu_fill(src + len - 512, 512, TU_COMPRESSIBLE, 10);
+	o.dst_fmt = dsc_format_from_name("qcow2");
+	REQUIRE(pipe(fds) == 0);
+	d.fd = fds[0];
+	REQUIRE(pthread_create(&t, NULL, drain_pipe, &d) == 0);
+	in = tu_mem_stream(src, len, "in.raw");
+	ASSERT_ERR(dsc_stream_open_fd(fds[1], "pipe", DSC_FD_OWN, &out, &e), DSC_OK);
+	ASSERT(out && !dsc_stream_can_seek(out));
+	output_size_calls = 0;
+	if (out)
+		ASSERT_ERR(dsc_convert(in, out, &o, NULL, &e), DSC_OK);
+	dsc_stream_close(out); /* closes the write end: the reader sees EOF */
+	pthread_join(t, NULL);
+	close(fds[0]);
+	ASSERT(output_size_calls == 1 && output_size_value == d.got.len);
+	ASSERT(qcow2_decode(d.got.data, d.got.len, &img, &cap));
+	ASSERT(img && cap == len && !memcmp(img, src, len));
+	free(img);
+	tu_buf_free(&d.got);
+	dsc_stream_close(in);
+	free(src);
+}
+
 int main(void)
 {
 	TU_RUN(test_round_trips);
@@ -1198,5 +1477,7 @@ int main(void)
 	TU_RUN(test_vmdk_writer_misuse);
 	TU_RUN(test_vmdk_to_file_names_itself);
 	TU_RUN(test_vmdk_writer_mid_stream);
+	TU_RUN(test_qcow2_two_pass);
+	TU_RUN(test_qcow2_pipe_fd);
 	return tu_exit();
 }
