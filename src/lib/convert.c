@@ -119,7 +119,7 @@ static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct
 	dsc_err rc;
 
 	if (!dsc_stream_can_seek(in))
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+		return dsc_error_set(e, DSC_ERR_SEEK, 0,
 				     "%s: %s to a pipe needs a seekable source (two passes) or a "
 				     "regular file as output",
 				     dsc_stream_name(w->out), w->fmt->info.name);

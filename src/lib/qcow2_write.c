@@ -1006,7 +1006,7 @@ static dsc_err qcow2_wopen(dsc_writer *w, struct dsc_error *e)
 #endif
 	q->plan_mode = !(dsc_stream_caps(w->out) & DSC_STREAM_SEEK);
 	if (o->compress && q->plan_mode)
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+		return dsc_error_set(e, DSC_ERR_SEEK, 0,
 				     "%s: compressed qcow2 output needs a seekable output (a "
 				     "regular file)",
 				     wname(w));

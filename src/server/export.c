@@ -2,7 +2,8 @@
  *
  * The path is confined to the roots and opened by export_open()
  * (export_path.c). The source is probed first, so that a damaged header is
- * a clean 422 and dst=raw can announce its Content-Length; then the file is
+ * a clean 422 and dst=raw can announce its Content-Length (dst=qcow2 announces
+ * the size its first pass computed); then the file is
  * converted straight into the response, whose headers (with the RFC 6266
  * download name, disposition.c) are held back until the first byte. A
  * conversion that fails after that cannot change its status: reply.c
@@ -29,6 +30,11 @@ struct export_job {
 	int fd;              /* the opened source, -1 once a stream owns it */
 	char real[PATH_MAX]; /* where it really is */
 	uint64_t cap;        /* its capacity, or DSC_CAPACITY_UNKNOWN */
+	/* The Content-Length sent: the capacity for raw, or the size a
+	 * two-pass writer (qcow2 to a pipe) knows before its first byte;
+	 * UINT64_MAX when none was. */
+	uint64_t announced;
+	struct srv_request *rq;
 	char fname[SRV_NAME_MAX + 8];
 };
 
@@ -124,11 +130,32 @@ static dsc_err export_headers(struct srv_request *rq, struct export_job *x, stru
 
 		snprintf(extra + l, sizeof(extra) - l, "Content-Length: %llu\r\n",
 			 (unsigned long long)x->cap);
+		x->announced = x->cap;
 	}
 	if (!reply_defer_headers(rq, 200, "application/octet-stream", extra))
 		return dsc_error_set(e, DSC_ERR_IO, 0, "%s: the response headers are too long",
 				     x->path);
 	return DSC_OK;
+}
+
+/* dsc_convert_opts.output_size: a writer that plans its output (qcow2 in
+ * two passes) tells its exact size before the first byte, while the
+ * headers are still held back: announce it. */
+static void export_output_size(void *user, uint64_t bytes)
+{
+	struct export_job *x = user;
+	struct srv_request *rq = x->rq;
+	size_t l = strlen(rq->pending_extra);
+	int n;
+
+	if (rq->headers_sent || x->announced != UINT64_MAX)
+		return;
+	n = snprintf(rq->pending_extra + l, sizeof(rq->pending_extra) - l,
+		     "Content-Length: %llu\r\n", (unsigned long long)bytes);
+	if (n > 0 && (size_t)n < sizeof(rq->pending_extra) - l)
+		x->announced = bytes;
+	else
+		rq->pending_extra[l] = '\0'; /* no room: sent without a length */
 }
 
 /* Convert the file into the response. */
@@ -156,16 +183,18 @@ static void export_stream(struct srv_request *rq, struct export_job *x)
 	opts.compress = x->compress;
 	opts.extent_name = x->fname;
 	opts.max_capacity = srv_cfg.max_capacity;
+	opts.output_size = export_output_size;
+	opts.output_size_user = x;
 	if (dsc_convert(in, out, &opts, &stats, &err) != DSC_OK) {
 		reply_dsc_error(rq, &err, rq->client_gone);
 		goto out;
 	}
 	if (!rq->headers_sent) /* an empty image */
 		reply_flush_pending(rq);
-	if (x->dst == DSC_FORMAT_RAW && x->cap != DSC_CAPACITY_UNKNOWN && rq->bytes_out != x->cap) {
+	if (x->announced != UINT64_MAX && rq->bytes_out != x->announced) {
 		/* Never end cleanly with a length that disagrees. */
 		reply_err(rq, DSC_ERR_IO, "%s: produced %llu bytes, announced %llu", x->path,
-			  (unsigned long long)rq->bytes_out, (unsigned long long)x->cap);
+			  (unsigned long long)rq->bytes_out, (unsigned long long)x->announced);
 	}
 out:
 	dsc_stream_close(out);
@@ -174,7 +203,10 @@ out:
 
 void h_export(struct srv_request *rq)
 {
-	struct export_job x = {.fd = -1, .cap = DSC_CAPACITY_UNKNOWN};
+	struct export_job x = {.fd = -1,
+			       .cap = DSC_CAPACITY_UNKNOWN,
+			       .announced = UINT64_MAX,
+			       .rq = rq};
 	struct srv_params p = {0};
 	struct dsc_error err = {0};
 
