@@ -4,7 +4,8 @@
 # pipe, to a file and to a real pipe (two passes), from raw and VMDK. Every
 # output passes `qemu-img check` (exit 0: no errors, no leaks), `qemu-img
 # compare` with the source, libqcow's qcowinfo, and shows the expected
-# header in `qemu-img info`. The refused cases give their message and leave
+# header in `qemu-img info`, and dsc reads it back from the file and from a
+# pipe (the output is stream-ordered). The refused cases give their message and leave
 # nothing; -c is no larger than 1.01x `qemu-img convert -c`.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +27,18 @@ verify() {
 	if [ "$ctype" = zlib ] && [ -s "$src" ]; then
 		check "$desc: qcowinfo reads it" qcowinfo "$out"
 	fi
+	# dsc's own reader takes it back, from the file (guest order) and
+	# from a pipe (file order: the output is stream-ordered).
+	if "$DSC_CONVERT" -q -src "$out" -dst "$T/back.raw" 2>"$T/back.err" &&
+		cat "$out" | "$DSC_CONVERT" -q -src - -dst "$T/back2.raw" 2>>"$T/back.err"; then
+		check "$desc: dsc reads it back from the file" \
+			qemu-img compare -q -f raw -F qcow2 "$T/back.raw" "$out"
+		check "$desc: dsc reads it back from a pipe (stream-ordered)" \
+			qemu-img compare -q -f raw -F qcow2 "$T/back2.raw" "$out"
+	else
+		check "$desc: dsc reads it back: $(head -c 300 "$T/back.err")" false
+	fi
+	rm -f "$T/back.raw" "$T/back2.raw"
 	info=$(qemu-img info -f qcow2 "$out" 2>&1)
 	check "$desc: qemu-img info: compat $compat, clusters of $cs, $ctype" \
 		grep -q "compat: $compat" <<<"$info"
