@@ -23,7 +23,9 @@
 # the output is on disk". The last column gives the ratio without any final
 # sync for qemu-img and dsc-convert writing to standard output redirected to
 # the file (no fsync, no atomic rename): both leave dirty pages behind.
-# Inputs are in the page cache for both (read once before timing).
+# Inputs are in the page cache for both (read once before timing). The
+# image starts with a tar, so dsc is told it is raw (-src-fmt raw), as
+# qemu-img is (-f raw).
 #
 # Environment: BENCH_SIZE_MB (MiB of real file data, default 512),
 # BENCH_RUNS (default 3), BENCH_THREADS (dsc -threads, default: dsc's own
@@ -197,11 +199,11 @@ f_vmdk=$T/f.vmdk
 for run in $(seq "$RUNS"); do
 	echo "# raw->vmdk run $run/$RUNS" >&2
 	timed q2v "$q_vmdk" qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$img" "$q_vmdk"
-	timed d2v "$d_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$d_vmdk" -dst-fmt vmdk
-	timed f2v "$f_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src "$img" -dst "$f_vmdk" -dst-fmt vmdk
+	timed d2v "$d_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$img" -dst "$d_vmdk" -dst-fmt vmdk
+	timed f2v "$f_vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src-fmt raw -src "$img" -dst "$f_vmdk" -dst-fmt vmdk
 	# The same into standard output redirected to a file: no fsync, no rename.
-	TO_STDOUT=1 timed d2vu "$T/u.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst - -dst-fmt vmdk
-	TO_STDOUT=1 timed f2vu "$T/u.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src "$img" -dst - -dst-fmt vmdk
+	TO_STDOUT=1 timed d2vu "$T/u.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$img" -dst - -dst-fmt vmdk
+	TO_STDOUT=1 timed f2vu "$T/u.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -level fast -src-fmt raw -src "$img" -dst - -dst-fmt vmdk
 done
 rm -f "$T/u.vmdk"
 q_size=$(fsize "$q_vmdk")
@@ -247,7 +249,7 @@ done
 rm -f "$T/part2"
 big_cap=$(fsize "$big")
 timed bq2v "$T/bq.vmdk" qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$big" "$T/bq.vmdk"
-timed bd2v "$T/bd.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$big" -dst "$T/bd.vmdk" -dst-fmt vmdk
+timed bd2v "$T/bd.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$big" -dst "$T/bd.vmdk" -dst-fmt vmdk
 timed bq2r "$T/bq.raw" qemu-img convert -q -f vmdk -O raw "$T/bd.vmdk" "$T/bq.raw"
 timed bd2r "$T/bd.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$T/bd.vmdk" -dst "$T/bd.raw"
 qemu-img compare -q -f raw -F raw "$big" "$T/bd.raw" || verdict="FAILED: 20 GiB raw output differs"
@@ -272,10 +274,10 @@ if [ "$QCOW2" = yes ]; then
 	for run in $(seq "$RUNS"); do
 		echo "# qcow2 run $run/$RUNS" >&2
 		timed qc2c "$qc_q" qemu-img convert -q -c -f raw -O qcow2 "$img" "$qc_q"
-		timed dc2c "$T/dc.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -c -src "$img" -dst "$T/dc.qcow2" -dst-fmt qcow2
+		timed dc2c "$T/dc.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -c -src-fmt raw -src "$img" -dst "$T/dc.qcow2" -dst-fmt qcow2
 		timed qr2q "$qu_q" qemu-img convert -q -f raw -O qcow2 "$img" "$qu_q"
 		timed qr2qw "$T/qw.qcow2" qemu-img convert -q -m 16 -W -f raw -O qcow2 "$img" "$T/qw.qcow2"
-		timed dr2q "$T/du.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$T/du.qcow2" -dst-fmt qcow2
+		timed dr2q "$T/du.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$img" -dst "$T/du.qcow2" -dst-fmt qcow2
 	done
 	qc_size=$(fsize "$qc_q")
 	dc_size=$(fsize "$T/dc.qcow2")
@@ -302,7 +304,7 @@ if [ "$QCOW2" = yes ]; then
 		head -c $((16 * MiB)) "$img" | dd of="$huge" bs=1M seek=$at conv=notrunc status=none
 	done
 	timed hq2q "$T/hq.qcow2" qemu-img convert -q -f raw -O qcow2 "$huge" "$T/hq.qcow2"
-	timed hd2q "$T/hd.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$huge" -dst "$T/hd.qcow2" -dst-fmt qcow2
+	timed hd2q "$T/hd.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$huge" -dst "$T/hd.qcow2" -dst-fmt qcow2
 	timed hq2r "$T/hq.raw" qemu-img convert -q -f qcow2 -O raw "$T/hd.qcow2" "$T/hq.raw"
 	timed hd2r "$T/hd.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$T/hd.qcow2" -dst "$T/hd.raw"
 	qemu-img check -q "$T/hd.qcow2" || verdict="FAILED: qemu-img check of the 4 TiB qcow2"
@@ -363,8 +365,8 @@ if [ "$SERVER" = yes ]; then
 		echo "# upload run $run/$RUNS" >&2
 		upload uv2r "$src_vmdk" "dst=raw&name=up.raw&overwrite=true" up.raw
 		timed cv2r "$T/c.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$src_vmdk" -dst "$T/c.raw"
-		upload ur2v "$img" "dst=vmdk&name=up.vmdk&overwrite=true" up.vmdk
-		timed cr2v "$T/c.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$img" -dst "$T/c.vmdk" -dst-fmt vmdk
+		upload ur2v "$img" "src=raw&dst=vmdk&name=up.vmdk&overwrite=true" up.vmdk
+		timed cr2v "$T/c.vmdk" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$img" -dst "$T/c.vmdk" -dst-fmt vmdk
 	done
 	cli_vmdk_size=$(fsize "$T/c.vmdk")
 	rm -f "$T/c.raw" "$T/c.vmdk"
