@@ -313,8 +313,8 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t bend)
 }
 
 /* An L2 table at `host` (cluster-aligned), named by L1 entry `idx`. */
-static dsc_err check_l2_offset(dsc_reader *r, struct qcow2_reader *q, uint32_t idx,
-			       uint64_t entry, uint64_t host, struct dsc_error *e)
+static dsc_err check_l2_offset(dsc_reader *r, struct qcow2_reader *q, uint32_t idx, uint64_t entry,
+			       uint64_t host, struct dsc_error *e)
 {
 	uint64_t at = q->h.l1_table_offset + 8ull * idx;
 
@@ -333,7 +333,8 @@ static dsc_err check_l2_offset(dsc_reader *r, struct qcow2_reader *q, uint32_t i
 	if (host < q->cluster)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: L1 entry %" PRIu32 " at byte %" PRIu64
-				     ": the L2 table at byte %" PRIu64 " is inside the header cluster",
+				     ": the L2 table at byte %" PRIu64
+				     " is inside the header cluster",
 				     rname(r), idx, at, host);
 	if (overlaps(host, q->cluster, q->h.l1_table_offset, q->l1_end))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
@@ -343,13 +344,14 @@ static dsc_err check_l2_offset(dsc_reader *r, struct qcow2_reader *q, uint32_t i
 	if (overlaps(host, q->cluster, q->h.refcount_table_offset, q->rt_end))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: L1 entry %" PRIu32 " at byte %" PRIu64
-				     ": the L2 table at byte %" PRIu64 " overlaps the refcount table",
+				     ": the L2 table at byte %" PRIu64
+				     " overlaps the refcount table",
 				     rname(r), idx, at, host);
 	if (q->file_size != UINT64_MAX && host + q->cluster > q->file_size)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: the L2 table at byte %" PRIu64
-				     " (L1 entry %" PRIu32 ") lies past the end of the file (%" PRIu64
-				     " bytes)",
+				     " (L1 entry %" PRIu32
+				     ") lies past the end of the file (%" PRIu64 " bytes)",
 				     rname(r), host, idx, q->file_size);
 	return DSC_OK;
 }
@@ -374,14 +376,14 @@ static dsc_err check_data(dsc_reader *r, struct qcow2_reader *q, uint64_t l2_hos
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: the L2 table at byte %" PRIu64 " maps %s at byte %" PRIu64
 				     ", %s",
-				     rname(r), l2_host, compressed ? "a compressed cluster" : "data",
-				     host, what);
+				     rname(r), l2_host,
+				     compressed ? "a compressed cluster" : "data", host, what);
 	if (q->file_size != UINT64_MAX &&
 	    (compressed ? host >= q->file_size : host + len > q->file_size))
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: the L2 table at byte %" PRIu64
-				     " maps data at byte %" PRIu64 ", past the end of the file (%" PRIu64
-				     " bytes)",
+				     " maps data at byte %" PRIu64
+				     ", past the end of the file (%" PRIu64 " bytes)",
 				     rname(r), l2_host, host, q->file_size);
 	return DSC_OK;
 }
@@ -420,7 +422,8 @@ static dsc_err entry_item(dsc_reader *r, struct qcow2_reader *q, uint64_t l2_hos
 		if (csize > q->cluster + QCOW2_MAX_COMPRESSED_EXTRA)
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: L2 entry at byte %" PRIu64
-					     ": compressed length %" PRIu64 " exceeds the cluster size "
+					     ": compressed length %" PRIu64
+					     " exceeds the cluster size "
 					     "(%zu) + %u",
 					     rname(r), at, csize, q->cluster,
 					     QCOW2_MAX_COMPRESSED_EXTRA);
@@ -522,8 +525,8 @@ static size_t table_entries(dsc_reader *r, struct qcow2_reader *q, uint32_t idx)
 /* ---- seekable walk ------------------------------------------------------- */
 
 /* Read len bytes at host (fewer only at the end of the input). */
-static dsc_err read_at(dsc_reader *r, struct qcow2_reader *q, uint64_t host, void *buf,
-		       size_t len, size_t *got, struct dsc_error *e)
+static dsc_err read_at(dsc_reader *r, struct qcow2_reader *q, uint64_t host, void *buf, size_t len,
+		       size_t *got, struct dsc_error *e)
 {
 	uint64_t pos = dsc_stream_tell(r->in) - q->base;
 	dsc_err rc;
@@ -715,10 +718,11 @@ static dsc_err heap_push(dsc_reader *r, struct qcow2_reader *q, const struct ite
 		struct item *h;
 
 		if (q->heap_n >= QCOW2_MAX_PENDING)
-			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-					     "%s: more than %u tables and clusters are mapped ahead "
-					     "of their data: the qcow2 image is not stream-ordered%s",
-					     rname(r), QCOW2_MAX_PENDING, not_ordered_tail);
+			return dsc_error_set(
+				e, DSC_ERR_LIMIT, 0,
+				"%s: more than %u tables and clusters are mapped ahead "
+				"of their data: the qcow2 image is not stream-ordered%s",
+				rname(r), QCOW2_MAX_PENDING, not_ordered_tail);
 		cap = DSC_MIN(cap, (size_t)QCOW2_MAX_PENDING);
 		h = realloc(q->heap, cap * sizeof *h);
 		if (!h)
@@ -795,10 +799,11 @@ static dsc_err fwd_fill(dsc_reader *r, struct qcow2_reader *q, uint64_t target, 
 		}
 		n = q->win_cap - q->win_len;
 		if (n == 0)
-			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-					     "%s: the hold-back window of %zu bytes is full at byte "
-					     "%" PRIu64 ": the qcow2 image is not stream-ordered%s",
-					     rname(r), q->win_cap, pos, not_ordered_tail);
+			return dsc_error_set(
+				e, DSC_ERR_LIMIT, 0,
+				"%s: the hold-back window of %zu bytes is full at byte "
+				"%" PRIu64 ": the qcow2 image is not stream-ordered%s",
+				rname(r), q->win_cap, pos, not_ordered_tail);
 		n = DSC_MIN(n, (size_t)DSC_MAX(DSC_MIN(target - pos, (uint64_t)q->win_cap),
 					       (uint64_t)FWD_CHUNK));
 		rc = dsc_read_full(r->in, q->win + q->win_len, n, &got, e);
@@ -964,15 +969,15 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 				top.len = (uint32_t)(end - top.host);
 				top.clipped = true;
 			} else {
-				return dsc_error_set(
-					e, DSC_ERR_TRUNCATED, 0,
-					"%s: truncated: input ends at byte %" PRIu64
-					", before the end of %s at byte %" PRIu64,
-					rname(r), end,
-					top.kind == ITEM_L2	  ? "the L2 table" :
-					top.kind == ITEM_COMP ? "a compressed cluster" :
-								"a data cluster",
-					top.host);
+				return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+						     "%s: truncated: input ends at byte %" PRIu64
+						     ", before the end of %s at byte %" PRIu64,
+						     rname(r), end,
+						     top.kind == ITEM_L2 ? "the L2 table" :
+						     top.kind == ITEM_COMP ?
+									   "a compressed cluster" :
+									   "a data cluster",
+						     top.host);
 			}
 		}
 		heap_pop(q);
@@ -1023,20 +1028,21 @@ static dsc_err collect(dsc_reader *r, struct qcow2_reader *q, struct dsc_extent 
 	if (s->result != DEC_OK) {
 		uint64_t host = s->tag2 & ~SLOT_CLIPPED;
 		/* Cut by the end of the input: that is the likelier cause. */
-		dsc_err rc = (s->tag2 & SLOT_CLIPPED) ?
-				     dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-						   "%s: truncated: input ends at byte %" PRIu64
-						   ", inside the compressed cluster at byte %" PRIu64
-						   " (disk offset %" PRIu64 ")",
-						   rname(r), host + s->in_len, host, s->tag) :
-				     dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						   "%s: the compressed cluster at byte %" PRIu64
-						   " (disk offset %" PRIu64 "): %s",
-						   rname(r), host, s->tag,
-						   s->result == DEC_SHORT ?
-							   "data decompresses to less than one "
-							   "cluster" :
-							   "corrupt compressed data");
+		dsc_err rc =
+			(s->tag2 & SLOT_CLIPPED) ?
+				dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					      "%s: truncated: input ends at byte %" PRIu64
+					      ", inside the compressed cluster at byte %" PRIu64
+					      " (disk offset %" PRIu64 ")",
+					      rname(r), host + s->in_len, host, s->tag) :
+				dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					      "%s: the compressed cluster at byte %" PRIu64
+					      " (disk offset %" PRIu64 "): %s",
+					      rname(r), host, s->tag,
+					      s->result == DEC_SHORT ?
+						      "data decompresses to less than one "
+						      "cluster" :
+						      "corrupt compressed data");
 		dscp_pool_release(q->pool);
 		return rc;
 	}
@@ -1204,8 +1210,8 @@ static dsc_err check_table(dsc_reader *r, struct qcow2_reader *q, const char *wh
 {
 	if (off & (q->cluster - 1))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: the %s offset %" PRIu64 " is not cluster-aligned", rname(r),
-				     what, off);
+				     "%s: the %s offset %" PRIu64 " is not cluster-aligned",
+				     rname(r), what, off);
 	if (off >= QCOW2_MAX_HOST_OFFSET)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: the %s offset %" PRIu64 " is beyond the limit of 2^56",
@@ -1219,8 +1225,8 @@ static dsc_err check_table(dsc_reader *r, struct qcow2_reader *q, const char *wh
 }
 
 /* Walk the header extensions (facts §1) by their lengths. */
-static dsc_err walk_extensions(dsc_reader *r, struct qcow2_reader *q, const uint8_t *b,
-			       size_t got, struct dsc_error *e)
+static dsc_err walk_extensions(dsc_reader *r, struct qcow2_reader *q, const uint8_t *b, size_t got,
+			       struct dsc_error *e)
 {
 	const struct qcow2_header *h = &q->h;
 	uint64_t off = h->header_length, end = q->cluster;
@@ -1262,12 +1268,14 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 
 	if (h->version != 2 && h->version != 3)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: qcow2 version %" PRIu32 " is not supported (only 2 and 3)",
+				     "%s: qcow2 version %" PRIu32
+				     " is not supported (only 2 and 3)",
 				     rname(r), h->version);
 	if (got < (h->version == 2 ? QCOW2_V2_HEADER_LEN : QCOW2_V3_HEADER_LEN))
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %zu, inside the qcow2 header",
-				     rname(r), got);
+		return dsc_error_set(
+			e, DSC_ERR_TRUNCATED, 0,
+			"%s: truncated: input ends at byte %zu, inside the qcow2 header", rname(r),
+			got);
 	if (h->cluster_bits < QCOW2_MIN_CLUSTER_BITS || h->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: cluster_bits %" PRIu32
@@ -1275,18 +1283,18 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 				     rname(r), h->cluster_bits);
 	q->cbits = h->cluster_bits;
 	q->cluster = (size_t)1 << q->cbits;
-	if (h->version == 3 &&
-	    (h->header_length < QCOW2_V3_HEADER_LEN || h->header_length % 8 ||
-	     h->header_length > q->cluster))
+	if (h->version == 3 && (h->header_length < QCOW2_V3_HEADER_LEN || h->header_length % 8 ||
+				h->header_length > q->cluster))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: header_length %" PRIu32
 				     " is invalid (at least 104, a multiple of 8, within the "
 				     "%zu-byte cluster)",
 				     rname(r), h->header_length, q->cluster);
 	if (h->header_length > got)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %zu, inside the qcow2 header",
-				     rname(r), got);
+		return dsc_error_set(
+			e, DSC_ERR_TRUNCATED, 0,
+			"%s: truncated: input ends at byte %zu, inside the qcow2 header", rname(r),
+			got);
 	if (h->header_length > QCOW2_V3_HEADER_LEN)
 		h->compression_type = b[104];
 	/* Refusals first, the most telling first. */
@@ -1313,7 +1321,7 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 				     "%s: the image is encrypted (%s); encrypted qcow2 images are "
 				     "not supported",
 				     rname(r),
-				     h->crypt_method == QCOW2_CRYPT_AES	 ? "AES" :
+				     h->crypt_method == QCOW2_CRYPT_AES  ? "AES" :
 				     h->crypt_method == QCOW2_CRYPT_LUKS ? "LUKS" :
 									   "unknown method");
 	if (h->incompatible & QCOW2_INCOMPAT_DATA_FILE)
@@ -1322,10 +1330,11 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 				     "qcow2 images with an external data file are not supported",
 				     rname(r));
 	if (h->incompatible & QCOW2_INCOMPAT_CORRUPT)
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: the image is marked corrupt (incompatible feature bit 1); "
-				     "repair it with qemu-img check -r all first",
-				     rname(r));
+		return dsc_error_set(
+			e, DSC_ERR_UNSUPPORTED, 0,
+			"%s: the image is marked corrupt (incompatible feature bit 1); "
+			"repair it with qemu-img check -r all first",
+			rname(r));
 	unknown = h->incompatible & ~QCOW2_INCOMPAT_KNOWN;
 	if (unknown)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
@@ -1384,7 +1393,8 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: refcount table of %" PRIu32
 				     " clusters exceeds the limit of %u bytes",
-				     rname(r), h->refcount_table_clusters, QCOW2_MAX_REFTABLE_BYTES);
+				     rname(r), h->refcount_table_clusters,
+				     QCOW2_MAX_REFTABLE_BYTES);
 	rc = check_table(r, q, "refcount table", h->refcount_table_offset, e);
 	if (rc != DSC_OK)
 		return rc;
@@ -1459,7 +1469,8 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 		goto out;
 	}
 	if (q->seekable) {
-		q->rbuf_cap = DSC_MAX((size_t)QCOW2_READ_RUN, q->cluster + QCOW2_MAX_COMPRESSED_EXTRA);
+		q->rbuf_cap =
+			DSC_MAX((size_t)QCOW2_READ_RUN, q->cluster + QCOW2_MAX_COMPRESSED_EXTRA);
 		q->l2buf = malloc(q->cluster);
 		q->rbuf = malloc(q->rbuf_cap);
 		q->batch = malloc(BATCH_MAX * sizeof *q->batch);

@@ -144,8 +144,8 @@ static void read_all(const uint8_t *data, size_t size, unsigned threads, bool tr
 		h = fnv(h, ext.data, ext.length);
 		for (size_t k = 0; k < ext.length; k += 512)
 			if (!zero512(ext.data + k))
-				sum += mix((ext.offset + k) ^ fnv(0xcbf29ce484222325ull,
-								  ext.data + k, 512));
+				sum += mix((ext.offset + k) ^
+					   fnv(0xcbf29ce484222325ull, ext.data + k, 512));
 		bytes += ext.length;
 		if (bytes >= MAX_DISK_BYTES) {
 			o->capped = true;
