@@ -67,6 +67,7 @@
 #define QCOW2_READ_GAP (64u << 10)      /* ... and a gap read through, not seeked */
 #define QCOW2_MIN_HOLDBACK (4u << 20)   /* forward: max(2 clusters, this) held back */
 #define QCOW2_MAX_PENDING (1u << 20)    /* forward: tables + clusters mapped ahead */
+#define QCOW2_POOL_BYTES (64u << 20)    /* clusters being decompressed, at most */
 #define QCOW2_MAX_EXT_NAME 256u         /* bytes of a backing name quoted in a message */
 
 /* The decoded header; fields a v2 header lacks hold their v2 meaning. */

@@ -1009,10 +1009,15 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 static dsc_err start_pool(dsc_reader *r, struct qcow2_reader *q, struct dsc_error *e)
 {
 	unsigned t = r->threads ? r->threads : dscp_cpu_count();
+	size_t per_slot = 2 * q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, slots = 4 * (size_t)t;
 
-	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? 4 * (size_t)t : 1,
-			  q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, q->cluster, decompress_job,
-			  dctx_new, dctx_free, q, &q->pool) != DSC_OK)
+	/* Four clusters in flight per thread, within QCOW2_POOL_BYTES (2 MiB
+	 * clusters on many CPUs), and never fewer slots than threads. */
+	slots = DSC_MIN(slots, DSC_MAX((size_t)2, (size_t)QCOW2_POOL_BYTES / per_slot));
+	if (t > slots)
+		t = (unsigned)slots;
+	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? slots : 1, q->cluster + QCOW2_MAX_COMPRESSED_EXTRA,
+			  q->cluster, decompress_job, dctx_new, dctx_free, q, &q->pool) != DSC_OK)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start decompression",
 				     rname(r));
 	return DSC_OK;
