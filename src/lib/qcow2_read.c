@@ -97,6 +97,7 @@ struct qcow2_reader {
 	unsigned comp_bits;
 	uint64_t comp_off_mask, comp_nsect_mask;
 	bool seekable;
+	uint64_t skip_read; /* forward gaps read through, not seeked over */
 	size_t zero_unit;
 
 	/* The emitter. */
@@ -531,7 +532,7 @@ static dsc_err read_at(dsc_reader *r, struct qcow2_reader *q, uint64_t host, voi
 	uint64_t pos = dsc_stream_tell(r->in) - q->base;
 	dsc_err rc;
 
-	if (host > pos && host - pos <= QCOW2_READ_GAP) {
+	if (host > pos && host - pos <= q->skip_read) {
 		/* A short gap (a table between runs) is cheaper to read than
 		 * a seek is on a URL. */
 		uint8_t tmp[16384];
@@ -1434,6 +1435,7 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 	q->base = dsc_stream_tell(r->in);
 	q->file_size = total != UINT64_MAX && total >= q->base ? total - q->base : UINT64_MAX;
 	q->seekable = (dsc_stream_caps(r->in) & DSC_STREAM_SEEK) != 0;
+
 	/* The header cluster is at most 2 MiB; read 512 bytes first, as
 	 * much as cluster_bits says after. */
 	if (!(b = calloc(1, (size_t)1 << QCOW2_MAX_CLUSTER_BITS)))
@@ -1465,6 +1467,12 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 	/* qemu counts the disk in whole sectors (bs->total_sectors = size /
 	 * 512 in qcow2_do_open): so does dsc, for the same bytes. */
 	r->capacity = q->h.size & ~511ull;
+	/* A seek is a new request on a URL: there, gaps up to four clusters
+	 * (qemu-img puts the refcount table and block between the header and
+	 * the L1) are read through, so a stream-ordered image takes one. */
+	q->skip_read = dscp_stream_query(r->in, DSCP_Q_FILE) ?
+			       QCOW2_READ_GAP :
+			       DSC_MAX((uint64_t)QCOW2_SKIP_READ, 4 * (uint64_t)q->cluster);
 	q->zero_unit = DSC_MIN(q->cluster, (size_t)DSCP_ZERO_UNIT);
 	q->comp_bits = 62 - (q->cbits - 8);
 	q->comp_off_mask = (1ull << q->comp_bits) - 1;
