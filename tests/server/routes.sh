@@ -168,7 +168,7 @@ expect_status 400 "$R" -F other=@"$T/data/disk.vmdk" "$BASE/upload?name=m.img"
 
 # ---- 415
 expect_status 415 "$R" -X POST -H 'Content-Type: text/plain' --data-binary x "$BASE/upload?name=t.img"
-expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?src=qcow2&name=t.img"
+expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?src=qed&name=t.img"
 expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?dst=vhd&name=t.img"
 
 # ---- 404, 405
@@ -231,12 +231,21 @@ check "long UTF-8 name, dst=vmdk: a VMDK" qemu-img check -q -f vmdk "$R"
 
 # ---- formats from the table: refused by name, options (issue 11)
 qemu-img convert -q -f raw -O qcow2 "$T/data/disk.raw" "$T/data/disk.qcow2"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qcow2" "$BASE/upload?name=q.img"
-check "qcow2 upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
-check "qcow2 upload: named" bash -c "grep -q 'a qcow2 image; qcow2 is not supported yet' '$R'"
-check "qcow2 upload: no file" test ! -e "$T/out/q.img"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qcow2"
-check "src=qcow2: not supported yet, readable listed" bash -c "grep -q \"reading qcow2 is not supported yet (raw, vmdk, auto)\" '$R'"
+# qcow2 is read (detected, streamed from the body); qed is refused by name.
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qcow2" "$BASE/upload?name=q.img"
+check "qcow2 upload: the disk" same_image "$T/out/q.img" raw "$T/data/disk.raw" raw
+rm -f "$T/out/q.img"
+expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qcow2"
+check "src=qcow2 on a raw disk: FORMAT" test "$(json_get "$R" code)" = FORMAT
+check "src=qcow2 on a raw disk: named" bash -c "grep -q 'not a qcow2 image (bad magic)' '$R'"
+check "src=qcow2 on a raw disk: no file" test ! -e "$T/out/q.img"
+qemu-img convert -q -f raw -O qed "$T/data/disk.raw" "$T/data/disk.qed"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qed" "$BASE/upload?name=q.img"
+check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
+check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
+check "qed upload: no file" test ! -e "$T/out/q.img"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, auto)\" '$R'"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=vpc"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=nosuch"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" \
@@ -253,8 +262,11 @@ expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=adapte
 check "export o=: buslogic" grep -aq 'ddb.adapterType = "buslogic"' "$R"
 expect_status 400 "$R" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=nope%3D1"
 cp "$T/data/disk.qcow2" "$T/export/disk.qcow2"
-expect_status 415 "$R" "$BASE/export?path=$T/export/disk.qcow2"
-check "export of a qcow2: named" bash -c "grep -q 'a qcow2 image' '$R'"
+expect_status 200 "$R" "$BASE/export?path=$T/export/disk.qcow2&dst=vmdk"
+check "export of a qcow2: the disk" same_image "$R" vmdk "$T/data/disk.raw" raw
+cp "$T/data/disk.qed" "$T/export/disk.qed"
+expect_status 415 "$R" "$BASE/export?path=$T/export/disk.qed"
+check "export of a qed: named" bash -c "grep -q 'a QED image' '$R'"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
