@@ -817,13 +817,14 @@ static dsc_err fwd_fill(dsc_reader *r, struct qcow2_reader *q, uint64_t target, 
 	return DSC_OK;
 }
 
-static dsc_err not_ordered(dsc_reader *r, const char *table, uint64_t at, uint64_t host,
-			   struct dsc_error *e)
+/* `table` at byte `at` maps `what` at byte `host`, already passed. */
+static dsc_err not_ordered(dsc_reader *r, const char *table, uint64_t at, const char *what,
+			   uint64_t host, struct dsc_error *e)
 {
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 			     "%s: the qcow2 image is not stream-ordered (the %s at byte %" PRIu64
-			     " maps data at byte %" PRIu64 ", which came before it)%s",
-			     rname(r), table, at, host, not_ordered_tail);
+			     " maps %s at byte %" PRIu64 ", which came before it)%s",
+			     rname(r), table, at, what, host, not_ordered_tail);
 }
 
 /* An L2 table has arrived: queue what it maps. */
@@ -852,7 +853,7 @@ static dsc_err fwd_table(dsc_reader *r, struct qcow2_reader *q, const struct ite
 			if (!got)
 				break;
 			if (it.host < q->win_lo)
-				return not_ordered(r, "L2 table", t->host, it.host, e);
+				return not_ordered(r, "L2 table", t->host, "data", it.host, e);
 			rc = heap_push(r, q, &it, e);
 			if (rc != DSC_OK)
 				return rc;
@@ -928,7 +929,7 @@ static dsc_err fwd_read_l1(dsc_reader *r, struct qcow2_reader *q, struct dsc_err
 		if (!host)
 			continue;
 		if (host < q->win_lo)
-			return not_ordered(r, "L1 table", off, host, e);
+			return not_ordered(r, "L1 table", off, "the L2 table", host, e);
 		it.host = host;
 		it.guest = i;
 		it.len = (uint32_t)q->cluster;
@@ -960,7 +961,7 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 			return fwd_drain(r, q, e);
 		top = q->heap[0];
 		if (top.host < q->win_lo)
-			return not_ordered(r, "L2 table", top.host, top.host, e);
+			return not_ordered(r, "L2 table", top.host, "data", top.host, e);
 		rc = fwd_fill(r, q, top.host + top.len, top.host, e);
 		if (rc != DSC_OK)
 			return rc;
