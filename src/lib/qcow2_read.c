@@ -67,10 +67,11 @@ struct item {
 	bool clipped; /* ITEM_COMP: cut by the end of the input */
 };
 
-#define BATCH_MAX 4096u        /* items per seekable read */
-#define FWD_CHUNK (1u << 20)   /* forward reads */
-#define TICK_ENTRIES 4096u     /* L2 entries between ticks */
-#define DRAIN_CHUNK (1u << 20) /* bytes skipped per tick after the image */
+#define BATCH_MAX 4096u           /* items per seekable read */
+#define FWD_CHUNK (1u << 20)      /* forward reads */
+#define TICK_ENTRIES 4096u        /* L2 entries between ticks */
+#define DRAIN_CHUNK (1u << 20)    /* bytes skipped per tick after the image */
+#define FWD_SKIP_STEP (16u << 20) /* bytes skipped per tick before an item */
 
 /* Decompression results (dscp_slot.result). */
 enum {
@@ -784,11 +785,14 @@ static dsc_err fwd_fill(dsc_reader *r, struct qcow2_reader *q, uint64_t target, 
 			/* Nothing to keep up to `keep`: skip without copying. */
 			q->win_lo = pos;
 			q->win_len = 0;
-			rc = dsc_stream_skip(r->in, keep - pos, &skipped, e);
+			/* In steps, so that the tick runs on a long skip. */
+			uint64_t step = DSC_MIN(keep - pos, (uint64_t)FWD_SKIP_STEP);
+
+			rc = dsc_stream_skip(r->in, step, &skipped, e);
 			if (rc != DSC_OK)
 				return rc;
 			q->win_lo = pos + skipped;
-			if (skipped < keep - pos)
+			if (skipped < step)
 				q->eof = true;
 			continue;
 		}
