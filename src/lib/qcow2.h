@@ -65,8 +65,10 @@
 #define QCOW2_MAX_COMPRESSED_EXTRA 512u /* compressed length <= cluster + 512 */
 #define QCOW2_READ_RUN (4u << 20)       /* seekable input: bytes read at once */
 #define QCOW2_READ_GAP (64u << 10)      /* ... and a gap read through, not seeked */
+#define QCOW2_SKIP_READ (1u << 20)      /* ... on a URL (or 4 clusters): a seek is a request */
 #define QCOW2_MIN_HOLDBACK (4u << 20)   /* forward: max(2 clusters, this) held back */
 #define QCOW2_MAX_PENDING (1u << 20)    /* forward: tables + clusters mapped ahead */
+#define QCOW2_POOL_BYTES (64u << 20)    /* clusters being decompressed, at most */
 #define QCOW2_MAX_EXT_NAME 256u         /* bytes of a backing name quoted in a message */
 
 /* Named limits of the writer (qcow2_write.c). */

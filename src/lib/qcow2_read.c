@@ -42,6 +42,9 @@
 #include <zlib.h>
 #ifdef HAVE_LIBDEFLATE
 #include <libdeflate.h>
+#ifdef HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 #endif
 #ifdef HAVE_ZSTD
 #include <zstd.h>
@@ -64,10 +67,11 @@ struct item {
 	bool clipped; /* ITEM_COMP: cut by the end of the input */
 };
 
-#define BATCH_MAX 4096u        /* items per seekable read */
-#define FWD_CHUNK (1u << 20)   /* forward reads */
-#define TICK_ENTRIES 4096u     /* L2 entries between ticks */
-#define DRAIN_CHUNK (1u << 20) /* bytes skipped per tick after the image */
+#define BATCH_MAX 4096u           /* items per seekable read */
+#define FWD_CHUNK (1u << 20)      /* forward reads */
+#define TICK_ENTRIES 4096u        /* L2 entries between ticks */
+#define DRAIN_CHUNK (1u << 20)    /* bytes skipped per tick after the image */
+#define FWD_SKIP_STEP (16u << 20) /* bytes skipped per tick before an item */
 
 /* Decompression results (dscp_slot.result). */
 enum {
@@ -94,6 +98,7 @@ struct qcow2_reader {
 	unsigned comp_bits;
 	uint64_t comp_off_mask, comp_nsect_mask;
 	bool seekable;
+	uint64_t skip_read; /* forward gaps read through, not seeked over */
 	size_t zero_unit;
 
 	/* The emitter. */
@@ -157,6 +162,9 @@ struct dctx {
 	size_t cluster;
 #ifdef HAVE_LIBDEFLATE
 	struct libdeflate_decompressor *ld;
+#ifdef HAVE_ISAL
+	struct inflate_state *isal;
+#endif
 #endif
 	z_stream zs;
 	bool zs_ok;
@@ -174,6 +182,9 @@ static void dctx_free(void *p)
 #ifdef HAVE_LIBDEFLATE
 	if (c->ld)
 		libdeflate_free_decompressor(c->ld);
+#ifdef HAVE_ISAL
+	free(c->isal);
+#endif
 #endif
 	if (c->zs_ok)
 		inflateEnd(&c->zs);
@@ -202,6 +213,10 @@ static void *dctx_new(void *arg)
 #ifdef HAVE_LIBDEFLATE
 	if (!(c->ld = libdeflate_alloc_decompressor()))
 		goto fail;
+#ifdef HAVE_ISAL
+	if (!(c->isal = malloc(sizeof *c->isal)))
+		goto fail;
+#endif
 #endif
 	/* Raw deflate (no zlib header): qemu uses windowBits -12
 	 * (qcow2-threads.c); -15 accepts every such stream. */
@@ -220,6 +235,18 @@ static int inflate_cluster(struct dctx *c, const uint8_t *in, size_t n, uint8_t 
 {
 	int zr;
 
+#ifdef HAVE_ISAL
+	/* ISA-L inflates about twice as fast as libdeflate; it decides only
+	 * the common case, a stream that ends with the cluster full. */
+	isal_inflate_init(c->isal);
+	c->isal->next_in = (uint8_t *)in;
+	c->isal->avail_in = (uint32_t)n;
+	c->isal->next_out = out;
+	c->isal->avail_out = (uint32_t)c->cluster;
+	c->isal->crc_flag = ISAL_DEFLATE;
+	if (isal_inflate_stateless(c->isal) == ISAL_DECOMP_OK && c->isal->avail_out == 0)
+		return DEC_OK;
+#endif
 #ifdef HAVE_LIBDEFLATE
 	{
 		size_t got = 0;
@@ -506,7 +533,7 @@ static dsc_err read_at(dsc_reader *r, struct qcow2_reader *q, uint64_t host, voi
 	uint64_t pos = dsc_stream_tell(r->in) - q->base;
 	dsc_err rc;
 
-	if (host > pos && host - pos <= QCOW2_READ_GAP) {
+	if (host > pos && host - pos <= q->skip_read) {
 		/* A short gap (a table between runs) is cheaper to read than
 		 * a seek is on a URL. */
 		uint8_t tmp[16384];
@@ -758,11 +785,14 @@ static dsc_err fwd_fill(dsc_reader *r, struct qcow2_reader *q, uint64_t target, 
 			/* Nothing to keep up to `keep`: skip without copying. */
 			q->win_lo = pos;
 			q->win_len = 0;
-			rc = dsc_stream_skip(r->in, keep - pos, &skipped, e);
+			/* In steps, so that the tick runs on a long skip. */
+			uint64_t step = DSC_MIN(keep - pos, (uint64_t)FWD_SKIP_STEP);
+
+			rc = dsc_stream_skip(r->in, step, &skipped, e);
 			if (rc != DSC_OK)
 				return rc;
 			q->win_lo = pos + skipped;
-			if (skipped < keep - pos)
+			if (skipped < step)
 				q->eof = true;
 			continue;
 		}
@@ -791,13 +821,14 @@ static dsc_err fwd_fill(dsc_reader *r, struct qcow2_reader *q, uint64_t target, 
 	return DSC_OK;
 }
 
-static dsc_err not_ordered(dsc_reader *r, const char *table, uint64_t at, uint64_t host,
-			   struct dsc_error *e)
+/* `table` at byte `at` maps `what` at byte `host`, already passed. */
+static dsc_err not_ordered(dsc_reader *r, const char *table, uint64_t at, const char *what,
+			   uint64_t host, struct dsc_error *e)
 {
 	return dsc_error_set(e, DSC_ERR_SEEK, 0,
 			     "%s: the qcow2 image is not stream-ordered (the %s at byte %" PRIu64
-			     " maps data at byte %" PRIu64 ", which came before it)%s",
-			     rname(r), table, at, host, not_ordered_tail);
+			     " maps %s at byte %" PRIu64 ", which came before it)%s",
+			     rname(r), table, at, what, host, not_ordered_tail);
 }
 
 /* An L2 table has arrived: queue what it maps. */
@@ -826,7 +857,7 @@ static dsc_err fwd_table(dsc_reader *r, struct qcow2_reader *q, const struct ite
 			if (!got)
 				break;
 			if (it.host < q->win_lo)
-				return not_ordered(r, "L2 table", t->host, it.host, e);
+				return not_ordered(r, "L2 table", t->host, "data", it.host, e);
 			rc = heap_push(r, q, &it, e);
 			if (rc != DSC_OK)
 				return rc;
@@ -902,7 +933,7 @@ static dsc_err fwd_read_l1(dsc_reader *r, struct qcow2_reader *q, struct dsc_err
 		if (!host)
 			continue;
 		if (host < q->win_lo)
-			return not_ordered(r, "L1 table", off, host, e);
+			return not_ordered(r, "L1 table", off, "the L2 table", host, e);
 		it.host = host;
 		it.guest = i;
 		it.len = (uint32_t)q->cluster;
@@ -934,7 +965,7 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 			return fwd_drain(r, q, e);
 		top = q->heap[0];
 		if (top.host < q->win_lo)
-			return not_ordered(r, "L2 table", top.host, top.host, e);
+			return not_ordered(r, "L2 table", top.host, "data", top.host, e);
 		rc = fwd_fill(r, q, top.host + top.len, top.host, e);
 		if (rc != DSC_OK)
 			return rc;
@@ -984,10 +1015,15 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 static dsc_err start_pool(dsc_reader *r, struct qcow2_reader *q, struct dsc_error *e)
 {
 	unsigned t = r->threads ? r->threads : dscp_cpu_count();
+	size_t per_slot = 2 * q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, slots = 4 * (size_t)t;
 
-	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? 4 * (size_t)t : 1,
-			  q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, q->cluster, decompress_job,
-			  dctx_new, dctx_free, q, &q->pool) != DSC_OK)
+	/* Four clusters in flight per thread, within QCOW2_POOL_BYTES (2 MiB
+	 * clusters on many CPUs), and never fewer slots than threads. */
+	slots = DSC_MIN(slots, DSC_MAX((size_t)2, (size_t)QCOW2_POOL_BYTES / per_slot));
+	if (t > slots)
+		t = (unsigned)slots;
+	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? slots : 1, q->cluster + QCOW2_MAX_COMPRESSED_EXTRA,
+			  q->cluster, decompress_job, dctx_new, dctx_free, q, &q->pool) != DSC_OK)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start decompression",
 				     rname(r));
 	return DSC_OK;
@@ -1404,6 +1440,7 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 	q->base = dsc_stream_tell(r->in);
 	q->file_size = total != UINT64_MAX && total >= q->base ? total - q->base : UINT64_MAX;
 	q->seekable = (dsc_stream_caps(r->in) & DSC_STREAM_SEEK) != 0;
+
 	/* The header cluster is at most 2 MiB; read 512 bytes first, as
 	 * much as cluster_bits says after. */
 	if (!(b = calloc(1, (size_t)1 << QCOW2_MAX_CLUSTER_BITS)))
@@ -1435,6 +1472,12 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 	/* qemu counts the disk in whole sectors (bs->total_sectors = size /
 	 * 512 in qcow2_do_open): so does dsc, for the same bytes. */
 	r->capacity = q->h.size & ~511ull;
+	/* A seek is a new request on a URL: there, gaps up to four clusters
+	 * (qemu-img puts the refcount table and block between the header and
+	 * the L1) are read through, so a stream-ordered image takes one. */
+	q->skip_read = dscp_stream_query(r->in, DSCP_Q_FILE) ?
+			       QCOW2_READ_GAP :
+			       DSC_MAX((uint64_t)QCOW2_SKIP_READ, 4 * (uint64_t)q->cluster);
 	q->zero_unit = DSC_MIN(q->cluster, (size_t)DSCP_ZERO_UNIT);
 	q->comp_bits = 62 - (q->cbits - 8);
 	q->comp_off_mask = (1ull << q->comp_bits) - 1;

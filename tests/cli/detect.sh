@@ -4,8 +4,9 @@
 # Real files of every format qemu-img writes that dsc does not read (qcow,
 # qed, vdi, vhdx, vpc dynamic and fixed, parallels, luks) and of gzip, xz,
 # zstd, bzip2 and tar are refused by name: exit 1, one line naming the file
-# and the format, no output left; qcow2 is detected and converted. A raw disk whose first sector is text or an MBR stays
-# raw; -src-fmt raw forces raw. A fixed VHD on a pipe (its footer cannot be
+# and the format, no output left; qcow2 is detected and converted. A raw
+# disk whose first sector is text or an MBR stays raw; -src-fmt raw forces
+# raw. A fixed VHD on a pipe (its footer cannot be
 # probed) fails at its end. -o options reach the VMDK descriptor and pass
 # qemu-img check and vmdkinfo; bad -o and -c are usage errors (exit 2).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"

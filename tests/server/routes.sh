@@ -268,6 +268,18 @@ expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" -T "$
 check "qcow2 upload not stream-ordered: the message says why" grep -q "not stream-ordered.*read it from a seekable input" "$R"
 check "qcow2 upload not stream-ordered: code SEEK" test "$(json_get "$R" code)" = SEEK
 check "qcow2 upload not stream-ordered: no file" test ! -e "$T/out/r.img"
+rm -f "$T/out/q.img"
+expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qcow2"
+check "src=qcow2 on a raw disk: FORMAT" test "$(json_get "$R" code)" = FORMAT
+check "src=qcow2 on a raw disk: named" bash -c "grep -q 'not a qcow2 image (bad magic)' '$R'"
+check "src=qcow2 on a raw disk: no file" test ! -e "$T/out/q.img"
+qemu-img convert -q -f raw -O qed "$T/data/disk.raw" "$T/data/disk.qed"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qed" "$BASE/upload?name=q.img"
+check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
+check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
+check "qed upload: no file" test ! -e "$T/out/q.img"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, auto)\" '$R'"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=vpc"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=nosuch"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" \
@@ -286,6 +298,11 @@ expect_status 400 "$R" "$BASE/export?path=$T/out/a.img&dst=vmdk&o=nope%3D1"
 cp "$T/data/disk.qcow2" "$T/export/disk.qcow2"
 expect_status 200 "$R" "$BASE/export?path=$T/export/disk.qcow2"
 check "export of a qcow2: the raw disk" cmp -s "$R" "$T/data/disk.raw"
+expect_status 200 "$R" "$BASE/export?path=$T/export/disk.qcow2&dst=vmdk"
+check "export of a qcow2: the disk" same_image "$R" vmdk "$T/data/disk.raw" raw
+cp "$T/data/disk.qed" "$T/export/disk.qed"
+expect_status 415 "$R" "$BASE/export?path=$T/export/disk.qed"
+check "export of a qed: named" bash -c "grep -q 'a QED image' '$R'"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
