@@ -122,6 +122,12 @@ struct qcow2_reader {
 	bool l2_loaded;
 	uint8_t *l2buf;
 	uint64_t l2_host;
+	/* The table last read, kept in l2buf (0: none), and the last table
+	 * found to map nothing: L1 entries naming either again cost no read
+	 * (one request less on a URL), the empty one no parse either, so a
+	 * tiny file whose L1 names one empty table 4M times stays cheap. */
+	uint64_t l2_cached, l2_empty;
+	bool l2_mapped; /* the current table has produced an item */
 	uint32_t l2_index;
 	size_t l2_next; /* entry */
 	unsigned sc_next;
@@ -580,17 +586,22 @@ static dsc_err scan_next(dsc_reader *r, struct qcow2_reader *q, struct item *it,
 			rc = check_l2_offset(r, q, q->l2_index, q->l1[q->l2_index], host, e);
 			if (rc != DSC_OK)
 				return rc;
-			if (host == 0)
+			if (host == 0 || host == q->l2_empty)
 				continue;
-			rc = read_at(r, q, host, q->l2buf, q->cluster, &got_bytes, e);
-			if (rc != DSC_OK)
-				return rc;
-			if (got_bytes < q->cluster)
-				return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-						     "%s: truncated: input ends inside the L2 "
-						     "table at byte %" PRIu64,
-						     rname(r), host);
+			if (host != q->l2_cached) {
+				q->l2_cached = 0;
+				rc = read_at(r, q, host, q->l2buf, q->cluster, &got_bytes, e);
+				if (rc != DSC_OK)
+					return rc;
+				if (got_bytes < q->cluster)
+					return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+							     "%s: truncated: input ends inside the "
+							     "L2 table at byte %" PRIu64,
+							     rname(r), host);
+				q->l2_cached = host;
+			}
 			q->l2_host = host;
+			q->l2_mapped = false;
 			q->l2_loaded = true;
 			q->l2_next = 0;
 			q->sc_next = 0;
@@ -608,12 +619,18 @@ static dsc_err scan_next(dsc_reader *r, struct qcow2_reader *q, struct item *it,
 					&q->sc_next, it, got, e);
 			if (rc != DSC_OK)
 				return rc;
-			if (*got)
+			if (*got) {
+				q->l2_mapped = true;
 				return DSC_OK;
+			}
 			q->l2_next++;
 			q->sc_next = 0;
 		}
 		q->l2_loaded = false;
+		/* Only a table whose every entry mapped nothing (and that has
+		 * the full number of entries) is skipped when named again. */
+		if (!q->l2_mapped && n == q->cluster / q->esz)
+			q->l2_empty = q->l2_host;
 		*table_end = true;
 		return DSC_OK;
 	}
@@ -715,17 +732,19 @@ static dsc_err heap_push(dsc_reader *r, struct qcow2_reader *q, const struct ite
 {
 	size_t i, p;
 
+	/* Clusters mapped ahead count against the limit; L2 tables are
+	 * bounded by the L1 (QCOW2_MAX_L1_BYTES), so a stream-ordered image
+	 * with many tables is not refused. */
+	if (it->kind != ITEM_L2 && q->heap_n - q->l2_unread >= QCOW2_MAX_PENDING)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: more than %u clusters are mapped ahead of their data "
+				     "(the limit QCOW2_MAX_PENDING)%s",
+				     rname(r), QCOW2_MAX_PENDING, not_ordered_tail);
 	if (q->heap_n == q->heap_cap) {
 		size_t cap = q->heap_cap ? 2 * q->heap_cap : 1024;
 		struct item *h;
 
-		if (q->heap_n >= QCOW2_MAX_PENDING)
-			return dsc_error_set(
-				e, DSC_ERR_SEEK, 0,
-				"%s: more than %u tables and clusters are mapped ahead "
-				"of their data: the qcow2 image is not stream-ordered%s",
-				rname(r), QCOW2_MAX_PENDING, not_ordered_tail);
-		cap = DSC_MIN(cap, (size_t)QCOW2_MAX_PENDING);
+		cap = DSC_MIN(cap, (size_t)QCOW2_MAX_PENDING + q->l1_n);
 		h = realloc(q->heap, cap * sizeof *h);
 		if (!h)
 			return nomem(r, e);

@@ -711,16 +711,18 @@ static dsc_err qcow2_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_
 			       struct dsc_error *e)
 {
 	struct qcow2_writer *q = w->impl;
-	uint64_t size = round_up(capacity, 512), n1, k, cnt, data = 0, host;
+	uint64_t size, n1, k, cnt, data = 0, host;
 	dsc_err rc;
 
-	if (q->size_known && size != q->size)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0,
-				     "%s: the source's size changed during the first pass",
-				     wname(w));
-	if (size > QCOW2_MAX_VIRTUAL_SIZE)
+	/* Checked before rounding, which would wrap just below 2^64. */
+	if (capacity > QCOW2_MAX_VIRTUAL_SIZE)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0, "%s: capacity of %llu bytes is too large",
 				     wname(w), (unsigned long long)capacity);
+	size = round_up(capacity, 512);
+	if (q->size_known && size != q->size)
+		return dsc_error_set(e, DSC_ERR_IO, 0,
+				     "%s: the source's size changed during the first pass",
+				     wname(w));
 	q->size = size;
 	n1 = l1_entries(q, size);
 	rc = l1_grow(w, n1, e);
@@ -736,6 +738,12 @@ static dsc_err qcow2_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_
 	q->rt_at = q->cs + q->l1c * q->cs;
 	q->rb_at = q->rt_at + q->rtc * q->cs;
 	q->nclusters = 1 + q->l1c + q->rtc + q->rbc + data;
+	/* Before a byte is written (and a size announced). */
+	if (q->rtc * q->cs > QCOW2_MAX_REFTABLE_BYTES)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: the refcount table would exceed qemu's %u bytes; use a "
+				     "larger cluster_size or fewer refcount_bits",
+				     wname(w), QCOW2_MAX_REFTABLE_BYTES);
 	if (q->nclusters > QCOW2_MAX_HOST_OFFSET >> q->cluster_bits)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: the image would exceed qcow2's 2^56 byte host offsets",
@@ -779,7 +787,7 @@ static dsc_err flush_cluster(dsc_writer *w, struct dsc_error *e)
 			return emit_cluster(w, c, q->buf, e);
 		}
 		if (!zero)
-			return dsc_error_set(e, DSC_ERR_INVAL, 0,
+			return dsc_error_set(e, DSC_ERR_IO, 0,
 					     "%s: the source changed between the two passes "
 					     "(data at byte %llu)",
 					     wname(w), (unsigned long long)(c << q->cluster_bits));
@@ -873,7 +881,7 @@ static dsc_err finish_planned(dsc_writer *w, struct dsc_error *e)
 	if (rc != DSC_OK)
 		return rc;
 	if (q->emit_host != q->nclusters * q->cs)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+		return dsc_error_set(e, DSC_ERR_IO, 0,
 				     "%s: the second pass wrote %llu bytes, the plan said %llu",
 				     wname(w), (unsigned long long)q->emit_host,
 				     (unsigned long long)(q->nclusters * q->cs));
@@ -941,14 +949,14 @@ static dsc_err qcow2_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *
 	struct qcow2_writer *q = w->impl;
 	/* qemu needs a whole number of sectors (qemu-img convert rounds the
 	 * same way). */
-	uint64_t size = round_up(capacity, 512);
+	uint64_t size = round_up(DSC_MIN(capacity, QCOW2_MAX_VIRTUAL_SIZE + 1), 512);
 	dsc_err rc;
 
-	if (size > QCOW2_MAX_VIRTUAL_SIZE)
+	if (capacity > QCOW2_MAX_VIRTUAL_SIZE)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0, "%s: capacity of %llu bytes is too large",
 				     wname(w), (unsigned long long)capacity);
 	if ((q->size_known || q->plan_mode) && size != q->size)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+		return dsc_error_set(e, DSC_ERR_IO, 0,
 				     "%s: the source's size changed during the conversion "
 				     "(%llu bytes, announced %llu)",
 				     wname(w), (unsigned long long)capacity,
@@ -1026,8 +1034,8 @@ static dsc_err qcow2_wopen(dsc_writer *w, struct dsc_error *e)
 	q->emit_l2 = NONE;
 	q->size_known = o->capacity != DSC_CAPACITY_UNKNOWN;
 	if (q->size_known) {
-		q->size = round_up(o->capacity, 512);
-		if (q->size > QCOW2_MAX_VIRTUAL_SIZE)
+		q->size = round_up(DSC_MIN(o->capacity, QCOW2_MAX_VIRTUAL_SIZE + 1), 512);
+		if (o->capacity > QCOW2_MAX_VIRTUAL_SIZE)
 			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 					     "%s: capacity of %llu bytes is too large", wname(w),
 					     (unsigned long long)o->capacity);
