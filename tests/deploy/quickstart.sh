@@ -69,8 +69,11 @@ for front in nginx lighttpd apache; do
 	check "$front: it started a web server and dsc-server" \
 		test "$(ps -o comm= -p "$(echo $procs | tr ' ' ,)" | grep -cE '^(nginx|lighttpd|apache2|dsc-server)')" -ge 2
 	# Apache's turn gets Ctrl-C: SIGINT to the whole process group, as a
-	# terminal sends it; the others SIGTERM to quickstart alone.
-	if [ "$front" = apache ]; then
+	# terminal sends it; the others SIGTERM to quickstart alone. A shell
+	# started with SIGINT ignored (a background job of a non-interactive
+	# shell, e.g. `.ci/run &`) passes that on, and bash cannot trap a
+	# signal ignored at entry: then Apache gets SIGTERM too.
+	if [ "$front" = apache ] && [ -z "$(trap -p INT)" ]; then
 		sig=INT want=130
 		kill -INT -- "-$QS_PID"
 	else
