@@ -138,8 +138,7 @@ const struct dscp_format *dscp_probe_table(const struct dscp_format *const *tab,
 	return best;
 }
 
-/* The last DSCP_PROBE_TAIL bytes of a seekable input of known size; the
- * position is put back where it was. *len = 0 when it cannot be done. */
+/* Whether detection reads the last bytes of `in` (see read_tail). */
 bool dscp_detect_sees_tail(const dsc_stream *in)
 {
 	/* Not a URL: the seek to the end and back would be two ranged requests
@@ -148,6 +147,8 @@ bool dscp_detect_sees_tail(const dsc_stream *in)
 	return dsc_stream_can_seek(in) && !dscp_stream_query(in, DSCP_Q_URL);
 }
 
+/* The last DSCP_PROBE_TAIL bytes of a seekable input of known size; the
+ * position is put back where it was. *len = 0 when it cannot be done. */
 static dsc_err read_tail(dsc_stream *in, uint8_t *tail, size_t *len, struct dsc_error *e)
 {
 	uint64_t total = dsc_stream_total(in), here = dsc_stream_tell(in), bytes = in->bytes;
