@@ -20,50 +20,12 @@
 #include <string.h>
 
 #include "dsc.h"
+#include "fuzz_stream.h"
 
 /* Bounds on one run: calls, and bytes of disk (a 128 KiB input can name
  * millions of 2 MiB compressed clusters that all point at one stream). */
 #define MAX_CALLS (1u << 16)
 #define MAX_DISK_BYTES (256ull << 20)
-
-struct trickle {
-	const uint8_t *data;
-	size_t len, pos;
-	unsigned n;
-};
-
-static dsc_err trickle_read(void *ctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
-{
-	struct trickle *t = ctx;
-	size_t n = 1 + t->n++ % 13;
-
-	(void)e;
-	if (n > len)
-		n = len;
-	if (n > t->len - t->pos)
-		n = t->len - t->pos;
-	memcpy(buf, t->data + t->pos, n);
-	t->pos += n;
-	*nread = n;
-	return DSC_OK;
-}
-
-static void trickle_close(void *ctx) { free(ctx); }
-
-static const struct dsc_stream_ops trickle_ops = {
-	.name = "trickle",
-	.read = trickle_read,
-	.close = trickle_close,
-};
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n--)
-		h = (h ^ *b++) * 0x100000001b3ull;
-	return h;
-}
 
 static uint64_t mix(uint64_t x)
 {
@@ -95,23 +57,12 @@ static void read_all(const uint8_t *data, size_t size, unsigned threads, bool tr
 	struct dsc_extent ext;
 	dsc_stream *in = NULL;
 	dsc_reader *r = NULL;
-	uint64_t cap, h = 0xcbf29ce484222325ull, sum = 0, bytes = 0, last_end = 0;
+	uint64_t cap, h = FUZZ_FNV_INIT, sum = 0, bytes = 0, last_end = 0;
 	unsigned calls = 0;
 	dsc_err rc;
 
 	memset(o, 0, sizeof *o);
-	if (trickle) {
-		struct trickle *t = calloc(1, sizeof *t);
-
-		if (!t)
-			abort();
-		t->data = data;
-		t->len = size;
-		if (dsc_stream_new(&trickle_ops, t, "fuzz.qcow2", &in, &e) != DSC_OK)
-			abort();
-	} else if (dsc_stream_open_mem(data, size, "fuzz.qcow2", &in, &e) != DSC_OK) {
-		abort();
-	}
+	in = fuzz_stream(data, size, trickle, "fuzz.qcow2");
 	rc = dsc_reader_open(in, dsc_format_from_name("qcow2"), &r, &e);
 	if (rc != DSC_OK) {
 		if (r || e.code != rc || !e.message[0])
@@ -145,7 +96,7 @@ static void read_all(const uint8_t *data, size_t size, unsigned threads, bool tr
 		for (size_t k = 0; k < ext.length; k += 512)
 			if (!zero512(ext.data + k))
 				sum += mix((ext.offset + k) ^
-					   fnv(0xcbf29ce484222325ull, ext.data + k, 512));
+					   fnv(FUZZ_FNV_INIT, ext.data + k, 512));
 		bytes += ext.length;
 		if (bytes >= MAX_DISK_BYTES) {
 			o->capped = true;

@@ -15,49 +15,11 @@
 #include <string.h>
 
 #include "dsc.h"
+#include "fuzz_stream.h"
 
 /* Upper bound on dsc_reader_next() calls: an input of the fuzzer's maximum
  * length cannot hold more grain markers than sectors. */
 #define MAX_CALLS (1u << 16)
-
-struct trickle {
-	const uint8_t *data;
-	size_t len, pos;
-	unsigned n;
-};
-
-static dsc_err trickle_read(void *ctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
-{
-	struct trickle *t = ctx;
-	size_t n = 1 + t->n++ % 13;
-
-	(void)e;
-	if (n > len)
-		n = len;
-	if (n > t->len - t->pos)
-		n = t->len - t->pos;
-	memcpy(buf, t->data + t->pos, n);
-	t->pos += n;
-	*nread = n;
-	return DSC_OK;
-}
-
-static void trickle_close(void *ctx) { free(ctx); }
-
-static const struct dsc_stream_ops trickle_ops = {
-	.name = "trickle",
-	.read = trickle_read,
-	.close = trickle_close,
-};
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n--)
-		h = (h ^ *b++) * 0x100000001b3ull;
-	return h;
-}
 
 /* Read everything; returns the result code, *digest covers the extents. */
 static dsc_err read_all(const uint8_t *data, size_t size, unsigned threads, bool trickle,
@@ -67,22 +29,11 @@ static dsc_err read_all(const uint8_t *data, size_t size, unsigned threads, bool
 	struct dsc_extent ext;
 	dsc_stream *in = NULL;
 	dsc_reader *r = NULL;
-	uint64_t cap, h = 0xcbf29ce484222325ull;
+	uint64_t cap, h = FUZZ_FNV_INIT;
 	unsigned calls = 0;
 	dsc_err rc;
 
-	if (trickle) {
-		struct trickle *t = calloc(1, sizeof *t);
-
-		if (!t)
-			abort();
-		t->data = data;
-		t->len = size;
-		if (dsc_stream_new(&trickle_ops, t, "fuzz.vmdk", &in, &e) != DSC_OK)
-			abort();
-	} else if (dsc_stream_open_mem(data, size, "fuzz.vmdk", &in, &e) != DSC_OK) {
-		abort();
-	}
+	in = fuzz_stream(data, size, trickle, "fuzz.vmdk");
 	rc = dsc_reader_open(in, DSC_FORMAT_VMDK, &r, &e);
 	if (rc != DSC_OK) {
 		/* A failure must say what is wrong and leave no reader. */
