@@ -325,6 +325,7 @@ static dsc_err check_l2_offset(dsc_reader *r, struct qcow2_reader *q, uint32_t i
 			       uint64_t host, struct dsc_error *e)
 {
 	uint64_t at = q->h.l1_table_offset + 8ull * idx;
+	const char *what = NULL;
 
 	if (entry & QCOW2_L1_RESERVED)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
@@ -334,27 +335,18 @@ static dsc_err check_l2_offset(dsc_reader *r, struct qcow2_reader *q, uint32_t i
 	if (host == 0)
 		return DSC_OK; /* no L2 table: reads as zero */
 	if (host & (q->cluster - 1))
+		what = "is not cluster-aligned";
+	else if (host < q->cluster)
+		what = "is inside the header cluster";
+	else if (overlaps(host, q->cluster, q->h.l1_table_offset, q->l1_end))
+		what = "overlaps the L1 table";
+	else if (overlaps(host, q->cluster, q->h.refcount_table_offset, q->rt_end))
+		what = "overlaps the refcount table";
+	if (what)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: L1 entry %" PRIu32 " at byte %" PRIu64
-				     ": L2 table offset %" PRIu64 " is not cluster-aligned",
-				     rname(r), idx, at, host);
-	if (host < q->cluster)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: L1 entry %" PRIu32 " at byte %" PRIu64
-				     ": the L2 table at byte %" PRIu64
-				     " is inside the header cluster",
-				     rname(r), idx, at, host);
-	if (overlaps(host, q->cluster, q->h.l1_table_offset, q->l1_end))
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: L1 entry %" PRIu32 " at byte %" PRIu64
-				     ": the L2 table at byte %" PRIu64 " overlaps the L1 table",
-				     rname(r), idx, at, host);
-	if (overlaps(host, q->cluster, q->h.refcount_table_offset, q->rt_end))
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: L1 entry %" PRIu32 " at byte %" PRIu64
-				     ": the L2 table at byte %" PRIu64
-				     " overlaps the refcount table",
-				     rname(r), idx, at, host);
+				     ": the L2 table at byte %" PRIu64 " %s",
+				     rname(r), idx, at, host, what);
 	if (q->file_size != UINT64_MAX && host + q->cluster > q->file_size)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: the L2 table at byte %" PRIu64
