@@ -105,6 +105,19 @@ static uint64_t q_compressed(struct qimg *q, uint64_t at, const uint8_t *data, s
 	return QCOW2_OFLAG_COMPRESSED | ((nsect - 1) << x) | at;
 }
 
+/* The image as "t.qcow2": seekable or forward-only, reads of at most
+ * max_io bytes (0: any). */
+static dsc_stream *image_stream(const struct qimg *q, bool seek, size_t max_io)
+{
+	struct tu_fault_opts o;
+
+	tu_fault_defaults(&o);
+	o.no_seek = !seek;
+	o.max_io = max_io;
+	o.own_inner = true;
+	return tu_fault_stream(tu_mem_stream(q->b.data, q->b.len, "t.qcow2"), &o, "t.qcow2", NULL);
+}
+
 /* Read the image five ways; each must succeed with `want`. */
 static void expect_disk(const struct qimg *q, const uint8_t *want, const char *what)
 {
@@ -116,17 +129,10 @@ static void expect_disk(const struct qimg *q, const uint8_t *want, const char *w
 
 	for (size_t k = 0; k < sizeof ways / sizeof ways[0]; k++) {
 		struct dsc_error e = {0};
-		struct tu_fault_opts o;
-		dsc_stream *in;
+		dsc_stream *in = image_stream(q, ways[k].seek, ways[k].max_io);
 		uint8_t *img = NULL;
 		uint64_t cap = 0;
 
-		tu_fault_defaults(&o);
-		o.no_seek = !ways[k].seek;
-		o.max_io = ways[k].max_io;
-		o.own_inner = true;
-		in = tu_fault_stream(tu_mem_stream(q->b.data, q->b.len, "t.qcow2"), &o, "t.qcow2",
-				     NULL);
 		tu_reader_threads = ways[k].threads;
 		if (tu_read_image(in, dsc_format_from_name("qcow2"), ways[k].seek, &img, &cap, NULL,
 				  &e) != DSC_OK) {
@@ -146,15 +152,10 @@ static void expect_disk(const struct qimg *q, const uint8_t *want, const char *w
 static void expect_fail(const struct qimg *q, bool seek, dsc_err code, const char *phrase)
 {
 	struct dsc_error e = {0};
-	struct tu_fault_opts o;
-	dsc_stream *in;
+	dsc_stream *in = image_stream(q, seek, 0);
 	uint8_t *img = NULL;
 	uint64_t cap = 0;
 
-	tu_fault_defaults(&o);
-	o.no_seek = !seek;
-	o.own_inner = true;
-	in = tu_fault_stream(tu_mem_stream(q->b.data, q->b.len, "t.qcow2"), &o, "t.qcow2", NULL);
 	ASSERT_ERR(tu_read_image(in, dsc_format_from_name("qcow2"), false, &img, &cap, NULL, &e),
 		   code);
 	if (!strstr(e.message, phrase))
