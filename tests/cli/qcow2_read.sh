@@ -206,6 +206,11 @@ run_pipe "$I/big.qcow2" -src - -dst "$O/big.raw"
 expect_ok "4 TiB sparse on a pipe -> raw"
 check "4 TiB on a pipe: qemu-img compare" qemu-img compare -q -f raw -F qcow2 "$O/big.raw" "$I/big.qcow2"
 rm -f "$O"/*
+# -max-capacity judges the header's virtual size before a byte is written:
+# a 4 TiB qcow2 onto a raw pipe would otherwise be 4 TiB of zeros.
+run_pipe "$I/big.qcow2" -src - -dst - -max-capacity 1T
+expect_fail "4 TiB qcow2 over -max-capacity 1T" "stdin" "exceeds the limit of 1099511627776 bytes"
+check "4 TiB qcow2 over -max-capacity: nothing written" test ! -s "$T/stdout"
 
 # ---- qcow2 -> VMDK ---------------------------------------------------------
 for n in zlib vm; do
