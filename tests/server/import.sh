@@ -78,6 +78,22 @@ cp "$T/data/disk.raw" "$T/www/opt.raw"
 expect_status 200 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/opt.raw\", \"src\": \"raw\", \"dst\": \"vmdk\", \"name\": \"opt.vmdk\", \"options\": {\"adapter_type\": \"ide\", \"hwversion\": 7}}" "$BASE/import"
 check "JSON options reach the descriptor" grep -aq 'ddb.virtualHWVersion = "7"' "$T/out/opt.vmdk"
+
+# ---- qcow2 whose L1 follows its data (qemu-img resize): not stream-ordered,
+# so the import seeks the URL with ranged requests, without a temporary
+# copy; into a compressed qcow2 (issue 13)
+qemu-img create -q -f qcow2 "$T/www/resized.qcow2" 16M
+qemu-io -c 'write -P 0x5a 0 12M' "$T/www/resized.qcow2" >/dev/null
+qemu-img resize -q "$T/www/resized.qcow2" 2T
+qemu-io -c 'write -P 0xa5 1G 64k' "$T/www/resized.qcow2" >/dev/null
+expect_status 200 "$R" -H 'Content-Type: application/json' \
+	--data "{\"url\": \"$UP/f/resized.qcow2?imp=q\", \"dst\": \"qcow2\", \"compress\": true, \"name\": \"resized.qcow2\"}" "$BASE/import"
+check "resized qcow2 import: the same disk" \
+	qemu-img compare -q -f qcow2 -F qcow2 "$T/www/resized.qcow2" "$T/out/resized.qcow2"
+check "resized qcow2 import: qemu-img check" qemu-img check -q "$T/out/resized.qcow2"
+check "resized qcow2 import: compressed clusters" \
+	test "$(stat -c %s "$T/out/resized.qcow2")" -lt $((2 * 1024 * 1024))
+check "resized qcow2 import: ranged requests" grep -Eq 'imp=q range=bytes=' "$T/httpd.log"
 check "JSON options: ide" grep -aq 'ddb.adapterType = "ide"' "$T/out/opt.vmdk"
 expect_status 400 "$R" -H 'Content-Type: application/json' \
 	--data "{\"url\": \"$UP/f/opt.raw\", \"dst\": \"vmdk\", \"name\": \"opt2.vmdk\", \"options\": {\"bogus\": true}}" "$BASE/import"
