@@ -12,6 +12,9 @@
 
 struct dscp_slot {
 	uint8_t *in; /* job input, in_cap bytes */
+	/* Or the caller's own bytes, when it sets this (and keeps them
+	 * until the slot is collected); NULL: `in`. */
+	const uint8_t *in_ref;
 	size_t in_len;
 	uint8_t *out;   /* job output */
 	size_t out_cap; /* set by the pool */

@@ -55,6 +55,7 @@ enum item_kind {
 /* dscp_slot.tag2 of a compressed cluster: its host offset (< 2^56), and
  * this bit when the input ended inside its last sector. */
 #define SLOT_CLIPPED (1ull << 63)
+#define SLOT_RBUF1 (1ull << 62) /* its input is in rbuf[1] (host offsets < 2^56) */
 
 struct item {
 	uint64_t host;  /* byte offset in the image file */
@@ -132,7 +133,14 @@ struct qcow2_reader {
 	size_t batch_n, batch_pos;
 	struct item peek;
 	bool have_peek;
-	uint8_t *rbuf;
+	/* Two read buffers, used in turn by the batches: the compressed
+	 * clusters of one are decompressed straight from it (no copy into
+	 * the pool) while the next batch is read into the other. rbuf_refs
+	 * counts the slots still reading a buffer; it is refilled only at
+	 * zero. */
+	uint8_t *rbuf[2];
+	unsigned rcur;
+	size_t rbuf_refs[2];
 	size_t rbuf_cap;
 	uint64_t rbuf_host;
 
@@ -284,11 +292,11 @@ static void decompress_job(void *ctx, struct dscp_slot *s)
 
 #ifdef HAVE_ZSTD
 	if (c->ctype == QCOW2_COMPRESSION_ZSTD) {
-		s->result = unzstd_cluster(c, s->in, s->in_len, s->out);
+		s->result = unzstd_cluster(c, s->in_ref ? s->in_ref : s->in, s->in_len, s->out);
 		return;
 	}
 #endif
-	s->result = inflate_cluster(c, s->in, s->in_len, s->out);
+	s->result = inflate_cluster(c, s->in_ref ? s->in_ref : s->in, s->in_len, s->out);
 }
 
 /* ---- checks of what the tables map ------------------------------------- */
@@ -655,7 +663,8 @@ static dsc_err seek_produce(dsc_reader *r, struct qcow2_reader *q, struct item *
 	if (q->batch_n == 0)
 		return DSC_OK;
 	n = (size_t)(hi - lo);
-	rc = read_at(r, q, lo, q->rbuf, n, &nread, e);
+	q->rcur ^= 1; /* free: qcow2_next collected the slots reading it */
+	rc = read_at(r, q, lo, q->rbuf[q->rcur], n, &nread, e);
 	if (rc != DSC_OK)
 		return rc;
 	q->rbuf_host = lo;
@@ -684,7 +693,7 @@ static dsc_err seek_produce(dsc_reader *r, struct qcow2_reader *q, struct item *
 	}
 hand_out:
 	*it = q->batch[q->batch_pos++];
-	*data = q->rbuf + (it->host - q->rbuf_host);
+	*data = q->rbuf[q->rcur] + (it->host - q->rbuf_host);
 	*got = true;
 	return DSC_OK;
 }
@@ -1025,8 +1034,11 @@ static dsc_err collect(dsc_reader *r, struct qcow2_reader *q, struct dsc_extent 
 	struct dscp_slot *s = dscp_pool_collect(q->pool);
 	size_t len;
 
+	if (s->in_ref)
+		q->rbuf_refs[(s->tag2 & SLOT_RBUF1) ? 1 : 0]--;
+
 	if (s->result != DEC_OK) {
-		uint64_t host = s->tag2 & ~SLOT_CLIPPED;
+		uint64_t host = s->tag2 & ~(SLOT_CLIPPED | SLOT_RBUF1);
 		/* Cut by the end of the input: that is the likelier cause. */
 		dsc_err rc =
 			(s->tag2 & SLOT_CLIPPED) ?
@@ -1105,6 +1117,15 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 				return DSC_OK;
 			continue;
 		}
+		if (!q->have_cur && !q->done && q->seekable && q->batch_pos >= q->batch_n &&
+		    q->rbuf_refs[q->rcur ^ 1]) {
+			/* The next batch goes into the other buffer: the
+			 * clusters still reading it go out first. */
+			rc = collect(r, q, ext, e);
+			if (rc != DSC_OK || ext->length)
+				return rc;
+			continue;
+		}
 		if (!q->have_cur && !q->done) {
 			rc = q->seekable ?
 				     seek_produce(r, q, &q->cur, &q->cur_data, &got, &q->pending) :
@@ -1156,10 +1177,18 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 				return rc;
 			continue;
 		}
-		memcpy(s->in, q->cur_data, q->cur.len);
 		s->in_len = q->cur.len;
 		s->tag = q->cur.guest;
 		s->tag2 = q->cur.host | (q->cur.clipped ? SLOT_CLIPPED : 0);
+		if (q->seekable) {
+			s->in_ref = q->cur_data;
+			s->tag2 |= q->rcur ? SLOT_RBUF1 : 0;
+			q->rbuf_refs[q->rcur]++;
+		} else {
+			/* The window moves on: the cluster is copied. */
+			s->in_ref = NULL;
+			memcpy(s->in, q->cur_data, q->cur.len);
+		}
 		dscp_pool_submit(q->pool);
 		q->have_cur = false;
 	}
@@ -1479,9 +1508,10 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 		q->rbuf_cap =
 			DSC_MAX((size_t)QCOW2_READ_RUN, q->cluster + QCOW2_MAX_COMPRESSED_EXTRA);
 		q->l2buf = malloc(q->cluster);
-		q->rbuf = malloc(q->rbuf_cap);
+		q->rbuf[0] = malloc(q->rbuf_cap);
+		q->rbuf[1] = malloc(q->rbuf_cap);
 		q->batch = malloc(BATCH_MAX * sizeof *q->batch);
-		if (!q->l2buf || !q->rbuf || !q->batch) {
+		if (!q->l2buf || !q->rbuf[0] || !q->rbuf[1] || !q->batch) {
 			rc = nomem(r, e);
 			goto out;
 		}
@@ -1524,7 +1554,8 @@ static void qcow2_close(dsc_reader *r)
 	dscp_pool_free(q->pool);
 	free(q->l1);
 	free(q->l2buf);
-	free(q->rbuf);
+	free(q->rbuf[0]);
+	free(q->rbuf[1]);
 	free(q->batch);
 	free(q->heap);
 	free(q->win);
