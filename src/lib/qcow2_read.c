@@ -33,7 +33,7 @@
  * of the input is read and dropped, so an upload body is consumed whole.
  *
  * Memory is bounded whatever the header says: the L1 (<= QCOW2_MAX_L1_BYTES),
- * one L2 table, the read buffer or the window, the heap and the pool.
+ * one L2 table, the two read buffers or the window, the heap and the pool.
  */
 #include "qcow2.h"
 #include "pool.h"
