@@ -102,6 +102,15 @@ static dsc_err check_footer(dsc_reader *r, struct vhd_reader *v, const uint8_t *
 	return DSC_OK;
 }
 
+static dsc_err not_fixed(dsc_reader *r, uint64_t at, struct dsc_error *e)
+{
+	return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+			     "%s: the VHD footer at byte %" PRIu64
+			     " is not a fixed disk's, and there is no footer copy at byte 0 (a "
+			     "dynamic disk's)",
+			     rname(r), at);
+}
+
 /* Forward to image byte `to`: seek on a seekable input, else skip. */
 static dsc_err go_to(dsc_reader *r, struct vhd_reader *v, uint64_t to, struct dsc_error *e)
 {
@@ -326,31 +335,8 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 	if (got < VHD_FOOTER_LEN)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: %zu bytes, less than a VHD footer", rname(r), got);
-	if (v->seekable) {
-		rc = read_at(r, v, v->file_len - VHD_FOOTER_LEN, tail, sizeof tail, "VHD footer", e);
-		if (rc == DSC_OK)
-			rc = check_footer(r, v, tail, v->file_len - VHD_FOOTER_LEN, e);
-		if (rc != DSC_OK)
-			return rc;
-		memcpy(v->footer, tail, sizeof tail);
-		v->fixed = dscp_be32(tail + VHD_F_TYPE) == VHD_TYPE_FIXED;
-		if (!v->fixed && memcmp(v->buf, tail, sizeof tail))
-			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: the VHD footer copy at byte 0 does not match the "
-					     "footer at byte %" PRIu64,
-					     rname(r), v->file_len - VHD_FOOTER_LEN);
-		if (v->fixed) {
-			if (v->vsize > v->file_len - VHD_FOOTER_LEN)
-				return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-						     "%s: truncated: the fixed VHD of %" PRIu64
-						     " bytes holds only %" PRIu64 " bytes of data",
-						     rname(r), v->vsize,
-						     v->file_len - VHD_FOOTER_LEN);
-			r->capacity = v->vsize;
-			return go_to(r, v, 0, e);
-		}
-		return open_dynamic(r, v, e);
-	}
+	/* "conectix" at byte 0 makes a dynamic disk, as for qemu; else the
+	 * footer at the end makes a fixed one. A pipe and a file agree. */
 	if (!memcmp(v->buf, VHD_COOKIE, 8)) {
 		memcpy(v->footer, v->buf, VHD_FOOTER_LEN);
 		rc = check_footer(r, v, v->footer, 0, e);
@@ -360,7 +346,45 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: the VHD footer at byte 0 is not a dynamic disk's",
 					     rname(r));
+		if (v->seekable) {
+			rc = read_at(r, v, v->file_len - VHD_FOOTER_LEN, tail, sizeof tail,
+				     "VHD footer", e);
+			if (rc != DSC_OK)
+				return rc;
+			if (memcmp(v->footer, tail, sizeof tail)) {
+				uint64_t vsize = v->vsize;
+
+				/* A damaged footer says what is wrong with it. */
+				rc = check_footer(r, v, tail, v->file_len - VHD_FOOTER_LEN, e);
+				v->vsize = vsize;
+				if (rc != DSC_OK)
+					return rc;
+				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+						     "%s: the VHD footer copy at byte 0 does not "
+						     "match the footer at byte %" PRIu64,
+						     rname(r), v->file_len - VHD_FOOTER_LEN);
+			}
+		}
 		return open_dynamic(r, v, e);
+	}
+	if (v->seekable) {
+		uint64_t at = v->file_len - VHD_FOOTER_LEN;
+
+		rc = read_at(r, v, at, v->footer, VHD_FOOTER_LEN, "VHD footer", e);
+		if (rc == DSC_OK)
+			rc = check_footer(r, v, v->footer, at, e);
+		if (rc != DSC_OK)
+			return rc;
+		if (dscp_be32(v->footer + VHD_F_TYPE) != VHD_TYPE_FIXED)
+			return not_fixed(r, at, e);
+		if (v->vsize > at)
+			return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					     "%s: truncated: the fixed VHD of %" PRIu64
+					     " bytes holds only %" PRIu64 " bytes of data",
+					     rname(r), v->vsize, at);
+		v->fixed = true;
+		r->capacity = v->vsize;
+		return go_to(r, v, 0, e);
 	}
 	/* A fixed disk on a pipe: the footer is the last 512 bytes, seen at
 	 * the end. */
@@ -471,10 +495,7 @@ static dsc_err fixed_pipe_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_e
 	if (rc != DSC_OK)
 		return rc;
 	if (dscp_be32(v->buf + out + VHD_F_TYPE) != VHD_TYPE_FIXED)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: the VHD footer at byte %" PRIu64
-				     " is not a fixed disk's (a dynamic disk starts with a footer copy)",
-				     rname(r), data_len);
+		return not_fixed(r, data_len, e);
 	if (data_len < v->vsize)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: the fixed VHD of %" PRIu64

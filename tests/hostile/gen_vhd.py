@@ -8,7 +8,7 @@ changes one field of the footer, the dynamic header or the BAT (facts doc
 section 2 of the shared notes) and fixes the checksum unless the checksum is
 the point. The outcomes are in `expected` (v-* lines).
 
-Usage: gen_vhd.py -o DIR
+Usage: gen_vhd.py -o DIR [NAME...]
 """
 import os
 import struct
@@ -55,14 +55,15 @@ def data(n, seed):
 
 
 class Dyn:
-    def __init__(self):
-        self.foot = footer(SIZE, 3, S)
-        self.head = header()
-        self.bat = [0xffffffff] * (SIZE // BS)
-        first = 3 * S + S  # BAT of 4 entries padded to one sector
+    def __init__(self, size=SIZE, bs=BS):
+        n = size // bs
+        self.foot = footer(size, 3, S)
+        self.head = header(entries=n, bs=bs)
+        self.bat = [0xffffffff] * n
+        first = 3 * S + (4 * n + S - 1) // S * S
         self.bat[0] = first // S
-        self.bat[2] = (first + S + BS) // S
-        self.blocks = [b'\xff' * S + data(BS, 1), b'\xff' * S + data(BS, 2)]
+        self.bat[2] = (first + S + bs) // S
+        self.blocks = [b'\xff' * S + data(bs, 1), b'\xff' * S + data(bs, 2)]
         self.fix = True
 
     def bytes(self):
@@ -132,15 +133,26 @@ def cases():
     c['v-fixed-type-diff'] = (lambda b: b[:-S] + bytes(
         (lambda f: (struct.pack_into('>I', f, 60, 4), fix_footer(f), f)[2])(bytearray(b[-S:]))))(fixed())
     c['v-tiny'] = b'conectix'
+    # Small valid disks, also the fuzzer's seeds: 4 KiB blocks (qemu reads
+    # any power of two), and with the block written after the BAT out of
+    # guest order.
+    c['v-small-4k'] = Dyn(size=64 << 10, bs=4096).bytes()
+    d = Dyn(size=64 << 10, bs=4096)
+    d.bat[0], d.bat[2] = d.bat[2], d.bat[0]
+    c['v-small-4k-swapped'] = d.bytes()
+    c['v-small-fixed'] = fixed(size=16 << 10, nbytes=16 << 10)
     return c
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] != '-o':
+    if len(sys.argv) < 3 or sys.argv[1] != '-o':
         sys.exit(__doc__)
     out = sys.argv[2]
     os.makedirs(out, exist_ok=True)
+    want = sys.argv[3:]
     for name, b in cases().items():
+        if want and name not in want:
+            continue
         with open(os.path.join(out, name + '.vhd'), 'wb') as f:
             f.write(b)
 
