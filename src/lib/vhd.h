@@ -11,7 +11,7 @@
 #include "internal.h"
 
 #define VHD_SECTOR 512u
-#define VHD_FOOTER_LEN 512u  /* facts §2: the footer, at EOF (and @0 if dynamic) */
+#define VHD_FOOTER_LEN 512u /* facts §2: the footer, at EOF (and @0 if dynamic) */
 #define VHD_DYN_HEADER_LEN 1024u
 #define VHD_COOKIE "conectix"
 #define VHD_DYN_COOKIE "cxsparse"

@@ -27,8 +27,8 @@ struct vhd_block {
 };
 
 struct vhd_reader {
-	uint64_t base; /* stream offset of the image's byte 0 */
-	uint64_t pos;  /* image offset of the next byte of a forward read */
+	uint64_t base;     /* stream offset of the image's byte 0 */
+	uint64_t pos;      /* image offset of the next byte of a forward read */
 	uint64_t file_len; /* seekable: image bytes including the footer */
 	bool seekable;
 	bool fixed;
@@ -68,13 +68,14 @@ static dsc_err check_footer(dsc_reader *r, struct vhd_reader *v, const uint8_t *
 
 	if (memcmp(f, VHD_COOKIE, 8))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: no VHD footer at byte %" PRIu64 " (no \"conectix\" cookie)",
+				     "%s: no VHD footer at byte %" PRIu64
+				     " (no \"conectix\" cookie)",
 				     rname(r), at);
 	got = dscp_vhd_checksum(f, VHD_FOOTER_LEN, VHD_F_CHECKSUM);
 	if (got != want)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: VHD footer at byte %" PRIu64
-				     ": checksum 0x%08" PRIx32 " does not match 0x%08" PRIx32,
+				     "%s: VHD footer at byte %" PRIu64 ": checksum 0x%08" PRIx32
+				     " does not match 0x%08" PRIx32,
 				     rname(r), at, want, got);
 	type = dscp_be32(f + VHD_F_TYPE);
 	if (type == VHD_TYPE_DIFF)
@@ -84,7 +85,8 @@ static dsc_err check_footer(dsc_reader *r, struct vhd_reader *v, const uint8_t *
 				     rname(r));
 	if (type != VHD_TYPE_FIXED && type != VHD_TYPE_DYNAMIC)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: VHD footer at byte %" PRIu64 ": unknown disk type %" PRIu32,
+				     "%s: VHD footer at byte %" PRIu64
+				     ": unknown disk type %" PRIu32,
 				     rname(r), at, type);
 	/* qemu counts whole sectors of current_size. */
 	size = dscp_vhd_footer_size(f) / VHD_SECTOR * VHD_SECTOR;
@@ -216,7 +218,8 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 	need = (v->vsize + v->block_size - 1) / v->block_size;
 	if (entries < need)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: VHD BAT of %" PRIu32 " entries does not cover the virtual "
+				     "%s: VHD BAT of %" PRIu32
+				     " entries does not cover the virtual "
 				     "size %" PRIu64 " (%" PRIu64 " blocks of %" PRIu32 ")",
 				     rname(r), entries, v->vsize, need, v->block_size);
 	if (entries > VHD_MAX_BAT_ENTRIES || entries > VHD_MAX_BYTES / v->block_size)
@@ -256,12 +259,14 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 			continue;
 		len = (uint64_t)v->bitmap_len + v->block_size;
 		if (overlaps(off, len, 0, VHD_FOOTER_LEN) ||
-		    overlaps(off, len, hoff, VHD_DYN_HEADER_LEN) || overlaps(off, len, toff, bat_len) ||
+		    overlaps(off, len, hoff, VHD_DYN_HEADER_LEN) ||
+		    overlaps(off, len, toff, bat_len) ||
 		    (v->seekable && off + len > v->file_len - VHD_FOOTER_LEN)) {
-			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					   "%s: VHD BAT entry %" PRIu32 ": block at byte %" PRIu64
-					   " overlaps the headers or the BAT or lies outside the file",
-					   rname(r), i, off);
+			rc = dsc_error_set(
+				e, DSC_ERR_FORMAT, 0,
+				"%s: VHD BAT entry %" PRIu32 ": block at byte %" PRIu64
+				" overlaps the headers or the BAT or lies outside the file",
+				rname(r), i, off);
 			goto out;
 		}
 		v->blocks[v->nblocks].off = off;
@@ -291,7 +296,8 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 		if (!v->seekable && v->nblocks && s[0].off < meta_end) {
 			rc = dsc_error_set(e, DSC_ERR_SEEK, 0,
 					   "%s: needs a seekable input: VHD block %" PRIu32
-					   " at byte %" PRIu64 " comes before the end of the BAT at "
+					   " at byte %" PRIu64
+					   " comes before the end of the BAT at "
 					   "byte %" PRIu64,
 					   rname(r), s[0].idx, s[0].off, meta_end);
 			free(s);
@@ -334,7 +340,8 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 	v->pos = got;
 	if (got < VHD_FOOTER_LEN)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: %zu bytes, less than a VHD footer", rname(r), got);
+				     "%s: truncated: %zu bytes, less than a VHD footer", rname(r),
+				     got);
 	/* "conectix" at byte 0 makes a dynamic disk, as for qemu; else the
 	 * footer at the end makes a fixed one. A pipe and a file agree. */
 	if (!memcmp(v->buf, VHD_COOKIE, 8)) {

@@ -43,8 +43,8 @@ struct vhd_writer {
 
 	/* Dynamic. */
 	uint32_t entries;
-	uint32_t *bat;        /* sector offsets, VHD_BAT_UNUSED when absent */
-	uint8_t *planned;     /* pipe: one bit per block with data (first pass) */
+	uint32_t *bat;         /* sector offsets, VHD_BAT_UNUSED when absent */
+	uint8_t *planned;      /* pipe: one bit per block with data (first pass) */
 	uint64_t blocks_start; /* byte of the first block */
 	uint64_t next_off;     /* where the next block goes */
 	uint8_t *blk;
@@ -60,8 +60,7 @@ static const uint8_t zeros[DSCP_ZERO_UNIT];
 #define BLOCK_BYTES ((uint64_t)VHD_SECTOR + VHD_WRITE_BLOCK)
 
 /* The virtual size and geometry for `capacity` bytes. */
-static dsc_err size_for(dsc_writer *w, struct vhd_writer *v, uint64_t capacity,
-			struct dsc_error *e)
+static dsc_err size_for(dsc_writer *w, struct vhd_writer *v, uint64_t capacity, struct dsc_error *e)
 {
 	uint64_t bytes, ts, i;
 
@@ -171,8 +170,8 @@ static dsc_err vhd_wopen(dsc_writer *w, struct dsc_error *e)
 	v->uuid[6] = (uint8_t)((v->uuid[6] & 0x0f) | 0x40); /* version 4 */
 	v->uuid[8] = (uint8_t)((v->uuid[8] & 0x3f) | 0x80);
 	if (w->opts.compress)
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: VHD has no compression (-c)", wname(w));
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: VHD has no compression (-c)",
+				     wname(w));
 	if (cap != DSC_CAPACITY_UNKNOWN) {
 		dsc_err rc = size_for(w, v, cap, e);
 
@@ -185,14 +184,15 @@ static dsc_err vhd_wopen(dsc_writer *w, struct dsc_error *e)
 		return DSC_OK;
 	}
 	if (cap == DSC_CAPACITY_UNKNOWN)
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: a dynamic VHD needs the disk size before the data, and the "
-				     "input's size is unknown (a raw pipe): use -o subformat=fixed, "
-				     "or a file as input",
-				     wname(w));
+		return dsc_error_set(
+			e, DSC_ERR_UNSUPPORTED, 0,
+			"%s: a dynamic VHD needs the disk size before the data, and the "
+			"input's size is unknown (a raw pipe): use -o subformat=fixed, "
+			"or a file as input",
+			wname(w));
 	v->entries = (uint32_t)((v->vsize + VHD_WRITE_BLOCK - 1) / VHD_WRITE_BLOCK);
-	v->blocks_start = 3 * VHD_SECTOR +
-			  (((uint64_t)v->entries * 4 + VHD_SECTOR - 1) & ~(uint64_t)(VHD_SECTOR - 1));
+	v->blocks_start = 3 * VHD_SECTOR + (((uint64_t)v->entries * 4 + VHD_SECTOR - 1) &
+					    ~(uint64_t)(VHD_SECTOR - 1));
 	v->next_off = v->blocks_start;
 	v->bat = malloc(v->entries ? (size_t)v->entries * 4 : 1);
 	v->blk = malloc(VHD_WRITE_BLOCK);
@@ -365,12 +365,12 @@ static dsc_err put_dynamic(dsc_writer *w, struct vhd_writer *v, const struct dsc
 
 		if (b != v->cur) {
 			if (v->cur != NONE && b < v->cur)
-				return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-						     "%s: data for byte %" PRIu64
-						     " arrives after byte %" PRIu64
-						     ": the VHD writer needs the input in ascending "
-						     "order",
-						     wname(w), off, v->cur * VHD_WRITE_BLOCK);
+				return dsc_error_set(
+					e, DSC_ERR_UNSUPPORTED, 0,
+					"%s: data for byte %" PRIu64 " arrives after byte %" PRIu64
+					": the VHD writer needs the input in ascending "
+					"order",
+					wname(w), off, v->cur * VHD_WRITE_BLOCK);
 			rc = flush_block(w, v, e);
 			if (rc != DSC_OK)
 				return rc;
