@@ -268,6 +268,11 @@ check "export dst=vhd fixed: Content-Length is the body" \
 check "export dst=vhd fixed: the disk" same_image "$R" vpc "$T/out/a.img" raw
 check "export dst=vhd fixed: vhdiinfo opens it" vhdiinfo "$R"
 check "export dst=vhd: .vhd name" grep -qi 'filename="a.vhd"' "$H"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vhd"
+check "export dst=vhd dynamic (two passes): Content-Length is the body" \
+	bash -c "grep -qi \"^Content-Length: \$(stat -c %s '$R')\"\$'\\r' '$H'"
+check "export dst=vhd dynamic: the disk" same_image "$R" vpc "$T/out/a.img" raw
+check "export dst=vhd dynamic: vhdiinfo opens it" vhdiinfo "$R"
 qemu-img convert -q -f raw -O vpc "$T/out/a.img" "$T/dyn.vhd"
 qemu-img convert -q -f raw -O vpc -o subformat=fixed "$T/out/a.img" "$T/fix.vhd"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/dyn.vhd" "$BASE/upload?name=dv.img"
