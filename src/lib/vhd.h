@@ -65,9 +65,10 @@
 #define VHD_MIN_BLOCK VHD_SECTOR
 #define VHD_MAX_BLOCK (256u << 20)
 #define VHD_WRITE_BLOCK (2u << 20) /* what we write: qemu's and Hyper-V's */
-/* The BAT is held in memory: at most 32 MiB of it (8 Mi entries, 2040 GiB
- * at 256 KiB blocks; qemu's 2 MiB blocks need 1 044 480 entries). */
-#define VHD_MAX_BAT_ENTRIES (8u << 20)
+/* The BAT is held in memory while the header is checked: at most 16 MiB
+ * of it (4 Mi entries: 2040 GiB at 512 KiB blocks; qemu's and Hyper-V's
+ * 2 MiB blocks need 1 044 480), then 8 bytes per allocated block. */
+#define VHD_MAX_BAT_ENTRIES (4u << 20)
 /* Where the dynamic header and the BAT may be: the header is 1024 B and
  * the BAT follows; nothing sane puts them past the first 64 MiB of
  * metadata, and a forward reader skips up to there. */

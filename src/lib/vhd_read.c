@@ -22,9 +22,11 @@
 #include <inttypes.h>
 
 struct vhd_block {
-	uint64_t off; /* byte offset of the block's bitmap in the image */
+	uint32_t sec; /* sector of the block's bitmap in the image (the BAT entry) */
 	uint32_t idx; /* block number */
 };
+
+static uint64_t block_off(const struct vhd_block *b) { return (uint64_t)b->sec * VHD_SECTOR; }
 
 struct vhd_reader {
 	uint64_t base;     /* stream offset of the image's byte 0 */
@@ -165,7 +167,14 @@ static int by_offset(const void *a, const void *b)
 {
 	const struct vhd_block *x = a, *y = b;
 
-	return x->off < y->off ? -1 : x->off > y->off;
+	return x->sec < y->sec ? -1 : x->sec > y->sec;
+}
+
+static int by_index(const void *a, const void *b)
+{
+	const struct vhd_block *x = a, *y = b;
+
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -240,9 +249,8 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				     " bytes) overlaps the headers or lies outside the file",
 				     rname(r), toff, bat_len);
 	bat = malloc(bat_len ? (size_t)bat_len : 1);
-	v->blocks = malloc(need ? (size_t)need * sizeof *v->blocks : 1);
 	v->bitmap = malloc(v->bitmap_len);
-	if (!bat || !v->blocks || !v->bitmap) {
+	if (!bat || !v->bitmap) {
 		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VHD BAT",
 				   rname(r));
 		goto out;
@@ -251,6 +259,15 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 	if (rc != DSC_OK)
 		goto out;
 	meta_end = DSC_MAX(hoff + VHD_DYN_HEADER_LEN, toff + bat_len);
+	for (i = 0; i < need; i++)
+		v->nblocks += dscp_be32(bat + 4 * (size_t)i) != VHD_BAT_UNUSED;
+	v->blocks = malloc(v->nblocks ? v->nblocks * sizeof *v->blocks : 1);
+	if (!v->blocks) {
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VHD BAT",
+				   rname(r));
+		goto out;
+	}
+	v->nblocks = 0;
 	for (i = 0; i < need; i++) {
 		uint32_t sec = dscp_be32(bat + 4 * (size_t)i);
 		uint64_t off = (uint64_t)sec * VHD_SECTOR, len;
@@ -269,49 +286,33 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				rname(r), i, off);
 			goto out;
 		}
-		v->blocks[v->nblocks].off = off;
+		v->blocks[v->nblocks].sec = sec;
 		v->blocks[v->nblocks].idx = i;
 		v->nblocks++;
 	}
-	/* In file order to check overlaps; a seekable input is then read in
-	 * guest order, the order of the BAT. */
-	{
-		struct vhd_block *s = malloc(v->nblocks ? v->nblocks * sizeof *s : 1);
-
-		if (!s) {
-			rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
+	/* In file order to check overlaps (and to read a pipe); a seekable
+	 * input is then read in guest order, the order of the BAT. */
+	qsort(v->blocks, v->nblocks, sizeof *v->blocks, by_offset);
+	for (i = 1; i < v->nblocks; i++)
+		if (block_off(&v->blocks[i]) <
+		    block_off(&v->blocks[i - 1]) + v->bitmap_len + v->block_size) {
+			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					   "%s: VHD blocks %" PRIu32 " and %" PRIu32
+					   " overlap at byte %" PRIu64,
+					   rname(r), v->blocks[i - 1].idx, v->blocks[i].idx,
+					   block_off(&v->blocks[i]));
 			goto out;
 		}
-		memcpy(s, v->blocks, v->nblocks * sizeof *s);
-		qsort(s, v->nblocks, sizeof *s, by_offset);
-		for (i = 1; i < v->nblocks; i++)
-			if (s[i].off < s[i - 1].off + v->bitmap_len + v->block_size) {
-				rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						   "%s: VHD blocks %" PRIu32 " and %" PRIu32
-						   " overlap at byte %" PRIu64,
-						   rname(r), s[i - 1].idx, s[i].idx, s[i].off);
-				free(s);
-				goto out;
-			}
-		if (!v->seekable && v->nblocks && s[0].off < meta_end) {
-			rc = dsc_error_set(e, DSC_ERR_SEEK, 0,
-					   "%s: needs a seekable input: VHD block %" PRIu32
-					   " at byte %" PRIu64
-					   " comes before the end of the BAT at "
-					   "byte %" PRIu64,
-					   rname(r), s[0].idx, s[0].off, meta_end);
-			free(s);
-			goto out;
-		}
-		if (!v->seekable)
-			memcpy(v->blocks, s, v->nblocks * sizeof *s);
-		free(s);
-	}
-	if (!v->seekable && hoff > toff) {
-		/* Cannot happen after read_at's order check; kept for clarity. */
-		rc = dsc_error_set(e, DSC_ERR_SEEK, 0, "%s: needs a seekable input", rname(r));
+	if (!v->seekable && v->nblocks && block_off(&v->blocks[0]) < meta_end) {
+		rc = dsc_error_set(e, DSC_ERR_SEEK, 0,
+				   "%s: needs a seekable input: VHD block %" PRIu32
+				   " at byte %" PRIu64
+				   " comes before the end of the BAT at byte %" PRIu64,
+				   rname(r), v->blocks[0].idx, block_off(&v->blocks[0]), meta_end);
 		goto out;
 	}
+	if (v->seekable)
+		qsort(v->blocks, v->nblocks, sizeof *v->blocks, by_index);
 	r->capacity = v->vsize;
 	rc = DSC_OK;
 out:
@@ -535,7 +536,8 @@ static dsc_err dynamic_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 			return DSC_OK;
 		}
 		v->cur = v->blocks[v->next_block++];
-		rc = read_at(r, v, v->cur.off, v->bitmap, v->bitmap_len, "VHD block bitmap", e);
+		rc = read_at(r, v, block_off(&v->cur), v->bitmap, v->bitmap_len, "VHD block bitmap",
+			     e);
 		if (rc != DSC_OK)
 			return rc;
 		spb = v->block_size / VHD_SECTOR;
@@ -551,7 +553,8 @@ static dsc_err dynamic_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 		v->cur_done = 0;
 	}
 	n = (uint32_t)DSC_MIN((uint32_t)DSCP_IO_CHUNK, v->block_size - v->cur_done);
-	rc = read_at(r, v, v->cur.off + v->bitmap_len + v->cur_done, v->buf, n, "VHD block", e);
+	rc = read_at(r, v, block_off(&v->cur) + v->bitmap_len + v->cur_done, v->buf, n, "VHD block",
+		     e);
 	if (rc != DSC_OK)
 		return rc;
 	if (!v->bitmap_full) {

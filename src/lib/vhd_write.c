@@ -21,6 +21,7 @@
 #include "vhd.h"
 
 #include <inttypes.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -156,7 +157,23 @@ static dsc_err vhd_wopen(dsc_writer *w, struct dsc_error *e)
 	uint64_t cap = w->opts.capacity;
 
 	v->azure = dscp_writer_option_uint(w, "azure") != 0;
-	v->fixed = v->azure || (sub && !strcmp(sub, "fixed"));
+	if (v->azure && w->opts.options) {
+		const char *given_sub = dsc_optlist_get(w->opts.options, "subformat");
+		const char *given_force = dsc_optlist_get(w->opts.options, "force_size");
+
+		/* azure=on is a fixed VHD of the exact size: say so rather
+		 * than quietly override an option that asks otherwise. */
+		if ((given_sub && strcasecmp(sub, "fixed")) ||
+		    (given_force && !dscp_writer_option_uint(w, "force_size")))
+			return dsc_error_set(e, DSC_ERR_INVAL, 0,
+					     "%s: -o azure=on makes a fixed VHD of the exact size; "
+					     "it cannot be combined with %s",
+					     wname(w),
+					     given_sub && strcasecmp(sub, "fixed") ?
+						     "subformat=dynamic" :
+						     "force_size=off");
+	}
+	v->fixed = v->azure || (sub && !strcasecmp(sub, "fixed"));
 	v->force = v->azure || dscp_writer_option_uint(w, "force_size") != 0;
 	v->seekable = dsc_stream_can_seek(w->out);
 	v->base = dsc_stream_tell(w->out);

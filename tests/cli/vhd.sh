@@ -212,6 +212,16 @@ for src in odd small; do
 	rm -f "$O/az.vhd"
 done
 
+# azure=on with options that contradict it: refused, no output.
+for o in azure=on,subformat=dynamic azure=on,force_size=off; do
+	run_dsc -src "$I/small.raw" -dst "$O/az.vhd" -dst-fmt vhd -o "$o"
+	expect_fail "-o $o refused" "az.vhd" "azure=on makes a fixed VHD of the exact size"
+	dir_is "-o $o: no output" "$O"
+done
+run_dsc -src "$I/small.raw" -dst "$O/az.vhd" -dst-fmt vhd -o azure=on,subformat=FIXED,force_size=on
+expect_ok "-o azure=on,subformat=FIXED,force_size=on (what it implies)"
+rm -f "$O/az.vhd"
+
 # Over 2040 GiB: refused by the writer before a byte.
 gen_sparse "$I/huge.raw" $((2041 * GiB))
 run_dsc -src "$I/huge.raw" -dst "$O/h.vhd" -dst-fmt vhd
