@@ -221,8 +221,12 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: VHD block size %" PRIu32 " exceeds the limit of %u",
 				     rname(r), v->block_size, VHD_MAX_BLOCK);
-	/* One bit per sector, in whole sectors (spec: "Block Bitmap"). */
-	v->bitmap_len = (v->block_size / VHD_SECTOR / 8 + VHD_SECTOR - 1) & ~(VHD_SECTOR - 1);
+	/* One bit per sector, padded to whole sectors (spec: "Block Bitmap").
+	 * qemu computes block_size / 4096 rounded up to a sector, which is 0
+	 * for blocks under 4 KiB; nothing writes those, and a bitmap is never
+	 * shorter than one sector here. */
+	v->bitmap_len =
+		(v->block_size / VHD_SECTOR + 8 * VHD_SECTOR - 1) / (8 * VHD_SECTOR) * VHD_SECTOR;
 	entries = dscp_be32(h + VHD_H_MAX_ENTRIES);
 	need = (v->vsize + v->block_size - 1) / v->block_size;
 	if (entries < need)

@@ -141,6 +141,8 @@ def cases():
     d.bat[0], d.bat[2] = d.bat[2], d.bat[0]
     c['v-small-4k-swapped'] = d.bytes()
     c['v-small-fixed'] = fixed(size=16 << 10, nbytes=16 << 10)
+    # The smallest block: one sector, whose bitmap is still one sector.
+    c['v-bs-512'] = Dyn(size=4096, bs=512).bytes()
     return c
 
 
