@@ -73,6 +73,14 @@
  * the BAT follows; nothing sane puts them past the first 64 MiB of
  * metadata, and a forward reader skips up to there. */
 #define VHD_MAX_META_OFFSET (64ull << 20)
+/* A fixed VHD on a pipe: the reader holds back the last bytes it has seen
+ * until the input ends, where the footer tells the virtual size: the
+ * footer, and the data a CHS geometry may leave past the size qemu reads
+ * (the geometry rounds down by less than one cylinder, at most 16 heads x
+ * 255 sectors). It reads in chunks of VHD_PIPE_CHUNK, so the hold-back
+ * costs one copy of VHD_PIPE_HOLD per chunk. */
+#define VHD_PIPE_HOLD (VHD_FOOTER_LEN + VHD_CHS_MAX_H * VHD_CHS_MAX_S * VHD_SECTOR)
+#define VHD_PIPE_CHUNK (8u << 20)
 /* Seconds between 1970-01-01 and 2000-01-01, the VHD timestamp epoch. */
 #define VHD_EPOCH 946684800ull
 

@@ -3,8 +3,9 @@
  *
  * A fixed disk is its data followed by a 512-byte footer. On a seekable
  * input the footer is read at the end first; on a pipe (or a URL, which is
- * read forward) the reader holds back the last 512 bytes it has seen and
- * checks them as the footer when the input ends, so the capacity is known
+ * read forward) the reader holds back the last bytes it has seen (the
+ * footer, and the data a CHS geometry may leave past the virtual size) and
+ * checks the last 512 as the footer when the input ends, so the capacity is known
  * only then, as for a raw pipe.
  *
  * A dynamic disk is a footer copy at byte 0, a dynamic header, the BAT
@@ -38,7 +39,7 @@ struct vhd_reader {
 	uint8_t footer[VHD_FOOTER_LEN];
 	uint64_t vsize;
 
-	uint8_t *buf; /* DSCP_IO_CHUNK + a footer */
+	uint8_t *buf; /* VHD_PIPE_CHUNK + VHD_PIPE_HOLD */
 	size_t held;  /* fixed pipe: bytes kept at buf[0] for the next round */
 	uint64_t held_guest;
 
@@ -336,7 +337,7 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 	v->seekable = dscp_detect_sees_tail(r->in) && total != UINT64_MAX && total >= v->base;
 	if (v->seekable)
 		v->file_len = total - v->base;
-	v->buf = malloc(DSCP_IO_CHUNK + VHD_FOOTER_LEN);
+	v->buf = malloc(DSCP_IO_CHUNK);
 	if (!v->buf)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
 	rc = dsc_read_full(r->in, v->buf, VHD_FOOTER_LEN, &got, e);
@@ -400,6 +401,14 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 	}
 	/* A fixed disk on a pipe: the footer is the last 512 bytes, seen at
 	 * the end. */
+	{
+		uint8_t *big = realloc(v->buf, VHD_PIPE_CHUNK + VHD_PIPE_HOLD);
+
+		if (!big)
+			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+					     rname(r));
+		v->buf = big;
+	}
 	v->fixed = true;
 	v->held = VHD_FOOTER_LEN;
 	v->held_guest = 0;
@@ -484,24 +493,26 @@ static dsc_err fixed_pipe_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_e
 	uint64_t data_len;
 	dsc_err rc;
 
-	if (v->held > VHD_FOOTER_LEN) {
-		/* The previous chunk has been emitted: keep its last 512. */
-		memmove(v->buf, v->buf + v->held - VHD_FOOTER_LEN, VHD_FOOTER_LEN);
-		v->held_guest += v->held - VHD_FOOTER_LEN;
-		v->held = VHD_FOOTER_LEN;
+	if (v->held > VHD_PIPE_HOLD) {
+		/* The previous chunk has been emitted: keep what may be the
+		 * footer and the data past a geometry's size. */
+		memmove(v->buf, v->buf + v->held - VHD_PIPE_HOLD, VHD_PIPE_HOLD);
+		v->held_guest += v->held - VHD_PIPE_HOLD;
+		v->held = VHD_PIPE_HOLD;
 	}
-	rc = dsc_read_full(r->in, v->buf + v->held, DSCP_IO_CHUNK, &got, e);
+	rc = dsc_read_full(r->in, v->buf + v->held, VHD_PIPE_CHUNK + VHD_PIPE_HOLD - v->held, &got,
+			   e);
 	if (rc != DSC_OK)
 		return rc;
 	v->pos += got;
 	total = v->held + got;
-	out = total - VHD_FOOTER_LEN;
-	if (got == DSCP_IO_CHUNK) {
-		emit(v, v->buf, out, v->held_guest);
+	if (total == VHD_PIPE_CHUNK + VHD_PIPE_HOLD) {
+		emit(v, v->buf, total - VHD_PIPE_HOLD, v->held_guest);
 		v->held = total;
 		return DSC_OK;
 	}
 	/* The end: the last 512 bytes must be the footer. */
+	out = total - VHD_FOOTER_LEN; /* held never drops below one footer */
 	data_len = v->held_guest + out;
 	rc = check_footer(r, v, v->buf + out, data_len, e);
 	if (rc != DSC_OK)
@@ -513,15 +524,17 @@ static dsc_err fixed_pipe_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_e
 				     "%s: truncated: the fixed VHD of %" PRIu64
 				     " bytes holds only %" PRIu64 " bytes of data",
 				     rname(r), v->vsize, data_len);
-	if (data_len > v->vsize)
-		/* Data past the size qemu reads has been passed on already. */
+	/* Data past the size qemu reads (a CHS geometry below the current
+	 * size) is dropped, as from a file, while it is still held back. */
+	if (v->vsize < v->held_guest)
 		return dsc_error_set(e, DSC_ERR_SEEK, 0,
 				     "%s: needs a seekable input: the fixed VHD holds %" PRIu64
-				     " bytes of data, more than its virtual size %" PRIu64,
-				     rname(r), data_len, v->vsize);
+				     " bytes of data, %" PRIu64
+				     " more than its virtual size, which were passed on already",
+				     rname(r), data_len, data_len - v->vsize);
 	memcpy(v->footer, v->buf + out, VHD_FOOTER_LEN);
 	r->capacity = v->vsize;
-	emit(v, v->buf, out, v->held_guest);
+	emit(v, v->buf, (size_t)(v->vsize - v->held_guest), v->held_guest);
 	v->held = 0;
 	v->done = true;
 	return DSC_OK;

@@ -287,6 +287,24 @@ run_pipe "$I/trunc.vhd" -src - -src-fmt vhd -dst "$O/x.raw"
 expect_fail "truncated fixed VHD on a pipe" stdin "no VHD footer|checksum"
 dir_is "truncated fixed VHD: no output" "$O"
 
+# A Virtual PC style fixed disk: creator "vpc ", the exact size in the
+# footer and its data, and the spec's geometry, which rounds it down: qemu
+# (and dsc) read the geometry's size, from a file and from a pipe (the
+# extra sectors are still held back when the footer arrives).
+mutate "$I/odd-fixf.vhd" "$I/vpc.vhd" '
+o = len(b) - 512
+ts = struct.unpack(">Q", b[o + 48:o + 56])[0] // 512
+spt, cth = 17, ts // 17
+heads = max(4, (cth + 1023) // 1024)
+if cth >= heads * 1024 or heads > 16: spt, heads, cth = 31, 16, ts // 31
+if cth >= heads * 1024: spt, heads, cth = 63, 16, ts // 63
+b[o + 28:o + 32] = b"vpc "
+b[o + 56:o + 60] = struct.pack(">HBB", cth // heads, heads, spt)
+fix(o)'
+check "vpc.vhd: the geometry is below the data" \
+	test "$(qemu-img info -f vpc --output=json "$I/vpc.vhd" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" -lt $(($(fsize "$I/vpc.vhd") - 512))
+read_both "$I/vpc.vhd" "Virtual PC style fixed (geometry below the data)" -src-fmt vhd
+
 # Block bitmaps: a clear bit reads as zeros (the spec's rule; qemu sets
 # every bit and does not look at them).
 mutate "$D" "$I/bitmap.vhd" '
