@@ -448,6 +448,9 @@ static dsc_err vhd_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 		w->file_size = v->vsize + VHD_FOOTER_LEN;
 		return dsc_stream_finish(w->out, e);
 	}
+	if ((v->vsize + VHD_WRITE_BLOCK - 1) / VHD_WRITE_BLOCK != v->entries)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: the disk size changed during the conversion", wname(w));
 	rc = flush_block(w, v, e);
 	if (rc != DSC_OK)
 		return rc;
