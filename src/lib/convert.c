@@ -191,6 +191,8 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 		rc = first_pass(in, &r, w, &ps, e);
 		if (rc != DSC_OK)
 			goto out;
+	} else if (w->output_size && opts->output_size) {
+		opts->output_size(opts->output_size_user, w->output_size);
 	}
 	rc = pass(r, w, false, &ps, e);
 	if (rc != DSC_OK)

@@ -180,6 +180,10 @@ struct dsc_writer {
 	 * struct dscp_writer_class) before put(). */
 	bool needs_plan;
 	bool planned; /* plan_done() succeeded */
+	/* Set by open when the exact size of the output is known from the
+	 * capacity before the first byte (a fixed VHD): the converter passes
+	 * it to dsc_convert_opts.output_size (a Content-Length). 0: unknown. */
+	uint64_t output_size;
 };
 
 /* The first pass of a two-pass writer (w->needs_plan): every extent, then

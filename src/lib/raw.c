@@ -66,8 +66,7 @@ static dsc_err footer_check(dsc_reader *r, struct raw_reader *rr, struct dsc_err
 		return DSC_OK;
 	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 			     "%s: ends with a VHD footer: a fixed VHD (detection does not see the "
-			     "end of a pipe or URL; name the format with -src-fmt); vhd is not "
-			     "supported yet",
+			     "end of a pipe or URL): name the format with -src-fmt vhd",
 			     dsc_stream_name(r->in));
 }
 

@@ -8,6 +8,8 @@
 #   VMDK -> raw (qemu-img's VMDK as input): qemu-img, dsc-convert
 #   raw -> qcow2 (-c and not), qcow2 (qemu-img's, -c and not) -> raw, and a
 #   4 TiB sparse disk both ways (BENCH_QCOW2=0 skips them)
+#   raw -> fixed and dynamic VHD, and dd of the same bytes as the disk's
+#   sequential write speed (BENCH_VHD=0 skips them)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -312,6 +314,32 @@ if [ "$QCOW2" = yes ]; then
 	rm -f "$huge" "$T/hq.qcow2" "$T/hd.qcow2" "$T/hq.raw" "$T/hd.raw"
 fi
 
+# ---- VHD ----------------------------------------------------------------------
+#
+# raw -> fixed VHD and raw -> dynamic VHD against qemu-img, and a plain
+# sequential write of the same bytes (dd, then sync) as the disk's speed:
+# a fixed VHD is a copy plus a footer, so it should run at >= 90% of it.
+# BENCH_VHD=0 skips them.
+VHD=no
+if [ "${BENCH_VHD:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '^vhd  *rw'; then
+	VHD=yes
+fi
+if [ "$VHD" = yes ]; then
+	for run in $(seq "$RUNS"); do
+		echo "# vhd run $run/$RUNS" >&2
+		timed ddw "$T/dd.raw" dd if="$img" of="$T/dd.raw" bs=1M status=none
+		timed qr2hf "$T/qf.vhd" qemu-img convert -q -f raw -O vpc -o subformat=fixed "$img" "$T/qf.vhd"
+		timed dr2hf "$T/df.vhd" "$DSC_CONVERT" -q -src-fmt raw -src "$img" -dst "$T/df.vhd" -dst-fmt vhd -o subformat=fixed
+		timed qr2hd "$T/qd.vhd" qemu-img convert -q -f raw -O vpc "$img" "$T/qd.vhd"
+		timed dr2hd "$T/dd.vhd" "$DSC_CONVERT" -q -src-fmt raw -src "$img" -dst "$T/dd.vhd" -dst-fmt vhd
+	done
+	qemu-img compare -q -f raw -F vpc "$img" "$T/df.vhd" || verdict="FAILED: dsc's fixed VHD differs"
+	qemu-img compare -q -f raw -F vpc "$img" "$T/dd.vhd" || verdict="FAILED: dsc's dynamic VHD differs"
+	vd_size=$(fsize "$T/dd.vhd")
+	vq_size=$(fsize "$T/qd.vhd")
+	rm -f "$T/dd.raw" "$T/qf.vhd" "$T/df.vhd" "$T/qd.vhd" "$T/dd.vhd"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -403,6 +431,11 @@ if [ "$QCOW2" = yes ]; then
 	row "qcow2 -> raw (qemu-img default)" qq2r dq2r "-"
 	row "4 TiB sparse raw -> qcow2" hq2q hd2q "-"
 	row "4 TiB sparse qcow2 -> raw" hq2r hd2r "-"
+fi
+if [ "$VHD" = yes ]; then
+	row "raw -> fixed VHD" qr2hf dr2hf "-"
+	row "raw -> dynamic VHD" qr2hd dr2hd "$(ratio "$vd_size" "$vq_size")"
+	row "raw -> fixed VHD vs dd (sequential write, as qemu-img column)" ddw dr2hf "-"
 fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \

@@ -2,12 +2,13 @@
 # detect.sh - format detection never guesses raw, and -o / -c.
 #
 # Real files of every format qemu-img writes that dsc does not read (qcow,
-# qed, vdi, vhdx, vpc dynamic and fixed, parallels, luks) and of gzip, xz,
+# qed, vdi, vhdx, parallels, luks) and of gzip, xz,
 # zstd, bzip2 and tar are refused by name: exit 1, one line naming the file
 # and the format, no output left; qcow2 is detected and converted. A raw
 # disk whose first sector is text or an MBR stays raw; -src-fmt raw forces
-# raw. A fixed VHD on a pipe (its footer cannot be
-# probed) fails at its end. -o options reach the VMDK descriptor and pass
+# raw. VHD (vpc) dynamic and fixed files are detected and converted; a
+# fixed VHD on a pipe (its footer cannot be probed) fails at its end,
+# asking for -src-fmt vhd. -o options reach the VMDK descriptor and pass
 # qemu-img check and vmdkinfo; bad -o and -c are usage errors (exit 2).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -83,7 +84,6 @@ refused d.qcow ': a qcow \(version 1\) image; qcow is not supported yet$'
 refused d.qed ': a QED image; qed is not supported yet$'
 refused d.vdi ': a VDI image; vdi is not supported yet$'
 refused d.vhdx ': a VHDX image; vhdx is not supported yet$'
-refused dyn.vhd ': a VHD image; vhd is not supported yet$'
 refused d.parallels ': a Parallels image; parallels is not supported yet$'
 refused d.luks ': a LUKS-encrypted image; encrypted images are not supported$'
 refused d.raw.gz ': a gzip-compressed file; compressed images are not supported yet; decompress it on the way in: gzip -dc'
@@ -92,13 +92,22 @@ refused d.raw.zst ': a zstd-compressed file; .*zstd -dc'
 refused d.raw.bz2 ': a bzip2-compressed file; .*bzip2 -dc'
 refused d.tar ': a tar archive \(OVA\); OVA and tar archives are not supported yet'
 
-# A fixed VHD is only a footer after the data: found at the end of a file...
-run_dsc -src "$I/fixed.vhd" -dst "$O/out.raw"
-expect_fail "fixed VHD file refused" fixed.vhd ': a VHD image; vhd is not supported yet$'
-dir_is "fixed VHD: no output" "$O"
+# A dynamic VHD starts with a footer copy: detected from a file and a pipe.
+for f in dyn.vhd fixed.vhd; do
+	run_dsc -src "$I/$f" -dst "$O/out.raw"
+	expect_ok "$f detected and converted"
+	check "$f: the disk's bytes" same_padded "$I/d.raw" "$O/out.raw"
+	rm -f "$O/out.raw"
+done
+run_pipe "$I/dyn.vhd" -src - -dst "$O/out.raw"
+expect_ok "dyn.vhd on a pipe detected and converted"
+check "dyn.vhd on a pipe: the disk's bytes" same_padded "$I/d.raw" "$O/out.raw"
+rm -f "$O"/*
+# A fixed VHD is only a footer after the data: found at the end of a file
+# (above)...
 # ... and at the end of a pipe, before the output is finished.
 run_pipe "$I/fixed.vhd" -src - -dst "$O/out.raw"
-expect_fail "fixed VHD on a pipe refused at its end" stdin 'ends with a VHD footer: a fixed VHD'
+expect_fail "fixed VHD on a pipe refused at its end" stdin 'ends with a VHD footer: a fixed VHD.*-src-fmt vhd'
 dir_is "fixed VHD on a pipe: no output" "$O"
 # Also when the input is a whole number of the reader's 1 MiB chunks, so
 # that the last read is empty and the footer ends the previous chunk.
@@ -175,7 +184,7 @@ expect_usage "-c with raw output"
 check "-c message" grep -q -- "-c: raw output cannot be compressed" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qed" -dst-fmt qed
 expect_usage "-dst-fmt qed"
-check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2)" "$T/stderr"
+check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2, vhd)" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qcow2" -dst-fmt qcow2
 expect_ok "-dst-fmt qcow2 writes (tests/cli/qcow2_write.sh has the rest)"
 rm -f "$O/x.qcow2"

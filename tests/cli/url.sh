@@ -141,6 +141,13 @@ expect_fail "fixed VHD over http" "$U/f/fixed.vhd" "ends with a VHD footer: a fi
 no_output "fixed VHD over http"
 check "fixed VHD over http: one request" test "$(requests one=vhd)" -eq 1
 rm -f "$OUT"/*
+# Named, it is read forward with the footer held back, still in one request.
+run_url -src "$U/f/fixed.vhd?two=vhd" -src-fmt vhd -dst "$OUT/vhd.raw"
+expect_ok "fixed VHD over http, -src-fmt vhd"
+check "fixed VHD over http: what qemu-img reads" \
+	qemu-img compare -q -f raw -F vpc "$OUT/vhd.raw" "$WWW/fixed.vhd"
+check "fixed VHD over http, named: one request" test "$(requests two=vhd)" -eq 1
+rm -f "$OUT"/*
 
 # (That Content-Length becomes the stream's size is checked by test_curl.)
 run_url -p -src "$U/f/disk.raw" -dst "$OUT/p.raw"

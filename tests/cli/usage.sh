@@ -36,7 +36,7 @@ usage_case "missing -src" -dst "$T/out/x.raw"
 usage_case "-src without its value" -dst "$T/out/x.raw" -src
 usage_case "-dst without its value" -src "$T/in/a.raw" -dst
 usage_case "bad -src-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -src-fmt qed
-usage_case "bad -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt vhd
+usage_case "bad -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt qed
 usage_case "empty -dst-fmt" -src "$T/in/a.raw" -dst "$T/out/x.raw" -dst-fmt ''
 usage_case "stray positional argument" -src "$T/in/a.raw" -dst "$T/out/x.raw" extra
 usage_case "bad -level" -src "$T/in/a.raw" -dst "$T/out/x.vmdk" -dst-fmt vmdk -level 13

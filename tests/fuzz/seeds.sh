@@ -57,6 +57,15 @@ if command -v qemu-img >/dev/null; then
 fi
 python3 "$here/../hostile/gen.py" -o "$out/qcow2" q-base q-base-v2 q-base-extl2 q-comp-at-end \
 	q-extl2-half >/dev/null
+# vhd: the small valid VHDs of the hostile generator (4 KiB blocks) and
+# fixed VHDs of the small raw disks.
+mkdir -p "$out/vhd"
+python3 "$here/../hostile/gen_vhd.py" -o "$out/vhd" v-small-4k v-small-4k-swapped v-small-fixed
+if command -v qemu-img >/dev/null; then
+	for r in "$tmp"/*.raw; do
+		qemu-img convert -q -f raw -O vpc -o subformat=fixed "$r" "$out/vhd/$(basename "$r" .raw)-fixed.vhd"
+	done
+fi
 # The descriptor of each VMDK seed (header fields at 28 and 36: sectors).
 python3 - "$out/vmdk" "$out/descriptor" <<'PY'
 import os, struct, sys

@@ -1,5 +1,5 @@
 #!/bin/bash
-# run.sh - hostile VMDK and qcow2 inputs against the library and dsc-convert.
+# run.sh - hostile VMDK, qcow2 and VHD inputs against the library and dsc-convert.
 #
 # gen.py writes each input (a small valid stream or image with one thing
 # wrong, NAME.vmdk or NAME.qcow2); `expected` names the outcome of each.
@@ -26,6 +26,7 @@ TODO=0
 
 mkdir "$T/in" "$T/out"
 python3 "$H/gen.py" -o "$T/in" || { echo "FAIL: gen.py"; exit 1; }
+python3 "$H/gen_vhd.py" -o "$T/in" || { echo "FAIL: gen_vhd.py"; exit 1; }
 
 # Bound every run's memory, unless the binary cannot start under the bound
 # (ASan reserves terabytes of address space for its shadow memory).
@@ -103,11 +104,11 @@ done <"$H/expected"
 # Every literal name in the table must be a generated case.
 for p in "${pats[@]}"; do
 	[[ "$p" == *'*'* ]] && continue
-	[ -f "$T/in/$p.vmdk" ] || [ -f "$T/in/$p.qcow2" ] || fail "expected: '$p' is not a case gen.py makes"
+	[ -f "$T/in/$p.vmdk" ] || [ -f "$T/in/$p.qcow2" ] || [ -f "$T/in/$p.vhd" ] || fail "expected: '$p' is not a case gen.py makes"
 done
 
 used=()
-for f in "$T"/in/*.vmdk "$T"/in/*.qcow2; do
+for f in "$T"/in/*.vmdk "$T"/in/*.qcow2 "$T"/in/*.vhd; do
 	fmt=${f##*.}
 	name=$(basename "$f" ".$fmt")
 	i=-1
@@ -140,7 +141,7 @@ for f in "$T"/in/*.vmdk "$T"/in/*.qcow2; do
 	# Through a pipe as well where it changes things: truncation, order.
 	case $name in base* | cut-* | qemu-cut-* | lba-*) dsts="raw vmdk pipe" ;; esac
 	[ "$nopipe" = 1 ] && dsts="raw vmdk"
-	[ "$fmt" = qcow2 ] && dsts="$dsts stdin"
+	[ "$fmt" != vmdk ] && dsts="$dsts stdin"
 	for dst in $dsts; do
 		src=$name.$fmt
 		case $dst in
@@ -163,9 +164,9 @@ for f in "$T"/in/*.vmdk "$T"/in/*.qcow2; do
 		fi
 	done
 	# A valid qcow2: the raw output holds what qemu-img reads in it.
-	if [ "$fmt" = qcow2 ] && [ "$want" = ok ] && [ -f "$T/$name.raw" ] &&
+	if [ "$fmt" != vmdk ] && [ "$want" = ok ] && [ -f "$T/$name.raw" ] &&
 		command -v qemu-img >/dev/null &&
-		! qemu-img compare -q -f raw -F qcow2 "$T/$name.raw" "$f" 2>/dev/null; then
+		! qemu-img compare -q -f raw -F "${fmt/vhd/vpc}" "$T/$name.raw" "$f" 2>/dev/null; then
 		whys+=("the raw output differs from qemu-img's reading (qemu-img compare)")
 	fi
 	# A valid case: the raw and VMDK outputs hold the same disk.

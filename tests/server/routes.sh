@@ -5,6 +5,7 @@
 # qemu-img compare against their source.
 . "$(dirname "$0")/lib.sh"
 srv_init
+need vhdiinfo
 nginx_start
 server_start
 
@@ -169,7 +170,7 @@ expect_status 400 "$R" -F other=@"$T/data/disk.vmdk" "$BASE/upload?name=m.img"
 # ---- 415
 expect_status 415 "$R" -X POST -H 'Content-Type: text/plain' --data-binary x "$BASE/upload?name=t.img"
 expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?src=qed&name=t.img"
-expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?dst=vhd&name=t.img"
+expect_status 415 "$R" -X POST --data-binary x "$BASE/upload?dst=parallels&name=t.img"
 
 # ---- 404, 405
 expect_status 404 "$R" "$BASE/nothing-here"
@@ -236,7 +237,7 @@ check "vdi upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "vdi upload: named" bash -c "grep -q 'a VDI image; vdi is not supported yet' '$R'"
 check "vdi upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=vdi"
-check "src=vdi: not supported yet, readable listed" bash -c "grep -q \"reading vdi is not supported yet (raw, vmdk, qcow2, auto)\" '$R'"
+check "src=vdi: not supported yet, readable listed" bash -c "grep -q \"reading vdi is not supported yet (raw, vmdk, qcow2, vhd, auto)\" '$R'"
 
 # ---- qcow2 (issue 13): a qemu-img qcow2 upload streams (detected, no spool);
 # dst=qcow2 with compress; /export of a qcow2, and to qcow2 (two passes over
@@ -259,6 +260,26 @@ check "export dst=qcow2: qemu-img check" qemu-img check -q -f qcow2 "$R"
 check "export dst=qcow2: the disk" same_image "$R" qcow2 "$T/out/a.img" raw
 expect_status 422 "$R" "$BASE/export?path=$T/out/a.img&dst=qcow2&compress=true"
 check "export compressed qcow2: needs a seekable output" grep -q "needs a seekable output" "$R"
+# VHD: a fixed VHD streams with its Content-Length known from the capacity;
+# a dynamic VHD uploads (detected), a fixed one uploads when named src=vhd.
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vhd&o=subformat=fixed"
+check "export dst=vhd fixed: Content-Length is the body" \
+	bash -c "grep -qi \"^Content-Length: \$(stat -c %s '$R')\"\$'\\r' '$H'"
+check "export dst=vhd fixed: the disk" same_image "$R" vpc "$T/out/a.img" raw
+check "export dst=vhd fixed: vhdiinfo opens it" vhdiinfo "$R"
+check "export dst=vhd: .vhd name" grep -qi 'filename="a.vhd"' "$H"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vhd"
+check "export dst=vhd dynamic (two passes): Content-Length is the body" \
+	bash -c "grep -qi \"^Content-Length: \$(stat -c %s '$R')\"\$'\\r' '$H'"
+check "export dst=vhd dynamic: the disk" same_image "$R" vpc "$T/out/a.img" raw
+check "export dst=vhd dynamic: vhdiinfo opens it" vhdiinfo "$R"
+qemu-img convert -q -f raw -O vpc "$T/out/a.img" "$T/dyn.vhd"
+qemu-img convert -q -f raw -O vpc -o subformat=fixed "$T/out/a.img" "$T/fix.vhd"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/dyn.vhd" "$BASE/upload?name=dv.img"
+check "upload dynamic VHD: the disk" same_image "$T/out/dv.img" raw "$T/dyn.vhd" vpc
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/fix.vhd" "$BASE/upload?src=vhd&name=fv.img"
+check "upload fixed VHD, src=vhd: the disk" same_image "$T/out/fv.img" raw "$T/fix.vhd" vpc
+rm -f "$T/out/dv.img" "$T/out/fv.img" "$T/dyn.vhd" "$T/fix.vhd"
 # 12 MiB of data, then the L1 moved to the end (past the hold-back window)
 qemu-img create -q -f qcow2 "$T/data/resized.qcow2" 16M
 qemu-io -c 'write -P 0x5a 0 12M' "$T/data/resized.qcow2" >/dev/null
@@ -279,8 +300,11 @@ check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
 check "qed upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
-check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, auto)\" '$R'"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=vpc"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vhd, auto)\" '$R'"
+expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=parallels"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.vhd&dst=vpc"
+check "dst=vpc (the alias): a VHD of the disk" same_image "$T/out/q.vhd" vpc "$T/data/disk.raw" raw
+rm -f "$T/out/q.vhd"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=nosuch"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" \
 	"$BASE/upload?name=ide.vmdk&src=raw&dst=vmdk&o=adapter_type%3Dide%2Chwversion%3D6"

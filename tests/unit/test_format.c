@@ -72,9 +72,9 @@ static void test_table_complete(void)
 		char buf[256], tiny[6];
 
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk, qcow2"));
+			       "raw, vmdk, qcow2, vhd"));
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_READ | DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk, qcow2"));
+			       "raw, vmdk, qcow2, vhd"));
 		ASSERT(strstr(dsc_format_list(0, buf, sizeof buf), "qcow2, qcow, qed"));
 		ASSERT(strlen(dsc_format_list(0, tiny, sizeof tiny)) < sizeof tiny);
 		ASSERT(dsc_format_from_extension(".VMDK") == DSC_FORMAT_VMDK);
@@ -131,6 +131,24 @@ static uint8_t *sector_with(size_t len, size_t off, const void *magic, size_t n)
 	return b;
 }
 
+/* A zeroed input whose last 512 bytes are a VHD footer: the cookie and a
+ * valid checksum (the one's complement of the byte sum, big-endian at 64). */
+static uint8_t *vhd_footer_at_end(size_t len, bool good_sum)
+{
+	uint8_t *b = sector_with(len, len - 512, "conectix", 8), *f = b + len - 512;
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < 512; i++)
+		sum += f[i];
+	sum = ~sum + (good_sum ? 0 : 1);
+	f[64] = (uint8_t)(sum >> 24);
+	f[65] = (uint8_t)(sum >> 16);
+	f[66] = (uint8_t)(sum >> 8);
+	f[67] = (uint8_t)sum;
+	return b;
+}
+
 static void expect(const char *want, uint8_t *b, size_t len, bool pipe, int line)
 {
 	const char *got = detect(b, len, pipe);
@@ -157,8 +175,9 @@ static void test_probes(void)
 	EXPECT("vhdx", sector_with(L, 0, "vhdxfile", 8), L);
 	EXPECT("vhd", sector_with(L, 0, "conectix", 8), L);
 	/* A fixed VHD: only the footer, at the end of a seekable input. */
-	EXPECT("vhd", sector_with(L, L - 512, "conectix", 8), L);
-	EXPECT_PIPE("raw", sector_with(L, L - 512, "conectix", 8), L);
+	EXPECT("vhd", vhd_footer_at_end(L, true), L);
+	EXPECT("raw", vhd_footer_at_end(L, false), L);
+	EXPECT_PIPE("raw", vhd_footer_at_end(L, true), L);
 	EXPECT("parallels", sector_with(L, 0, "WithoutFreeSpace\2\0\0\0", 20), L);
 	EXPECT("parallels", sector_with(L, 0, "WithouFreSpacExt\2\0\0\0", 20), L);
 	EXPECT("raw", sector_with(L, 0, "WithoutFreeSpace\7\0\0\0", 20), L);
