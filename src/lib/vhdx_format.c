@@ -49,9 +49,11 @@ const struct dscp_format dscp_format_vhdx = {
 		 .description = "Hyper-V VHDX",
 		 .aliases = vhdx_aliases,
 		 .extensions = vhdx_extensions,
-		 .flags = DSC_FMT_READ | DSC_FMT_READ_STREAMS,
+		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |
+			  DSC_FMT_WRITE_NEEDS_SEEK | DSC_FMT_WRITE_TWO_PASS,
 		 .options = vhdx_options},
 	.probe = vhdx_probe,
 	.noun = "a VHDX image",
 	.reader = &dscp_vhdx_reader,
+	.writer = &dscp_vhdx_writer,
 };
