@@ -41,6 +41,8 @@ static const struct dsc_option_info vhdx_options[] = {
 	 NULL, VHDX_MIN_BLOCK, VHDX_MAX_BLOCK},
 	{"log_size", DSC_OPTION_SIZE, "1M", "size of the (empty) log, a multiple of 1M up to 256M",
 	 NULL, VHDX_MIB, VHDX_MAX_LOG},
+	{"logical_sector_size", DSC_OPTION_UINT, "512", "logical sector size: 512 or 4096", NULL,
+	 512, 4096},
 	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
 };
 

@@ -8,6 +8,9 @@
  * BAT and the metadata region, each with its CRC-32C. The log is left
  * empty (zero log GUID), so no reader has anything to replay.
  *
+ * The virtual size is the capacity rounded up to a whole logical sector
+ * (512 bytes, or 4096 with -o logical_sector_size=4096; MS-VHDX 2.6.2.2).
+ *
  * Dynamic: a block is stored only once data that is not all zeros lands in
  * it; the others get BAT state ZERO and no space (qemu's default,
  * block_state_zero=on). Fixed: every block is stored, in guest order.
@@ -16,11 +19,11 @@
  * and written in place (seeking inside them), so out-of-order extents are
  * fine; the header section, metadata and BAT are written by finish.
  * Sequential output (a pipe; also fixed output on a file): the layout is
- * fixed before the first byte, so everything is written front to back:
- * fixed needs the capacity up front, dynamic takes two passes over a
- * seekable source (plan()/plan_done() record which blocks hold data), and
- * extents must come in ascending order. Gaps are zeros written on a pipe
- * and holes on a file.
+ * fixed before the first byte: fixed needs the capacity up front, dynamic
+ * takes two passes over a seekable source (plan()/plan_done() record which
+ * blocks hold data). On a pipe everything is written front to back, so
+ * extents must come in ascending order and gaps are written as zeros; on
+ * a file they are holes and any order is fine.
  *
  * Memory: the BAT (<= VHDX_MAX_BAT_BYTES) and one 1 MiB zero/metadata
  * buffer, whatever the disk size.
@@ -48,8 +51,9 @@ struct vhdx_writer {
 	bool size_known;
 	bool started; /* sequential: the metadata part has been written */
 	uint32_t block;
+	uint32_t lsector; /* logical sector size */
 	uint64_t log_len;
-	uint64_t size;        /* virtual size (capacity rounded up to 512) */
+	uint64_t size;        /* virtual size (capacity rounded up to a logical sector) */
 	uint64_t nblocks;     /* blocks of `size` (known size) or seen so far */
 	uint64_t chunk_ratio; /* payload entries per sector bitmap entry */
 	uint64_t md_off, bat_off, bat_len, data_off;
@@ -118,7 +122,7 @@ static dsc_err set_size(dsc_writer *w, struct vhdx_writer *v, uint64_t capacity,
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: capacity of %" PRIu64 " bytes exceeds VHDX's 64 TiB",
 				     wname(w), capacity);
-	v->size = round_up(capacity, 512);
+	v->size = round_up(capacity, v->lsector);
 	v->nblocks = (v->size + v->block - 1) / v->block;
 	bytes = bat_entries(v->nblocks, v->chunk_ratio) * 8;
 	if (bytes > VHDX_MAX_BAT_BYTES)
@@ -273,7 +277,7 @@ static void build_metadata(const struct vhdx_writer *v, uint8_t *buf)
 			break;
 		case 1: dscp_put64(buf + off, v->size); break;
 		case 2: memcpy(buf + off, v->guids[2], 16); break;
-		default: dscp_put32(buf + off, 512); break;
+		default: dscp_put32(buf + off, v->lsector); break;
 		}
 		off += items[i].len;
 	}
@@ -411,7 +415,7 @@ static dsc_err vhdx_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_
 				return rc;
 			v->started = true;
 		}
-		if (off < v->last_end)
+		if (!v->seekable && off < v->last_end)
 			return dsc_error_set(e, DSC_ERR_INVAL, 0,
 					     "%s: data at byte %" PRIu64
 					     " comes after byte %" PRIu64
@@ -476,7 +480,7 @@ static dsc_err vhdx_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e
 	uint64_t end;
 	dsc_err rc;
 
-	if (v->size_known && round_up(capacity, 512) != v->size)
+	if (v->size_known && round_up(capacity, v->lsector) != v->size)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0,
 				     "%s: capacity %" PRIu64 " differs from the %" PRIu64
 				     " given at open",
@@ -537,6 +541,7 @@ static dsc_err vhdx_open(dsc_writer *w, struct dsc_error *e)
 	const struct dsc_writer_opts *o = &w->opts;
 	uint64_t bs = dscp_writer_option_uint(w, "block_size");
 	uint64_t log = dscp_writer_option_uint(w, "log_size");
+	uint64_t lss = dscp_writer_option_uint(w, "logical_sector_size");
 	dsc_err rc;
 
 	if (bs < VHDX_MIN_BLOCK || bs > VHDX_MAX_BLOCK || (bs & (bs - 1)))
@@ -549,13 +554,19 @@ static dsc_err vhdx_open(dsc_writer *w, struct dsc_error *e)
 				     "%s: option log_size: %" PRIu64
 				     " is not a multiple of 1M from 1M to 256M",
 				     wname(w), log);
+	if (lss != 512 && lss != 4096)
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: option logical_sector_size: %" PRIu64
+				     " is not 512 or 4096",
+				     wname(w), lss);
 	if (o->compress)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: VHDX has no compressed form (drop -c)", wname(w));
 	v->fixed = !strcmp(dscp_writer_option(w, "subformat"), "fixed");
 	v->block = (uint32_t)bs;
 	v->log_len = log;
-	v->chunk_ratio = VHDX_CHUNK_SECTORS * 512 / bs;
+	v->lsector = (uint32_t)lss;
+	v->chunk_ratio = VHDX_CHUNK_SECTORS * lss / bs;
 	v->md_off = VHDX_HEADER_SECTION + log;
 	v->base = dsc_stream_tell(w->out);
 	v->seekable = (dsc_stream_caps(w->out) & DSC_STREAM_SEEK) != 0;
