@@ -152,14 +152,17 @@ static dsc_err read_exact(dsc_reader *r, struct vhdx_reader *v, uint64_t off, vo
 			  const char *what, struct dsc_error *e)
 {
 	size_t got;
+	uint64_t end;
 	dsc_err rc = read_at(r, v, off, buf, len, &got, e);
 
-	if (rc == DSC_OK && got < len)
-		rc = dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				   "%s: truncated: the VHDX file ends at byte %" PRIu64
-				   ", inside the %s at byte %" PRIu64,
-				   rname(r), off + got, what, off);
-	return rc;
+	if (rc != DSC_OK || got == len)
+		return rc;
+	/* A seek past the end reads nothing: say where the file ends. */
+	end = got ? off + got : DSC_MIN(off, v->file_size);
+	return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+			     "%s: truncated: the VHDX file ends at byte %" PRIu64 ", %s the %s at "
+			     "byte %" PRIu64,
+			     rname(r), end, end > off ? "inside" : "before", what, off);
 }
 
 /* ---- header section (MS-VHDX 2.2) --------------------------------------- */
