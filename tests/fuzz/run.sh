@@ -35,7 +35,7 @@ set -u
 JOBS=${FUZZ_JOBS:-2}
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_qcow2_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body}"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_qcow2_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body fuzz_vhdx_read}"
 
 F=$top_builddir/tests/fuzz
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -119,6 +119,7 @@ corpus_of() {
 	fuzz_import_body) echo import_body ;;
 	fuzz_convert) echo "vmdk raw qcow2" ;;
 	fuzz_qcow2_read) echo qcow2 ;;
+	fuzz_vhdx_read) echo vhdx ;;
 	*) echo vmdk ;;
 	esac
 }
