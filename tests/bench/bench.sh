@@ -8,6 +8,7 @@
 #   VMDK -> raw (qemu-img's VMDK as input): qemu-img, dsc-convert
 #   raw -> qcow2 (-c and not), qcow2 (qemu-img's, -c and not) -> raw, and a
 #   4 TiB sparse disk both ways (BENCH_QCOW2=0 skips them)
+#   VHDX (qemu-img's, dynamic) -> raw (BENCH_VHDX=0 skips it)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -312,6 +313,22 @@ if [ "$QCOW2" = yes ]; then
 	rm -f "$huge" "$T/hq.qcow2" "$T/hd.qcow2" "$T/hq.raw" "$T/hd.raw"
 fi
 
+# ---- VHDX -------------------------------------------------------------------------
+VHDX=no
+if [ "${BENCH_VHDX:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '^vhdx  *rw'; then
+	VHDX=yes
+	qx=$T/q.vhdx
+	qemu-img convert -q -f raw -O vhdx "$img" "$qx"
+	cat "$qx" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# vhdx->raw run $run/$RUNS" >&2
+		timed qx2r "$T/q.raw" qemu-img convert -q -f vhdx -O raw "$qx" "$T/q.raw"
+		timed dx2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qx" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F raw "$img" "$T/d.raw" || verdict="FAILED: raw from vhdx differs"
+	rm -f "$T/q.raw" "$T/d.raw" "$qx"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -404,6 +421,7 @@ if [ "$QCOW2" = yes ]; then
 	row "4 TiB sparse raw -> qcow2" hq2q hd2q "-"
 	row "4 TiB sparse qcow2 -> raw" hq2r hd2r "-"
 fi
+[ "$VHDX" = yes ] && row "VHDX (qemu-img's) -> raw" qx2r dx2r "-"
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
 	"(\`sync FILE\` after each tool; dsc fsyncs by itself); the last column: neither synced" \
