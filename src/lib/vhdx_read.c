@@ -520,7 +520,8 @@ static dsc_err check_bat(dsc_reader *r, struct vhdx_reader *v, const uint8_t *ra
 	v->norder = present;
 	/* Host order, to find overlapping blocks; a forward-only input is
 	 * read in this order, a seekable one in guest order. */
-	qsort(v->order, (size_t)present, sizeof *v->order, cmp_u64);
+	if (present > 1)
+		qsort(v->order, (size_t)present, sizeof *v->order, cmp_u64);
 	for (i = 0; i < present; i++) {
 		uint64_t b = v->order[i] & KEY_INDEX_MASK;
 
@@ -538,7 +539,7 @@ static dsc_err check_bat(dsc_reader *r, struct vhdx_reader *v, const uint8_t *ra
 	}
 	for (i = 0; i < present; i++)
 		v->order[i] &= KEY_INDEX_MASK;
-	if (v->seekable)
+	if (v->seekable && present > 1)
 		qsort(v->order, (size_t)present, sizeof *v->order, cmp_u64);
 	return DSC_OK;
 }
