@@ -81,8 +81,33 @@ extern const uint8_t vhdx_guid_parent_locator[16];  /* A8D35F2D-B30B-454D-ABF7-D
 /* Log entry header (2.3.1.1). */
 #define VHDX_LOG_SIGNATURE 0x65676f6cu /* "loge" */
 
+/* Log replay into memory (vhdx_log.c): patches the reader lays over what
+ * it reads, in replay order. */
+struct vhdx_patch {
+	uint64_t off, len;
+	uint8_t *data; /* 4 KiB of a data descriptor; NULL: zeros */
+};
+struct vhdx_log {
+	struct vhdx_patch *p;
+	size_t n, cap;
+	uint64_t flushed, last; /* the head entry's FlushedFileOffset, LastFileOffset */
+	uint64_t seq;           /* its sequence number */
+	uint64_t entries;       /* entries replayed */
+};
+/* Find the active sequence of the log (len bytes, a copy of the log
+ * region) written under log GUID `guid` and turn it into patches. FORMAT
+ * (why says what) when there is none; NOMEM. */
+dsc_err vhdx_log_plan(const uint8_t *log, uint64_t len, const uint8_t guid[16],
+		      struct vhdx_log *out, char *why, size_t cap);
+/* Lay the patches over buf, which holds file bytes [off, off + len). */
+void vhdx_log_apply(const struct vhdx_log *l, uint64_t off, uint8_t *buf, size_t len);
+/* The file size after the replay: LastFileOffset or the last patch's end. */
+uint64_t vhdx_log_end(const struct vhdx_log *l);
+void vhdx_log_free(struct vhdx_log *l);
+
 /* Named limits on what the reader accepts. */
-#define VHDX_MIN_BLOCK VHDX_MIB /* 2.6.2.1: 1 MiB .. 256 MiB */
+#define VHDX_MAX_LOG_BYTES (64u << 20) /* ours: a log replayed in memory */
+#define VHDX_MIN_BLOCK VHDX_MIB        /* 2.6.2.1: 1 MiB .. 256 MiB */
 #define VHDX_MAX_BLOCK (256u << 20)
 #define VHDX_MAX_VIRTUAL_SIZE (64ull << 40) /* 2.6.2.2: 64 TiB */
 #define VHDX_MAX_BAT_BYTES (64u << 20)      /* ours: 8 Mi entries (64 TiB at 8 MiB blocks) */

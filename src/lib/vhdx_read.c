@@ -63,6 +63,10 @@ struct vhdx_reader {
 	size_t buf_len, buf_off;
 	uint64_t buf_guest;
 	bool done;
+
+	/* A log replayed into memory, laid over every read. */
+	struct vhdx_log log;
+	bool replayed;
 };
 
 static const char *rname(dsc_reader *r) { return dsc_stream_name(r->in); }
@@ -155,8 +159,18 @@ static dsc_err read_exact(dsc_reader *r, struct vhdx_reader *v, uint64_t off, vo
 	uint64_t end;
 	dsc_err rc = read_at(r, v, off, buf, len, &got, e);
 
-	if (rc != DSC_OK || got == len)
+	if (rc != DSC_OK)
 		return rc;
+	if (v->replayed) {
+		/* A replayed log may have extended the file: zeros there. */
+		if (got < len && v->file_size != UINT64_MAX && off + len <= v->file_size) {
+			memset((uint8_t *)buf + got, 0, len - got);
+			got = len;
+		}
+		vhdx_log_apply(&v->log, off, buf, got);
+	}
+	if (got == len)
+		return DSC_OK;
 	/* A seek past the end reads nothing: say where the file ends. */
 	end = got ? off + got : DSC_MIN(off, v->file_size);
 	return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
@@ -546,6 +560,63 @@ static dsc_err check_bat(dsc_reader *r, struct vhdx_reader *v, const uint8_t *ra
 
 /* ---- open --------------------------------------------------------------- */
 
+/* A log to replay (MS-VHDX 2.3.3): on a seekable input, into memory; the
+ * header section read so far gets the patches too. */
+static dsc_err replay(dsc_reader *r, struct vhdx_reader *v, const uint8_t *guid,
+		      const struct span *log, uint8_t *hs, struct dsc_error *e)
+{
+	char g[37], why[128] = "";
+	uint8_t *buf = NULL;
+	dsc_err rc;
+
+	guid_text(guid, g);
+	if (!v->seekable)
+		return dsc_error_set(
+			e, DSC_ERR_SEEK, 0,
+			"%s: the VHDX log is not empty (log GUID %s: the disk was not "
+			"shut down cleanly); replaying it needs a seekable input: read "
+			"it from a file, or replay it first with qemu-img check -r all",
+			rname(r), g);
+	if (!log->len)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: the VHDX header names log %s but no log region", rname(r),
+				     g);
+	if (log->len > VHDX_MAX_LOG_BYTES)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: VHDX log of %" PRIu64
+				     " bytes to replay exceeds dsc's limit "
+				     "of %u",
+				     rname(r), log->len, VHDX_MAX_LOG_BYTES);
+	if (!(buf = malloc((size_t)log->len)))
+		return nomem(r, e);
+	rc = read_exact(r, v, log->off, buf, (size_t)log->len, "VHDX log", e);
+	if (rc == DSC_OK) {
+		rc = vhdx_log_plan(buf, log->len, guid, &v->log, why, sizeof why);
+		if (rc == DSC_ERR_NOMEM)
+			rc = nomem(r, e);
+		else if (rc != DSC_OK)
+			rc = dsc_error_set(e, rc, 0,
+					   "%s: VHDX log at byte %" PRIu64 " (GUID %s): %s",
+					   rname(r), log->off, g, why);
+	}
+	free(buf);
+	if (rc != DSC_OK)
+		return rc;
+	if (v->file_size != UINT64_MAX && v->log.flushed > v->file_size)
+		return dsc_error_set(
+			e, DSC_ERR_TRUNCATED, 0,
+			"%s: truncated: the VHDX log says the file had at least %" PRIu64
+			" bytes, it has %" PRIu64,
+			rname(r), v->log.flushed, v->file_size);
+	v->replayed = true;
+	/* The replay may extend the file (MS-VHDX 2.3.3): reads there give
+	 * zeros. */
+	if (v->file_size != UINT64_MAX)
+		v->file_size = DSC_MAX(v->file_size, vhdx_log_end(&v->log));
+	vhdx_log_apply(&v->log, 0, hs, VHDX_HEADER_SECTION);
+	return DSC_OK;
+}
+
 static dsc_err vhdx_open(dsc_reader *r, struct dsc_error *e)
 {
 	struct vhdx_reader *v = r->impl;
@@ -602,19 +673,15 @@ static dsc_err vhdx_open(dsc_reader *r, struct dsc_error *e)
 	} else {
 		h = hs + (ok1 ? VHDX_HEADER1_OFFSET : VHDX_HEADER2_OFFSET);
 	}
-	if (!guid_is_zero(h + VHDX_HDR_LOG_GUID)) {
-		guid_text(h + VHDX_HDR_LOG_GUID, g);
-		rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				   "%s: the VHDX log is not empty (log GUID %s: the disk was not "
-				   "shut down cleanly); open it once with Hyper-V or run qemu-img "
-				   "check -r all on it to replay the log",
-				   rname(r), g);
-		goto out;
-	}
 	spans[0].off = dscp_le64(h + VHDX_HDR_LOG_OFFSET);
 	spans[0].len = dscp_le32(h + VHDX_HDR_LOG_LENGTH);
 	if (spans[0].len) {
 		rc = check_span(r, &spans[0], NULL, 0, e);
+		if (rc != DSC_OK)
+			goto out;
+	}
+	if (!guid_is_zero(h + VHDX_HDR_LOG_GUID)) {
+		rc = replay(r, v, h + VHDX_HDR_LOG_GUID, &spans[0], hs, e);
 		if (rc != DSC_OK)
 			goto out;
 	}
@@ -838,6 +905,7 @@ static void vhdx_close(dsc_reader *r)
 	free(v->bat);
 	free(v->order);
 	free(v->buf);
+	vhdx_log_free(&v->log);
 }
 
 const struct dscp_reader_class dscp_vhdx_reader = {

@@ -7,9 +7,11 @@
 # odd sizes, 1.5 GiB with data in a few places, a 2 TiB sparse disk) and a
 # 4096-byte-sector disk dsc writes itself; each converts from the file and
 # from a real pipe (qemu's layout is forward-readable) to the bytes of
-# `qemu-img convert -O raw`. Refusals (a log to replay, a differencing
-# disk, both headers broken, a cut file or pipe) give one named line, exit
-# 1 and no output.
+# `qemu-img convert -O raw`. A log left by a crash (crafted here: qemu
+# closes cleanly) is replayed in memory from a file, to the bytes qemu's
+# own replay gives, and refused on a pipe. Refusals (a log GUID without a
+# log, a differencing disk, both headers broken, a cut file or pipe) give
+# one named line, exit 1 and no output.
 #
 # Writing: -dst-fmt vhdx, dynamic (default 32 MiB blocks, 1 MiB and 256
 # MiB) and fixed, to a file and to a real pipe (dynamic: two passes over a
@@ -105,27 +107,62 @@ EOF
 	qemu-io -f vhdx "${args[@]}" "$f" >/dev/null || fail "qemu-io writes on $f"
 }
 
-# vhdx_edit FILE WHAT: rewrite a field of a qemu-made VHDX and fix the
-# checksums, as a crash or another tool would leave it.
-vhdx_edit() {
-	python3 - "$1" "$2" <<'EOF'
+# vhdx_edit FILE WHAT [LOG-POSITION]: rewrite part of a qemu-made VHDX and fix
+# the checksums, as a crash or another tool would leave it.
+vhdx_edit() { # FILE WHAT [LOG-POSITION]
+	python3 - "$@" <<'EOF'
 import struct, sys
+T = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82f63b78 if c & 1 else c >> 1
+    T.append(c)
 def crc32c(b):
     c = 0xffffffff
     for x in b:
-        c ^= x
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82f63b78 if c & 1 else c >> 1
+        c = T[(c ^ x) & 0xff] ^ (c >> 8)
     return c ^ 0xffffffff
-path, what = sys.argv[1:]
+MiB = 1 << 20
+path, what = sys.argv[1:3]
 d = bytearray(open(path, 'rb').read())
 def fix_header(off):
     d[off + 4:off + 8] = b'\0' * 4
     d[off + 4:off + 8] = struct.pack('<I', crc32c(bytes(d[off:off + 4096])))
 s1, s2 = (struct.unpack_from('<Q', d, o + 8)[0] for o in (65536, 131072))
 cur = 65536 if s1 > s2 else 131072
-if what == 'dirty-log':      # a log GUID in the current header
-    d[cur + 48:cur + 64] = bytes(range(1, 17))
+GUID = bytes(range(1, 17))
+if what == 'dirty-log':      # a log GUID in the current header, no log entry
+    d[cur + 48:cur + 64] = GUID
+    fix_header(cur)
+elif what == 'log-bat':      # a crash before the BAT reached its place
+    # The first BAT page is zeroed in the file; a log entry at the given
+    # log offset (wrapping at the log's end) holds it as a data descriptor,
+    # and a zero descriptor over 4 KiB of block 0.
+    at = int(sys.argv[3])
+    rt = 196608
+    bat_off = [struct.unpack_from('<Q', d, rt + 32 + 32 * i)[0]
+               for i in range(struct.unpack_from('<I', d, rt + 8)[0])
+               if d[rt + 16 + 32 * i:rt + 32 + 32 * i] == bytes.fromhex('6677c22d23f600429d64115e9bfd4a08')][0]
+    log_len, log_off = struct.unpack_from('<IQ', d, cur + 68)
+    page = bytes(d[bat_off:bat_off + 4096])
+    host0 = struct.unpack_from('<Q', page, 0)[0]
+    assert host0 & 7 == 6, 'block 0 must be present'
+    host0 &= ~0xfffff
+    d[bat_off:bat_off + 4096] = bytes(4096)
+    seq = 0x100000007
+    ent = bytearray(8192)
+    struct.pack_into('<4sIIIQII16sQQ', ent, 0, b'loge', 0, 8192, at, seq, 2, 0, GUID,
+                     len(d) // MiB * MiB, -(-len(d) // MiB) * MiB)
+    struct.pack_into('<4s4s8sQQ', ent, 64, b'desc', page[4092:], page[:8], bat_off, seq)
+    struct.pack_into('<4sIQQQ', ent, 96, b'zero', 0, 4096, host0 + 8192, seq)
+    struct.pack_into('<4sI', ent, 4096, b'data', seq >> 32)
+    ent[4104:8188] = page[8:4092]
+    struct.pack_into('<I', ent, 8188, seq & 0xffffffff)
+    struct.pack_into('<I', ent, 4, crc32c(bytes(ent)))
+    for k in range(8192):
+        d[log_off + (at + k) % log_len] = ent[k]
+    d[cur + 48:cur + 64] = GUID
     fix_header(cur)
 elif what == 'both-headers': # both header checksums wrong
     d[65536 + 4] ^= 1
@@ -283,9 +320,36 @@ refused() { # FILE CODE-ERE: from the file and from a pipe
 	expect_fail "$f on a pipe refused" stdin "$ere"
 	dir_is "$f on a pipe: no output" "$O"
 }
+# A log GUID without a log entry: corrupt (MS-VHDX 2.3.3); on a pipe the
+# log cannot be replayed at all.
 cp "$I/vm.vhdx" "$I/dirty.vhdx"
 vhdx_edit "$I/dirty.vhdx" dirty-log
-refused dirty.vhdx 'the VHDX log is not empty \(log GUID 04030201-0605-0807-090a-0b0c0d0e0f10: the disk was not shut down cleanly\); open it once with Hyper-V or run qemu-img check -r all'
+run_dsc -src "$I/dirty.vhdx" -dst "$O/out.raw"
+expect_fail "log GUID, no log entry: refused" dirty.vhdx 'VHDX log at byte 1048576 \(GUID 04030201-0605-0807-090a-0b0c0d0e0f10\): the log GUID is set but the log holds no valid sequence'
+dir_is "log GUID, no log entry: no output" "$O"
+run_pipe "$I/dirty.vhdx" -src - -dst "$O/out.raw"
+expect_fail "log to replay on a pipe: refused" stdin 'the VHDX log is not empty \(log GUID 04030201-0605-0807-090a-0b0c0d0e0f10: the disk was not shut down cleanly\); replaying it needs a seekable input'
+dir_is "log to replay on a pipe: no output" "$O"
+# A real replay: the BAT page and a zeroed range are only in the log; qemu
+# replays a copy (qemu-img check -r all), dsc replays in memory and leaves
+# its input alone. At the log's start, in its middle, and wrapping at its end.
+for at in 0 12288 1044480; do
+	cp "$I/dyn-1m.vhdx" "$I/replay.vhdx"
+	vhdx_edit "$I/replay.vhdx" log-bat "$at"
+	cp "$I/replay.vhdx" "$T/replayed.vhdx"
+	check "log at $at: qemu-img check -r all replays it" qemu-img check -q -r all "$T/replayed.vhdx"
+	qemu-img convert -q -f vhdx -O raw "$T/replayed.vhdx" "$T/replayed.raw"
+	check "log at $at: the replay changes the disk" bash -c "! cmp -s '$T/replayed.raw' '$R'"
+	sum0=$(md5sum <"$I/replay.vhdx")
+	run_dsc -src "$I/replay.vhdx" -dst "$O/replay.raw"
+	expect_ok "log at $at: dsc replays it (file)"
+	check "log at $at: the bytes of qemu's replay" cmp "$T/replayed.raw" "$O/replay.raw"
+	check "log at $at: the input is unchanged" test "$(md5sum <"$I/replay.vhdx")" = "$sum0"
+	run_dsc -src "$I/replay.vhdx" -dst "$O/replay.vhdx" -dst-fmt vhdx
+	expect_ok "log at $at: replayed into a new vhdx"
+	check "log at $at: the new vhdx has qemu's replayed disk" qemu-img compare -q -f raw -F vhdx "$T/replayed.raw" "$O/replay.vhdx"
+	rm -f "$O"/* "$T/replayed.vhdx" "$T/replayed.raw"
+done
 cp "$I/dyn.vhdx" "$I/parent.vhdx"
 vhdx_edit "$I/parent.vhdx" parent
 refused parent.vhdx 'a differencing VHDX \(it has a parent disk\)'

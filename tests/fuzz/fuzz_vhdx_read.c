@@ -5,7 +5,8 @@
  * regions), far more than a fuzz input, so the input is a compact form that
  * the harness lays out into a sparse image:
  *   byte 0        flags: bit 0 recompute both header checksums, bit 1 the
- *                 region table's (so mutations get past the CRC-32C)
+ *                 region table's, bit 2 that of a log entry at the start
+ *                 of the first piece (so mutations get past the CRC-32C)
  *   next 512      the file identifier at 0 ("vhdxfile", creator)
  *   next 2x4096   header 1 at 64 KiB, header 2 at 128 KiB
  *   next 4096     the region table's first 4 KiB, at 192 KiB and 256 KiB
@@ -92,6 +93,14 @@ static uint8_t *layout(const uint8_t *d, size_t n, size_t *len)
 		size_t off = head + i * CHUNK, k = n - off < CHUNK ? n - off : CHUNK;
 
 		memcpy(img + (size_t)MIB * (1 + i), d + off, k);
+	}
+	if ((d[0] & 4) && chunks) {
+		uint8_t *le = img + MIB;
+		uint32_t n = (uint32_t)le[8] | (uint32_t)le[9] << 8 | (uint32_t)le[10] << 16 |
+			     (uint32_t)le[11] << 24;
+
+		if (n >= 64 && n <= CHUNK)
+			fix_crc(le, n);
 	}
 	/* The last chunk's end is the file's: a cut image stays cut. */
 	if (chunks && n - head < chunks * CHUNK)

@@ -63,7 +63,7 @@ python3 "$here/../hostile/gen.py" -o "$out/qcow2" q-base q-base-v2 q-base-extl2 
 # region table, then 16 KiB from each MiB of the file after the first).
 mkdir -p "$out/vhdx" "$tmp/vhdx"
 python3 "$here/../hostile/gen_vhdx.py" -o "$tmp/vhdx" vx-base vx-4k vx-bat-guest-order \
-	vx-bat-unmapped vx-md-unknown-optional >/dev/null
+	vx-bat-unmapped vx-md-unknown-optional vx-log-replay >/dev/null
 for r in "$tmp"/*.raw; do
 	b=$(basename "$r" .raw)
 	if [ -n "${DSC_CONVERT:-}" ] && [ -x "$DSC_CONVERT" ]; then
@@ -81,7 +81,7 @@ src, dst = sys.argv[1:3]
 MiB, CHUNK = 1 << 20, 16 << 10
 for n in sorted(os.listdir(src)):
     b = open(os.path.join(src, n), 'rb').read()
-    out = bytearray([3]) + b[:512] + b[0x10000:0x11000] + b[0x20000:0x21000] + b[0x30000:0x31000]
+    out = bytearray([7]) + b[:512] + b[0x10000:0x11000] + b[0x20000:0x21000] + b[0x30000:0x31000]
     chunks = [b[k * MiB:k * MiB + CHUNK].ljust(CHUNK, b'\0') for k in range(1, min(8, -(-len(b) // MiB)))]
     while chunks and not any(chunks[-1]):
         chunks.pop()

@@ -80,6 +80,7 @@ class Vhdx:
         self.signature = b'vhdxfile'
         self.cut = None
         self.extra = []         # (offset, bytes) written last
+        self.log_entries = []   # (offset in the log, entry bytes), wrapping
 
     def chunk_ratio(self):
         return max(1, (1 << 23) * self.lsector // max(self.block, 1))
@@ -147,6 +148,10 @@ class Vhdx:
             # Blocks a case placed over the structures are not written.
             if st == FULL and 4 * MiB <= fo < (1 << 40):
                 out.append((fo, data))
+        for at, e in self.log_entries:
+            lo, ll = self.log
+            for k in range(0, len(e), 4096):
+                out.append((lo + (at + k) % ll, e[k:k + 4096]))
         out.extend(self.extra)
         return out
 
@@ -181,6 +186,50 @@ def flipped(rnd):
             b, pos = bat, rnd.randrange(len(bat))
         b[pos] ^= 1 << rnd.randrange(8)
     return [(o, bytes(b)) for o, b in pieces]
+
+
+def log_entry(v, seq, at, descs, data, guid=None, length=None, tail=None):
+    """A log entry (MS-VHDX 2.3.1): descs are (kind, offset, arg) with kind
+    'desc' (arg: the 4 KiB it writes) or 'zero' (arg: the length)."""
+    guid = guid if guid is not None else v.log_guid
+    nd = -(-(64 + 32 * len(descs)) // 4096)
+    ndata = sum(1 for k, _, _ in descs if k == 'desc')
+    n = length if length is not None else 4096 * (nd + ndata)
+    e = bytearray(max(n, 4096 * (nd + ndata)))
+    struct.pack_into('<4sIIIQII16sQQ', e, 0, b'loge', 0, n, at if tail is None else tail, seq,
+                     len(descs), 0, guid, 6 * MiB, 7 * MiB)
+    k = 0
+    for i, (kind, off, arg) in enumerate(descs):
+        if kind == 'desc':
+            struct.pack_into('<4s4s8sQQ', e, 64 + 32 * i, b'desc', arg[4092:], arg[:8], off, seq)
+            ds = 4096 * (nd + k)
+            struct.pack_into('<4sI', e, ds, b'data', seq >> 32)
+            e[ds + 8:ds + 4092] = arg[8:4092]
+            struct.pack_into('<I', e, ds + 4092, seq & 0xFFFFFFFF)
+            k += 1
+        else:
+            struct.pack_into('<4sIQQQ', e, 64 + 32 * i, b'zero', 0, arg, off, seq)
+    e = e[:n] if n <= len(e) else e
+    struct.pack_into('<I', e, 4, crc32c(bytes(e)))
+    return bytes(e)
+
+
+def bat_page(v, overrides):
+    """The first 4 KiB of the BAT with some entries replaced."""
+    page = bytearray(4096)
+    cr = v.chunk_ratio()
+    for i, (st, fo) in dict(v.bat, **overrides).items():
+        struct.pack_into('<Q', page, 8 * (i + i // cr), fo | st)
+    return bytes(page)
+
+
+def replay_case(v, at=0, **kw):
+    """The BAT in the file says block 2 is not there; the log has it."""
+    page = bat_page(v, {})
+    v.log_guid = bytes(range(1, 17))
+    v.log_entries.append((at, log_entry(v, 5, at, [('desc', 2 * MiB, page),
+                                                  ('zero', 4 * MiB + 8192, 4096)], None, **kw)))
+    v.bat[2] = (ZERO, 0)
 
 
 def case(fn):
@@ -219,7 +268,18 @@ add('vx-hdr-same-seq-differ', lambda v: (setattr(v, 'seq', [5, 5]),
                                          v.fwg.__setitem__(1, b'G' * 16)))
 add('vx-hdr-version-2', lambda v: setattr(v, 'version', [2, 2]))
 add('vx-hdr-seq-max', lambda v: setattr(v, 'seq', [0xFFFFFFFFFFFFFFFF, 0]))
-add('vx-log-guid', lambda v: setattr(v, 'log_guid', bytes(range(1, 17))))
+add('vx-log-guid', lambda v: setattr(v, 'log_guid', bytes(range(1, 17))))   # no entry
+add('vx-log-replay', lambda v: replay_case(v))
+add('vx-log-replay-wrap', lambda v: replay_case(v, at=MiB - 4096))
+add('vx-log-bad-crc', lambda v: (replay_case(v), v.log_entries.__setitem__(
+    0, (0, v.log_entries[0][1][:100] + b'X' + v.log_entries[0][1][101:]))))
+add('vx-log-other-guid', lambda v: (replay_case(v), v.log_entries.__setitem__(
+    0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 4096)], None, guid=b'Z' * 16)))))
+add('vx-log-tail-outside', lambda v: (replay_case(v), v.log_entries.__setitem__(
+    0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 4096)], None, tail=64 * 4096)))))
+add('vx-log-zero-huge', lambda v: (replay_case(v), v.log_entries.__setitem__(
+    0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 0xFFFFFFFFFFFFF000)], None)))))
+add('vx-log-truncated', lambda v: (replay_case(v), setattr(v, 'cut', 5 * MiB)))
 add('vx-log-misaligned', lambda v: setattr(v, 'log', (MiB + 4096, MiB)))
 add('vx-log-in-header', lambda v: setattr(v, 'log', (0, MiB)))
 add('vx-log-huge', lambda v: setattr(v, 'log', (MiB, 0xFFF00000)))

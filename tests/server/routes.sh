@@ -312,9 +312,9 @@ for off in (65536, 131072):   # a log GUID in both headers
     d[off + 4:off + 8] = struct.pack('<I', crc32c(bytes(d[off:off + 4096])))
 open(sys.argv[1], 'wb').write(d)
 PY
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/dirty.vhdx" "$BASE/upload?name=dirty.img"
-check "vhdx with a log to replay: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
-check "vhdx with a log to replay: named" grep -q "the VHDX log is not empty" "$R"
+expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/dirty.vhdx" "$BASE/upload?name=dirty.img"
+check "vhdx upload with a log to replay: SEEK" test "$(json_get "$R" code)" = SEEK
+check "vhdx upload with a log to replay: named" grep -q "the VHDX log is not empty.*replaying it needs a seekable input" "$R"
 check "vhdx with a log to replay: no file" test ! -e "$T/out/dirty.img"
 qemu-img convert -q -f raw -O qed "$T/data/disk.raw" "$T/data/disk.qed"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qed" "$BASE/upload?name=q.img"
