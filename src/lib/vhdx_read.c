@@ -4,9 +4,12 @@
  * open() reads the 1 MiB header section, takes the valid header with the
  * higher sequence number (CRC-32C over 4 KiB, MS-VHDX 2.2.2) and the first
  * valid region table (CRC-32C over 64 KiB, 2.2.3), and refuses what dsc
- * does not convert before any extent: a header that names a log to replay
- * (the disk was not shut down cleanly), unknown required regions or
- * metadata items, differencing disks. It then reads the metadata (2.6) and
+ * does not convert before any extent: unknown required regions or metadata
+ * items, differencing disks. A header that names a log (the disk was not
+ * shut down cleanly) has it replayed into memory on a seekable input
+ * (vhdx_log.c: patches laid over every read, the input never written) and
+ * refused on a forward-only one, which cannot go back to apply it. It then
+ * reads the metadata (2.6) and
  * the BAT (2.5) and checks every entry against the file: payload blocks
  * must lie past the header section and clear of the log, the BAT, the
  * metadata and each other, and inside the input when its size is known.
@@ -24,7 +27,9 @@
  *
  * Memory is bounded whatever the file says: the metadata read
  * (<= VHDX_MAX_METADATA_BYTES), the BAT (<= VHDX_MAX_BAT_BYTES) with one
- * 4-byte index per present block, and one VHDX_READ_CHUNK buffer.
+ * 8-byte key per present block, one VHDX_READ_CHUNK buffer, and for a log
+ * replay the log (<= VHDX_MAX_LOG_BYTES) while it is parsed, then its
+ * patches.
  */
 #include "vhdx.h"
 #include "crc32c.h"
