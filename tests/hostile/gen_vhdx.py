@@ -218,7 +218,9 @@ def bat_page(v, overrides):
     """The first 4 KiB of the BAT with some entries replaced."""
     page = bytearray(4096)
     cr = v.chunk_ratio()
-    for i, (st, fo) in dict(v.bat, **overrides).items():
+    m = dict(v.bat)
+    m.update(overrides)
+    for i, (st, fo) in m.items():
         struct.pack_into('<Q', page, 8 * (i + i // cr), fo | st)
     return bytes(page)
 
@@ -279,6 +281,25 @@ add('vx-log-tail-outside', lambda v: (replay_case(v), v.log_entries.__setitem__(
     0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 4096)], None, tail=64 * 4096)))))
 add('vx-log-zero-huge', lambda v: (replay_case(v), v.log_entries.__setitem__(
     0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 0xFFFFFFFFFFFFF000)], None)))))
+def two_sequences(v):
+    # An old sequence (5, zeroing 4 KiB of block 0) and a newer one (9,
+    # the BAT page): only the newer is the active sequence.
+    replay_case(v, at=64 * KiB)
+    e = v.log_entries[0][1]
+    v.log_entries[0] = (64 * KiB, log_entry(v, 9, 64 * KiB, [('desc', 2 * MiB, bat_page(v, {2: (FULL, 5 * MiB)}))], None))
+    v.log_entries.append((0, log_entry(v, 5, 0, [('zero', 4 * MiB, 8192)], None)))
+
+
+def one_sequence_of_two(v):
+    # Entries 5 (zeroing 4 KiB of block 0) and 6 (the BAT page, tail at 5):
+    # one sequence, both replayed.
+    replay_case(v)
+    v.log_entries[0] = (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 4096)], None))
+    v.log_entries.append((4096, log_entry(v, 6, 4096, [('desc', 2 * MiB, bat_page(v, {2: (FULL, 5 * MiB)}))], None, tail=0)))
+
+
+add('vx-log-two-sequences', two_sequences)
+add('vx-log-sequence-of-two', one_sequence_of_two)
 add('vx-log-truncated', lambda v: (replay_case(v), setattr(v, 'cut', 5 * MiB)))
 add('vx-log-misaligned', lambda v: setattr(v, 'log', (MiB + 4096, MiB)))
 add('vx-log-in-header', lambda v: setattr(v, 'log', (0, MiB)))
