@@ -45,7 +45,7 @@ static void log_copy(const uint8_t *log, uint64_t len, uint64_t pos, uint8_t *ou
 /* The entry at `pos` into `ent` (entry length bytes); its header fields
  * in *s when valid. */
 static bool entry_valid(const uint8_t *log, uint64_t len, uint64_t pos, const uint8_t guid[16],
-			uint8_t *ent, struct slot *s)
+			uint8_t *ent, struct slot *s, uint64_t *budget)
 {
 	uint8_t h[64];
 	uint32_t elen, tail, ndesc, ndata = 0, want;
@@ -64,6 +64,14 @@ static bool entry_valid(const uint8_t *log, uint64_t len, uint64_t pos, const ui
 	dsec = ((uint64_t)ndesc * 32 + 64 + SECTOR - 1) / SECTOR;
 	if (dsec * SECTOR > elen)
 		return false;
+	/* Entries of a real log do not overlap, so the bytes checked add up
+	 * to about the log's size; a crafted one could make every sector
+	 * start an entry as long as the log. */
+	if (*budget < elen) {
+		*budget = UINT64_MAX; /* spent: the caller reports it */
+		return false;
+	}
+	*budget -= elen;
 	log_copy(log, len, pos, ent, elen);
 	want = dscp_le32(ent + 4);
 	memset(ent + 4, 0, 4);
@@ -104,6 +112,7 @@ dsc_err vhdx_log_plan(const uint8_t *log, uint64_t len, const uint8_t guid[16],
 		      struct vhdx_log *out, char *why, size_t cap)
 {
 	uint64_t npos = len / SECTOR, cur = 0, old = 0, best_seq = 0, best_tail = 0, best_head = 0;
+	uint64_t budget = (uint64_t)VHDX_LOG_SCAN_FACTOR * len, again = UINT64_MAX - 1;
 	struct slot *slots = NULL;
 	uint8_t *ent = NULL;
 	dsc_err rc = DSC_OK;
@@ -119,9 +128,18 @@ dsc_err vhdx_log_plan(const uint8_t *log, uint64_t len, const uint8_t guid[16],
 		rc = DSC_ERR_NOMEM;
 		goto out;
 	}
-	for (uint64_t p = 0; p < npos; p++)
-		if (!entry_valid(log, len, p * SECTOR, guid, ent, &slots[p]))
+	for (uint64_t p = 0; p < npos; p++) {
+		if (!entry_valid(log, len, p * SECTOR, guid, ent, &slots[p], &budget))
 			slots[p].seq = 0;
+		if (budget == UINT64_MAX) {
+			snprintf(why, cap,
+				 "overlapping log entries would need more than %u times the log's "
+				 "size checked",
+				 VHDX_LOG_SCAN_FACTOR);
+			rc = DSC_ERR_LIMIT;
+			goto out;
+		}
+	}
 	/* MS-VHDX 2.3.3, step by step. */
 	for (;;) {
 		uint64_t pos = cur, covered = 0, last = 0, n = 0, head = 0;
@@ -170,7 +188,7 @@ dsc_err vhdx_log_plan(const uint8_t *log, uint64_t len, const uint8_t guid[16],
 			struct slot s;
 			uint32_t ndesc, dsec, k = 0;
 
-			entry_valid(log, len, pos, guid, ent, &s);
+			entry_valid(log, len, pos, guid, ent, &s, &again);
 			ndesc = dscp_le32(ent + 24);
 			dsec = (uint32_t)(((uint64_t)ndesc * 32 + 64 + SECTOR - 1) / SECTOR);
 			/* The head entry's sizes are the ones that count. */
@@ -180,6 +198,12 @@ dsc_err vhdx_log_plan(const uint8_t *log, uint64_t len, const uint8_t guid[16],
 				const uint8_t *d = ent + 64 + (size_t)i * 32;
 				struct vhdx_patch *p;
 
+				if (out->n == VHDX_MAX_LOG_PATCHES) {
+					snprintf(why, cap, "more than %u descriptors to replay",
+						 VHDX_MAX_LOG_PATCHES);
+					rc = DSC_ERR_LIMIT;
+					goto out;
+				}
 				if (out->n == out->cap) {
 					size_t nc = out->cap ? 2 * out->cap : 64;
 					struct vhdx_patch *np = realloc(out->p, nc * sizeof *np);
@@ -219,7 +243,7 @@ dsc_err vhdx_log_plan(const uint8_t *log, uint64_t len, const uint8_t guid[16],
 		out->seq = best_seq;
 	}
 out:
-	if (rc != DSC_OK && rc != DSC_ERR_FORMAT)
+	if (rc == DSC_ERR_NOMEM)
 		snprintf(why, cap, "out of memory replaying the log");
 	if (rc != DSC_OK)
 		vhdx_log_free(out);

@@ -298,6 +298,16 @@ def one_sequence_of_two(v):
     v.log_entries.append((4096, log_entry(v, 6, 4096, [('desc', 2 * MiB, bat_page(v, {2: (FULL, 5 * MiB)}))], None, tail=0)))
 
 
+def overlap_bomb(v):
+    # Every sector of the log starts an entry as long as the log (bad CRCs):
+    # checking them all would cost 256 x the log.
+    v.log_guid = bytes(range(1, 17))
+    for k in range(256):
+        h = struct.pack('<4sIIIQII16sQQ', b'loge', 0, MiB, 0, 5, 0, 0, v.log_guid, 0, 0)
+        v.log_entries.append((k * 4096, h + bytes(4096 - len(h))))
+
+
+add('vx-log-overlap-bomb', overlap_bomb)
 add('vx-log-two-sequences', two_sequences)
 add('vx-log-sequence-of-two', one_sequence_of_two)
 add('vx-log-truncated', lambda v: (replay_case(v), setattr(v, 'cut', 5 * MiB)))
