@@ -284,6 +284,8 @@ check "vhdx upload, src=vhdx, chunked: converted" same_image "$T/out/x2.img" raw
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=d.vhdx&dst=vhdx"
 check "dst=vhdx: qemu-img check" qemu-img check -q -f vhdx "$T/out/d.vhdx"
 check "dst=vhdx: the disk" same_image "$T/out/d.vhdx" vhdx "$T/data/disk.raw" raw
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?dst=vhdx"
+check "dst=vhdx without a name: upload.vhdx" same_image "$T/out/upload.vhdx" vhdx "$T/data/disk.raw" raw
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.vhdx" "$BASE/upload?name=f.vhdx&dst=vhdx&o=subformat%3Dfixed%2Cblock_size%3D1M"
 check "dst=vhdx o=subformat=fixed: qemu-img check" qemu-img check -q -f vhdx "$T/out/f.vhdx"
 check "dst=vhdx o=subformat=fixed: the disk" same_image "$T/out/f.vhdx" vhdx "$T/data/disk.raw" raw
