@@ -10,6 +10,7 @@
 #   4 TiB sparse disk both ways (BENCH_QCOW2=0 skips them)
 #   raw -> fixed and dynamic VHD, and dd of the same bytes as the disk's
 #   sequential write speed (BENCH_VHD=0 skips them)
+#   VHDX (qemu-img's, dynamic) -> raw (BENCH_VHDX=0 skips it)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -338,6 +339,20 @@ if [ "$VHD" = yes ]; then
 	vd_size=$(fsize "$T/dd.vhd")
 	vq_size=$(fsize "$T/qd.vhd")
 	rm -f "$T/dd.raw" "$T/qf.vhd" "$T/df.vhd" "$T/qd.vhd" "$T/dd.vhd"
+# ---- VHDX -------------------------------------------------------------------------
+VHDX=no
+if [ "${BENCH_VHDX:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '^vhdx  *rw'; then
+	VHDX=yes
+	qx=$T/q.vhdx
+	qemu-img convert -q -f raw -O vhdx "$img" "$qx"
+	cat "$qx" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# vhdx->raw run $run/$RUNS" >&2
+		timed qx2r "$T/q.raw" qemu-img convert -q -f vhdx -O raw "$qx" "$T/q.raw"
+		timed dx2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qx" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F raw "$img" "$T/d.raw" || verdict="FAILED: raw from vhdx differs"
+	rm -f "$T/q.raw" "$T/d.raw" "$qx"
 fi
 
 # ---- uploads through nginx -----------------------------------------------------
@@ -437,6 +452,7 @@ if [ "$VHD" = yes ]; then
 	row "raw -> dynamic VHD" qr2hd dr2hd "$(ratio "$vd_size" "$vq_size")"
 	row "raw -> fixed VHD vs dd (sequential write, as qemu-img column)" ddw dr2hf "-"
 fi
+[ "$VHDX" = yes ] && row "VHDX (qemu-img's) -> raw" qx2r dx2r "-"
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
 	"(\`sync FILE\` after each tool; dsc fsyncs by itself); the last column: neither synced" \

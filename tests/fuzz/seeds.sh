@@ -4,6 +4,7 @@
 #   seeds.sh OUTDIR      (DSC_CONVERT: the dsc-convert to use, optional)
 #
 # OUTDIR/qcow2: small qemu-img qcow2 images and the hostile qcow2 bases.
+# OUTDIR/vhdx: small VHDX images in fuzz_vhdx_read's compact form.
 # OUTDIR/vmdk, OUTDIR/descriptor, OUTDIR/raw come from seeds.py (compact,
 # hand-laid streams of every producer layout); added to OUTDIR/vmdk when the
 # tools are there: our own writer's output and qemu-img's streamOptimized
@@ -66,6 +67,36 @@ if command -v qemu-img >/dev/null; then
 		qemu-img convert -q -f raw -O vpc -o subformat=fixed "$r" "$out/vhd/$(basename "$r" .raw)-fixed.vhd"
 	done
 fi
+# vhdx: small images by dsc, qemu-img and the hostile generator, in the
+# compact form fuzz_vhdx_read.c lays out (flags, file identifier, headers,
+# region table, then 16 KiB from each MiB of the file after the first).
+mkdir -p "$out/vhdx" "$tmp/vhdx"
+python3 "$here/../hostile/gen_vhdx.py" -o "$tmp/vhdx" vx-base vx-4k vx-bat-guest-order \
+	vx-bat-unmapped vx-md-unknown-optional vx-log-replay >/dev/null
+for r in "$tmp"/*.raw; do
+	b=$(basename "$r" .raw)
+	if [ -n "${DSC_CONVERT:-}" ] && [ -x "$DSC_CONVERT" ]; then
+		"$DSC_CONVERT" -q -src "$r" -dst "$tmp/vhdx/dsc-$b.vhdx" -dst-fmt vhdx -o block_size=1M
+		"$DSC_CONVERT" -q -src "$r" -dst "$tmp/vhdx/dscf-$b.vhdx" -dst-fmt vhdx \
+			-o subformat=fixed,block_size=1M
+	fi
+	if command -v qemu-img >/dev/null; then
+		qemu-img convert -q -f raw -O vhdx -o block_size=1M "$r" "$tmp/vhdx/qemu-$b.vhdx"
+	fi
+done
+python3 - "$tmp/vhdx" "$out/vhdx" <<'PY'
+import os, sys
+src, dst = sys.argv[1:3]
+MiB, CHUNK = 1 << 20, 16 << 10
+for n in sorted(os.listdir(src)):
+    b = open(os.path.join(src, n), 'rb').read()
+    out = bytearray([7]) + b[:512] + b[0x10000:0x11000] + b[0x20000:0x21000] + b[0x30000:0x31000]
+    chunks = [b[k * MiB:k * MiB + CHUNK].ljust(CHUNK, b'\0') for k in range(1, min(8, -(-len(b) // MiB)))]
+    while chunks and not any(chunks[-1]):
+        chunks.pop()
+    out += b''.join(chunks)
+    open(os.path.join(dst, n), 'wb').write(bytes(out[:131072]))
+PY
 # The descriptor of each VMDK seed (header fields at 28 and 36: sectors).
 python3 - "$out/vmdk" "$out/descriptor" <<'PY'
 import os, struct, sys

@@ -1,14 +1,15 @@
 #!/bin/bash
-# run.sh - hostile VMDK, qcow2 and VHD inputs against the library and dsc-convert.
+# run.sh - hostile VMDK, qcow2, VHD and VHDX inputs against the library and dsc-convert.
 #
 # gen.py writes each input (a small valid stream or image with one thing
-# wrong, NAME.vmdk or NAME.qcow2); `expected` names the outcome of each.
+# wrong, NAME.vmdk or NAME.qcow2), gen_vhdx.py the VHDX ones (NAME.vhdx);
+# `expected` names the outcome of each.
 # For every case:
 #  - the probe program reads it with the format's reader (1 thread and 2;
-#    a qcow2 also through a pipe, the forward-only path) and must meet the
+#    a qcow2 or VHDX also through a pipe, the forward-only path) and must meet the
 #    expected error name (FORMAT, TRUNCATED, LIMIT...);
 #  - dsc-convert -src-fmt FORMAT converts it to a raw file, a VMDK file and a
-#    pipe (a qcow2 also from a pipe to a raw file), each within `timeout 20`
+#    pipe (a qcow2 or VHDX also from a pipe to a raw file), each within `timeout 20`
 #    and `ulimit -v` 512 MiB: exit 1 with one line naming the input and
 #    matching the case's phrase, and no file left behind; or exit 0 where
 #    the case is valid (a valid qcow2's raw output must also be what
@@ -27,6 +28,7 @@ TODO=0
 mkdir "$T/in" "$T/out"
 python3 "$H/gen.py" -o "$T/in" || { echo "FAIL: gen.py"; exit 1; }
 python3 "$H/gen_vhd.py" -o "$T/in" || { echo "FAIL: gen_vhd.py"; exit 1; }
+python3 "$H/gen_vhdx.py" -o "$T/in" || { echo "FAIL: gen_vhdx.py"; exit 1; }
 
 # Bound every run's memory, unless the binary cannot start under the bound
 # (ASan reserves terabytes of address space for its shadow memory).
@@ -104,11 +106,12 @@ done <"$H/expected"
 # Every literal name in the table must be a generated case.
 for p in "${pats[@]}"; do
 	[[ "$p" == *'*'* ]] && continue
-	[ -f "$T/in/$p.vmdk" ] || [ -f "$T/in/$p.qcow2" ] || [ -f "$T/in/$p.vhd" ] || fail "expected: '$p' is not a case gen.py makes"
+	[ -f "$T/in/$p.vmdk" ] || [ -f "$T/in/$p.qcow2" ] || [ -f "$T/in/$p.vhd" ] || [ -f "$T/in/$p.vhdx" ] ||
+		fail "expected: '$p' is not a case the generators make"
 done
 
 used=()
-for f in "$T"/in/*.vmdk "$T"/in/*.qcow2 "$T"/in/*.vhd; do
+for f in "$T"/in/*.vmdk "$T"/in/*.qcow2 "$T"/in/*.vhd "$T"/in/*.vhdx; do
 	fmt=${f##*.}
 	name=$(basename "$f" ".$fmt")
 	i=-1
@@ -131,8 +134,9 @@ for f in "$T"/in/*.vmdk "$T"/in/*.qcow2 "$T"/in/*.vhd; do
 		[ $prc -eq 0 ] && [ "${got%% *}" = "$code" ] ||
 			whys+=("reader ($th threads): exit $prc, got [$got], want $code")
 	done
-	if [ "$fmt" = qcow2 ]; then
-		got=$(cat "$f" | timeout -k 5 20 "$PROBE" - 2 qcow2 2>&1)
+	# (A VHDX log is replayed from a file only: vhdx.sh checks the pipe.)
+	if [ "$fmt" != vmdk ] && [[ $name != vx-log-* ]]; then
+		got=$(cat "$f" | timeout -k 5 20 "$PROBE" - 2 "$fmt" 2>&1)
 		prc=$?
 		[ $prc -eq 0 ] && [ "${got%% *}" = "$code" ] ||
 			whys+=("reader (from a pipe): exit $prc, got [$got], want $code")
@@ -141,7 +145,7 @@ for f in "$T"/in/*.vmdk "$T"/in/*.qcow2 "$T"/in/*.vhd; do
 	# Through a pipe as well where it changes things: truncation, order.
 	case $name in base* | cut-* | qemu-cut-* | lba-*) dsts="raw vmdk pipe" ;; esac
 	[ "$nopipe" = 1 ] && dsts="raw vmdk"
-	[ "$fmt" != vmdk ] && dsts="$dsts stdin"
+	[ "$fmt" != vmdk ] && [[ $name != vx-log-* ]] && dsts="$dsts stdin"
 	for dst in $dsts; do
 		src=$name.$fmt
 		case $dst in
@@ -168,6 +172,17 @@ for f in "$T"/in/*.vmdk "$T"/in/*.qcow2 "$T"/in/*.vhd; do
 		command -v qemu-img >/dev/null &&
 		! qemu-img compare -q -f raw -F "${fmt/vhd/vpc}" "$T/$name.raw" "$f" 2>/dev/null; then
 		whys+=("the raw output differs from qemu-img's reading (qemu-img compare)")
+	fi
+	# A valid VHDX that qemu opens (not 4096-byte sectors, an empty BAT or
+	# a broken first region table): qemu-img reads the same disk; one with a
+	# log, once qemu-img check -r all has replayed a copy.
+	if [ "$fmt" = vhdx ] && [ "$want" = ok ] && [ -f "$T/$name.raw" ] &&
+		[[ " vx-4k vx-empty vx-rt1-crc " != *" $name "* ]] && command -v qemu-img >/dev/null; then
+		cp "$f" "$T/qemu.vhdx"
+		[[ $name != vx-log-* ]] || qemu-img check -q -r all "$T/qemu.vhdx" >/dev/null 2>&1
+		qemu-img compare -q -f raw -F vhdx "$T/$name.raw" "$T/qemu.vhdx" 2>/dev/null ||
+			whys+=("the raw output differs from qemu-img's reading (qemu-img compare)")
+		rm -f "$T/qemu.vhdx"
 	fi
 	# A valid case: the raw and VMDK outputs hold the same disk.
 	if [ "$want" = ok ] && [ -f "$T/$name.raw" ] && [ -f "$T/$name.out.vmdk" ] &&
@@ -234,16 +249,23 @@ for layout in ('vmware', 'qemu'):
                 pos = rnd.randrange(len(x))
             x[pos] ^= 1 << rnd.randrange(8)
         open(os.path.join(out, 'flip-%s-%03d.vmdk' % (layout, i)), 'wb').write(x)
+# VHDX flips last, from a generator of their own: the cases above stay the same.
+spec = importlib.util.spec_from_file_location('gen_vhdx', sys.argv[4].replace('gen.py', 'gen_vhdx.py'))
+gv = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gv)
+rnd = random.Random(seed + 1)
+for i in range(n):
+    gv.write_pieces(os.path.join(out, 'flip-vhdx-%03d.vhdx' % i), gv.flipped(rnd))
 PY
 nflip=0 nok=0 nbad=0
-for f in "$T"/flips/*.vmdk "$T"/flips/*.qcow2; do
+for f in "$T"/flips/*.vmdk "$T"/flips/*.qcow2 "$T"/flips/*.vhdx; do
 	name=$(basename "$f") who=$(basename "$f")
 	fmt=${f##*.}
 	nflip=$((nflip + 1))
 	if [ $((nflip % 4)) -eq 0 ]; then
 		dsc -src-fmt "$fmt" -src "$f" -dst "$T/out/x.vmdk" -dst-fmt vmdk
-	elif [ "$fmt" = qcow2 ] && [ $((nflip % 4)) -eq 1 ]; then
-		dsc_stdin "$f" -src-fmt qcow2 -dst "$T/out/x.raw"
+	elif [ "$fmt" != vmdk ] && [ $((nflip % 4)) -eq 1 ]; then
+		dsc_stdin "$f" -src-fmt "$fmt" -dst "$T/out/x.raw"
 		who=stdin
 	else
 		dsc -src-fmt "$fmt" -src "$f" -dst "$T/out/x.raw"

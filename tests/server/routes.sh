@@ -237,7 +237,7 @@ check "vdi upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "vdi upload: named" bash -c "grep -q 'a VDI image; vdi is not supported yet' '$R'"
 check "vdi upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=vdi"
-check "src=vdi: not supported yet, readable listed" bash -c "grep -q \"reading vdi is not supported yet (raw, vmdk, qcow2, vhd, auto)\" '$R'"
+check "src=vdi: not supported yet, readable listed" bash -c "grep -q \"reading vdi is not supported yet (raw, vmdk, qcow2, vhdx, vhd, auto)\" '$R'"
 
 # ---- qcow2 (issue 13): a qemu-img qcow2 upload streams (detected, no spool);
 # dst=qcow2 with compress; /export of a qcow2, and to qcow2 (two passes over
@@ -294,13 +294,58 @@ expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" --dat
 check "src=qcow2 on a raw disk: FORMAT" test "$(json_get "$R" code)" = FORMAT
 check "src=qcow2 on a raw disk: named" bash -c "grep -q 'not a qcow2 image (bad magic)' '$R'"
 check "src=qcow2 on a raw disk: no file" test ! -e "$T/out/q.img"
+# ---- VHDX (issue 14): a qemu-img VHDX upload streams (detected); dst=vhdx
+# dynamic and fixed; /export of a VHDX, and to VHDX (two passes over the
+# file: the exact Content-Length comes first).
+qemu-img convert -q -f raw -O vhdx -o block_size=1M "$T/data/disk.raw" "$T/data/disk.vhdx"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.vhdx" "$BASE/upload?name=x.img"
+check "vhdx upload: detected, converted" same_image "$T/out/x.img" raw "$T/data/disk.vhdx" vhdx
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" -T "$T/data/disk.vhdx" "$BASE/upload?name=x2.img&src=vhdx"
+check "vhdx upload, src=vhdx, chunked: converted" same_image "$T/out/x2.img" raw "$T/data/disk.vhdx" vhdx
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=d.vhdx&dst=vhdx"
+check "dst=vhdx: qemu-img check" qemu-img check -q -f vhdx "$T/out/d.vhdx"
+check "dst=vhdx: the disk" same_image "$T/out/d.vhdx" vhdx "$T/data/disk.raw" raw
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?dst=vhdx"
+check "dst=vhdx without a name: upload.vhdx" same_image "$T/out/upload.vhdx" vhdx "$T/data/disk.raw" raw
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.vhdx" "$BASE/upload?name=f.vhdx&dst=vhdx&o=subformat%3Dfixed%2Cblock_size%3D1M"
+check "dst=vhdx o=subformat=fixed: qemu-img check" qemu-img check -q -f vhdx "$T/out/f.vhdx"
+check "dst=vhdx o=subformat=fixed: the disk" same_image "$T/out/f.vhdx" vhdx "$T/data/disk.raw" raw
+cp "$T/data/disk.vhdx" "$T/out/e.vhdx"
+expect_status 200 "$R" "$BASE/export?path=$T/out/e.vhdx"
+check "export of a vhdx: the raw disk" same_image "$R" raw "$T/data/disk.raw" raw
+expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vhdx"
+check "export dst=vhdx: Content-Length is the body" \
+	test "$(tr -d '\r' <"$H" | sed -n 's/^[Cc]ontent-[Ll]ength: //p')" = "$(stat -c %s "$R")"
+check "export dst=vhdx: qemu-img check" qemu-img check -q -f vhdx "$R"
+check "export dst=vhdx: the disk" same_image "$R" vhdx "$T/out/a.img" raw
+cp "$T/data/disk.vhdx" "$T/data/dirty.vhdx"
+python3 - "$T/data/dirty.vhdx" <<'PY'
+import struct, sys
+def crc32c(b):
+    c = 0xffffffff
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82f63b78 if c & 1 else c >> 1
+    return c ^ 0xffffffff
+d = bytearray(open(sys.argv[1], 'rb').read())
+for off in (65536, 131072):   # a log GUID in both headers
+    d[off + 48:off + 64] = bytes(range(1, 17))
+    d[off + 4:off + 8] = bytes(4)
+    d[off + 4:off + 8] = struct.pack('<I', crc32c(bytes(d[off:off + 4096])))
+open(sys.argv[1], 'wb').write(d)
+PY
+expect_status 422 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/dirty.vhdx" "$BASE/upload?name=dirty.img"
+check "vhdx upload with a log to replay: SEEK" test "$(json_get "$R" code)" = SEEK
+check "vhdx upload with a log to replay: named" grep -q "the VHDX log is not empty.*replaying it needs a seekable input" "$R"
+check "vhdx with a log to replay: no file" test ! -e "$T/out/dirty.img"
 qemu-img convert -q -f raw -O qed "$T/data/disk.raw" "$T/data/disk.qed"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.qed" "$BASE/upload?name=q.img"
 check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
 check "qed upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
-check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vhd, auto)\" '$R'"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vhdx, vhd, auto)\" '$R'"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=parallels"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.vhd&dst=vpc"
 check "dst=vpc (the alias): a VHD of the disk" same_image "$T/out/q.vhd" vpc "$T/data/disk.raw" raw
