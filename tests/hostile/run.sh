@@ -2,18 +2,19 @@
 # run.sh - hostile VMDK, qcow2, VHD and VHDX inputs against the library and dsc-convert.
 #
 # gen.py writes each input (a small valid stream or image with one thing
-# wrong, NAME.vmdk or NAME.qcow2), gen_vhdx.py the VHDX ones (NAME.vhdx);
+# wrong, NAME.vmdk or NAME.qcow2), gen_vhd.py the VHD ones (NAME.vhd),
+# gen_vhdx.py the VHDX ones (NAME.vhdx);
 # `expected` names the outcome of each.
 # For every case:
 #  - the probe program reads it with the format's reader (1 thread and 2;
-#    a qcow2 or VHDX also through a pipe, the forward-only path) and must meet the
+#    a qcow2, VHD or VHDX also through a pipe, the forward-only path) and must meet the
 #    expected error name (FORMAT, TRUNCATED, LIMIT...);
 #  - dsc-convert -src-fmt FORMAT converts it to a raw file, a VMDK file and a
-#    pipe (a qcow2 or VHDX also from a pipe to a raw file), each within `timeout 20`
+#    pipe (a qcow2, VHD or VHDX also from a pipe to a raw file), each within `timeout 20`
 #    and `ulimit -v` 512 MiB: exit 1 with one line naming the input and
 #    matching the case's phrase, and no file left behind; or exit 0 where
-#    the case is valid (a valid qcow2's raw output must also be what
-#    qemu-img reads in it).
+#    the case is valid (a valid qcow2's, VHD's or VHDX's raw output must
+#    also be what qemu-img reads in it).
 # Then a seeded run of random bit flips on both VMDK base layouts and the qcow2 base: each must end
 # in exit 0 or a clean exit 1, never a crash, a hang or a leftover file
 # (HOSTILE_FLIPS runs per layout, default 100; HOSTILE_SEED, default fixed).
