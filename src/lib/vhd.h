@@ -59,19 +59,21 @@
 #define VHD_MAX_GEOMETRY ((uint64_t)VHD_CHS_MAX_C * VHD_CHS_MAX_H * VHD_CHS_MAX_S)
 
 /* Block size limits of a dynamic disk. The spec and every writer use
- * 2 MiB; qemu accepts any power of two from 512. We take 512 B to
- * 256 MiB: a block is read in chunks, but its sector bitmap is held whole
- * (256 MiB / 4096 = 64 KiB). */
-#define VHD_MIN_BLOCK VHD_SECTOR
+ * 2 MiB; qemu accepts any power of two from 512. We take 4 KiB to
+ * 256 MiB: under 4 KiB qemu's bitmap formula gives 0 bytes where the spec
+ * gives one sector, so the two would read such a file differently (and
+ * nothing writes one); a block is read in chunks, but its sector bitmap is
+ * held whole (256 MiB / 4096 = 64 KiB). */
+#define VHD_MIN_BLOCK 4096u
 #define VHD_MAX_BLOCK (256u << 20)
 #define VHD_WRITE_BLOCK (2u << 20) /* what we write: qemu's and Hyper-V's */
 /* The BAT is held in memory while the header is checked: at most 16 MiB
  * of it (4 Mi entries: 2040 GiB at 512 KiB blocks; qemu's and Hyper-V's
  * 2 MiB blocks need 1 044 480), then 8 bytes per allocated block. */
 #define VHD_MAX_BAT_ENTRIES (4u << 20)
-/* Where the dynamic header and the BAT may be: the header is 1024 B and
- * the BAT follows; nothing sane puts them past the first 64 MiB of
- * metadata, and a forward reader skips up to there. */
+/* Where the dynamic header and the BAT may start: the header is 1024 B
+ * and the BAT follows; nothing sane puts them past the first 64 MiB, and
+ * a forward reader skips at most that far to reach them. */
 #define VHD_MAX_META_OFFSET (64ull << 20)
 /* A fixed VHD on a pipe: the reader holds back the last bytes it has seen
  * until the input ends, where the footer tells the virtual size: the

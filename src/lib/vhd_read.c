@@ -213,19 +213,24 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				     ": checksum 0x%08" PRIx32 " does not match 0x%08" PRIx32,
 				     rname(r), hoff, want, got);
 	v->block_size = dscp_be32(h + VHD_H_BLOCK_SIZE);
-	if (v->block_size < VHD_MIN_BLOCK || (v->block_size & (v->block_size - 1)))
+	if (v->block_size < VHD_SECTOR || (v->block_size & (v->block_size - 1)))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: VHD block size %" PRIu32
 				     " is not a power of two of 512-byte sectors",
 				     rname(r), v->block_size);
+	if (v->block_size < VHD_MIN_BLOCK)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: VHD block size %" PRIu32
+				     " is below %u bytes: qemu and the VHD spec place the data of "
+				     "such blocks differently, so dsc does not guess",
+				     rname(r), v->block_size, VHD_MIN_BLOCK);
 	if (v->block_size > VHD_MAX_BLOCK)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: VHD block size %" PRIu32 " exceeds the limit of %u",
 				     rname(r), v->block_size, VHD_MAX_BLOCK);
-	/* One bit per sector, padded to whole sectors (spec: "Block Bitmap").
-	 * qemu computes block_size / 4096 rounded up to a sector, which is 0
-	 * for blocks under 4 KiB; nothing writes those, and a bitmap is never
-	 * shorter than one sector here. */
+	/* One bit per sector, padded to whole sectors (spec: "Block Bitmap");
+	 * from 4 KiB up the same as qemu's block_size / 4096 rounded up to a
+	 * sector. */
 	v->bitmap_len =
 		(v->block_size / VHD_SECTOR + 8 * VHD_SECTOR - 1) / (8 * VHD_SECTOR) * VHD_SECTOR;
 	entries = dscp_be32(h + VHD_H_MAX_ENTRIES);
@@ -246,7 +251,11 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				     v->block_size);
 	toff = dscp_be64(h + VHD_H_TABLE_OFFSET);
 	bat_len = (uint64_t)entries * 4;
-	if (toff > VHD_MAX_BYTES || overlaps(toff, bat_len, 0, VHD_FOOTER_LEN) ||
+	if (toff > VHD_MAX_META_OFFSET)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VHD BAT offset %" PRIu64 " is outside bytes 512 to %llu",
+				     rname(r), toff, (unsigned long long)VHD_MAX_META_OFFSET);
+	if (overlaps(toff, bat_len, 0, VHD_FOOTER_LEN) ||
 	    overlaps(toff, bat_len, hoff, VHD_DYN_HEADER_LEN) ||
 	    (v->seekable && toff + bat_len > v->file_len - VHD_FOOTER_LEN))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
@@ -367,6 +376,14 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 			if (memcmp(v->footer, tail, sizeof tail)) {
 				uint64_t vsize = v->vsize;
 
+				/* No footer at all at the end: most likely a cut file. */
+				if (memcmp(tail, VHD_COOKIE, 8))
+					return dsc_error_set(
+						e, DSC_ERR_TRUNCATED, 0,
+						"%s: truncated or damaged: no VHD footer at the end "
+						"(byte %" PRIu64 "), though byte 0 holds a dynamic "
+						"disk's footer copy",
+						rname(r), v->file_len - VHD_FOOTER_LEN);
 				/* A damaged footer says what is wrong with it. */
 				rc = check_footer(r, v, tail, v->file_len - VHD_FOOTER_LEN, e);
 				v->vsize = vsize;
