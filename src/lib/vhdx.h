@@ -108,6 +108,7 @@ void vhdx_log_free(struct vhdx_log *l);
 /* Named limits on what the reader accepts. */
 #define VHDX_MAX_LOG_BYTES (64u << 20) /* ours: a log replayed in memory */
 #define VHDX_LOG_SCAN_FACTOR 4u        /* ours: log bytes checked <= 4 x its size */
+#define VHDX_MAX_LOG_GROWTH (64ull << 20) /* ours: how far a replayed log may extend the file */
 #define VHDX_MAX_LOG_PATCHES 65536u    /* ours: descriptors replayed */
 #define VHDX_MIN_BLOCK VHDX_MIB        /* 2.6.2.1: 1 MiB .. 256 MiB */
 #define VHDX_MAX_BLOCK (256u << 20)

@@ -499,7 +499,7 @@ static dsc_err check_bat(dsc_reader *r, struct vhdx_reader *v, const uint8_t *ra
 						     " is inside the header section or past 1 EiB",
 						     rname(r), idx, host);
 			for (int s = 0; s < nspans; s++)
-				if (overlaps(host, len, spans[s].off, spans[s].len))
+				if (spans[s].len && overlaps(host, len, spans[s].off, spans[s].len))
 					return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 							     "%s: VHDX BAT entry %" PRIu64
 							     ": block at byte %" PRIu64
@@ -615,9 +615,21 @@ static dsc_err replay(dsc_reader *r, struct vhdx_reader *v, const uint8_t *guid,
 			rname(r), v->log.flushed, v->file_size);
 	v->replayed = true;
 	/* The replay may extend the file (MS-VHDX 2.3.3): reads there give
-	 * zeros. */
-	if (v->file_size != UINT64_MAX)
-		v->file_size = DSC_MAX(v->file_size, vhdx_log_end(&v->log));
+	 * zeros. By at most VHDX_MAX_LOG_GROWTH: a zero descriptor may name
+	 * any length, and blocks placed in that extension would be read (as
+	 * zeros) however small the input is. */
+	if (v->file_size != UINT64_MAX) {
+		uint64_t end = vhdx_log_end(&v->log);
+
+		if (end > v->file_size && end - v->file_size > VHDX_MAX_LOG_GROWTH)
+			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+					     "%s: the VHDX log would extend the file from %" PRIu64
+					     " to %" PRIu64 " bytes, more than dsc's limit of %llu "
+					     "bytes of growth",
+					     rname(r), v->file_size, end,
+					     (unsigned long long)VHDX_MAX_LOG_GROWTH);
+		v->file_size = DSC_MAX(v->file_size, end);
+	}
 	vhdx_log_apply(&v->log, 0, hs, VHDX_HEADER_SECTION);
 	return DSC_OK;
 }

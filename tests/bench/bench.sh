@@ -339,6 +339,8 @@ if [ "$VHD" = yes ]; then
 	vd_size=$(fsize "$T/dd.vhd")
 	vq_size=$(fsize "$T/qd.vhd")
 	rm -f "$T/dd.raw" "$T/qf.vhd" "$T/df.vhd" "$T/qd.vhd" "$T/dd.vhd"
+fi
+
 # ---- VHDX -------------------------------------------------------------------------
 VHDX=no
 if [ "${BENCH_VHDX:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '^vhdx  *rw'; then

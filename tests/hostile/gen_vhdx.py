@@ -281,6 +281,13 @@ add('vx-log-tail-outside', lambda v: (replay_case(v), v.log_entries.__setitem__(
     0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 4096)], None, tail=64 * 4096)))))
 add('vx-log-zero-huge', lambda v: (replay_case(v), v.log_entries.__setitem__(
     0, (0, log_entry(v, 5, 0, [('zero', 4 * MiB, 0xFFFFFFFFFFFFF000)], None)))))
+# A zero descriptor 1 TiB long past the end: the replay would grow a 6 MiB
+# file by 1 TiB, which blocks placed there would make dsc read.
+add('vx-log-grow-huge', lambda v: (replay_case(v), v.log_entries.__setitem__(
+    0, (0, log_entry(v, 5, 0, [('desc', 2 * MiB, bat_page(v, {})),
+                               ('zero', 8 * MiB, 1 << 40)], None)))))
+
+
 def two_sequences(v):
     # An old sequence (5, zeroing 4 KiB of block 0) and a newer one (9,
     # the BAT page): only the newer is the active sequence.
