@@ -106,11 +106,11 @@ uint64_t vhdx_log_end(const struct vhdx_log *l);
 void vhdx_log_free(struct vhdx_log *l);
 
 /* Named limits on what the reader accepts. */
-#define VHDX_MAX_LOG_BYTES (64u << 20) /* ours: a log replayed in memory */
-#define VHDX_LOG_SCAN_FACTOR 4u        /* ours: log bytes checked <= 4 x its size */
+#define VHDX_MAX_LOG_BYTES (64u << 20)    /* ours: a log replayed in memory */
+#define VHDX_LOG_SCAN_FACTOR 4u           /* ours: log bytes checked <= 4 x its size */
 #define VHDX_MAX_LOG_GROWTH (64ull << 20) /* ours: how far a replayed log may extend the file */
-#define VHDX_MAX_LOG_PATCHES 65536u    /* ours: descriptors replayed */
-#define VHDX_MIN_BLOCK VHDX_MIB        /* 2.6.2.1: 1 MiB .. 256 MiB */
+#define VHDX_MAX_LOG_PATCHES 65536u       /* ours: descriptors replayed */
+#define VHDX_MIN_BLOCK VHDX_MIB           /* 2.6.2.1: 1 MiB .. 256 MiB */
 #define VHDX_MAX_BLOCK (256u << 20)
 #define VHDX_MAX_VIRTUAL_SIZE (64ull << 40) /* 2.6.2.2: 64 TiB */
 #define VHDX_MAX_BAT_BYTES (64u << 20)      /* ours: 8 Mi entries (64 TiB at 8 MiB blocks) */
