@@ -48,7 +48,6 @@ static int probe_vdi(const struct dscp_probe *p)
 	return score(p->head_len >= 68 && dscp_le32(p->head + 64) == 0xbeda107fu);
 }
 
-
 static int probe_parallels(const struct dscp_probe *p)
 {
 	return score((at(p, 0, "WithoutFreeSpace", 16) || at(p, 0, "WithouFreSpacExt", 16)) &&
