@@ -27,22 +27,6 @@
 #define MAX_CALLS (1u << 16)
 #define MAX_DISK_BYTES (256ull << 20)
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
-
-static bool zero512(const uint8_t *p)
-{
-	for (size_t i = 0; i < 512; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 struct outcome {
 	dsc_err rc;
 	uint64_t ordered; /* digest of the extents in order */
@@ -93,10 +77,7 @@ static void read_all(const uint8_t *data, size_t size, unsigned threads, bool tr
 		h = fnv(h, &ext.offset, sizeof ext.offset);
 		h = fnv(h, &ext.length, sizeof ext.length);
 		h = fnv(h, ext.data, ext.length);
-		for (size_t k = 0; k < ext.length; k += 512)
-			if (!zero512(ext.data + k))
-				sum += mix((ext.offset + k) ^
-					   fnv(FUZZ_FNV_INIT, ext.data + k, 512));
+		sum += fuzz_sector_sum(&ext);
 		bytes += ext.length;
 		if (bytes >= MAX_DISK_BYTES) {
 			o->capped = true;

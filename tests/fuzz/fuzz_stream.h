@@ -77,4 +77,27 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+/* An order-free digest of an extent's non-zero 512-byte sectors (each
+ * sector's offset and bytes, mixed and summed), so that two walks that
+ * give the same disk in different extents and orders agree. */
+static inline uint64_t fuzz_sector_sum(const struct dsc_extent *ext)
+{
+	uint64_t sum = 0, x;
+
+	for (size_t k = 0; k < ext->length; k += 512) {
+		size_t i = 0;
+
+		while (i < 512 && !ext->data[k + i])
+			i++;
+		if (i == 512)
+			continue;
+		x = (ext->offset + k) ^ fnv(FUZZ_FNV_INIT, ext->data + k, 512);
+		x ^= x >> 33;
+		x *= 0xff51afd7ed558ccdull;
+		x ^= x >> 33;
+		sum += x;
+	}
+	return sum;
+}
+
 #endif

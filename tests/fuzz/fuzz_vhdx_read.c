@@ -35,22 +35,6 @@
 #define MAX_CHUNKS 16u
 #define MAX_CALLS (1u << 20)
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
-
-static bool zero512(const uint8_t *p)
-{
-	for (size_t i = 0; i < 512; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 static void fix_crc(uint8_t *p, size_t len)
 {
 	uint32_t c;
@@ -147,10 +131,7 @@ static void read_all(const uint8_t *img, size_t len, bool trickle, struct outcom
 		if (!trickle && ext.offset < last_end)
 			abort(); /* the seekable walk is in guest order */
 		last_end = ext.offset + ext.length;
-		for (size_t k = 0; k < ext.length; k += 512)
-			if (!zero512(ext.data + k))
-				sum += mix((ext.offset + k) ^
-					   fnv(FUZZ_FNV_INIT, ext.data + k, 512));
+		sum += fuzz_sector_sum(&ext);
 	}
 out:
 	dsc_reader_close(r);
