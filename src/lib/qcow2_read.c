@@ -65,7 +65,19 @@ struct item {
 	bool clipped; /* ITEM_COMP: cut by the end of the input */
 };
 
+/* One cluster of a batched job (seekable input), kept in the slot's `in`;
+ * the slot's in_ref is then set and in_len counts these. */
+struct cjob {
+	const uint8_t *data; /* in a read buffer */
+	struct item it;
+};
+
 #define BATCH_MAX 4096u           /* items per seekable read */
+/* A seekable input's decompression job: up to JOB_CLUSTERS guest-adjacent
+ * compressed clusters of one read buffer, JOB_BYTES of output at most, so
+ * that a 64 KiB-cluster image costs one wake-up and one write per MiB. */
+#define JOB_CLUSTERS 16u
+#define JOB_BYTES (1u << 20)
 #define FWD_CHUNK (1u << 20)      /* forward reads */
 #define TICK_ENTRIES 4096u        /* L2 entries between ticks */
 #define DRAIN_CHUNK (1u << 20)    /* bytes skipped per tick after the image */
@@ -101,11 +113,12 @@ struct qcow2_reader {
 
 	/* The emitter. */
 	struct dscp_pool *pool;
-	bool holding; /* the oldest slot backs the last extent */
+	unsigned job_clusters; /* compressed clusters per job */
+	bool holding;          /* the oldest slot backs the extents being emitted */
 	struct item cur;
 	const uint8_t *cur_data;
 	bool have_cur;
-	const uint8_t *emit_data; /* a normal run being emitted */
+	const uint8_t *emit_data; /* a normal run, or a job's output, being emitted */
 	uint64_t emit_guest;
 	size_t emit_len, emit_off;
 	bool done;
@@ -286,17 +299,35 @@ static int unzstd_cluster(struct dctx *c, const uint8_t *in, size_t n, uint8_t *
 }
 #endif
 
+static int decompress_cluster(struct dctx *c, const uint8_t *in, size_t n, uint8_t *out)
+{
+#ifdef HAVE_ZSTD
+	if (c->ctype == QCOW2_COMPRESSION_ZSTD)
+		return unzstd_cluster(c, in, n, out);
+#endif
+	return inflate_cluster(c, in, n, out);
+}
+
+/* A slot with in_ref set holds in_len struct cjob in `in`; on a failure
+ * out_len is the index of the cluster that failed. Otherwise `in` holds
+ * one compressed cluster of in_len bytes. */
 static void decompress_job(void *ctx, struct dscp_slot *s)
 {
 	struct dctx *c = ctx;
+	const struct cjob *j = (const struct cjob *)(void *)s->in;
+	size_t i;
 
-#ifdef HAVE_ZSTD
-	if (c->ctype == QCOW2_COMPRESSION_ZSTD) {
-		s->result = unzstd_cluster(c, s->in_ref ? s->in_ref : s->in, s->in_len, s->out);
+	if (!s->in_ref) {
+		s->result = decompress_cluster(c, s->in, s->in_len, s->out);
 		return;
 	}
-#endif
-	s->result = inflate_cluster(c, s->in_ref ? s->in_ref : s->in, s->in_len, s->out);
+	for (i = 0; i < s->in_len; i++) {
+		s->result = decompress_cluster(c, j[i].data, j[i].it.len, s->out + i * c->cluster);
+		if (s->result != DEC_OK) {
+			s->out_len = i;
+			return;
+		}
+	}
 }
 
 /* ---- checks of what the tables map ------------------------------------- */
@@ -1013,64 +1044,84 @@ static dsc_err fwd_produce(dsc_reader *r, struct qcow2_reader *q, struct item *i
 static dsc_err start_pool(dsc_reader *r, struct qcow2_reader *q, struct dsc_error *e)
 {
 	unsigned t = r->threads ? r->threads : dscp_cpu_count();
-	size_t per_slot = 2 * q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, slots = 4 * (size_t)t;
+	size_t k, in_cap, per_slot, slots = 4 * (size_t)t;
 
-	/* Four clusters in flight per thread, within QCOW2_POOL_BYTES (2 MiB
+	/* A forward walk copies each cluster into its slot: one a job. */
+	k = q->seekable ? DSC_MAX((size_t)1, DSC_MIN((size_t)JOB_CLUSTERS, JOB_BYTES / q->cluster)) : 1;
+	q->job_clusters = (unsigned)k;
+	in_cap = DSC_MAX(q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, JOB_CLUSTERS * sizeof(struct cjob));
+	per_slot = in_cap + k * q->cluster;
+	/* Four jobs in flight per thread, within QCOW2_POOL_BYTES (2 MiB
 	 * clusters on many CPUs), and never fewer slots than threads. */
 	slots = DSC_MIN(slots, DSC_MAX((size_t)2, (size_t)QCOW2_POOL_BYTES / per_slot));
 	if (t > slots)
 		t = (unsigned)slots;
-	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? slots : 1, q->cluster + QCOW2_MAX_COMPRESSED_EXTRA,
-			  q->cluster, decompress_job, dctx_new, dctx_free, q, &q->pool) != DSC_OK)
+	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? slots : 1, in_cap, k * q->cluster,
+			  decompress_job, dctx_new, dctx_free, q, &q->pool) != DSC_OK)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start decompression",
 				     rname(r));
 	return DSC_OK;
 }
 
-/* The oldest decompressed cluster as an extent (*ext zero: all zero). */
+static bool emit_piece(struct qcow2_reader *q, struct dsc_extent *ext);
+
+/* The oldest decompression job: its first non-zero piece as an extent
+ * (*ext zero: all zero), the rest emitted by emit_piece() before the
+ * slot is released. */
 static dsc_err collect(dsc_reader *r, struct qcow2_reader *q, struct dsc_extent *ext,
 		       struct dsc_error *e)
 {
 	struct dscp_slot *s = dscp_pool_collect(q->pool);
-	size_t len;
+	size_t n = 1;
 
-	if (s->in_ref)
+	if (s->in_ref) {
 		q->rbuf_refs[(s->tag2 & SLOT_RBUF1) ? 1 : 0]--;
+		n = s->in_len;
+	}
 
 	if (s->result != DEC_OK) {
-		uint64_t host = s->tag2 & ~(SLOT_CLIPPED | SLOT_RBUF1);
+		const struct cjob *j = (const struct cjob *)(void *)s->in;
+		uint64_t host = s->tag2 & ~(SLOT_CLIPPED | SLOT_RBUF1), guest = s->tag;
+		uint64_t in_len = s->in_len;
+		bool clipped = (s->tag2 & SLOT_CLIPPED) != 0;
+		dsc_err rc;
+
+		if (s->in_ref) {
+			j += s->out_len;
+			host = j->it.host;
+			guest = j->it.guest;
+			in_len = j->it.len;
+			clipped = j->it.clipped;
+		}
 		/* Cut by the end of the input: that is the likelier cause. */
-		dsc_err rc =
-			(s->tag2 & SLOT_CLIPPED) ?
-				dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-					      "%s: truncated: input ends at byte %" PRIu64
-					      ", inside the compressed cluster at byte %" PRIu64
-					      " (disk offset %" PRIu64 ")",
-					      rname(r), host + s->in_len, host, s->tag) :
-				dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					      "%s: the compressed cluster at byte %" PRIu64
-					      " (disk offset %" PRIu64 "): %s",
-					      rname(r), host, s->tag,
-					      s->result == DEC_SHORT ?
-						      "data decompresses to less than one "
-						      "cluster" :
-						      "corrupt compressed data");
+		rc = clipped ? dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					     "%s: truncated: input ends at byte %" PRIu64
+					     ", inside the compressed cluster at byte %" PRIu64
+					     " (disk offset %" PRIu64 ")",
+					     rname(r), host + in_len, host, guest) :
+			       dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					     "%s: the compressed cluster at byte %" PRIu64
+					     " (disk offset %" PRIu64 "): %s",
+					     rname(r), host, guest,
+					     s->result == DEC_SHORT ?
+						     "data decompresses to less than one cluster" :
+						     "corrupt compressed data");
 		dscp_pool_release(q->pool);
 		return rc;
 	}
-	len = (size_t)DSC_MIN((uint64_t)q->cluster, r->capacity - s->tag);
-	if (dscp_is_zero(s->out, len)) {
-		dscp_pool_release(q->pool);
-		return DSC_OK;
-	}
-	ext->offset = s->tag;
-	ext->length = len;
-	ext->data = s->out;
+	q->emit_data = s->out;
+	q->emit_guest = s->tag;
+	q->emit_len = (size_t)DSC_MIN((uint64_t)n * q->cluster, r->capacity - s->tag);
+	q->emit_off = 0;
 	q->holding = true;
+	if (!emit_piece(q, ext)) {
+		dscp_pool_release(q->pool);
+		q->holding = false;
+	}
 	return DSC_OK;
 }
 
-/* The next non-zero piece of the normal run being emitted. */
+/* The next non-zero piece of the run being emitted. */
 static bool emit_piece(struct qcow2_reader *q, struct dsc_extent *ext)
 {
 	size_t u, start;
@@ -1104,11 +1155,11 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 	dsc_err rc;
 
 	memset(ext, 0, sizeof *ext);
-	if (q->holding) {
-		dscp_pool_release(q->pool);
-		q->holding = false;
-	}
 	for (;;) {
+		if (q->holding && q->emit_off >= q->emit_len) {
+			dscp_pool_release(q->pool);
+			q->holding = false;
+		}
 		rc = dscp_reader_tick(r, e);
 		if (rc != DSC_OK)
 			return rc;
@@ -1181,8 +1232,25 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 		s->tag = q->cur.guest;
 		s->tag2 = q->cur.host | (q->cur.clipped ? SLOT_CLIPPED : 0);
 		if (q->seekable) {
+			/* This cluster and the guest-adjacent compressed
+			 * ones after it in the same read buffer. */
+			struct cjob *j = (struct cjob *)(void *)s->in;
+			size_t n = 0;
+
+			j[n].data = q->cur_data;
+			j[n++].it = q->cur;
+			while (n < q->job_clusters && q->batch_pos < q->batch_n) {
+				const struct item *b = &q->batch[q->batch_pos];
+
+				if (b->kind != ITEM_COMP || b->guest != q->cur.guest + n * q->cluster)
+					break;
+				j[n].data = q->rbuf[q->rcur] + (b->host - q->rbuf_host);
+				j[n++].it = *b;
+				q->batch_pos++;
+			}
+			s->in_len = n;
 			s->in_ref = q->cur_data;
-			s->tag2 |= q->rcur ? SLOT_RBUF1 : 0;
+			s->tag2 = q->rcur ? SLOT_RBUF1 : 0;
 			q->rbuf_refs[q->rcur]++;
 		} else {
 			/* The window moves on: the cluster is copied. */
