@@ -72,7 +72,7 @@ struct cjob {
 	struct item it;
 };
 
-#define BATCH_MAX 4096u           /* items per seekable read */
+#define BATCH_MAX 4096u /* items per seekable read */
 /* A seekable input's decompression job: up to JOB_CLUSTERS guest-adjacent
  * compressed clusters of one read buffer, JOB_BYTES of output at most, so
  * that a 64 KiB-cluster image costs one wake-up and one write per MiB. */
@@ -1047,17 +1047,20 @@ static dsc_err start_pool(dsc_reader *r, struct qcow2_reader *q, struct dsc_erro
 	size_t k, in_cap, per_slot, slots = 4 * (size_t)t;
 
 	/* A forward walk copies each cluster into its slot: one a job. */
-	k = q->seekable ? DSC_MAX((size_t)1, DSC_MIN((size_t)JOB_CLUSTERS, JOB_BYTES / q->cluster)) : 1;
+	k = q->seekable ?
+		    DSC_MAX((size_t)1, DSC_MIN((size_t)JOB_CLUSTERS, JOB_BYTES / q->cluster)) :
+		    1;
 	q->job_clusters = (unsigned)k;
-	in_cap = DSC_MAX(q->cluster + QCOW2_MAX_COMPRESSED_EXTRA, JOB_CLUSTERS * sizeof(struct cjob));
+	in_cap = DSC_MAX(q->cluster + QCOW2_MAX_COMPRESSED_EXTRA,
+			 JOB_CLUSTERS * sizeof(struct cjob));
 	per_slot = in_cap + k * q->cluster;
 	/* Four jobs in flight per thread, within QCOW2_POOL_BYTES (2 MiB
 	 * clusters on many CPUs), and never fewer slots than threads. */
 	slots = DSC_MIN(slots, DSC_MAX((size_t)2, (size_t)QCOW2_POOL_BYTES / per_slot));
 	if (t > slots)
 		t = (unsigned)slots;
-	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? slots : 1, in_cap, k * q->cluster,
-			  decompress_job, dctx_new, dctx_free, q, &q->pool) != DSC_OK)
+	if (dscp_pool_new(t > 1 ? t : 0, t > 1 ? slots : 1, in_cap, k * q->cluster, decompress_job,
+			  dctx_new, dctx_free, q, &q->pool) != DSC_OK)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: cannot start decompression",
 				     rname(r));
 	return DSC_OK;
@@ -1242,7 +1245,8 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 			while (n < q->job_clusters && q->batch_pos < q->batch_n) {
 				const struct item *b = &q->batch[q->batch_pos];
 
-				if (b->kind != ITEM_COMP || b->guest != q->cur.guest + n * q->cluster)
+				if (b->kind != ITEM_COMP ||
+				    b->guest != q->cur.guest + n * q->cluster)
 					break;
 				j[n].data = q->rbuf[q->rcur] + (b->host - q->rbuf_host);
 				j[n++].it = *b;
