@@ -52,10 +52,8 @@ enum item_kind {
 	ITEM_DATA, /* normal clusters or subclusters, host- and guest-contiguous */
 	ITEM_COMP, /* one compressed cluster */
 };
-/* dscp_slot.tag2 of a compressed cluster: its host offset (< 2^56), and
- * this bit when the input ended inside its last sector. */
-#define SLOT_CLIPPED (1ull << 63)
-#define SLOT_RBUF1 (1ull << 62) /* its input is in rbuf[1] (host offsets < 2^56) */
+/* dscp_slot.tag2 of a job on a seekable input: its clusters are in rbuf[1]. */
+#define SLOT_RBUF1 1u
 
 struct item {
 	uint64_t host;  /* byte offset in the image file */
@@ -65,17 +63,20 @@ struct item {
 	bool clipped; /* ITEM_COMP: cut by the end of the input */
 };
 
-/* One cluster of a batched job (seekable input), kept in the slot's `in`;
- * the slot's in_ref is then set and in_len counts these. */
+/* The clusters of a job, at the start of its slot's `in`; in_len counts
+ * them. Their data is in a read buffer (seekable input: in_ref is set, to
+ * hold the buffer) or copied into `in` after the JOB_CLUSTERS of these. */
 struct cjob {
-	const uint8_t *data; /* in a read buffer */
+	const uint8_t *data;
 	struct item it;
 };
+#define JOB_HEAD (JOB_CLUSTERS * sizeof(struct cjob))
 
 #define BATCH_MAX 4096u /* items per seekable read */
-/* A seekable input's decompression job: up to JOB_CLUSTERS guest-adjacent
- * compressed clusters of one read buffer, JOB_BYTES of output at most, so
- * that a 64 KiB-cluster image costs one wake-up and one write per MiB. */
+/* A decompression job: up to JOB_CLUSTERS guest-adjacent compressed
+ * clusters (of one read buffer, on a seekable input), JOB_BYTES of output
+ * at most, so that a 64 KiB-cluster image costs one wake-up of a worker
+ * and one extent per MiB. */
 #define JOB_CLUSTERS 16u
 #define JOB_BYTES (1u << 20)
 #define FWD_CHUNK (1u << 20)      /* forward reads */
@@ -308,19 +309,15 @@ static int decompress_cluster(struct dctx *c, const uint8_t *in, size_t n, uint8
 	return inflate_cluster(c, in, n, out);
 }
 
-/* A slot with in_ref set holds in_len struct cjob in `in`; on a failure
- * out_len is the index of the cluster that failed. Otherwise `in` holds
- * one compressed cluster of in_len bytes. */
+/* The in_len clusters of struct cjob in `in`, one after the other into
+ * `out`; on a failure out_len is the index of the cluster that failed. */
 static void decompress_job(void *ctx, struct dscp_slot *s)
 {
 	struct dctx *c = ctx;
 	const struct cjob *j = (const struct cjob *)(void *)s->in;
 	size_t i;
 
-	if (!s->in_ref) {
-		s->result = decompress_cluster(c, s->in, s->in_len, s->out);
-		return;
-	}
+	s->result = DEC_OK;
 	for (i = 0; i < s->in_len; i++) {
 		s->result = decompress_cluster(c, j[i].data, j[i].it.len, s->out + i * c->cluster);
 		if (s->result != DEC_OK) {
@@ -1046,13 +1043,10 @@ static dsc_err start_pool(dsc_reader *r, struct qcow2_reader *q, struct dsc_erro
 	unsigned t = r->threads ? r->threads : dscp_cpu_count();
 	size_t k, in_cap, per_slot, slots = 4 * (size_t)t;
 
-	/* A forward walk copies each cluster into its slot: one a job. */
-	k = q->seekable ?
-		    DSC_MAX((size_t)1, DSC_MIN((size_t)JOB_CLUSTERS, JOB_BYTES / q->cluster)) :
-		    1;
+	k = DSC_MAX((size_t)1, DSC_MIN((size_t)JOB_CLUSTERS, JOB_BYTES / q->cluster));
 	q->job_clusters = (unsigned)k;
-	in_cap = DSC_MAX(q->cluster + QCOW2_MAX_COMPRESSED_EXTRA,
-			 JOB_CLUSTERS * sizeof(struct cjob));
+	/* A forward walk copies the clusters into the slot. */
+	in_cap = JOB_HEAD + (q->seekable ? 0 : k * (q->cluster + QCOW2_MAX_COMPRESSED_EXTRA));
 	per_slot = in_cap + k * q->cluster;
 	/* Four jobs in flight per thread, within QCOW2_POOL_BYTES (2 MiB
 	 * clusters on many CPUs), and never fewer slots than threads. */
@@ -1075,46 +1069,34 @@ static dsc_err collect(dsc_reader *r, struct qcow2_reader *q, struct dsc_extent 
 		       struct dsc_error *e)
 {
 	struct dscp_slot *s = dscp_pool_collect(q->pool);
-	size_t n = 1;
 
-	if (s->in_ref) {
+	if (s->in_ref)
 		q->rbuf_refs[(s->tag2 & SLOT_RBUF1) ? 1 : 0]--;
-		n = s->in_len;
-	}
 
 	if (s->result != DEC_OK) {
-		const struct cjob *j = (const struct cjob *)(void *)s->in;
-		uint64_t host = s->tag2 & ~(SLOT_CLIPPED | SLOT_RBUF1), guest = s->tag;
-		uint64_t in_len = s->in_len;
-		bool clipped = (s->tag2 & SLOT_CLIPPED) != 0;
+		const struct item *it = &((const struct cjob *)(void *)s->in)[s->out_len].it;
 		dsc_err rc;
 
-		if (s->in_ref) {
-			j += s->out_len;
-			host = j->it.host;
-			guest = j->it.guest;
-			in_len = j->it.len;
-			clipped = j->it.clipped;
-		}
 		/* Cut by the end of the input: that is the likelier cause. */
-		rc = clipped ? dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-					     "%s: truncated: input ends at byte %" PRIu64
-					     ", inside the compressed cluster at byte %" PRIu64
-					     " (disk offset %" PRIu64 ")",
-					     rname(r), host + in_len, host, guest) :
-			       dsc_error_set(e, DSC_ERR_FORMAT, 0,
-					     "%s: the compressed cluster at byte %" PRIu64
-					     " (disk offset %" PRIu64 "): %s",
-					     rname(r), host, guest,
-					     s->result == DEC_SHORT ?
-						     "data decompresses to less than one cluster" :
-						     "corrupt compressed data");
+		rc = it->clipped ?
+			     dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					   "%s: truncated: input ends at byte %" PRIu64
+					   ", inside the compressed cluster at byte %" PRIu64
+					   " (disk offset %" PRIu64 ")",
+					   rname(r), it->host + it->len, it->host, it->guest) :
+			     dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					   "%s: the compressed cluster at byte %" PRIu64
+					   " (disk offset %" PRIu64 "): %s",
+					   rname(r), it->host, it->guest,
+					   s->result == DEC_SHORT ?
+						   "data decompresses to less than one cluster" :
+						   "corrupt compressed data");
 		dscp_pool_release(q->pool);
 		return rc;
 	}
 	q->emit_data = s->out;
 	q->emit_guest = s->tag;
-	q->emit_len = (size_t)DSC_MIN((uint64_t)n * q->cluster, r->capacity - s->tag);
+	q->emit_len = (size_t)DSC_MIN((uint64_t)s->in_len * q->cluster, r->capacity - s->tag);
 	q->emit_off = 0;
 	q->holding = true;
 	if (!emit_piece(q, ext)) {
@@ -1148,6 +1130,67 @@ static bool emit_piece(struct qcow2_reader *q, struct dsc_extent *ext)
 	ext->length = q->emit_off - start;
 	ext->data = q->emit_data + start;
 	return true;
+}
+
+/* A job for slot s: the current compressed cluster and the guest-adjacent
+ * compressed ones right after it. On a seekable input they come from the
+ * read buffer's batch; on a forward walk from the walk, and the item that
+ * does not fit stays current for the caller (with the walk's error, if it
+ * ended in one, pending as any other). */
+static void fill_job(dsc_reader *r, struct qcow2_reader *q, struct dscp_slot *s)
+{
+	struct cjob *j = (struct cjob *)(void *)s->in;
+	uint8_t *copy = s->in + JOB_HEAD;
+	size_t n = 0;
+	bool got;
+	dsc_err rc;
+
+	s->tag = q->cur.guest;
+	s->tag2 = 0;
+	s->in_ref = NULL;
+	for (;;) {
+		j[n].it = q->cur;
+		if (q->seekable) {
+			j[n].data = q->cur_data;
+		} else {
+			/* The window moves on: the cluster is copied. */
+			memcpy(copy, q->cur_data, q->cur.len);
+			j[n].data = copy;
+			copy += q->cur.len;
+		}
+		n++;
+		q->have_cur = false;
+		if (n == q->job_clusters)
+			break;
+		if (q->seekable) {
+			const struct item *b = &q->batch[q->batch_pos];
+
+			if (q->batch_pos >= q->batch_n || b->kind != ITEM_COMP ||
+			    b->guest != s->tag + n * q->cluster)
+				break;
+			q->cur = *b;
+			q->cur_data = q->rbuf[q->rcur] + (b->host - q->rbuf_host);
+			q->batch_pos++;
+			continue;
+		}
+		if (q->done)
+			break;
+		rc = fwd_produce(r, q, &q->cur, &q->cur_data, &got, &q->pending);
+		if (rc != DSC_OK) {
+			q->pending_rc = rc;
+			got = false;
+		}
+		q->have_cur = got;
+		q->done = !got;
+		if (!got || q->cur.kind != ITEM_COMP || q->cur.guest != s->tag + n * q->cluster)
+			break;
+	}
+	s->in_len = n;
+	if (q->seekable) {
+		s->in_ref = j[0].data;
+		s->tag2 = q->rcur ? SLOT_RBUF1 : 0;
+		q->rbuf_refs[q->rcur]++;
+	}
 }
 
 static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
@@ -1231,38 +1274,8 @@ static dsc_err qcow2_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_erro
 				return rc;
 			continue;
 		}
-		s->in_len = q->cur.len;
-		s->tag = q->cur.guest;
-		s->tag2 = q->cur.host | (q->cur.clipped ? SLOT_CLIPPED : 0);
-		if (q->seekable) {
-			/* This cluster and the guest-adjacent compressed
-			 * ones after it in the same read buffer. */
-			struct cjob *j = (struct cjob *)(void *)s->in;
-			size_t n = 0;
-
-			j[n].data = q->cur_data;
-			j[n++].it = q->cur;
-			while (n < q->job_clusters && q->batch_pos < q->batch_n) {
-				const struct item *b = &q->batch[q->batch_pos];
-
-				if (b->kind != ITEM_COMP ||
-				    b->guest != q->cur.guest + n * q->cluster)
-					break;
-				j[n].data = q->rbuf[q->rcur] + (b->host - q->rbuf_host);
-				j[n++].it = *b;
-				q->batch_pos++;
-			}
-			s->in_len = n;
-			s->in_ref = q->cur_data;
-			s->tag2 = q->rcur ? SLOT_RBUF1 : 0;
-			q->rbuf_refs[q->rcur]++;
-		} else {
-			/* The window moves on: the cluster is copied. */
-			s->in_ref = NULL;
-			memcpy(s->in, q->cur_data, q->cur.len);
-		}
+		fill_job(r, q, s);
 		dscp_pool_submit(q->pool);
-		q->have_cur = false;
 	}
 }
 
