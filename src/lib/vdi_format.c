@@ -13,6 +13,7 @@ static int vdi_probe(const struct dscp_probe *p)
 	return DSCP_SCORE_NONE;
 }
 
+static const char *const vdi_aliases[] = {NULL};
 static const char *const vdi_extensions[] = {".vdi", NULL};
 static const struct dsc_option_info vdi_options[] = {
 	{"static", DSC_OPTION_BOOL, "off",
@@ -25,6 +26,7 @@ static const struct dsc_option_info vdi_options[] = {
 const struct dscp_format dscp_format_vdi = {
 	.info = {.name = "vdi",
 		 .description = "VirtualBox disk image (dynamic, static)",
+		 .aliases = vdi_aliases,
 		 .extensions = vdi_extensions,
 		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |
 			  DSC_FMT_WRITE_TWO_PASS,
