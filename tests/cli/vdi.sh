@@ -1,7 +1,8 @@
 #!/bin/bash
 # vdi.sh - VirtualBox VDI in dsc-convert: reading what qemu-img and qemu-io
 # make (dynamic, static=on, odd sizes, 1.5 GiB, VM-style out-of-order
-# writes, write-zeroes and discard, a 2 TiB sparse disk), each from a file
+# writes, write-zeroes and discard, VirtualBox's layout, a 2 TiB sparse
+# disk), each from a file
 # and from a pipe, compared byte for byte with `qemu-img convert -O raw`;
 # writing dynamic and static to a file and to a pipe, each output checked by
 # `qemu-img check`, `qemu-img compare`, `qemu-img info` and dsc reading it
@@ -90,6 +91,20 @@ run_dsc -src "$I/vm.vdi" -dst "$O/vm.qcow2" -dst-fmt qcow2
 expect_ok "out-of-order VDI from the file into qcow2"
 check "qcow2 of the VM disk is the VDI" qemu-img compare -q -f vdi -F qcow2 "$I/vm.vdi" "$O/vm.qcow2"
 rm -f "$O/vm.qcow2"
+
+# VirtualBox's layout: its text, header_size 0x190, the data area at 1 MiB.
+python3 - "$I/vm.vdi" "$I/vbox.vdi" <<'EOF'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+data, = struct.unpack('<I', b[0x158:0x15c])
+text = b'<<< Oracle VM VirtualBox Disk Image >>>\n'
+b[0:64] = text + bytes(64 - len(text))
+struct.pack_into('<I', b, 0x48, 0x190)
+struct.pack_into('<I', b, 0x158, 1 << 20)
+out = bytes(b[:data]) + bytes((1 << 20) - data) + bytes(b[data:])
+open(sys.argv[2], 'wb').write(out)
+EOF
+read_both "$I/vbox.vdi" "VirtualBox layout (data at 1 MiB, header_size 0x190)"
 
 # 2 TiB sparse (an 8 MiB block map), data near both ends.
 qemu-img create -q -f vdi "$I/huge.vdi" 2T
