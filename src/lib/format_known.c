@@ -9,7 +9,6 @@
  * qemu's block drivers define them (../shared/docs/formats.md):
  *   qcow2/qcow  "QFI\xfb" at 0, big-endian version at 4 (1: qcow, 2-3: qcow2)
  *   QED         "QED\0" at 0
- *   VDI         0xbeda107f (little-endian) at 64
  *   Parallels   "WithoutFreeSpace" or "WithouFreSpacExt" at 0, version 2 at 16
  *   LUKS        "LUKS\xba\xbe" at 0, big-endian version 1 or 2 at 6
  *   DMG         "koly" at size - 512 (the UDIF trailer)
@@ -42,11 +41,6 @@ static int probe_qcow(const struct dscp_probe *p)
 }
 
 static int probe_qed(const struct dscp_probe *p) { return score(at(p, 0, "QED\0", 4)); }
-
-static int probe_vdi(const struct dscp_probe *p)
-{
-	return score(p->head_len >= 68 && dscp_le32(p->head + 64) == 0xbeda107fu);
-}
 
 static int probe_parallels(const struct dscp_probe *p)
 {
@@ -141,7 +135,6 @@ static int probe_tar(const struct dscp_probe *p)
 KNOWN(qcow, "qcow", "QEMU copy-on-write v1 (obsolete)", NONE, NAMES(".qcow"), 0, probe_qcow,
       "a qcow (version 1) image", NULL);
 KNOWN(qed, "qed", "QEMU enhanced disk", NONE, NAMES(".qed"), 0, probe_qed, "a QED image", NULL);
-KNOWN(vdi, "vdi", "VirtualBox disk image", NONE, NAMES(".vdi"), 0, probe_vdi, "a VDI image", NULL);
 KNOWN(parallels, "parallels", "Parallels disk", NONE, NAMES(".hdd", ".hds"), 0, probe_parallels,
       "a Parallels image", NULL);
 KNOWN(luks, "luks", "LUKS-encrypted image", NONE, NAMES(".luks"), 0, probe_luks,

@@ -11,6 +11,7 @@
 #   raw -> fixed and dynamic VHD, and dd of the same bytes as the disk's
 #   sequential write speed (BENCH_VHD=0 skips them)
 #   VHDX (qemu-img's, dynamic) -> raw (BENCH_VHDX=0 skips it)
+#   raw -> dynamic VDI and VDI (qemu-img's, dynamic) -> raw (BENCH_VDI=0 skips them)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -357,6 +358,28 @@ if [ "${BENCH_VHDX:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q 
 	rm -f "$T/q.raw" "$T/d.raw" "$qx"
 fi
 
+# ---- VDI ---------------------------------------------------------------------------
+# raw -> dynamic VDI and VDI (qemu-img's) -> raw against qemu-img. BENCH_VDI=0 skips them.
+VDI=no
+if [ "${BENCH_VDI:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '^vdi  *rw'; then
+	VDI=yes
+	qi=$T/q.vdi
+	for run in $(seq "$RUNS"); do
+		echo "# vdi run $run/$RUNS" >&2
+		timed qr2i "$qi" qemu-img convert -q -f raw -O vdi "$img" "$qi"
+		timed dr2i "$T/d.vdi" "$DSC_CONVERT" -q -src-fmt raw -src "$img" -dst "$T/d.vdi" -dst-fmt vdi
+		cat "$qi" >/dev/null
+		timed qi2r "$T/q.raw" qemu-img convert -q -f vdi -O raw "$qi" "$T/q.raw"
+		timed di2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qi" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F vdi "$img" "$T/d.vdi" || verdict="FAILED: dsc's VDI differs"
+	qemu-img check -q -f vdi "$T/d.vdi" || verdict="FAILED: dsc's VDI fails qemu-img check"
+	qemu-img compare -q -f raw -F raw "$img" "$T/d.raw" || verdict="FAILED: raw from vdi differs"
+	vi_dsize=$(fsize "$T/d.vdi")
+	vi_qsize=$(fsize "$qi")
+	rm -f "$T/q.raw" "$T/d.raw" "$T/d.vdi" "$qi"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -455,6 +478,10 @@ if [ "$VHD" = yes ]; then
 	row "raw -> fixed VHD vs dd (sequential write, as qemu-img column)" ddw dr2hf "-"
 fi
 [ "$VHDX" = yes ] && row "VHDX (qemu-img's) -> raw" qx2r dx2r "-"
+if [ "$VDI" = yes ]; then
+	row "raw -> dynamic VDI" qr2i dr2i "$(ratio "$vi_dsize" "$vi_qsize")"
+	row "VDI (qemu-img's) -> raw" qi2r di2r "-"
+fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
 	"(\`sync FILE\` after each tool; dsc fsyncs by itself); the last column: neither synced" \

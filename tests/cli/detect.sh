@@ -2,9 +2,9 @@
 # detect.sh - format detection never guesses raw, and -o / -c.
 #
 # Real files of every format qemu-img writes that dsc does not read (qcow,
-# qed, vdi, parallels, luks) and of gzip, xz,
+# qed, parallels, luks) and of gzip, xz,
 # zstd, bzip2 and tar are refused by name: exit 1, one line naming the file
-# and the format, no output left; qcow2 and vhdx are detected and converted. A raw
+# and the format, no output left; qcow2, vhdx and vdi are detected and converted. A raw
 # disk whose first sector is text or an MBR stays raw; -src-fmt raw forces
 # raw. VHD (vpc) dynamic and fixed files are detected and converted; a
 # fixed VHD on a pipe (its footer cannot be probed) fails at its end,
@@ -68,10 +68,10 @@ refused() { # FILE PATTERN: refused by name from a file and from a pipe
 	expect_fail "$f on a pipe refused" "stdin" "$ere"
 	dir_is "$f on a pipe: no output" "$O"
 }
-# qcow2 (v3 and v2) and vhdx are detected and convert, from a file and a
+# qcow2 (v3 and v2), vhdx and vdi are detected and convert, from a file and a
 # pipe (tests/cli/qcow2_read.sh and vhdx.sh have the rest); qcow version 1
 # stays refused.
-for f in d.qcow2 d-v2.qcow2 d.vhdx; do
+for f in d.qcow2 d-v2.qcow2 d.vhdx d.vdi; do
 	run_dsc -src "$I/$f" -dst "$O/out.raw"
 	expect_ok "$f detected and converted"
 	check "$f: the disk's bytes" cmp "$I/d.raw" "$O/out.raw"
@@ -83,7 +83,6 @@ for f in d.qcow2 d-v2.qcow2 d.vhdx; do
 done
 refused d.qcow ': a qcow \(version 1\) image; qcow is not supported yet$'
 refused d.qed ': a QED image; qed is not supported yet$'
-refused d.vdi ': a VDI image; vdi is not supported yet$'
 refused d.parallels ': a Parallels image; parallels is not supported yet$'
 refused d.luks ': a LUKS-encrypted image; encrypted images are not supported$'
 refused d.raw.gz ': a gzip-compressed file; compressed images are not supported yet; decompress it on the way in: gzip -dc'
@@ -184,7 +183,7 @@ expect_usage "-c with raw output"
 check "-c message" grep -q -- "-c: raw output cannot be compressed" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qed" -dst-fmt qed
 expect_usage "-dst-fmt qed"
-check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2, vhdx, vhd)" "$T/stderr"
+check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2, vdi, vhdx, vhd)" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qcow2" -dst-fmt qcow2
 expect_ok "-dst-fmt qcow2 writes (tests/cli/qcow2_write.sh has the rest)"
 rm -f "$O/x.qcow2"

@@ -67,6 +67,13 @@ if command -v qemu-img >/dev/null; then
 		qemu-img convert -q -f raw -O vpc -o subformat=fixed "$r" "$out/vhd/$(basename "$r" .raw)-fixed.vhd"
 	done
 fi
+# vdi: the small valid VDIs of the hostile generator (4 KiB and 64 KiB
+# blocks, guest blocks stored out of order) and an empty one by qemu-img.
+mkdir -p "$out/vdi"
+python3 "$here/../hostile/gen_vdi.py" -o "$out/vdi" i-small-4k i-small-64k
+if command -v qemu-img >/dev/null; then
+	qemu-img create -q -f vdi "$out/vdi/qemu-empty.vdi" 10M
+fi
 # vhdx: small images by dsc, qemu-img and the hostile generator, in the
 # compact form fuzz_vhdx_read.c lays out (flags, file identifier, headers,
 # region table, then 16 KiB from each MiB of the file after the first).

@@ -202,7 +202,7 @@ curl -s -o /dev/null "$BASE/a%20b%0Aforged%20line"
 check "log: client path escaped" log_has 'GET /a\\x20b\\x0aforged\\x20line 404'
 check "log: no forged line" bash -c "! grep -q '^forged' '$T/server.log'"
 expect_status 400 "$R" "$BASE/export"
-expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=vdi"
+expect_status 415 "$R" "$BASE/export?path=disk.vmdk&dst=qed"
 
 # ---- /export of a long non-ASCII name (percent-encoded filename* used to
 # overflow the header buffer, dropping Content-Length and the blank line, so
@@ -231,14 +231,6 @@ check "long UTF-8 name, dst=vmdk: no header from the file's content" \
 check "long UTF-8 name, dst=vmdk: a VMDK" qemu-img check -q -f vmdk "$R"
 
 # ---- formats from the table: refused by name, options (issue 11)
-qemu-img convert -q -f raw -O vdi "$T/data/disk.raw" "$T/data/disk.vdi"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.vdi" "$BASE/upload?name=q.img"
-check "vdi upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
-check "vdi upload: named" bash -c "grep -q 'a VDI image; vdi is not supported yet' '$R'"
-check "vdi upload: no file" test ! -e "$T/out/q.img"
-expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=vdi"
-check "src=vdi: not supported yet, readable listed" bash -c "grep -q \"reading vdi is not supported yet (raw, vmdk, qcow2, vhdx, vhd, auto)\" '$R'"
-
 # ---- qcow2 (issue 13): a qemu-img qcow2 upload streams (detected, no spool);
 # dst=qcow2 with compress; /export of a qcow2, and to qcow2 (two passes over
 # the file, with Content-Length); an upload that is not stream-ordered is 422
@@ -280,6 +272,28 @@ check "upload dynamic VHD: the disk" same_image "$T/out/dv.img" raw "$T/dyn.vhd"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/fix.vhd" "$BASE/upload?src=vhd&name=fv.img"
 check "upload fixed VHD, src=vhd: the disk" same_image "$T/out/fv.img" raw "$T/fix.vhd" vpc
 rm -f "$T/out/dv.img" "$T/out/fv.img" "$T/dyn.vhd" "$T/fix.vhd"
+# VDI (issue 15): a qemu-img dynamic VDI uploads (detected, streamed);
+# /export to a dynamic VDI takes two passes over the file, so the exact
+# Content-Length comes first; static=on streams with it known from the
+# capacity.
+qemu-img convert -q -f raw -O vdi "$T/out/a.img" "$T/out/dyn.vdi"
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" -T "$T/out/dyn.vdi" "$BASE/upload?name=di.img"
+check "upload dynamic VDI (chunked): the disk" same_image "$T/out/di.img" raw "$T/out/dyn.vdi" vdi
+expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/out/a.img" "$BASE/upload?name=u.vdi&dst=vdi"
+check "upload dst=vdi: qemu-img check" qemu-img check -q -f vdi "$T/out/u.vdi"
+check "upload dst=vdi: the disk" same_image "$T/out/u.vdi" vdi "$T/out/a.img" raw
+for o in "" "&o=static%3Don"; do
+	expect_status 200 "$R" -D "$H" "$BASE/export?path=$T/out/a.img&dst=vdi$o"
+	check "export dst=vdi$o: Content-Length is the body" \
+		bash -c "grep -qi \"^Content-Length: \$(stat -c %s '$R')\"\$'\\r' '$H'"
+	check "export dst=vdi$o: qemu-img check" qemu-img check -q -f vdi "$R"
+	check "export dst=vdi$o: the disk" same_image "$R" vdi "$T/out/a.img" raw
+	check "export dst=vdi$o: .vdi name" grep -qi 'filename="a.vdi"' "$H"
+done
+check "export dst=vdi static=on: image type 2 (static)" python3 -c "import struct, sys; sys.exit(struct.unpack('<I', open(sys.argv[1], 'rb').read(512)[0x4c:0x50])[0] != 2)" "$R"
+expect_status 200 "$R" "$BASE/export?path=$T/out/dyn.vdi"
+check "export of a VDI (to raw): the disk" same_image "$R" raw "$T/out/dyn.vdi" vdi
+rm -f "$T/out/di.img" "$T/out/u.vdi" "$T/out/dyn.vdi"
 # 12 MiB of data, then the L1 moved to the end (past the hold-back window)
 qemu-img create -q -f qcow2 "$T/data/resized.qcow2" 16M
 qemu-io -c 'write -P 0x5a 0 12M' "$T/data/resized.qcow2" >/dev/null
@@ -345,7 +359,7 @@ check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
 check "qed upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
-check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vhdx, vhd, auto)\" '$R'"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vdi, vhdx, vhd, auto)\" '$R'"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=parallels"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.vhd&dst=vpc"
 check "dst=vpc (the alias): a VHD of the disk" same_image "$T/out/q.vhd" vpc "$T/data/disk.raw" raw

@@ -72,9 +72,9 @@ static void test_table_complete(void)
 		char buf[256], tiny[6];
 
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk, qcow2, vhdx, vhd"));
+			       "raw, vmdk, qcow2, vdi, vhdx, vhd"));
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_READ | DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk, qcow2, vhdx, vhd"));
+			       "raw, vmdk, qcow2, vdi, vhdx, vhd"));
 		ASSERT(strstr(dsc_format_list(0, buf, sizeof buf), "qcow2, qcow, qed"));
 		ASSERT(strlen(dsc_format_list(0, tiny, sizeof tiny)) < sizeof tiny);
 		ASSERT(dsc_format_from_extension(".VMDK") == DSC_FORMAT_VMDK);

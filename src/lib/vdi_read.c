@@ -1,0 +1,438 @@
+/* vdi_read.c - the VDI reader: dynamic ("normal") and static ("fixed")
+ * images, from a file or a pipe.
+ *
+ * The header (512 bytes) is checked against the rules qemu 7.2 applies
+ * and the limits in vdi.h, then the block map is read whole. A block whose
+ * map entry is "unallocated" or "discarded" reads as zeros; any other
+ * entry is the block's index in the data area, which must be below
+ * blocks_in_image (qemu's check) and used once. A seekable input is read
+ * in guest order; a forward-only one in file order (the map sorted by
+ * index), since the map always precedes the data. qemu-img convert writes
+ * blocks in guest order, but a VM (or qemu-io) allocates them in the order
+ * it writes, so a pipe then gives extents out of guest order: a raw file
+ * takes them, the other writers refuse them. Zero runs inside allocated
+ * blocks (a static image's empty space) are left out, as holes.
+ * Differencing and undo images, whose data partly lives in another file,
+ * are refused by name.
+ */
+#include "vdi.h"
+
+#include <inttypes.h>
+
+struct vdi_block {
+	uint32_t pos; /* index in the data area (the map entry) */
+	uint32_t idx; /* guest block number */
+};
+
+struct vdi_reader {
+	uint64_t base;     /* stream offset of the image's byte 0 */
+	uint64_t pos;      /* image offset of the next byte of a forward read */
+	uint64_t file_len; /* seekable: the image's bytes */
+	bool seekable;
+	bool done;
+	uint64_t vsize;
+	uint64_t offset_data;
+	uint32_t block_size;
+
+	uint8_t *buf; /* DSCP_IO_CHUNK */
+	const uint8_t *emit_data;
+	size_t emit_off, emit_len;
+	uint64_t emit_guest;
+
+	struct vdi_block *blocks; /* allocated blocks in reading order */
+	size_t nblocks, next_block;
+	bool in_block;
+	struct vdi_block cur;
+	uint32_t cur_done; /* bytes of cur consumed */
+};
+
+static const char *rname(const dsc_reader *r) { return dsc_stream_name(r->in); }
+
+static uint64_t block_off(const struct vdi_reader *v, const struct vdi_block *b)
+{
+	return v->offset_data + (uint64_t)b->pos * v->block_size;
+}
+
+/* Forward to image byte `to`: seek on a seekable input, else skip. */
+static dsc_err go_to(dsc_reader *r, struct vdi_reader *v, uint64_t to, struct dsc_error *e)
+{
+	uint64_t skipped;
+	dsc_err rc;
+
+	if (v->seekable) {
+		rc = dsc_stream_seek(r->in, v->base + to, e);
+		if (rc == DSC_OK)
+			v->pos = to;
+		return rc;
+	}
+	if (to < v->pos)
+		return dsc_error_set(e, DSC_ERR_SEEK, 0,
+				     "%s: needs a seekable input: the VDI data at byte %" PRIu64
+				     " comes before byte %" PRIu64 ", already read",
+				     rname(r), to, v->pos);
+	rc = dsc_stream_skip(r->in, to - v->pos, &skipped, e);
+	if (rc != DSC_OK)
+		return rc;
+	v->pos += skipped;
+	if (v->pos < to)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: input ends at byte %" PRIu64
+				     ", before byte %" PRIu64,
+				     rname(r), v->pos, to);
+	return DSC_OK;
+}
+
+static dsc_err read_at(dsc_reader *r, struct vdi_reader *v, uint64_t at, void *buf, size_t len,
+		       const char *what, struct dsc_error *e)
+{
+	size_t got;
+	dsc_err rc = go_to(r, v, at, e);
+
+	if (rc == DSC_OK)
+		rc = dsc_read_full(r->in, buf, len, &got, e);
+	if (rc != DSC_OK)
+		return rc;
+	v->pos += got;
+	if (got < len)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: input ends at byte %" PRIu64
+				     ", inside the %s at byte %" PRIu64,
+				     rname(r), v->pos, what, at);
+	return DSC_OK;
+}
+
+static int by_pos(const void *a, const void *b)
+{
+	const struct vdi_block *x = a, *y = b;
+
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int by_idx(const void *a, const void *b)
+{
+	const struct vdi_block *x = a, *y = b;
+
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static bool is_null_uuid(const uint8_t *u)
+{
+	static const uint8_t zero[16];
+
+	return !memcmp(u, zero, sizeof zero);
+}
+
+/* The header's fields, each checked before use. */
+static dsc_err check_header(dsc_reader *r, struct vdi_reader *v, const uint8_t *h, uint32_t *blocks,
+			    uint64_t *bmap, struct dsc_error *e)
+{
+	uint32_t sig = dscp_le32(h + VDI_H_SIGNATURE), ver = dscp_le32(h + VDI_H_VERSION);
+	uint32_t hsize = dscp_le32(h + VDI_H_HEADER_SIZE), type = dscp_le32(h + VDI_H_TYPE);
+	uint32_t ssize = dscp_le32(h + VDI_H_SECTOR_SIZE), bs = dscp_le32(h + VDI_H_BLOCK_SIZE);
+	uint32_t extra = dscp_le32(h + VDI_H_BLOCK_EXTRA), n = dscp_le32(h + VDI_H_BLOCKS);
+	uint32_t alloc = dscp_le32(h + VDI_H_ALLOCATED);
+	uint64_t size = dscp_le64(h + VDI_H_DISK_SIZE);
+
+	*bmap = dscp_le32(h + VDI_H_OFFSET_BMAP);
+	v->offset_data = dscp_le32(h + VDI_H_OFFSET_DATA);
+	if (sig != VDI_SIGNATURE)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: no VDI signature at byte 64 (0x%08" PRIx32
+				     ", not 0x%08x)",
+				     rname(r), sig, VDI_SIGNATURE);
+	if (ver != VDI_VERSION_1_1)
+		return dsc_error_set(
+			e, DSC_ERR_UNSUPPORTED, 0,
+			"%s: VDI version %" PRIu32 ".%" PRIu32
+			" is not supported (only 1.1, which VirtualBox and qemu write)",
+			rname(r), ver >> 16, ver & 0xffff);
+	if (hsize < VDI_MIN_HEADER_SIZE || hsize > VDI_MAX_HEADER_SIZE)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI header size %" PRIu32 " is outside %u to %u",
+				     rname(r), hsize, VDI_MIN_HEADER_SIZE, VDI_MAX_HEADER_SIZE);
+	if (type == VDI_TYPE_UNDO || type == VDI_TYPE_DIFF)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: a VDI %s image (its unchanged data is in a parent "
+				     "image, another file) is not supported",
+				     rname(r), type == VDI_TYPE_DIFF ? "differencing" : "undo");
+	if (type != VDI_TYPE_NORMAL && type != VDI_TYPE_FIXED)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: unknown VDI image type %" PRIu32,
+				     rname(r), type);
+	if (!is_null_uuid(h + VDI_H_UUID_LINK) || !is_null_uuid(h + VDI_H_UUID_PARENT))
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: the VDI header names a %s UUID: a differencing image "
+				     "(its unchanged data is in a parent image, another file) is "
+				     "not supported",
+				     rname(r),
+				     is_null_uuid(h + VDI_H_UUID_PARENT) ? "link" : "parent");
+	if (ssize != VDI_SECTOR)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: VDI sector size %" PRIu32 " is not supported (only 512)",
+				     rname(r), ssize);
+	if (bs < VDI_SECTOR || (bs & (bs - 1)))
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI block size %" PRIu32
+				     " is not a power of two of 512-byte sectors",
+				     rname(r), bs);
+	if (bs < VDI_MIN_BLOCK)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: VDI block size %" PRIu32 " is below %u bytes", rname(r),
+				     bs, VDI_MIN_BLOCK);
+	if (bs > VDI_MAX_BLOCK)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: VDI block size %" PRIu32 " exceeds the limit of %u",
+				     rname(r), bs, VDI_MAX_BLOCK);
+	if (extra)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: VDI blocks with %" PRIu32
+				     " bytes of extra data are not supported (qemu ignores the "
+				     "field, VirtualBox skips the bytes: the two disagree)",
+				     rname(r), extra);
+	if (*bmap % VDI_SECTOR || v->offset_data % VDI_SECTOR)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI block map offset %" PRIu64 " or data offset %" PRIu64
+				     " is not a multiple of 512",
+				     rname(r), *bmap, v->offset_data);
+	if (n > VDI_MAX_BLOCKS)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: VDI image of %" PRIu32
+				     " blocks exceeds the limit of %u blocks",
+				     rname(r), n, VDI_MAX_BLOCKS);
+	/* qemu: an odd size (VBoxManage convertfromraw makes them) counts
+	 * whole sectors, rounded up; the map must cover it. */
+	if (size > (uint64_t)n * bs)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI disk size %" PRIu64 " exceeds its %" PRIu32
+				     " blocks of %" PRIu32 " bytes",
+				     rname(r), size, n, bs);
+	size = (size + VDI_SECTOR - 1) / VDI_SECTOR * VDI_SECTOR;
+	if (r->max_capacity && size > r->max_capacity)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: image of %" PRIu64 " bytes exceeds the limit of %" PRIu64
+				     " bytes",
+				     rname(r), size, r->max_capacity);
+	if (alloc > n)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI header counts %" PRIu32
+				     " allocated blocks of only %" PRIu32,
+				     rname(r), alloc, n);
+	if (*bmap < VDI_TEXT_LEN + (uint64_t)hsize || *bmap > VDI_MAX_META_OFFSET ||
+	    v->offset_data > VDI_MAX_META_OFFSET)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI block map offset %" PRIu64 " or data offset %" PRIu64
+				     " is inside the header or past byte %llu",
+				     rname(r), *bmap, v->offset_data,
+				     (unsigned long long)VDI_MAX_META_OFFSET);
+	if (*bmap + (uint64_t)n * 4 > v->offset_data)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI block map at byte %" PRIu64 " (%" PRIu32
+				     " entries) runs into the data area at byte %" PRIu64,
+				     rname(r), *bmap, n, v->offset_data);
+	if (v->seekable && *bmap + (uint64_t)n * 4 > v->file_len)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: the VDI block map at byte %" PRIu64
+				     " ends past the end of the file (%" PRIu64 " bytes)",
+				     rname(r), *bmap, v->file_len);
+	v->block_size = bs;
+	v->vsize = size;
+	*blocks = n;
+	return DSC_OK;
+}
+
+static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
+{
+	struct vdi_reader *v = r->impl;
+	uint64_t total = dsc_stream_total(r->in), bmap, need;
+	uint8_t h[VDI_HEADER_LEN], *map = NULL;
+	uint32_t n = 0, i;
+	uint8_t *used = NULL;
+	size_t got;
+	dsc_err rc;
+
+	v->base = dsc_stream_tell(r->in);
+	v->seekable = dscp_detect_sees_tail(r->in) && total != UINT64_MAX && total >= v->base;
+	if (v->seekable)
+		v->file_len = total - v->base;
+	rc = dsc_read_full(r->in, h, sizeof h, &got, e);
+	if (rc != DSC_OK)
+		return rc;
+	v->pos = got;
+	if (got < sizeof h)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: %zu bytes, less than a VDI header", rname(r),
+				     got);
+	rc = check_header(r, v, h, &n, &bmap, e);
+	if (rc != DSC_OK)
+		return rc;
+	need = (v->vsize + v->block_size - 1) / v->block_size;
+	map = malloc(n ? (size_t)n * 4 : 1);
+	used = calloc((size_t)n / 8 + 1, 1);
+	v->buf = malloc(DSCP_IO_CHUNK);
+	if (!map || !used || !v->buf) {
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VDI map",
+				   rname(r));
+		goto out;
+	}
+	rc = read_at(r, v, bmap, map, (size_t)n * 4, "VDI block map", e);
+	if (rc != DSC_OK)
+		goto out;
+	for (i = 0; i < need; i++)
+		v->nblocks += dscp_le32(map + 4 * (size_t)i) < VDI_DISCARDED;
+	v->blocks = malloc(v->nblocks ? v->nblocks * sizeof *v->blocks : 1);
+	if (!v->blocks) {
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VDI map",
+				   rname(r));
+		goto out;
+	}
+	v->nblocks = 0;
+	for (i = 0; i < need; i++) {
+		uint32_t ent = dscp_le32(map + 4 * (size_t)i);
+
+		if (ent >= VDI_DISCARDED)
+			continue;
+		if (ent >= n) {
+			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					   "%s: VDI block map entry %" PRIu32
+					   ": block index %" PRIu32
+					   " is not below the image's %" PRIu32 " blocks",
+					   rname(r), i, ent, n);
+			goto out;
+		}
+		if (used[ent / 8] & (1u << (ent % 8))) {
+			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
+					   "%s: VDI block map entry %" PRIu32
+					   ": block index %" PRIu32
+					   " is used by an earlier entry too",
+					   rname(r), i, ent);
+			goto out;
+		}
+		used[ent / 8] |= (uint8_t)(1u << (ent % 8));
+		v->blocks[v->nblocks].pos = ent;
+		v->blocks[v->nblocks].idx = i;
+		if (v->seekable &&
+		    block_off(v, &v->blocks[v->nblocks]) + v->block_size > v->file_len) {
+			rc = dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					   "%s: truncated: VDI block %" PRIu32 " at byte %" PRIu64
+					   " ends past the end of the file (%" PRIu64 " bytes)",
+					   rname(r), i, block_off(v, &v->blocks[v->nblocks]),
+					   v->file_len);
+			goto out;
+		}
+		v->nblocks++;
+	}
+	/* A forward read goes in file order; the map precedes the data
+	 * (checked), so that never needs a seek. */
+	qsort(v->blocks, v->nblocks, sizeof *v->blocks, v->seekable ? by_idx : by_pos);
+	r->capacity = v->vsize;
+	rc = DSC_OK;
+out:
+	free(map);
+	free(used);
+	return rc;
+}
+
+/* The next non-zero run of the chunk being emitted. */
+static bool emit_piece(struct vdi_reader *v, struct dsc_extent *ext)
+{
+	size_t u, start;
+
+	while (v->emit_off < v->emit_len) {
+		u = DSC_MIN(DSCP_ZERO_UNIT, v->emit_len - v->emit_off);
+		if (!dscp_is_zero(v->emit_data + v->emit_off, u))
+			break;
+		v->emit_off += u;
+	}
+	if (v->emit_off >= v->emit_len)
+		return false;
+	start = v->emit_off;
+	while (v->emit_off < v->emit_len) {
+		u = DSC_MIN(DSCP_ZERO_UNIT, v->emit_len - v->emit_off);
+		if (dscp_is_zero(v->emit_data + v->emit_off, u))
+			break;
+		v->emit_off += u;
+	}
+	ext->offset = v->emit_guest + start;
+	ext->length = v->emit_off - start;
+	ext->data = v->emit_data + start;
+	return true;
+}
+
+/* On a seekable input: whether the file system reports a hole over all of
+ * block b (a static image's never-written space), which is then skipped. */
+static bool block_is_hole(dsc_reader *r, struct vdi_reader *v, const struct vdi_block *b)
+{
+	struct dsc_error ignored = {0};
+	uint64_t at = v->base + block_off(v, b), data_off;
+
+	if (!v->seekable || dsc_stream_next_data(r->in, at, &data_off, &ignored) != DSC_OK)
+		return false;
+	return data_off == UINT64_MAX || data_off >= at + v->block_size;
+}
+
+/* The next chunk of the current block, or the next block. */
+static dsc_err fill(dsc_reader *r, struct vdi_reader *v, struct dsc_error *e)
+{
+	uint64_t guest;
+	uint32_t n;
+	dsc_err rc;
+
+	while (!v->in_block) {
+		if (v->next_block >= v->nblocks) {
+			v->done = true;
+			return DSC_OK;
+		}
+		v->cur = v->blocks[v->next_block++];
+		v->cur_done = 0;
+		v->in_block = !block_is_hole(r, v, &v->cur);
+	}
+	n = (uint32_t)DSC_MIN((uint32_t)DSCP_IO_CHUNK, v->block_size - v->cur_done);
+	rc = read_at(r, v, block_off(v, &v->cur) + v->cur_done, v->buf, n, "VDI block", e);
+	if (rc != DSC_OK)
+		return rc;
+	guest = (uint64_t)v->cur.idx * v->block_size + v->cur_done;
+	v->cur_done += n;
+	if (v->cur_done >= v->block_size)
+		v->in_block = false;
+	if (guest < v->vsize) {
+		v->emit_data = v->buf;
+		v->emit_len = (size_t)DSC_MIN((uint64_t)n, v->vsize - guest);
+		v->emit_off = 0;
+		v->emit_guest = guest;
+	}
+	return DSC_OK;
+}
+
+static dsc_err vdi_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e)
+{
+	struct vdi_reader *v = r->impl;
+	dsc_err rc;
+
+	memset(ext, 0, sizeof *ext);
+	for (;;) {
+		if (emit_piece(v, ext))
+			return DSC_OK;
+		if (v->done)
+			return DSC_OK;
+		v->emit_len = v->emit_off = 0;
+		rc = fill(r, v, e);
+		if (rc == DSC_OK)
+			rc = dscp_reader_tick(r, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+}
+
+static void vdi_close(dsc_reader *r)
+{
+	struct vdi_reader *v = r->impl;
+
+	free(v->buf);
+	free(v->blocks);
+}
+
+const struct dscp_reader_class dscp_vdi_reader = {
+	.size = sizeof(struct vdi_reader),
+	.open = vdi_open,
+	.next = vdi_next,
+	.close = vdi_close,
+};
