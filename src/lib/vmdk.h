@@ -38,6 +38,13 @@
 #define VMDK_MAX_CAPACITY_SECTORS (1ull << 37) /* 64 TiB */
 #define VMDK_MAX_DESCRIPTOR_SECTORS 2048u      /* 1 MiB of descriptor text */
 #define VMDK_MAX_DESCRIPTOR_LINES 4096u
+/* A hosted sparse extent's grain directory: 16 MiB of entries, 128 TiB of
+ * 64 KiB grains at 512 entries per table (more than the capacity limit). */
+#define VMDK_MAX_GD_ENTRIES (1u << 22)
+/* Grains listed in memory when a sparse extent is read from a forward-only
+ * input (16 bytes each: 128 MiB; 512 GiB of 64 KiB grains). A seekable
+ * input needs one table at a time. */
+#define VMDK_MAX_STREAM_GRAINS (1u << 23)
 
 /* Metadata marker types, facts §2. */
 enum vmdk_marker_type {
@@ -89,6 +96,10 @@ struct vmdk_descriptor {
 	uint64_t extent_sectors; /* from the first extent line, 0 if none */
 	char extent_type[16];    /* SPARSE, FLAT, ... */
 	char extent_file[256];
+	/* parentCID other than ffffffff, or a parentFileNameHint: a delta
+	 * (snapshot) disk; its value, for the message. */
+	bool has_parent;
+	char parent[64];
 };
 /* Parse `len` bytes of descriptor text (NUL padding allowed). */
 dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,
@@ -109,6 +120,18 @@ size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_
 /* True when buf holds a VMDK text descriptor (judged by its keys, not its
  * first comment); its createType value (or "unknown") goes to create_type. */
 bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type, size_t size);
+
+/* The hosted sparse (monolithicSparse) reader, vmdk_sparse_read.c: open
+ * with the validated header, the stream offset of the header (base), the
+ * image byte the stream is at (pos) and the first sector after the header
+ * and descriptor (meta_end). *out is set even on failure (free it). */
+struct vmdk_sparse;
+dsc_err dscp_vmdk_sparse_open(dsc_reader *r, const struct vmdk_header *h, uint64_t base,
+			      uint64_t pos, uint64_t meta_end, struct vmdk_sparse **out,
+			      struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_next(dsc_reader *r, struct vmdk_sparse *s, struct dsc_extent *ext,
+			      struct dsc_error *e);
+void dscp_vmdk_sparse_free(struct vmdk_sparse *s);
 
 /* The reader (vmdk_read.c) and writer (vmdk_write.c) of the format. */
 extern const struct dscp_reader_class dscp_vmdk_reader;

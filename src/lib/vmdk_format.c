@@ -236,6 +236,18 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 					   n - (size_t)(eq + 1 - p));
 			else if (klen == 7 && !strncasecmp(p, "version", 7))
 				have_version = true;
+			else if ((klen == 9 && !strncasecmp(p, "parentCID", 9)) ||
+				 (klen == 18 && !strncasecmp(p, "parentFileNameHint", 18))) {
+				char v[40];
+
+				copy_value(v, sizeof v, eq + 1, n - (size_t)(eq + 1 - p));
+				if (klen == 18 || strcasecmp(v, "ffffffff")) {
+					d->has_parent = true;
+					snprintf(d->parent, sizeof d->parent, "%s %.40s",
+						 klen == 18 ? "parentFileNameHint" : "parentCID",
+						 v);
+				}
+			}
 		}
 	}
 	if (!d->create_type[0] && !have_version && !have_extent)
