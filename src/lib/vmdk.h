@@ -45,6 +45,11 @@
  * input (16 bytes each: 128 MiB; 512 GiB of 64 KiB grains). A seekable
  * input needs one table at a time. */
 #define VMDK_MAX_STREAM_GRAINS (1u << 23)
+/* A descriptor file (vmdk_desc.c): qemu's are under 1 KiB; a 64 TiB
+ * twoGbMaxExtent set has 32768 extent lines of about 40 bytes. */
+#define VMDK_MAX_DESCRIPTOR_FILE (4u << 20)
+#define VMDK_MAX_EXTENTS 32768u  /* 64 TiB (the capacity limit) in 2 GiB extents */
+#define VMDK_MAX_EXTENT_NAME 255u /* NAME_MAX of Linux */
 
 /* Metadata marker types, facts §2. */
 enum vmdk_marker_type {
@@ -132,6 +137,16 @@ dsc_err dscp_vmdk_sparse_open(dsc_reader *r, const struct vmdk_header *h, uint64
 dsc_err dscp_vmdk_sparse_next(dsc_reader *r, struct vmdk_sparse *s, struct dsc_extent *ext,
 			      struct dsc_error *e);
 void dscp_vmdk_sparse_free(struct vmdk_sparse *s);
+
+/* Descriptor files (vmdk_desc.c): open with the first head_len bytes
+ * already read; the extents open in dscp_stream_extent_dir(r->in). *out is
+ * set even on failure (free it). */
+struct vmdk_desc;
+dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
+			    struct vmdk_desc **out, struct dsc_error *e);
+dsc_err dscp_vmdk_desc_next(dsc_reader *r, struct vmdk_desc *d, struct dsc_extent *ext,
+			    struct dsc_error *e);
+void dscp_vmdk_desc_free(struct vmdk_desc *d);
 
 /* The reader (vmdk_read.c) and writer (vmdk_write.c) of the format. */
 extern const struct dscp_reader_class dscp_vmdk_reader;

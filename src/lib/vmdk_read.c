@@ -48,6 +48,7 @@ struct vmdk_reader {
 	/* A hosted sparse extent (monolithicSparse): read by
 	 * vmdk_sparse_read.c instead. */
 	struct vmdk_sparse *sparse;
+	struct vmdk_desc *desc; /* a descriptor file: vmdk_desc.c */
 };
 
 static const char *rname(dsc_reader *r) { return dsc_stream_name(r->in); }
@@ -328,6 +329,8 @@ static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error
 	memset(ext, 0, sizeof *ext);
 	if (vr->sparse)
 		return dscp_vmdk_sparse_next(r, vr->sparse, ext, e);
+	if (vr->desc)
+		return dscp_vmdk_desc_next(r, vr->desc, ext, e);
 	if (!vr->pool) {
 		unsigned t = r->threads ? r->threads : dscp_cpu_count();
 
@@ -418,6 +421,7 @@ static void vmdk_reader_close(dsc_reader *r)
 
 	dscp_pool_free(vr->pool);
 	dscp_vmdk_sparse_free(vr->sparse);
+	dscp_vmdk_desc_free(vr->desc);
 	for (size_t i = 0; vr->seen && i < vr->seen_pages; i++)
 		free(vr->seen[i]);
 	free(vr->seen);
@@ -547,11 +551,7 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 				     "this VMDK variant is not supported",
 				     rname(r));
 	if (dscp_vmdk_text_descriptor(hdr, got, d.create_type, sizeof d.create_type))
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: a VMDK descriptor file (createType \"%s\"); descriptor "
-				     "files are not supported yet: convert the extent file it "
-				     "names (a flat extent is a raw disk: -src-fmt raw)",
-				     rname(r), d.create_type);
+		return dscp_vmdk_desc_open(r, hdr, got, &vr->desc, e);
 	if (got < 4 || dscp_le32(hdr) != VMDK_MAGIC)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: not a VMDK sparse extent (bad magic)", rname(r));
