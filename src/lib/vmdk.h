@@ -122,6 +122,12 @@ size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_
 				      const char *long_cid_hex32, const char *adapter,
 				      unsigned hwversion);
 
+/* The same for another createType ("monolithicSparse"). */
+size_t dscp_vmdk_descriptor_build_type(char *buf, size_t size, uint64_t capacity_sectors,
+				       const char *extent_file, uint32_t cid,
+				       const char *long_cid_hex32, const char *adapter,
+				       unsigned hwversion, const char *create_type);
+
 /* True when buf holds a VMDK text descriptor (judged by its keys, not its
  * first comment); its createType value (or "unknown") goes to create_type. */
 bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type, size_t size);
@@ -147,6 +153,23 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 dsc_err dscp_vmdk_desc_next(dsc_reader *r, struct vmdk_desc *d, struct dsc_extent *ext,
 			    struct dsc_error *e);
 void dscp_vmdk_desc_free(struct vmdk_desc *d);
+
+/* The monolithicSparse writer (vmdk_sparse_write.c), driven by the VMDK
+ * writer for -o subformat=monolithicSparse. *out is set even on failure
+ * (free it). */
+struct vmdk_sparse_writer;
+dsc_err dscp_vmdk_sparse_wopen(dsc_writer *w, struct vmdk_sparse_writer **out,
+			       const char *extent_name, uint32_t cid, const char *long_cid,
+			       const char *adapter, unsigned hwversion, struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_put(dsc_writer *w, struct vmdk_sparse_writer *s,
+			     const struct dsc_extent *ext, struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_finish(dsc_writer *w, struct vmdk_sparse_writer *s, uint64_t capacity,
+				struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_plan(dsc_writer *w, struct vmdk_sparse_writer *s,
+			      const struct dsc_extent *ext, struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_plan_done(dsc_writer *w, struct vmdk_sparse_writer *s, uint64_t capacity,
+				   uint64_t *file_size, struct dsc_error *e);
+void dscp_vmdk_sparse_wfree(struct vmdk_sparse_writer *s);
 
 /* The reader (vmdk_read.c) and writer (vmdk_write.c) of the format. */
 extern const struct dscp_reader_class dscp_vmdk_reader;
