@@ -433,12 +433,12 @@ static const struct dsc_option_info vmdk_options[] = {
 	 "VMDK variant written (streamOptimized: compressed grains, streams to a pipe; "
 	 "monolithicSparse: uncompressed grains, to a pipe in two passes)",
 	 vmdk_subformats, 0, 0},
-	{"zeroed_grain", DSC_OPTION_BOOL, "off",
-	 "monolithicSparse: version 2 header with the zeroed-grain flag (as qemu-img)", NULL, 0,
-	 0},
 	{"adapter_type", DSC_OPTION_ENUM, "lsilogic",
 	 "virtual controller named in the descriptor (ide: 16-head geometry)", vmdk_adapters, 0, 0},
 	{"hwversion", DSC_OPTION_UINT, "4", "ddb.virtualHWVersion of the descriptor", NULL, 4, 99},
+	{"zeroed_grain", DSC_OPTION_BOOL, "off",
+	 "monolithicSparse: version 2 header with the zeroed-grain flag (as qemu-img)", NULL, 0,
+	 0},
 	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
 };
 

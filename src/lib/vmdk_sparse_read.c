@@ -261,7 +261,8 @@ static dsc_err open_stream(dsc_reader *r, struct vmdk_sparse *s, struct dsc_erro
 		gts[ngts].index = i;
 		ngts++;
 	}
-	qsort(gts, ngts, sizeof *gts, gt_by_sec);
+	if (ngts)
+		qsort(gts, ngts, sizeof *gts, gt_by_sec);
 	for (i = 0; i < ngts; i++) {
 		rc = dscp_reader_tick(r, e);
 		if (rc == DSC_OK)
@@ -273,7 +274,8 @@ static dsc_err open_stream(dsc_reader *r, struct vmdk_sparse *s, struct dsc_erro
 		if (rc != DSC_OK)
 			goto out;
 	}
-	qsort(s->refs, s->nrefs, sizeof *s->refs, by_sec);
+	if (s->nrefs) /* refs is NULL when no grain is allocated */
+		qsort(s->refs, s->nrefs, sizeof *s->refs, by_sec);
 	for (i = 1; i < s->nrefs; i++)
 		if (s->refs[i].sec < s->refs[i - 1].sec + s->h.grain_size) {
 			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
