@@ -48,7 +48,7 @@
 /* A descriptor file (vmdk_desc.c): qemu's are under 1 KiB; a 64 TiB
  * twoGbMaxExtent set has 32768 extent lines of about 40 bytes. */
 #define VMDK_MAX_DESCRIPTOR_FILE (4u << 20)
-#define VMDK_MAX_EXTENTS 32768u  /* 64 TiB (the capacity limit) in 2 GiB extents */
+#define VMDK_MAX_EXTENTS 32768u   /* 64 TiB (the capacity limit) in 2 GiB extents */
 #define VMDK_MAX_EXTENT_NAME 255u /* NAME_MAX of Linux */
 
 /* Metadata marker types, facts §2. */

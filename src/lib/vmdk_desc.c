@@ -26,7 +26,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum ext_kind { EXT_FLAT, EXT_SPARSE, EXT_ZERO };
+enum ext_kind {
+	EXT_FLAT,
+	EXT_SPARSE,
+	EXT_ZERO
+};
 
 struct vmdk_ext {
 	enum ext_kind kind;
@@ -42,11 +46,11 @@ struct vmdk_desc {
 	int dirfd;
 	/* The extent being read. */
 	bool active;
-	int fd;               /* flat */
-	uint64_t flat_pos;    /* flat: bytes of the extent done */
-	uint64_t flat_end;    /* flat: bytes of the extent */
-	dsc_stream *in;       /* sparse */
-	dsc_reader *sub;      /* sparse */
+	int fd;            /* flat */
+	uint64_t flat_pos; /* flat: bytes of the extent done */
+	uint64_t flat_end; /* flat: bytes of the extent */
+	dsc_stream *in;    /* sparse */
+	dsc_reader *sub;   /* sparse */
 	uint8_t *buf;
 	size_t emit_len, emit_off;
 	uint64_t emit_guest;
@@ -193,9 +197,12 @@ static int parse_line(dsc_reader *r, const char *p, size_t n, size_t line, struc
 /* The createType values whose extents we read (qemu's names). */
 static bool known_type(const char *t)
 {
-	static const char *const ok[] = {"monolithicFlat",       "monolithicSparse",
-					 "twoGbMaxExtentSparse", "twoGbMaxExtentFlat",
-					 "vmfs",                 "streamOptimized",
+	static const char *const ok[] = {"monolithicFlat",
+					 "monolithicSparse",
+					 "twoGbMaxExtentSparse",
+					 "twoGbMaxExtentFlat",
+					 "vmfs",
+					 "streamOptimized",
 					 NULL};
 
 	for (size_t i = 0; ok[i]; i++)
@@ -433,8 +440,8 @@ static bool emit_piece(struct vmdk_desc *d, struct dsc_extent *ext)
 
 /* Next piece of a flat extent; false in *more at its end. A file shorter
  * than its extent reads as zeros past its end, as qemu reads it. */
-static dsc_err flat_next(dsc_reader *r, struct vmdk_desc *d, const struct vmdk_ext *x,
-			 bool *more, struct dsc_error *e)
+static dsc_err flat_next(dsc_reader *r, struct vmdk_desc *d, const struct vmdk_ext *x, bool *more,
+			 struct dsc_error *e)
 {
 	uint64_t at = x->offset * VMDK_SECTOR + d->flat_pos;
 	off_t data;
@@ -462,8 +469,8 @@ static dsc_err flat_next(dsc_reader *r, struct vmdk_desc *d, const struct vmdk_e
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return dsc_error_set(e, dsc_err_from_errno(errno), errno,
-				     "%s: extent \"%s\" at byte %" PRIu64 ": %s", rname(r),
-				     x->file, at, strerror(errno));
+				     "%s: extent \"%s\" at byte %" PRIu64 ": %s", rname(r), x->file,
+				     at, strerror(errno));
 	if (n == 0)
 		return DSC_OK;
 	d->emit_guest = x->guest + d->flat_pos;

@@ -314,8 +314,8 @@ size_t dscp_vmdk_descriptor_build_type(char *buf, size_t size, uint64_t capacity
 		     "ddb.adapterType = \"%s\"\n"
 		     "ddb.toolsVersion = \"2147483647\"\n"
 		     "ddb.longContentID = \"%s\"\n",
-		     cid, create_type, capacity_sectors, extent_file, hwversion, cyl, heads, adapter,
-		     long_cid_hex32);
+		     cid, create_type, capacity_sectors, extent_file, hwversion, cyl, heads,
+		     adapter, long_cid_hex32);
 	if (n < 0 || (size_t)n >= size)
 		return 0;
 	return (size_t)n;
@@ -437,14 +437,14 @@ static const struct dsc_option_info vmdk_options[] = {
 	 "virtual controller named in the descriptor (ide: 16-head geometry)", vmdk_adapters, 0, 0},
 	{"hwversion", DSC_OPTION_UINT, "4", "ddb.virtualHWVersion of the descriptor", NULL, 4, 99},
 	{"zeroed_grain", DSC_OPTION_BOOL, "off",
-	 "monolithicSparse: version 2 header with the zeroed-grain flag (as qemu-img)", NULL, 0,
-	 0},
+	 "monolithicSparse: version 2 header with the zeroed-grain flag (as qemu-img)", NULL, 0, 0},
 	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
 };
 
 const struct dscp_format dscp_format_vmdk = {
 	.info = {.name = "vmdk",
-		 .description = "VMware VMDK (reads streamOptimized, monolithicSparse and descriptor files; writes streamOptimized and monolithicSparse)",
+		 .description =
+			 "VMware VMDK (reads streamOptimized, monolithicSparse and descriptor files; writes streamOptimized and monolithicSparse)",
 		 .aliases = vmdk_aliases,
 		 .extensions = vmdk_extensions,
 		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |

@@ -151,8 +151,10 @@ static dsc_err collect_gt(dsc_reader *r, struct vmdk_sparse *s, const uint8_t *g
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: VMDK grain table %" PRIu64 " entry %" PRIu32
 					     ": grain at sector %" PRIu64
-					     " points into the metadata (before sector %" PRIu64 ")",
-					     rname(r), t, j, v, DSC_MAX(s->h.overhead, s->meta_end));
+					     " points into the metadata (before sector %" PRIu64
+					     ")",
+					     rname(r), t, j, v,
+					     DSC_MAX(s->h.overhead, s->meta_end));
 		if (s->seekable && v * VMDK_SECTOR >= s->file_len)
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: VMDK grain table %" PRIu64 " entry %" PRIu32
@@ -300,8 +302,7 @@ out:
 
 /* Seekable: the next table in guest order (compared with its redundant
  * copy) becomes the list. False in *more at the end of the directory. */
-static dsc_err load_next_gt(dsc_reader *r, struct vmdk_sparse *s, bool *more,
-			    struct dsc_error *e)
+static dsc_err load_next_gt(dsc_reader *r, struct vmdk_sparse *s, bool *more, struct dsc_error *e)
 {
 	size_t len = (size_t)s->gt_sectors * VMDK_SECTOR;
 	uint64_t i;
@@ -333,18 +334,17 @@ static dsc_err load_next_gt(dsc_reader *r, struct vmdk_sparse *s, bool *more,
 			rc = read_at(r, s, (uint64_t)s->gd[i] * VMDK_SECTOR, s->gt, len,
 				     "grain table", false, NULL, e);
 		if (rc == DSC_OK && s->rgd) {
-			rc = check_meta(r, s, s->rgd[i], s->gt_sectors, "redundant grain table",
-					i, e);
+			rc = check_meta(r, s, s->rgd[i], s->gt_sectors, "redundant grain table", i,
+					e);
 			if (rc == DSC_OK)
 				rc = read_at(r, s, (uint64_t)s->rgd[i] * VMDK_SECTOR, s->rgt, len,
 					     "redundant grain table", false, NULL, e);
-			if (rc == DSC_OK &&
-			    memcmp(s->gt, s->rgt, (size_t)s->h.gtes_per_gt * 4))
-				rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
-						   "%s: VMDK grain table %" PRIu64
-						   " at sector %" PRIu32
-						   " differs from its redundant copy at sector %" PRIu32,
-						   rname(r), i, s->gd[i], s->rgd[i]);
+			if (rc == DSC_OK && memcmp(s->gt, s->rgt, (size_t)s->h.gtes_per_gt * 4))
+				rc = dsc_error_set(
+					e, DSC_ERR_FORMAT, 0,
+					"%s: VMDK grain table %" PRIu64 " at sector %" PRIu32
+					" differs from its redundant copy at sector %" PRIu32,
+					rname(r), i, s->gd[i], s->rgd[i]);
 		}
 		if (rc == DSC_OK)
 			rc = collect_gt(r, s, s->gt, i, e);
@@ -475,9 +475,9 @@ dsc_err dscp_vmdk_sparse_next(dsc_reader *r, struct vmdk_sparse *s, struct dsc_e
 			return rc;
 		/* A run: adjacent in the file and in the guest. */
 		a = &s->refs[s->ref_next];
-		for (n = 1; n < max && s->ref_next + n < s->nrefs &&
-			    a[n].sec == a[0].sec + n * s->h.grain_size &&
-			    a[n].grain == a[0].grain + n;
+		for (n = 1;
+		     n < max && s->ref_next + n < s->nrefs &&
+		     a[n].sec == a[0].sec + n * s->h.grain_size && a[n].grain == a[0].grain + n;
 		     n++)
 			;
 		at = a[0].sec * VMDK_SECTOR;

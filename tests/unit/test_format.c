@@ -409,8 +409,9 @@ static void test_check_options(void)
 
 	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=streamOptimized,adapter_type=IDE,hwversion=6",
 		   DSC_OK, NULL);
-	CHECK_OPTS(DSC_FORMAT_VMDK, "foo=1", DSC_ERR_INVAL,
-		   "vmdk: unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion, zeroed_grain)");
+	CHECK_OPTS(
+		DSC_FORMAT_VMDK, "foo=1", DSC_ERR_INVAL,
+		"vmdk: unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion, zeroed_grain)");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=monolithicFlat", DSC_ERR_INVAL,
 		   "option subformat: 'monolithicFlat' is not one of streamOptimized");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=3", DSC_ERR_INVAL, "from 4 to 99");
