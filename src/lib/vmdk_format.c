@@ -444,7 +444,7 @@ static const struct dsc_option_info vmdk_options[] = {
 const struct dscp_format dscp_format_vmdk = {
 	.info = {.name = "vmdk",
 		 .description =
-			 "VMware VMDK (reads streamOptimized, monolithicSparse and descriptor files; writes streamOptimized and monolithicSparse)",
+			 "VMware VMDK (streamOptimized, monolithicSparse; reads descriptor files)",
 		 .aliases = vmdk_aliases,
 		 .extensions = vmdk_extensions,
 		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |
