@@ -67,6 +67,16 @@ if command -v qemu-img >/dev/null; then
 		qemu-img convert -q -f raw -O vpc -o subformat=fixed "$r" "$out/vhd/$(basename "$r" .raw)-fixed.vhd"
 	done
 fi
+# vmdk_sparse: the hostile generator's monolithicSparse cases and
+# qemu-img's monolithicSparse images of the small raw disks.
+mkdir -p "$out/vmdk_sparse"
+python3 "$here/../hostile/gen_vmdk_sparse.py" -o "$out/vmdk_sparse"
+if command -v qemu-img >/dev/null; then
+	for r in "$tmp"/*.raw; do
+		qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$r" \
+			"$out/vmdk_sparse/qemu-$(basename "$r" .raw).vmdk"
+	done
+fi
 # vhdx: small images by dsc, qemu-img and the hostile generator, in the
 # compact form fuzz_vhdx_read.c lays out (flags, file identifier, headers,
 # region table, then 16 KiB from each MiB of the file after the first).
