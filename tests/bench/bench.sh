@@ -11,6 +11,7 @@
 #   raw -> fixed and dynamic VHD, and dd of the same bytes as the disk's
 #   sequential write speed (BENCH_VHD=0 skips them)
 #   VHDX (qemu-img's, dynamic) -> raw (BENCH_VHDX=0 skips it)
+#   VMDK monolithicSparse (qemu-img's) -> raw (BENCH_VMDKSPARSE=0 skips it)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -357,6 +358,22 @@ if [ "${BENCH_VHDX:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q 
 	rm -f "$T/q.raw" "$T/d.raw" "$qx"
 fi
 
+# monolithicSparse (qemu-img's) -> raw. BENCH_VMDKSPARSE=0 skips it.
+VMDKSPARSE=no
+if [ "${BENCH_VMDKSPARSE:-1}" != 0 ]; then
+	VMDKSPARSE=yes
+	qm=$T/qm.vmdk
+	qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$img" "$qm"
+	cat "$qm" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# monolithicSparse->raw run $run/$RUNS" >&2
+		timed qms2r "$T/q.raw" qemu-img convert -q -f vmdk -O raw "$qm" "$T/q.raw"
+		timed dms2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qm" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F raw "$img" "$T/d.raw" || verdict="FAILED: raw from monolithicSparse differs"
+	rm -f "$T/q.raw" "$T/d.raw" "$qm"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -455,6 +472,7 @@ if [ "$VHD" = yes ]; then
 	row "raw -> fixed VHD vs dd (sequential write, as qemu-img column)" ddw dr2hf "-"
 fi
 [ "$VHDX" = yes ] && row "VHDX (qemu-img's) -> raw" qx2r dx2r "-"
+[ "$VMDKSPARSE" = yes ] && row "VMDK monolithicSparse (qemu-img's) -> raw" qms2r dms2r "-"
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
 	"(\`sync FILE\` after each tool; dsc fsyncs by itself); the last column: neither synced" \
