@@ -157,6 +157,14 @@ dsc_err dsc_stream_open_fd(int fd, const char *name, unsigned flags, dsc_stream 
 /* Open a local file for reading. */
 dsc_err dsc_stream_open_file(const char *path, dsc_stream **out, struct dsc_error *e);
 
+/* Let a VMDK descriptor file read from `s` (or from a stream layered over
+ * it) open the extent files it names, in directory `dir` (copied; NULL
+ * clears). Extents must be plain file names there (no '/', no symbolic
+ * links). Without a directory, the default, a descriptor is refused
+ * (DSC_ERR_UNSUPPORTED): set it only for a trusted local file's own
+ * directory. DSC_ERR_NOMEM on failure. */
+dsc_err dsc_stream_set_extent_dir(dsc_stream *s, const char *dir, struct dsc_error *e);
+
 /* Flags for dsc_stream_create_file. */
 #define DSC_CREATE_REPLACE 0x1u /* finish replaces an existing file */
 

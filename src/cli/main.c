@@ -466,8 +466,23 @@ static dsc_err open_source(const struct config *cfg, dsc_stream **in, struct dsc
 		rc = dsc_stream_open_fd(STDIN_FILENO, "stdin", 0, &raw, err);
 	else if (dsc_looks_like_url(cfg->src))
 		rc = dsc_stream_open_url(cfg->src, &cfg->url, &raw, err);
-	else
+	else {
+		/* A VMDK descriptor's extents are looked for beside a local
+		 * source, and only there (never for stdin or a URL). */
+		const char *slash = strrchr(cfg->src, '/');
+		char *dir = slash ? strndup(cfg->src, (size_t)(slash - cfg->src) + 1) : NULL;
+
 		rc = dsc_stream_open_file(cfg->src, &raw, err);
+		if (rc == DSC_OK && slash && !dir)
+			rc = dsc_error_set(err, DSC_ERR_NOMEM, ENOMEM, "out of memory");
+		if (rc == DSC_OK)
+			rc = dsc_stream_set_extent_dir(raw, dir ? dir : ".", err);
+		free(dir);
+		if (rc != DSC_OK) {
+			dsc_stream_close(raw);
+			raw = NULL;
+		}
+	}
 	if (rc != DSC_OK || !cfg->sha256) {
 		*in = raw;
 		return rc;

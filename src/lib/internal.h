@@ -38,7 +38,11 @@ struct dsc_stream {
 	size_t unread_off;
 	uint8_t unread[DSC_UNREAD_MAX];
 	dsc_stream *inner; /* the stream a wrapper is layered over, or NULL */
+	char *extent_dir;  /* dsc_stream_set_extent_dir(), or NULL */
 };
+
+/* The extent directory of s or of the streams it wraps; NULL: none. */
+const char *dscp_stream_extent_dir(const dsc_stream *s);
 
 /* Remember a failure on the stream so later calls repeat it. */
 dsc_err dscp_stream_fail(dsc_stream *s, dsc_err code, struct dsc_error *e);

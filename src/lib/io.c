@@ -69,7 +69,27 @@ void dsc_stream_close(dsc_stream *s)
 	if (s->ops->close)
 		s->ops->close(s->ctx);
 	free(s->name);
+	free(s->extent_dir);
 	free(s);
+}
+
+dsc_err dsc_stream_set_extent_dir(dsc_stream *s, const char *dir, struct dsc_error *e)
+{
+	char *copy = NULL;
+
+	if (dir && !(copy = strdup(dir)))
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", s->name);
+	free(s->extent_dir);
+	s->extent_dir = copy;
+	return DSC_OK;
+}
+
+const char *dscp_stream_extent_dir(const dsc_stream *s)
+{
+	for (; s; s = s->inner)
+		if (s->extent_dir)
+			return s->extent_dir;
+	return NULL;
 }
 
 dsc_err dscp_stream_fail(dsc_stream *s, dsc_err code, struct dsc_error *e)

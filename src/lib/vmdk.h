@@ -38,6 +38,18 @@
 #define VMDK_MAX_CAPACITY_SECTORS (1ull << 37) /* 64 TiB */
 #define VMDK_MAX_DESCRIPTOR_SECTORS 2048u      /* 1 MiB of descriptor text */
 #define VMDK_MAX_DESCRIPTOR_LINES 4096u
+/* A hosted sparse extent's grain directory: 16 MiB of entries, 128 TiB of
+ * 64 KiB grains at 512 entries per table (more than the capacity limit). */
+#define VMDK_MAX_GD_ENTRIES (1u << 22)
+/* Grains listed in memory when a sparse extent is read from a forward-only
+ * input (16 bytes each: 128 MiB; 512 GiB of 64 KiB grains). A seekable
+ * input needs one table at a time. */
+#define VMDK_MAX_STREAM_GRAINS (1u << 23)
+/* A descriptor file (vmdk_desc.c): qemu's are under 1 KiB; a 64 TiB
+ * twoGbMaxExtent set has 32768 extent lines of about 40 bytes. */
+#define VMDK_MAX_DESCRIPTOR_FILE (4u << 20)
+#define VMDK_MAX_EXTENTS 32768u   /* 64 TiB (the capacity limit) in 2 GiB extents */
+#define VMDK_MAX_EXTENT_NAME 255u /* NAME_MAX of Linux */
 
 /* Metadata marker types, facts §2. */
 enum vmdk_marker_type {
@@ -89,6 +101,10 @@ struct vmdk_descriptor {
 	uint64_t extent_sectors; /* from the first extent line, 0 if none */
 	char extent_type[16];    /* SPARSE, FLAT, ... */
 	char extent_file[256];
+	/* parentCID other than ffffffff, or a parentFileNameHint: a delta
+	 * (snapshot) disk; its value, for the message. */
+	bool has_parent;
+	char parent[64];
 };
 /* Parse `len` bytes of descriptor text (NUL padding allowed). */
 dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,
@@ -106,9 +122,54 @@ size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_
 				      const char *long_cid_hex32, const char *adapter,
 				      unsigned hwversion);
 
+/* The same for another createType ("monolithicSparse"). */
+size_t dscp_vmdk_descriptor_build_type(char *buf, size_t size, uint64_t capacity_sectors,
+				       const char *extent_file, uint32_t cid,
+				       const char *long_cid_hex32, const char *adapter,
+				       unsigned hwversion, const char *create_type);
+
 /* True when buf holds a VMDK text descriptor (judged by its keys, not its
  * first comment); its createType value (or "unknown") goes to create_type. */
 bool dscp_vmdk_text_descriptor(const uint8_t *buf, size_t len, char *create_type, size_t size);
+
+/* The hosted sparse (monolithicSparse) reader, vmdk_sparse_read.c: open
+ * with the validated header, the stream offset of the header (base), the
+ * image byte the stream is at (pos) and the first sector after the header
+ * and descriptor (meta_end). *out is set even on failure (free it). */
+struct vmdk_sparse;
+dsc_err dscp_vmdk_sparse_open(dsc_reader *r, const struct vmdk_header *h, uint64_t base,
+			      uint64_t pos, uint64_t meta_end, struct vmdk_sparse **out,
+			      struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_next(dsc_reader *r, struct vmdk_sparse *s, struct dsc_extent *ext,
+			      struct dsc_error *e);
+void dscp_vmdk_sparse_free(struct vmdk_sparse *s);
+
+/* Descriptor files (vmdk_desc.c): open with the first head_len bytes
+ * already read; the extents open in dscp_stream_extent_dir(r->in). *out is
+ * set even on failure (free it). */
+struct vmdk_desc;
+dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
+			    struct vmdk_desc **out, struct dsc_error *e);
+dsc_err dscp_vmdk_desc_next(dsc_reader *r, struct vmdk_desc *d, struct dsc_extent *ext,
+			    struct dsc_error *e);
+void dscp_vmdk_desc_free(struct vmdk_desc *d);
+
+/* The monolithicSparse writer (vmdk_sparse_write.c), driven by the VMDK
+ * writer for -o subformat=monolithicSparse. *out is set even on failure
+ * (free it). */
+struct vmdk_sparse_writer;
+dsc_err dscp_vmdk_sparse_wopen(dsc_writer *w, struct vmdk_sparse_writer **out,
+			       const char *extent_name, uint32_t cid, const char *long_cid,
+			       const char *adapter, unsigned hwversion, struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_put(dsc_writer *w, struct vmdk_sparse_writer *s,
+			     const struct dsc_extent *ext, struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_finish(dsc_writer *w, struct vmdk_sparse_writer *s, uint64_t capacity,
+				struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_plan(dsc_writer *w, struct vmdk_sparse_writer *s,
+			      const struct dsc_extent *ext, struct dsc_error *e);
+dsc_err dscp_vmdk_sparse_plan_done(dsc_writer *w, struct vmdk_sparse_writer *s, uint64_t capacity,
+				   uint64_t *file_size, struct dsc_error *e);
+void dscp_vmdk_sparse_wfree(struct vmdk_sparse_writer *s);
 
 /* The reader (vmdk_read.c) and writer (vmdk_write.c) of the format. */
 extern const struct dscp_reader_class dscp_vmdk_reader;

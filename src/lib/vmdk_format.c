@@ -236,6 +236,18 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 					   n - (size_t)(eq + 1 - p));
 			else if (klen == 7 && !strncasecmp(p, "version", 7))
 				have_version = true;
+			else if ((klen == 9 && !strncasecmp(p, "parentCID", 9)) ||
+				 (klen == 18 && !strncasecmp(p, "parentFileNameHint", 18))) {
+				char v[40];
+
+				copy_value(v, sizeof v, eq + 1, n - (size_t)(eq + 1 - p));
+				if (klen == 18 || strcasecmp(v, "ffffffff")) {
+					d->has_parent = true;
+					snprintf(d->parent, sizeof d->parent, "%s %.40s",
+						 klen == 18 ? "parentFileNameHint" : "parentCID",
+						 v);
+				}
+			}
 		}
 	}
 	if (!d->create_type[0] && !have_version && !have_extent)
@@ -261,6 +273,16 @@ size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_
 				      const char *long_cid_hex32, const char *adapter,
 				      unsigned hwversion)
 {
+	return dscp_vmdk_descriptor_build_type(buf, size, capacity_sectors, extent_file, cid,
+					       long_cid_hex32, adapter, hwversion,
+					       "streamOptimized");
+}
+
+size_t dscp_vmdk_descriptor_build_type(char *buf, size_t size, uint64_t capacity_sectors,
+				       const char *extent_file, uint32_t cid,
+				       const char *long_cid_hex32, const char *adapter,
+				       unsigned hwversion, const char *create_type)
+{
 	/* Geometry as VMware writes it: 255 heads, 63 sectors; an IDE disk
 	 * has 16 heads (facts §4; qemu does the same). */
 	unsigned heads = strcmp(adapter, "ide") ? 255 : 16;
@@ -277,7 +299,7 @@ size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_
 		     "encoding=\"UTF-8\"\n"
 		     "CID=%08" PRIx32 "\n"
 		     "parentCID=ffffffff\n"
-		     "createType=\"streamOptimized\"\n"
+		     "createType=\"%s\"\n"
 		     "\n"
 		     "# Extent description\n"
 		     "RW %" PRIu64 " SPARSE \"%s\"\n"
@@ -292,8 +314,8 @@ size_t dscp_vmdk_descriptor_build_ddb(char *buf, size_t size, uint64_t capacity_
 		     "ddb.adapterType = \"%s\"\n"
 		     "ddb.toolsVersion = \"2147483647\"\n"
 		     "ddb.longContentID = \"%s\"\n",
-		     cid, capacity_sectors, extent_file, hwversion, cyl, heads, adapter,
-		     long_cid_hex32);
+		     cid, create_type, capacity_sectors, extent_file, hwversion, cyl, heads,
+		     adapter, long_cid_hex32);
 	if (n < 0 || (size_t)n >= size)
 		return 0;
 	return (size_t)n;
@@ -404,21 +426,25 @@ static int vmdk_probe(const struct dscp_probe *p)
 
 static const char *const vmdk_aliases[] = {NULL};
 static const char *const vmdk_extensions[] = {".vmdk", NULL};
-static const char *const vmdk_subformats[] = {"streamOptimized", NULL};
+static const char *const vmdk_subformats[] = {"streamOptimized", "monolithicSparse", NULL};
 static const char *const vmdk_adapters[] = {"ide", "buslogic", "lsilogic", "legacyESX", NULL};
 static const struct dsc_option_info vmdk_options[] = {
 	{"subformat", DSC_OPTION_ENUM, "streamOptimized",
-	 "VMDK variant written (streamOptimized: compressed grains, streams to a pipe)",
+	 "VMDK variant written (streamOptimized: compressed grains, streams to a pipe; "
+	 "monolithicSparse: uncompressed grains, to a pipe in two passes)",
 	 vmdk_subformats, 0, 0},
 	{"adapter_type", DSC_OPTION_ENUM, "lsilogic",
 	 "virtual controller named in the descriptor (ide: 16-head geometry)", vmdk_adapters, 0, 0},
 	{"hwversion", DSC_OPTION_UINT, "4", "ddb.virtualHWVersion of the descriptor", NULL, 4, 99},
+	{"zeroed_grain", DSC_OPTION_BOOL, "off",
+	 "monolithicSparse: version 2 header with the zeroed-grain flag (as qemu-img)", NULL, 0, 0},
 	{NULL, DSC_OPTION_BOOL, NULL, NULL, NULL, 0, 0},
 };
 
 const struct dscp_format dscp_format_vmdk = {
 	.info = {.name = "vmdk",
-		 .description = "VMware VMDK (reads and writes streamOptimized)",
+		 .description =
+			 "VMware VMDK (streamOptimized, monolithicSparse; reads descriptor files)",
 		 .aliases = vmdk_aliases,
 		 .extensions = vmdk_extensions,
 		 .flags = DSC_FMT_READ | DSC_FMT_WRITE | DSC_FMT_READ_STREAMS |

@@ -45,6 +45,10 @@ struct vmdk_reader {
 	 * before it, so errors come in stream order. */
 	dsc_err pending_rc;
 	struct dsc_error pending;
+	/* A hosted sparse extent (monolithicSparse): read by
+	 * vmdk_sparse_read.c instead. */
+	struct vmdk_sparse *sparse;
+	struct vmdk_desc *desc; /* a descriptor file: vmdk_desc.c */
 };
 
 static const char *rname(dsc_reader *r) { return dsc_stream_name(r->in); }
@@ -323,6 +327,10 @@ static dsc_err vmdk_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error
 	dsc_err rc;
 
 	memset(ext, 0, sizeof *ext);
+	if (vr->sparse)
+		return dscp_vmdk_sparse_next(r, vr->sparse, ext, e);
+	if (vr->desc)
+		return dscp_vmdk_desc_next(r, vr->desc, ext, e);
 	if (!vr->pool) {
 		unsigned t = r->threads ? r->threads : dscp_cpu_count();
 
@@ -412,6 +420,8 @@ static void vmdk_reader_close(dsc_reader *r)
 	struct vmdk_reader *vr = r->impl;
 
 	dscp_pool_free(vr->pool);
+	dscp_vmdk_sparse_free(vr->sparse);
+	dscp_vmdk_desc_free(vr->desc);
 	for (size_t i = 0; vr->seen && i < vr->seen_pages; i++)
 		free(vr->seen[i]);
 	free(vr->seen);
@@ -529,6 +539,7 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	uint8_t hdr[VMDK_SECTOR];
 	char *text;
 	size_t got;
+	bool sparse;
 	dsc_err rc;
 
 	rc = dsc_read_full(r->in, hdr, sizeof hdr, &got, e);
@@ -540,11 +551,7 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 				     "this VMDK variant is not supported",
 				     rname(r));
 	if (dscp_vmdk_text_descriptor(hdr, got, d.create_type, sizeof d.create_type))
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: a VMDK descriptor file (createType \"%s\"); descriptor "
-				     "files are not supported yet: convert the extent file it "
-				     "names (a flat extent is a raw disk: -src-fmt raw)",
-				     rname(r), d.create_type);
+		return dscp_vmdk_desc_open(r, hdr, got, &vr->desc, e);
 	if (got < 4 || dscp_le32(hdr) != VMDK_MAGIC)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: not a VMDK sparse extent (bad magic)", rname(r));
@@ -556,12 +563,16 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	rc = dscp_vmdk_header_validate(h, rname(r), e);
 	if (rc != DSC_OK)
 		return rc;
-	if ((h->flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS)) !=
-	    (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS))
+	/* Uncompressed grains without markers: a hosted sparse extent
+	 * (monolithicSparse); both: streamOptimized; one alone: neither. */
+	sparse = !(h->flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS));
+	if (!sparse && (h->flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS)) !=
+			       (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS))
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: not a streamOptimized VMDK (no compressed grains with "
-				     "markers; monolithicSparse input is not supported)",
-				     rname(r));
+				     "%s: VMDK flags 0x%08" PRIx32 " name compressed grains "
+				     "without markers or markers without compression; neither "
+				     "streamOptimized nor monolithicSparse",
+				     rname(r), h->flags);
 	if (h->overhead < h->desc_offset + h->desc_size || h->overhead > VMDK_MAX_CAPACITY_SECTORS)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: overHead of %" PRIu64 " sectors does not hold the header "
@@ -573,6 +584,8 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	r->capacity = h->capacity * VMDK_SECTOR;
 
 	if (h->desc_size) {
+		bool empty;
+
 		rc = skip_sectors(r, h->desc_offset - 1, "the header area", e);
 		if (rc != DSC_OK)
 			return rc;
@@ -581,20 +594,39 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
 					     rname(r));
 		rc = read_sectors(r, text, h->desc_size * VMDK_SECTOR, "the descriptor", e);
-		if (rc == DSC_OK)
+		/* qemu leaves the descriptor area of a split set's extents
+		 * empty: nothing to check there. */
+		empty = rc == DSC_OK && sparse && !text[0];
+		if (rc == DSC_OK && !empty)
 			rc = dscp_vmdk_descriptor_parse(text, h->desc_size * VMDK_SECTOR, rname(r),
 							&d, e);
 		free(text);
 		if (rc != DSC_OK)
 			return rc;
-		if (strcasecmp(d.create_type, "streamOptimized"))
+		if (!empty && d.has_parent)
+			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+					     "%s: a VMDK delta (snapshot) disk (%s); parent chains "
+					     "are not supported: convert the parent-free disk, or "
+					     "flatten the chain first",
+					     rname(r), d.parent);
+		if (empty) {
+			/* Nothing to check. */
+		} else if (sparse) {
+			if (strcasecmp(d.create_type, "monolithicSparse") &&
+			    strcasecmp(d.create_type, "twoGbMaxExtentSparse"))
+				return dsc_error_set(
+					e, DSC_ERR_UNSUPPORTED, 0,
+					"%s: createType \"%s\" of an uncompressed sparse extent is "
+					"not supported (monolithicSparse, twoGbMaxExtentSparse)",
+					rname(r), d.create_type);
+		} else if (strcasecmp(d.create_type, "streamOptimized"))
 			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: createType \"%s\" is not supported (only "
 					     "streamOptimized)",
 					     rname(r), d.create_type);
 		/* VirtualBox rounds the header capacity up to a grain and
 		 * keeps the exact size in the extent line (facts §5). */
-		if (d.extent_sectors && d.extent_sectors < h->capacity &&
+		if (!empty && d.extent_sectors && d.extent_sectors < h->capacity &&
 		    h->capacity - d.extent_sectors < h->grain_size)
 			r->capacity = d.extent_sectors * VMDK_SECTOR;
 	}
@@ -602,6 +634,16 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: overHead of %" PRIu64 " sectors ends inside the header",
 				     rname(r), h->overhead);
+	if (sparse) {
+		uint64_t meta_end = DSC_MAX((uint64_t)1, h->desc_offset + h->desc_size);
+		uint64_t cap = r->capacity;
+		dsc_err src = dscp_vmdk_sparse_open(r, h, vr->base, rel_tell(r), meta_end,
+						    &vr->sparse, e);
+
+		if (src == DSC_OK && cap < r->capacity)
+			r->capacity = cap;
+		return src;
+	}
 
 	/* A marker's data: up to 2 x grain bytes, sector padded (facts §2). */
 	vr->in_cap = (2 * vr->grain_bytes + 12 + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;

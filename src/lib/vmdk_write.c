@@ -47,6 +47,8 @@ struct vmdk_writer {
 	uint64_t base;      /* stream offset of the header */
 	char adapter[16];   /* -o adapter_type */
 	unsigned hwversion; /* -o hwversion */
+	/* -o subformat=monolithicSparse: vmdk_sparse_write.c does the work. */
+	struct vmdk_sparse_writer *sparse;
 };
 
 static const char *wname(dsc_writer *w) { return dsc_stream_name(w->out); }
@@ -440,6 +442,13 @@ static dsc_err vmdk_writer_init(dsc_writer *w, struct vmdk_writer *vw, struct ds
 	 * patch at finish never changes its length. */
 	snprintf(vw->adapter, sizeof vw->adapter, "%s", dscp_writer_option(w, "adapter_type"));
 	vw->hwversion = (unsigned)dscp_writer_option_uint(w, "hwversion");
+	if (!strcasecmp(dscp_writer_option(w, "subformat"), "monolithicSparse"))
+		return dscp_vmdk_sparse_wopen(w, &vw->sparse, vw->extent_name, vw->cid,
+					      vw->long_cid, vw->adapter, vw->hwversion, e);
+	if (dscp_writer_option_uint(w, "zeroed_grain"))
+		return dsc_error_set(e, DSC_ERR_INVAL, 0,
+				     "%s: -o zeroed_grain=on is for subformat=monolithicSparse",
+				     wname(w));
 	dlen = dscp_vmdk_descriptor_build_ddb(probe, sizeof probe, VMDK_MAX_CAPACITY_SECTORS,
 					      vw->extent_name, vw->cid, vw->long_cid, vw->adapter,
 					      vw->hwversion);
@@ -469,10 +478,55 @@ static dsc_err vmdk_writer_open(dsc_writer *w, struct dsc_error *e)
 	return vmdk_writer_init(w, w->impl, e);
 }
 
+static dsc_err vmdk_wput(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
+{
+	struct vmdk_writer *vw = w->impl;
+
+	if (vw->sparse)
+		return dscp_vmdk_sparse_put(w, vw->sparse, ext, e);
+	return vmdk_put(w, ext, e);
+}
+
+static dsc_err vmdk_wfinish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
+{
+	struct vmdk_writer *vw = w->impl;
+
+	if (vw->sparse)
+		return dscp_vmdk_sparse_finish(w, vw->sparse, capacity, e);
+	return vmdk_finish(w, capacity, e);
+}
+
+static void vmdk_wclose(dsc_writer *w)
+{
+	struct vmdk_writer *vw = w->impl;
+
+	dscp_vmdk_sparse_wfree(vw->sparse);
+	vw->sparse = NULL;
+	vmdk_writer_close(w);
+}
+
+/* Only monolithicSparse to a pipe asks for a plan. */
+static dsc_err vmdk_wplan(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
+{
+	struct vmdk_writer *vw = w->impl;
+
+	return dscp_vmdk_sparse_plan(w, vw->sparse, ext, e);
+}
+
+static dsc_err vmdk_wplan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_size,
+			       struct dsc_error *e)
+{
+	struct vmdk_writer *vw = w->impl;
+
+	return dscp_vmdk_sparse_plan_done(w, vw->sparse, capacity, file_size, e);
+}
+
 const struct dscp_writer_class dscp_vmdk_writer = {
 	.size = sizeof(struct vmdk_writer),
 	.open = vmdk_writer_open,
-	.put = vmdk_put,
-	.finish = vmdk_finish,
-	.close = vmdk_writer_close,
+	.put = vmdk_wput,
+	.finish = vmdk_wfinish,
+	.close = vmdk_wclose,
+	.plan = vmdk_wplan,
+	.plan_done = vmdk_wplan_done,
 };

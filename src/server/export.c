@@ -87,6 +87,21 @@ static bool export_params(struct srv_request *rq, const struct srv_params *p, st
 	return true;
 }
 
+/* A VMDK descriptor under an export root opens its extents beside it (the
+ * directory of the resolved file, inside the root); the library takes them
+ * only as plain file names there. */
+static dsc_err set_extent_dir(dsc_stream *in, const struct export_job *x, struct dsc_error *e)
+{
+	const char *slash = strrchr(x->real, '/');
+	char dir[sizeof x->real];
+
+	if (!slash)
+		return DSC_OK;
+	memcpy(dir, x->real, (size_t)(slash - x->real) + 1);
+	dir[slash - x->real + 1] = '\0';
+	return dsc_stream_set_extent_dir(in, dir, e);
+}
+
 /* Probe the source for its format and capacity, so that a damaged header
  * is a clean 422 and dst=raw can announce Content-Length; then rewind. */
 static dsc_err export_probe(struct export_job *x, struct dsc_error *e)
@@ -96,6 +111,8 @@ static dsc_err export_probe(struct export_job *x, struct dsc_error *e)
 	dsc_err rc;
 
 	rc = dsc_stream_open_fd(x->fd, x->path, 0, &in, e);
+	if (rc == DSC_OK)
+		rc = set_extent_dir(in, x, e);
 	if (rc == DSC_OK)
 		rc = dsc_reader_open(in, x->src, &r, e);
 	if (rc == DSC_OK) {
@@ -166,7 +183,8 @@ static void export_stream(struct srv_request *rq, struct export_job *x)
 	struct dsc_error err = {0};
 	dsc_stream *in = NULL, *out = NULL;
 
-	if (dsc_stream_open_fd(x->fd, x->path, DSC_FD_OWN, &in, &err) != DSC_OK) {
+	if (dsc_stream_open_fd(x->fd, x->path, DSC_FD_OWN, &in, &err) != DSC_OK ||
+	    set_extent_dir(in, x, &err) != DSC_OK) {
 		reply_dsc_error(rq, &err, false);
 		goto out;
 	}

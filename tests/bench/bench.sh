@@ -12,6 +12,7 @@
 #   sequential write speed (BENCH_VHD=0 skips them)
 #   VHDX (qemu-img's, dynamic) -> raw (BENCH_VHDX=0 skips it)
 #   raw -> dynamic VDI and VDI (qemu-img's, dynamic) -> raw (BENCH_VDI=0 skips them)
+#   VMDK monolithicSparse (qemu-img's) -> raw (BENCH_VMDKSPARSE=0 skips it)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -380,6 +381,23 @@ if [ "${BENCH_VDI:-1}" != 0 ] && "$DSC_CONVERT" -formats 2>/dev/null | grep -q '
 	rm -f "$T/q.raw" "$T/d.raw" "$T/d.vdi" "$qi"
 fi
 
+# ---- VMDK monolithicSparse -------------------------------------------------------
+# monolithicSparse (qemu-img's) -> raw. BENCH_VMDKSPARSE=0 skips it.
+VMDKSPARSE=no
+if [ "${BENCH_VMDKSPARSE:-1}" != 0 ]; then
+	VMDKSPARSE=yes
+	qm=$T/qm.vmdk
+	qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$img" "$qm"
+	cat "$qm" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# monolithicSparse->raw run $run/$RUNS" >&2
+		timed qms2r "$T/q.raw" qemu-img convert -q -f vmdk -O raw "$qm" "$T/q.raw"
+		timed dms2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$qm" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F raw "$img" "$T/d.raw" || verdict="FAILED: raw from monolithicSparse differs"
+	rm -f "$T/q.raw" "$T/d.raw" "$qm"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -481,6 +499,9 @@ fi
 if [ "$VDI" = yes ]; then
 	row "raw -> dynamic VDI" qr2i dr2i "$(ratio "$vi_dsize" "$vi_qsize")"
 	row "VDI (qemu-img's) -> raw" qi2r di2r "-"
+fi
+if [ "$VMDKSPARSE" = yes ]; then
+	row "VMDK monolithicSparse (qemu-img's) -> raw" qms2r dms2r "-"
 fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \

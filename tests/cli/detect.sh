@@ -143,10 +143,15 @@ for f in text.raw text2.raw mbr.raw; do
 done
 rm -f "$O"/*
 
-# A VMDK text descriptor (qemu-img's monolithicFlat) is recognised.
+# A VMDK text descriptor (qemu-img's monolithicFlat) is recognised: read
+# with its extent beside it, refused on a pipe (no directory to look in).
 mk vmdk flat.vmdk -o subformat=monolithicFlat
 run_dsc -src "$I/flat.vmdk" -dst "$O/out.raw"
-expect_fail "descriptor refused" flat.vmdk 'a VMDK descriptor file \(createType "monolithicFlat"\); descriptor files are not supported yet'
+expect_ok "descriptor with its extent converts"
+check "descriptor = source" cmp "$I/d.raw" "$O/out.raw"
+rm -f "$O"/*
+run_pipe "$I/flat.vmdk" -src - -dst "$O/out.raw"
+expect_fail "descriptor on a pipe refused" stdin 'a VMDK descriptor file references extent files'
 dir_is "descriptor: no output" "$O"
 # ... and its flat extent is a raw disk.
 run_dsc -src "$I/flat-flat.vmdk" -dst "$O/flat.raw"
@@ -171,13 +176,13 @@ expect_ok "-o preallocation=falloc"
 check "preallocated raw = source" cmp "$I/d.raw" "$O/p.raw"
 check "preallocated: every block allocated" alloc_atleast "$O/p.raw" $((3 * MiB))
 rm -f "$O"/*
-for bad in "foo=1" "subformat=monolithicSparse" "hwversion=3" "adapter_type" "=x"; do
+for bad in "foo=1" "subformat=monolithicFlat" "hwversion=3" "adapter_type" "=x"; do
 	run_dsc -src "$I/d.raw" -dst "$O/x.vmdk" -dst-fmt vmdk -o "$bad"
 	expect_usage "-o $bad: exit 2"
 	dir_is "-o $bad: no output" "$O"
 done
 run_dsc -src "$I/d.raw" -dst "$O/x.vmdk" -dst-fmt vmdk -o foo=1
-check "unknown key named with the format's keys" grep -q "unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion)" "$T/stderr"
+check "unknown key named with the format's keys" grep -q "unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion, zeroed_grain)" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.raw" -c
 expect_usage "-c with raw output"
 check "-c message" grep -q -- "-c: raw output cannot be compressed" "$T/stderr"

@@ -74,6 +74,16 @@ python3 "$here/../hostile/gen_vdi.py" -o "$out/vdi" i-small-4k i-small-64k
 if command -v qemu-img >/dev/null; then
 	qemu-img create -q -f vdi "$out/vdi/qemu-empty.vdi" 10M
 fi
+# vmdk_sparse: the hostile generator's monolithicSparse cases and
+# qemu-img's monolithicSparse images of the small raw disks.
+mkdir -p "$out/vmdk_sparse"
+python3 "$here/../hostile/gen_vmdk_sparse.py" -o "$out/vmdk_sparse"
+if command -v qemu-img >/dev/null; then
+	for r in "$tmp"/*.raw; do
+		qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$r" \
+			"$out/vmdk_sparse/qemu-$(basename "$r" .raw).vmdk"
+	done
+fi
 # vhdx: small images by dsc, qemu-img and the hostile generator, in the
 # compact form fuzz_vhdx_read.c lays out (flags, file identifier, headers,
 # region table, then 16 KiB from each MiB of the file after the first).

@@ -31,6 +31,7 @@ python3 "$H/gen.py" -o "$T/in" || { echo "FAIL: gen.py"; exit 1; }
 python3 "$H/gen_vhd.py" -o "$T/in" || { echo "FAIL: gen_vhd.py"; exit 1; }
 python3 "$H/gen_vhdx.py" -o "$T/in" || { echo "FAIL: gen_vhdx.py"; exit 1; }
 python3 "$H/gen_vdi.py" -o "$T/in" || { echo "FAIL: gen_vdi.py"; exit 1; }
+python3 "$H/gen_vmdk_sparse.py" -o "$T/in" || { echo "FAIL: gen_vmdk_sparse.py"; exit 1; }
 
 # Bound every run's memory, unless the binary cannot start under the bound
 # (ASan reserves terabytes of address space for its shadow memory).

@@ -371,7 +371,7 @@ check "o=: adapter in the descriptor" grep -aq 'ddb.adapterType = "ide"' "$T/out
 check "o=: hwversion in the descriptor" grep -aq 'ddb.virtualHWVersion = "6"' "$T/out/ide.vmdk"
 check "o=: the VMDK is the disk" same_image "$T/out/ide.vmdk" vmdk "$T/data/disk.raw" raw
 expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=bad.vmdk&dst=vmdk&o=foo%3D1"
-check "o=foo: 400 names the key and the format's keys" bash -c "grep -q \"unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion)\" '$R'"
+check "o=foo: 400 names the key and the format's keys" bash -c "grep -q \"unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion, zeroed_grain)\" '$R'"
 expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=bad.vmdk&dst=vmdk&o=hwversion%3D1"
 expect_status 400 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=bad.img&o=preallocation%3Dfull"
 check "bad options: no file" test ! -e "$T/out/bad.vmdk" -a ! -e "$T/out/bad.img"
@@ -386,6 +386,22 @@ check "export of a qcow2: the disk" same_image "$R" vmdk "$T/data/disk.raw" raw
 cp "$T/data/disk.qed" "$T/export/disk.qed"
 expect_status 415 "$R" "$BASE/export?path=$T/export/disk.qed"
 check "export of a qed: named" bash -c "grep -q 'a QED image' '$R'"
+
+# ---- VMDK family (issue 15): monolithicSparse up and out, descriptors
+qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$T/data/disk.raw" "$T/data/ms.vmdk"
+expect_status 200 "$R" -X POST -T "$T/data/ms.vmdk" "$BASE/upload?name=ms.img"
+check "monolithicSparse upload: same disk" same_image "$T/out/ms.img" raw "$T/data/disk.raw" raw
+expect_status 200 "$R" "$BASE/export?path=$T/out/ms.img&dst=vmdk&o=subformat=monolithicSparse"
+check "export o=subformat=monolithicSparse: qemu-img check" qemu-img check -q -f vmdk "$R"
+check "export o=subformat=monolithicSparse: same disk" same_image "$R" vmdk "$T/data/disk.raw" raw
+qemu-img create -q -f vmdk -o subformat=monolithicFlat "$T/out/fl.vmdk" 4M
+qemu-io -f vmdk -c 'write -P 0x5a 1M 64k' "$T/out/fl.vmdk" >/dev/null
+expect_status 200 "$R" "$BASE/export?path=$T/out/fl.vmdk&dst=raw"
+check "export of a descriptor: extents beside it" same_image "$R" raw "$T/out/fl.vmdk" vmdk
+expect_status 415 "$R" -X POST -T "$T/out/fl.vmdk" "$BASE/upload?name=desc.img"
+check "descriptor upload: the message says what to send" grep -q 'send the extent file' "$R"
+check "descriptor upload: nothing written" test ! -e "$T/out/desc.img"
+rm -f "$T/out/ms.img" "$T/out/fl.vmdk" "$T/out/fl-flat.vmdk"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"

@@ -409,10 +409,11 @@ static void test_check_options(void)
 
 	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=streamOptimized,adapter_type=IDE,hwversion=6",
 		   DSC_OK, NULL);
-	CHECK_OPTS(DSC_FORMAT_VMDK, "foo=1", DSC_ERR_INVAL,
-		   "vmdk: unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion)");
-	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=monolithicSparse", DSC_ERR_INVAL,
-		   "option subformat: 'monolithicSparse' is not one of streamOptimized");
+	CHECK_OPTS(
+		DSC_FORMAT_VMDK, "foo=1", DSC_ERR_INVAL,
+		"vmdk: unknown option 'foo' (vmdk options: subformat, adapter_type, hwversion, zeroed_grain)");
+	CHECK_OPTS(DSC_FORMAT_VMDK, "subformat=monolithicFlat", DSC_ERR_INVAL,
+		   "option subformat: 'monolithicFlat' is not one of streamOptimized");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=3", DSC_ERR_INVAL, "from 4 to 99");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=6x", DSC_ERR_INVAL, "hwversion");
 	CHECK_OPTS(DSC_FORMAT_VMDK, "hwversion=99999999999999999999999", DSC_ERR_INVAL,

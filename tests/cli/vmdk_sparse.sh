@@ -1,0 +1,146 @@
+#!/bin/bash
+# vmdk_sparse.sh - the VMDK family beyond streamOptimized: monolithicSparse
+# (versions 1 and 2) read from a file and a pipe, descriptor files with flat,
+# sparse and several extents, the extent-path rules, parent chains, and
+# monolithicSparse written by dsc (file and pipe) as qemu-img and vmdkinfo
+# read it. Every image is made here with qemu-img and qemu-io; every read is
+# compared with `qemu-img convert -O raw`.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+
+dsc_init
+need qemu-img qemu-io vmdkinfo
+mkdir "$T/in" "$T/out"
+I=$T/in O=$T/out
+
+run_pipe() {
+	local f=$1
+	shift
+	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
+	RC=${PIPESTATUS[1]}
+	LAST_CMD="cat $f | dsc-convert $*"
+}
+
+same_raw() {
+	[ "$(fsize "$1")" = "$(fsize "$2")" ] || { echo "sizes $(fsize "$1") and $(fsize "$2")"; return 1; }
+	qemu-img compare -q -f raw -F raw "$1" "$2"
+}
+
+# read_img IMG DESC [pipe]: dsc reads IMG (and from a pipe) as qemu-img does.
+read_img() {
+	local img=$1 desc=$2
+	rm -f "$T/ref.raw" "$O/file.raw" "$O/pipe.raw"
+	qemu-img convert -f vmdk -O raw "$img" "$T/ref.raw" || { fail "$desc: qemu-img convert"; return; }
+	run_dsc -src "$img" -dst "$O/file.raw"
+	expect_ok "$desc: read from the file"
+	check "$desc: the file reads as qemu-img reads it" same_raw "$T/ref.raw" "$O/file.raw"
+	if [ "${3:-}" = pipe ]; then
+		run_pipe "$img" -src - -dst "$O/pipe.raw"
+		expect_ok "$desc: read from a pipe"
+		check "$desc: the pipe reads as qemu-img reads it" same_raw "$T/ref.raw" "$O/pipe.raw"
+	fi
+	rm -f "$T/ref.raw" "$O/file.raw" "$O/pipe.raw"
+}
+
+# VM-style writes: out of guest order, odd offsets, write-zeroes.
+vm_writes() {
+	qemu-io -f vmdk -c 'write -P 0x11 50M 1M' -c 'write -P 0x22 0 64k' \
+		-c 'write -P 0x33 7M 4097' -c 'write -P 0x44 1M 512' -c 'write -z 50M 128k' \
+		-c "write -P 0x55 $(($2 - 1536)) 1024" "$1" >/dev/null
+}
+
+# ---- monolithicSparse read -------------------------------------------------
+for zg in off on; do
+	for size in 100M 77777K; do
+		f=$I/ms-$zg-$size.vmdk
+		qemu-img create -q -f vmdk -o subformat=monolithicSparse,zeroed_grain=$zg "$f" $size
+		bytes=$(qemu-img info --output=json "$f" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
+		vm_writes "$f" "$bytes"
+		read_img "$f" "monolithicSparse zeroed_grain=$zg $size" pipe
+	done
+done
+qemu-img create -q -f vmdk -o subformat=monolithicSparse "$I/empty.vmdk" 10M
+read_img "$I/empty.vmdk" "empty monolithicSparse" pipe
+qemu-img convert -q -f vmdk -O vmdk -o subformat=monolithicSparse "$I/ms-off-100M.vmdk" "$I/conv.vmdk"
+read_img "$I/conv.vmdk" "monolithicSparse by qemu-img convert (guest order)" pipe
+
+# Grains out of guest order (written last-first): a raw file takes them from a
+# pipe, a qcow2 or VMDK writer refuses.
+f=$I/ooo.vmdk
+qemu-img create -q -f vmdk -o subformat=monolithicSparse "$f" 64M
+qemu-io -f vmdk -c 'write -P 0x61 60M 64k' -c 'write -P 0x62 30M 64k' -c 'write -P 0x63 0 64k' "$f" >/dev/null
+read_img "$f" "out-of-order grains" pipe
+run_pipe "$f" -src - -dst "$O/ooo.qcow2" -dst-fmt qcow2
+expect_fail "out-of-order grains from a pipe into qcow2: refused" ooo.qcow2 'order'
+dir_is "out-of-order qcow2: no output" "$O"
+
+# ---- descriptor files ------------------------------------------------------
+for sf in monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+	mkdir "$I/$sf"
+	qemu-img create -q -f vmdk -o subformat=$sf "$I/$sf/d.vmdk" 5G
+	qemu-io -f vmdk -c 'write -P 0x11 2047M 2M' -c 'write -P 0x22 0 64k' \
+		-c 'write -P 0x33 4G 300k' -c 'write -z 4G 64k' -c 'write -P 0x44 5119M 1M' "$I/$sf/d.vmdk" >/dev/null
+	read_img "$I/$sf/d.vmdk" "$sf (5 GiB, $(ls "$I/$sf" | wc -l) files)"
+	run_pipe "$I/$sf/d.vmdk" -src - -dst "$O/d.raw"
+	expect_fail "$sf descriptor from stdin: refused" stdin 'send the extent file'
+	dir_is "$sf from stdin: no output" "$O"
+done
+mkdir "$I/odd"
+qemu-img create -q -f vmdk -o subformat=monolithicFlat "$I/odd/d.vmdk" 3333K
+qemu-io -f vmdk -c 'write -P 0x77 3M 4k' "$I/odd/d.vmdk" >/dev/null
+read_img "$I/odd/d.vmdk" "monolithicFlat of an odd size"
+
+# Extent paths that leave the directory, or are not regular files.
+mkdir "$I/esc" "$I/esc/sub"
+cp "$I/odd/d-flat.vmdk" "$I/esc/"
+ln -s /etc/passwd "$I/esc/lnk"
+mkfifo "$I/esc/fifo"
+for name in ../odd/d-flat.vmdk /etc/passwd sub/d-flat.vmdk lnk fifo . ..; do
+	sed "s|\"d-flat.vmdk\"|\"$name\"|" "$I/odd/d.vmdk" >"$I/esc/d.vmdk"
+	run_dsc -src "$I/esc/d.vmdk" -dst "$O/e.raw"
+	expect_fail "extent \"$name\": refused" d.vmdk 'outside|symbolic|regular|directory'
+	dir_is "extent \"$name\": no output" "$O"
+done
+# Parent chains.
+sed 's/^parentCID=ffffffff/parentCID=1234abcd/' "$I/odd/d.vmdk" >"$I/odd/p.vmdk"
+run_dsc -src "$I/odd/p.vmdk" -dst "$O/p.raw"
+expect_fail "parentCID: refused" p.vmdk 'parent'
+qemu-img create -q -f vmdk -b "$I/ms-off-100M.vmdk" -F vmdk "$I/child.vmdk"
+run_dsc -src "$I/child.vmdk" -dst "$O/c.raw"
+expect_fail "a qemu-img snapshot child: refused" child.vmdk 'parent'
+dir_is "parents: no output" "$O"
+
+# ---- monolithicSparse write ------------------------------------------------
+src=$I/ms-on-77777K.vmdk
+for zg in off on; do
+	o="subformat=monolithicSparse,zeroed_grain=$zg"
+	run_dsc -src "$src" -dst "$O/w.vmdk" -dst-fmt vmdk -o "$o"
+	expect_ok "write $o to a file"
+	check "$o: qemu-img check" qemu-img check -q -f vmdk "$O/w.vmdk"
+	check "$o: qemu-img compare" qemu-img compare -q -f vmdk -F vmdk "$src" "$O/w.vmdk"
+	check "$o: vmdkinfo opens it" bash -c "vmdkinfo '$O/w.vmdk' | grep -q 'Monolithic sparse'"
+	check "$o: version in the header" bash -c "[ \$(od -An -tu4 -j4 -N4 '$O/w.vmdk') = $([ $zg = on ] && echo 2 || echo 1) ]"
+	read_img "$O/w.vmdk" "$o read back" pipe
+	run_dsc -src "$src" -dst - -dst-fmt vmdk -o "$o"
+	expect_ok "write $o to a pipe (two passes)"
+	check "$o: the pipe output equals the file output past the ids" \
+		cmp <(tail -c +20481 "$T/stdout") <(tail -c +20481 "$O/w.vmdk")
+	check "$o pipe: qemu-img check" qemu-img check -q -f vmdk "$T/stdout"
+	rm -f "$O"/*
+done
+# From a raw source with data at the end, through qemu-img.
+gen_sparse "$I/r.raw" 5000000
+printf 'end' | dd of="$I/r.raw" bs=1 seek=4999990 conv=notrunc status=none
+run_dsc -src "$I/r.raw" -dst "$O/r.vmdk" -dst-fmt vmdk -o subformat=monolithicSparse
+expect_ok "raw of an odd size -> monolithicSparse"
+check "odd size: qemu-img check" qemu-img check -q -f vmdk "$O/r.vmdk"
+check "odd size: qemu-img compare" qemu-img compare -q -f raw -F vmdk "$I/r.raw" "$O/r.vmdk"
+run_dsc -src "$src" -dst "$O/bad.vmdk" -dst-fmt vmdk -o zeroed_grain=on
+expect_fail "zeroed_grain without monolithicSparse: refused" bad.vmdk 'monolithicSparse'
+# streamOptimized named explicitly is still the default writer.
+run_dsc -src "$src" -dst "$O/s.vmdk" -dst-fmt vmdk -o subformat=streamOptimized
+expect_ok "subformat=streamOptimized"
+check "streamOptimized: qemu-img compare" qemu-img compare -q -f vmdk -F vmdk "$src" "$O/s.vmdk"
+check "streamOptimized: vmdkinfo" bash -c "vmdkinfo '$O/s.vmdk' | grep -q 'Stream optimized'"
+
+finish
