@@ -253,7 +253,8 @@ static dsc_err write_at(dsc_writer *w, struct raw_writer *rw, uint64_t offset, c
 			rc = dsc_error_set(
 				e, DSC_ERR_UNSUPPORTED, 0,
 				"%s: data for byte %llu arrives after byte %llu: the "
-				"input's grains are out of order and the output cannot seek",
+				"input's data comes out of disk order (as a VM wrote it) and the output "
+				"cannot seek: write to a file, or read the input from one",
 				dsc_stream_name(w->out), (unsigned long long)offset,
 				(unsigned long long)rw->pos);
 		}

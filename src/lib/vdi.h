@@ -73,8 +73,10 @@
 #define VDI_WRITE_BLOCK (1u << 20)
 #define VDI_MIN_BLOCK 4096u
 #define VDI_MAX_BLOCK (64u << 20)
-/* The block map is held in memory (4 bytes per block, 8 more per
- * allocated block while it is read): at most 8 Mi blocks, 8 TiB at 1 MiB
+/* The block map is held in memory: while it is read, two of the map, its
+ * inverse (4 bytes per block each) and the list of allocated blocks (8
+ * bytes each), 12 bytes per block at most, then the list alone. At
+ * most 8 Mi blocks (96 MiB at open), 8 TiB at 1 MiB
  * (qemu's own limit, 0x3fffffff blocks, would be a 4 GiB map). */
 #define VDI_MAX_BLOCKS (8u << 20)
 #define VDI_MAX_BYTES ((uint64_t)VDI_MAX_BLOCKS * VDI_WRITE_BLOCK)

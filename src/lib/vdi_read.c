@@ -101,20 +101,6 @@ static dsc_err read_at(dsc_reader *r, struct vdi_reader *v, uint64_t at, void *b
 	return DSC_OK;
 }
 
-static int by_pos(const void *a, const void *b)
-{
-	const struct vdi_block *x = a, *y = b;
-
-	return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-static int by_idx(const void *a, const void *b)
-{
-	const struct vdi_block *x = a, *y = b;
-
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 static bool is_null_uuid(const uint8_t *u)
 {
 	static const uint8_t zero[16];
@@ -190,9 +176,9 @@ static dsc_err check_header(dsc_reader *r, struct vdi_reader *v, const uint8_t *
 				     rname(r), extra);
 	if (*bmap % VDI_SECTOR || v->offset_data % VDI_SECTOR)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: VDI block map offset %" PRIu64 " or data offset %" PRIu64
-				     " is not a multiple of 512",
-				     rname(r), *bmap, v->offset_data);
+				     "%s: VDI %s offset %" PRIu64 " is not a multiple of 512",
+				     rname(r), *bmap % VDI_SECTOR ? "block map" : "data",
+				     *bmap % VDI_SECTOR ? *bmap : v->offset_data);
 	if (n > VDI_MAX_BLOCKS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: VDI image of %" PRIu32
@@ -216,12 +202,17 @@ static dsc_err check_header(dsc_reader *r, struct vdi_reader *v, const uint8_t *
 				     "%s: VDI header counts %" PRIu32
 				     " allocated blocks of only %" PRIu32,
 				     rname(r), alloc, n);
-	if (*bmap < VDI_TEXT_LEN + (uint64_t)hsize || *bmap > VDI_MAX_META_OFFSET ||
-	    v->offset_data > VDI_MAX_META_OFFSET)
+	if (*bmap < VDI_TEXT_LEN + (uint64_t)hsize)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: VDI block map offset %" PRIu64 " or data offset %" PRIu64
-				     " is inside the header or past byte %llu",
-				     rname(r), *bmap, v->offset_data,
+				     "%s: VDI block map offset %" PRIu64
+				     " is inside the header (%" PRIu64 " bytes)",
+				     rname(r), *bmap, VDI_TEXT_LEN + (uint64_t)hsize);
+	if (*bmap > VDI_MAX_META_OFFSET || v->offset_data > VDI_MAX_META_OFFSET)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VDI %s offset %" PRIu64
+				     " is past byte %llu (VDI_MAX_META_OFFSET)",
+				     rname(r), *bmap > VDI_MAX_META_OFFSET ? "block map" : "data",
+				     *bmap > VDI_MAX_META_OFFSET ? *bmap : v->offset_data,
 				     (unsigned long long)VDI_MAX_META_OFFSET);
 	if (*bmap + (uint64_t)n * 4 > v->offset_data)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
@@ -244,8 +235,8 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 	struct vdi_reader *v = r->impl;
 	uint64_t total = dsc_stream_total(r->in), bmap, need;
 	uint8_t h[VDI_HEADER_LEN], *map = NULL;
-	uint32_t n = 0, i;
-	uint8_t *used = NULL;
+	uint32_t n = 0, i, *inv = NULL;
+	struct vdi_block b;
 	size_t got;
 	dsc_err rc;
 
@@ -265,10 +256,13 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 	if (rc != DSC_OK)
 		return rc;
 	need = (v->vsize + v->block_size - 1) / v->block_size;
+	/* The map, and its inverse: the guest block stored at each place of
+	 * the data area (VDI_UNALLOCATED where none is), which finds an
+	 * entry used twice and gives file order without a sort. */
 	map = malloc(n ? (size_t)n * 4 : 1);
-	used = calloc((size_t)n / 8 + 1, 1);
+	inv = malloc(n ? (size_t)n * sizeof *inv : 1);
 	v->buf = malloc(DSCP_IO_CHUNK);
-	if (!map || !used || !v->buf) {
+	if (!map || !inv || !v->buf) {
 		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VDI map",
 				   rname(r));
 		goto out;
@@ -276,15 +270,8 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 	rc = read_at(r, v, bmap, map, (size_t)n * 4, "VDI block map", e);
 	if (rc != DSC_OK)
 		goto out;
-	for (i = 0; i < need; i++)
-		v->nblocks += dscp_le32(map + 4 * (size_t)i) < VDI_DISCARDED;
-	v->blocks = malloc(v->nblocks ? v->nblocks * sizeof *v->blocks : 1);
-	if (!v->blocks) {
-		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VDI map",
-				   rname(r));
-		goto out;
-	}
-	v->nblocks = 0;
+	for (i = 0; i < n; i++)
+		inv[i] = VDI_UNALLOCATED;
 	for (i = 0; i < need; i++) {
 		uint32_t ent = dscp_le32(map + 4 * (size_t)i);
 
@@ -298,7 +285,7 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 					   rname(r), i, ent, n);
 			goto out;
 		}
-		if (used[ent / 8] & (1u << (ent % 8))) {
+		if (inv[ent] != VDI_UNALLOCATED) {
 			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					   "%s: VDI block map entry %" PRIu32
 					   ": block index %" PRIu32
@@ -306,28 +293,49 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 					   rname(r), i, ent);
 			goto out;
 		}
-		used[ent / 8] |= (uint8_t)(1u << (ent % 8));
-		v->blocks[v->nblocks].pos = ent;
-		v->blocks[v->nblocks].idx = i;
-		if (v->seekable &&
-		    block_off(v, &v->blocks[v->nblocks]) + v->block_size > v->file_len) {
+		inv[ent] = i;
+		v->nblocks++;
+		b.pos = ent;
+		b.idx = i;
+		if (v->seekable && block_off(v, &b) + v->block_size > v->file_len) {
 			rc = dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 					   "%s: truncated: VDI block %" PRIu32 " at byte %" PRIu64
 					   " ends past the end of the file (%" PRIu64 " bytes)",
-					   rname(r), i, block_off(v, &v->blocks[v->nblocks]),
-					   v->file_len);
+					   rname(r), i, block_off(v, &b), v->file_len);
 			goto out;
 		}
-		v->nblocks++;
 	}
-	/* A forward read goes in file order; the map precedes the data
-	 * (checked), so that never needs a seek. */
-	qsort(v->blocks, v->nblocks, sizeof *v->blocks, v->seekable ? by_idx : by_pos);
+	/* The blocks in reading order: guest order (the map's) from a
+	 * seekable input, file order (inv's) from a forward one; the map
+	 * precedes the data (checked), so that never needs a seek. At most
+	 * two of map, inv and blocks are held at once. */
+	if (v->seekable) {
+		free(inv);
+		inv = NULL;
+	} else {
+		free(map);
+		map = NULL;
+	}
+	v->blocks = malloc(v->nblocks ? v->nblocks * sizeof *v->blocks : 1);
+	if (!v->blocks) {
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory for the VDI map",
+				   rname(r));
+		goto out;
+	}
+	v->nblocks = 0;
+	for (i = 0; i < (v->seekable ? need : n); i++) {
+		uint32_t ent = v->seekable ? dscp_le32(map + 4 * (size_t)i) : inv[i];
+
+		if (ent >= VDI_DISCARDED)
+			continue;
+		v->blocks[v->nblocks].pos = v->seekable ? ent : i;
+		v->blocks[v->nblocks++].idx = v->seekable ? i : ent;
+	}
 	r->capacity = v->vsize;
 	rc = DSC_OK;
 out:
 	free(map);
-	free(used);
+	free(inv);
 	return rc;
 }
 

@@ -8,6 +8,11 @@
  * result code. Every extent must lie inside the reported capacity; a
  * failure must carry a message. A crash, a sanitizer report, a hang or an
  * abort() here is a bug in libdsc.
+ * A header with neither the compressed nor the markers flag goes to the
+ * monolithicSparse reader, whose seekable and forward walks may rightly
+ * differ (guest against file order, the redundant tables compared only
+ * when it can seek): for those only the first two runs must agree, and
+ * fuzz_vmdk_sparse_read.c compares the walks its own way.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +74,20 @@ out:
 	return rc;
 }
 
+/* "KDMV" and neither VMDK_FLAG_COMPRESSED (bit 16) nor VMDK_FLAG_MARKERS
+ * (bit 17) in the flags at byte 8: what vmdk_read.c hands to the sparse
+ * reader. */
+static bool hosted_sparse(const uint8_t *data, size_t size)
+{
+	uint32_t flags;
+
+	if (size < 12 || memcmp(data, "KDMV", 4) != 0)
+		return false;
+	flags = (uint32_t)data[8] | (uint32_t)data[9] << 8 | (uint32_t)data[10] << 16 |
+		(uint32_t)data[11] << 24;
+	return (flags & (3u << 16)) == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -81,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r3 = read_all(data, size, 1, true, &d3);
 	if (r1 != r2 || d1 != d2)
 		abort(); /* the thread pool changed the outcome */
+	if (hosted_sparse(data, size))
+		return 0;
 	if (r1 != r3 || d1 != d3)
 		abort(); /* short reads changed the outcome */
 	return 0;

@@ -1,9 +1,10 @@
 #!/bin/bash
-# run.sh - hostile VMDK, qcow2, VHD and VHDX inputs against the library and dsc-convert.
+# run.sh - hostile VMDK, qcow2, VHD, VHDX and VDI inputs against the library and dsc-convert.
 #
 # gen.py writes each input (a small valid stream or image with one thing
 # wrong, NAME.vmdk or NAME.qcow2), gen_vhd.py the VHD ones (NAME.vhd),
-# gen_vhdx.py the VHDX ones (NAME.vhdx);
+# gen_vhdx.py the VHDX ones (NAME.vhdx), gen_vdi.py the VDI ones (NAME.vdi),
+# gen_vmdk_sparse.py the monolithicSparse VMDK ones (ms-*.vmdk);
 # `expected` names the outcome of each.
 # For every case:
 #  - the probe program reads it with the format's reader (1 thread and 2;
