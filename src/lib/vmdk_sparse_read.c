@@ -445,6 +445,12 @@ static bool emit_piece(struct vmdk_sparse *s, struct dsc_extent *ext, uint64_t c
 		s->emit_off += g;
 	ext->offset = s->emit_guest + start;
 	ext->data = s->buf + start;
+	/* The header's capacity may exceed the reader's (VirtualBox keeps the
+	 * exact size in the extent line): grains past it are dropped. */
+	if (ext->offset >= capacity) {
+		s->emit_off = s->emit_len;
+		return false;
+	}
 	/* The last grain may reach past the capacity. */
 	ext->length = (size_t)DSC_MIN((uint64_t)(s->emit_off - start), capacity - ext->offset);
 	return true;
