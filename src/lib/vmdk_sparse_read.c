@@ -186,11 +186,14 @@ static dsc_err collect_gt(dsc_reader *r, struct vmdk_sparse *s, const uint8_t *g
 	return DSC_OK;
 }
 
+/* File order; a grain named by two entries, in guest order. */
 static int by_sec(const void *a, const void *b)
 {
 	const struct grain_ref *x = a, *y = b;
 
-	return x->sec < y->sec ? -1 : x->sec > y->sec;
+	if (x->sec != y->sec)
+		return x->sec < y->sec ? -1 : 1;
+	return x->grain < y->grain ? -1 : x->grain > y->grain;
 }
 
 struct gt_at {
@@ -278,8 +281,11 @@ static dsc_err open_stream(dsc_reader *r, struct vmdk_sparse *s, struct dsc_erro
 	}
 	if (s->nrefs) /* refs is NULL when no grain is allocated */
 		qsort(s->refs, s->nrefs, sizeof *s->refs, by_sec);
+	/* Two entries may share a grain (qemu reads it in both places);
+	 * grains that overlap only in part are damage. */
 	for (i = 1; i < s->nrefs; i++)
-		if (s->refs[i].sec < s->refs[i - 1].sec + s->h.grain_size) {
+		if (s->refs[i].sec != s->refs[i - 1].sec &&
+		    s->refs[i].sec < s->refs[i - 1].sec + s->h.grain_size) {
 			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					   "%s: VMDK grains %" PRIu64 " and %" PRIu64
 					   " overlap at sector %" PRIu64,
@@ -479,8 +485,18 @@ dsc_err dscp_vmdk_sparse_next(dsc_reader *r, struct vmdk_sparse *s, struct dsc_e
 		rc = dscp_reader_tick(r, e);
 		if (rc != DSC_OK)
 			return rc;
-		/* A run: adjacent in the file and in the guest. */
 		a = &s->refs[s->ref_next];
+		/* A grain shared with the previous entry (adjacent in file
+		 * order on a forward walk) is still the buffer's last one. */
+		if (s->ref_next && a[0].sec == a[-1].sec) {
+			memmove(s->buf, s->buf + s->emit_len - s->grain_bytes, s->grain_bytes);
+			s->emit_guest = a[0].grain * s->grain_bytes;
+			s->emit_len = s->grain_bytes;
+			s->emit_off = 0;
+			s->ref_next++;
+			continue;
+		}
+		/* A run: adjacent in the file and in the guest. */
 		for (n = 1;
 		     n < max && s->ref_next + n < s->nrefs &&
 		     a[n].sec == a[0].sec + n * s->h.grain_size && a[n].grain == a[0].grain + n;

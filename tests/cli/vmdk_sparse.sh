@@ -74,6 +74,32 @@ run_pipe "$f" -src - -dst "$O/ooo.qcow2" -dst-fmt qcow2
 expect_fail "out-of-order grains from a pipe into qcow2: refused" ooo.qcow2 'order'
 dir_is "out-of-order qcow2: no output" "$O"
 
+# Two grain table entries naming one grain (no producer writes it; qemu reads
+# the grain in both places): the same from a file and from a pipe.
+f=$I/shared.vmdk
+qemu-img create -q -f vmdk -o subformat=monolithicSparse "$f" 8M
+qemu-io -f vmdk -c 'write -P 0x71 0 64k' -c 'write -P 0x72 64k 64k' -c 'write -P 0x73 1M 64k' "$f" >/dev/null
+python3 - "$f" <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as fh:
+    h = fh.read(512)
+    rgd, gd = struct.unpack_from('<QQ', h, 48)
+    for d in (gd, rgd):
+        fh.seek(d * 512)
+        gt = struct.unpack('<I', fh.read(4))[0] * 512
+        fh.seek(gt)
+        e = struct.unpack('<3I', fh.read(12))
+        assert e[0] and e[1], e
+        # Guest grains 2 and 5 read guest grain 0's data, grain 1's
+        # entry names grain 0's too.
+        for j in (1, 2, 5):
+            fh.seek(gt + 4 * j)
+            fh.write(struct.pack('<I', e[0]))
+PY
+read_img "$f" "grains shared by two entries" pipe
+check "shared grains: guest grain 5 reads grain 0's data" \
+	cmp -s <(dd if="$O/pipe.raw" bs=64k skip=5 count=1 status=none) <(dd if="$O/pipe.raw" bs=64k count=1 status=none)
+
 # ---- descriptor files ------------------------------------------------------
 for sf in monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat; do
 	mkdir "$I/$sf"
