@@ -165,6 +165,13 @@ dsc_err dsc_stream_open_file(const char *path, dsc_stream **out, struct dsc_erro
  * directory. DSC_ERR_NOMEM on failure. */
 dsc_err dsc_stream_set_extent_dir(dsc_stream *s, const char *dir, struct dsc_error *e);
 
+/* The same, with a directory already open (O_PATH will do): the stream
+ * keeps its own duplicate (close `dirfd` when you like), so that what the
+ * caller checked is the directory the extents open in, with no path to
+ * look up again. It takes the place of a directory set by path; -1 clears.
+ * DSC_ERR_IO if the descriptor cannot be duplicated. */
+dsc_err dsc_stream_set_extent_dirfd(dsc_stream *s, int dirfd, struct dsc_error *e);
+
 /* Flags for dsc_stream_create_file. */
 #define DSC_CREATE_REPLACE 0x1u /* finish replaces an existing file */
 

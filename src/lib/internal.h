@@ -39,10 +39,13 @@ struct dsc_stream {
 	uint8_t unread[DSC_UNREAD_MAX];
 	dsc_stream *inner; /* the stream a wrapper is layered over, or NULL */
 	char *extent_dir;  /* dsc_stream_set_extent_dir(), or NULL */
+	int extent_dirfd;  /* dsc_stream_set_extent_dirfd() (>= 3), or 0 */
 };
 
-/* The extent directory of s or of the streams it wraps; NULL: none. */
-const char *dscp_stream_extent_dir(const dsc_stream *s);
+/* The extent directory of s or of the streams it wraps, the first one set:
+ * an open directory in *dirfd (-1 if none) or its path (NULL if none; both
+ * none: descriptors are refused). */
+const char *dscp_stream_extent_dir(const dsc_stream *s, int *dirfd);
 
 /* Remember a failure on the stream so later calls repeat it. */
 dsc_err dscp_stream_fail(dsc_stream *s, dsc_err code, struct dsc_error *e);

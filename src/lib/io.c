@@ -8,6 +8,9 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 dsc_err dsc_stream_new(const struct dsc_stream_ops *ops, void *ctx, const char *name,
 		       dsc_stream **out, struct dsc_error *e)
 {
@@ -70,6 +73,8 @@ void dsc_stream_close(dsc_stream *s)
 		s->ops->close(s->ctx);
 	free(s->name);
 	free(s->extent_dir);
+	if (s->extent_dirfd > 0)
+		close(s->extent_dirfd);
 	free(s);
 }
 
@@ -81,14 +86,39 @@ dsc_err dsc_stream_set_extent_dir(dsc_stream *s, const char *dir, struct dsc_err
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", s->name);
 	free(s->extent_dir);
 	s->extent_dir = copy;
+	if (s->extent_dirfd > 0)
+		close(s->extent_dirfd);
+	s->extent_dirfd = 0;
 	return DSC_OK;
 }
 
-const char *dscp_stream_extent_dir(const dsc_stream *s)
+dsc_err dsc_stream_set_extent_dirfd(dsc_stream *s, int dirfd, struct dsc_error *e)
 {
-	for (; s; s = s->inner)
+	int copy = 0;
+
+	/* At 3 or above, so that 0 can mean none. */
+	if (dirfd >= 0 && (copy = fcntl(dirfd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return dsc_error_set(e, dsc_err_from_errno(errno), errno,
+				     "%s: the extent directory: %s", s->name, strerror(errno));
+	free(s->extent_dir);
+	s->extent_dir = NULL;
+	if (s->extent_dirfd > 0)
+		close(s->extent_dirfd);
+	s->extent_dirfd = copy;
+	return DSC_OK;
+}
+
+const char *dscp_stream_extent_dir(const dsc_stream *s, int *dirfd)
+{
+	*dirfd = -1;
+	for (; s; s = s->inner) {
+		if (s->extent_dirfd > 0) {
+			*dirfd = s->extent_dirfd;
+			return NULL;
+		}
 		if (s->extent_dir)
 			return s->extent_dir;
+	}
 	return NULL;
 }
 

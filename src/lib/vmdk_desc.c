@@ -5,8 +5,9 @@
  * hold the disk, in guest order ("RW 4192256 SPARSE \"d-s001.vmdk\"",
  * "RW 2048 FLAT \"d-flat.vmdk\" 0", "RW 2048 ZERO"; formats.md §4 and qemu's
  * block/vmdk.c). Extents are opened only when the caller named a directory
- * for them (dsc_stream_set_extent_dir: the CLI for a local source, the
- * server's /export for a file under an export root), and only as plain file
+ * for them (dsc_stream_set_extent_dir: the CLI for a local source; _dirfd:
+ * the server's /export, the directory it checked holds the file under an
+ * export root), and only as plain file
  * names in that directory, opened with O_NOFOLLOW and checked to be regular
  * files: a descriptor can never make us read a file beside some other path.
  * Every line is checked at open, and every extent file opened and closed
@@ -214,7 +215,8 @@ static bool known_type(const char *t)
 dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 			    struct vmdk_desc **out, struct dsc_error *e)
 {
-	const char *dir = dscp_stream_extent_dir(r->in);
+	int dir_fd;
+	const char *dir = dscp_stream_extent_dir(r->in, &dir_fd);
 	struct vmdk_descriptor meta;
 	struct vmdk_desc *d;
 	char *text = NULL;
@@ -258,7 +260,7 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 				   rname(r), meta.create_type);
 		goto out;
 	}
-	if (!dir) {
+	if (!dir && dir_fd < 0) {
 		rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				   "%s: a VMDK descriptor file references extent files; send the "
 				   "extent file (-flat.vmdk / -s001.vmdk ...) or a "
@@ -331,10 +333,12 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 				   rname(r));
 		goto out;
 	}
-	d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* The directory the caller opened, or the one it named. */
+	d->dirfd = dir_fd >= 0 ? fcntl(dir_fd, F_DUPFD_CLOEXEC, 0)
+			       : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->dirfd < 0) {
-		rc = dsc_error_set(e, dsc_err_from_errno(errno), errno, "%s: %s", dir,
-				   strerror(errno));
+		rc = dsc_error_set(e, dsc_err_from_errno(errno), errno, "%s: %s",
+				   dir ? dir : rname(r), strerror(errno));
 		goto out;
 	}
 	/* Every extent file there and readable, before any output. */

@@ -28,6 +28,7 @@ struct export_job {
 	bool compress;
 	dsc_optlist *options;
 	int fd;              /* the opened source, -1 once a stream owns it */
+	int dirfd;           /* its directory (O_PATH), for VMDK extents */
 	char real[PATH_MAX]; /* where it really is */
 	uint64_t cap;        /* its capacity, or DSC_CAPACITY_UNKNOWN */
 	/* The Content-Length sent: the capacity for raw, or the size a
@@ -87,19 +88,12 @@ static bool export_params(struct srv_request *rq, const struct srv_params *p, st
 	return true;
 }
 
-/* A VMDK descriptor under an export root opens its extents beside it (the
- * directory of the resolved file, inside the root); the library takes them
- * only as plain file names there. */
+/* A VMDK descriptor under an export root opens its extents beside it, in
+ * the directory export_open_dir() checked once holds the file (inside the
+ * root); the library takes them only as plain file names there. */
 static dsc_err set_extent_dir(dsc_stream *in, const struct export_job *x, struct dsc_error *e)
 {
-	const char *slash = strrchr(x->real, '/');
-	char dir[sizeof x->real];
-
-	if (!slash)
-		return DSC_OK;
-	memcpy(dir, x->real, (size_t)(slash - x->real) + 1);
-	dir[slash - x->real + 1] = '\0';
-	return dsc_stream_set_extent_dir(in, dir, e);
+	return dsc_stream_set_extent_dirfd(in, x->dirfd, e);
 }
 
 /* Probe the source for its format and capacity, so that a damaged header
@@ -222,6 +216,7 @@ out:
 void h_export(struct srv_request *rq)
 {
 	struct export_job x = {.fd = -1,
+			       .dirfd = -1,
 			       .cap = DSC_CAPACITY_UNKNOWN,
 			       .announced = UINT64_MAX,
 			       .rq = rq};
@@ -233,6 +228,7 @@ void h_export(struct srv_request *rq)
 	if (!export_params(rq, &p, &x))
 		goto out;
 	if (export_open(x.path, &x.fd, x.real, sizeof(x.real), &err) != DSC_OK ||
+	    export_open_dir(x.fd, x.real, x.path, &x.dirfd, &err) != DSC_OK ||
 	    export_probe(&x, &err) != DSC_OK || export_headers(rq, &x, &err) != DSC_OK) {
 		reply_dsc_error(rq, &err, false);
 		goto out;
@@ -241,6 +237,8 @@ void h_export(struct srv_request *rq)
 out:
 	if (x.fd >= 0)
 		close(x.fd);
+	if (x.dirfd >= 0)
+		close(x.dirfd);
 	dsc_optlist_free(x.options);
 	params_free(&p);
 }

@@ -140,6 +140,42 @@ static dsc_err reopen_handle(int pfd, const char *path, const struct stat *st, i
 	return DSC_OK;
 }
 
+/* The directory that holds the opened file `fd` (resolved path `real`),
+ * taken hold of once (O_PATH) for the extents of a VMDK descriptor, and
+ * checked as the file was: inside the roots, and holding that very inode
+ * under its name, so that no path is looked up again later. */
+dsc_err export_open_dir(int fd, const char *real, const char *path, int *dirfd,
+			struct dsc_error *e)
+{
+	const char *slash = strrchr(real, '/');
+	char dir[PATH_MAX], proc[64], where[PATH_MAX];
+	struct stat fst, dst;
+	ssize_t rl;
+
+	*dirfd = -1;
+	if (!slash || (size_t)(slash - real) >= sizeof(dir) - 1)
+		return dsc_error_set(e, DSC_ERR_IO, 0, "%s: no directory", path);
+	memcpy(dir, real, (size_t)(slash - real) + 1);
+	dir[slash - real + 1] = '\0';
+	*dirfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*dirfd < 0)
+		return dsc_error_set(e, dsc_err_from_errno(errno), errno, "%s: its directory: %s",
+				     path, strerror(errno));
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", *dirfd);
+	rl = readlink(proc, where, sizeof(where) - 1);
+	if (rl > 0 && (size_t)rl < sizeof(where) - 1)
+		where[rl] = '\0';
+	if (rl <= 0 || (size_t)rl >= sizeof(where) - 1 || !inside_roots(where) ||
+	    fstat(fd, &fst) || fstatat(*dirfd, slash + 1, &dst, AT_SYMLINK_NOFOLLOW) ||
+	    fst.st_dev != dst.st_dev || fst.st_ino != dst.st_ino) {
+		close(*dirfd);
+		*dirfd = -1;
+		return dsc_error_set(e, DSC_ERR_IO, 0,
+				     "%s: the file's directory changed while being opened", path);
+	}
+	return DSC_OK;
+}
+
 dsc_err export_open(const char *path, int *fd, char *real, size_t realsz, struct dsc_error *e)
 {
 	struct stat st;

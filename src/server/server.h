@@ -325,6 +325,8 @@ void convert_to_outdir(struct srv_request *rq, struct source *src, const struct 
  * (existing or not), NOTFOUND, UNSUPPORTED for a FIFO, device or
  * directory (never opened), IO. */
 dsc_err export_open(const char *path, int *fd, char *real, size_t realsz, struct dsc_error *e);
+dsc_err export_open_dir(int fd, const char *real, const char *path, int *dirfd,
+			struct dsc_error *e);
 
 /* disposition.c: the Content-Disposition line of an /export. */
 /* Bytes of percent-encoding filename*= may take (RFC 8187 value without

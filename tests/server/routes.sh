@@ -401,7 +401,17 @@ check "export of a descriptor: extents beside it" same_image "$R" raw "$T/out/fl
 expect_status 415 "$R" -X POST -T "$T/out/fl.vmdk" "$BASE/upload?name=desc.img"
 check "descriptor upload: the message says what to send" grep -q 'send the extent file' "$R"
 check "descriptor upload: nothing written" test ! -e "$T/out/desc.img"
-rm -f "$T/out/ms.img" "$T/out/fl.vmdk" "$T/out/fl-flat.vmdk"
+# Through a symlink to the descriptor: the extents of the file it resolves
+# to; an extent that is a symlink (to a file outside the roots) is refused.
+ln -s fl.vmdk "$T/out/fl-link.vmdk"
+expect_status 200 "$R" "$BASE/export?path=$T/out/fl-link.vmdk&dst=raw"
+check "export through a symlinked descriptor: same disk" same_image "$R" raw "$T/out/fl.vmdk" vmdk
+sed 's/fl-flat.vmdk/esc-flat.vmdk/' "$T/out/fl.vmdk" >"$T/out/esc.vmdk"
+ln -s "$T/data/disk.raw" "$T/out/esc-flat.vmdk"
+expect_status 415 "$R" "$BASE/export?path=$T/out/esc.vmdk&dst=raw"
+check "export: a symlinked extent is refused by name" grep -q 'extent \\"esc-flat.vmdk\\" is a symbolic link' "$R"
+rm -f "$T/out/ms.img" "$T/out/fl.vmdk" "$T/out/fl-flat.vmdk" "$T/out/fl-link.vmdk" "$T/out/esc.vmdk" \
+	"$T/out/esc-flat.vmdk"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
