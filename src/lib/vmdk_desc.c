@@ -334,8 +334,8 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 		goto out;
 	}
 	/* The directory the caller opened, or the one it named. */
-	d->dirfd = dir_fd >= 0 ? fcntl(dir_fd, F_DUPFD_CLOEXEC, 0)
-			       : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->dirfd = dir_fd >= 0 ? fcntl(dir_fd, F_DUPFD_CLOEXEC, 0) :
+				 open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->dirfd < 0) {
 		rc = dsc_error_set(e, dsc_err_from_errno(errno), errno, "%s: %s",
 				   dir ? dir : rname(r), strerror(errno));

@@ -144,8 +144,7 @@ static dsc_err reopen_handle(int pfd, const char *path, const struct stat *st, i
  * taken hold of once (O_PATH) for the extents of a VMDK descriptor, and
  * checked as the file was: inside the roots, and holding that very inode
  * under its name, so that no path is looked up again later. */
-dsc_err export_open_dir(int fd, const char *real, const char *path, int *dirfd,
-			struct dsc_error *e)
+dsc_err export_open_dir(int fd, const char *real, const char *path, int *dirfd, struct dsc_error *e)
 {
 	const char *slash = strrchr(real, '/');
 	char dir[PATH_MAX], proc[64], where[PATH_MAX];
@@ -165,9 +164,9 @@ dsc_err export_open_dir(int fd, const char *real, const char *path, int *dirfd,
 	rl = readlink(proc, where, sizeof(where) - 1);
 	if (rl > 0 && (size_t)rl < sizeof(where) - 1)
 		where[rl] = '\0';
-	if (rl <= 0 || (size_t)rl >= sizeof(where) - 1 || !inside_roots(where) ||
-	    fstat(fd, &fst) || fstatat(*dirfd, slash + 1, &dst, AT_SYMLINK_NOFOLLOW) ||
-	    fst.st_dev != dst.st_dev || fst.st_ino != dst.st_ino) {
+	if (rl <= 0 || (size_t)rl >= sizeof(where) - 1 || !inside_roots(where) || fstat(fd, &fst) ||
+	    fstatat(*dirfd, slash + 1, &dst, AT_SYMLINK_NOFOLLOW) || fst.st_dev != dst.st_dev ||
+	    fst.st_ino != dst.st_ino) {
 		close(*dirfd);
 		*dirfd = -1;
 		return dsc_error_set(e, DSC_ERR_IO, 0,
