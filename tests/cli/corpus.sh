@@ -105,13 +105,6 @@ expect_fail "vmdk-invalid.img" vmdk-invalid.img ''
 dir_is "vmdk-invalid.img: no output" "$O"
 
 # monolithicSparse: from the file and from a pipe, what qemu-img reads.
-run_pipe() {
-	local f=$1
-	shift
-	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
-	RC=${PIPESTATUS[1]}
-	LAST_CMD="cat $f | dsc-convert $*"
-}
 for f in dfvfs/ext2.vmdk go-vmdk-parser/vmdk-monolith.img; do
 	qemu-img convert -f vmdk -O raw "$C/$f" "$O/q.raw"
 	run_dsc -src "$C/$f" -dst "$O/m.raw"

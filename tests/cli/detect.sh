@@ -28,15 +28,6 @@ mk() { # FORMAT FILE [qemu-img options...]: from d.raw (or $FROM)
 		fail "qemu-img convert -O $fmt $*" ""
 }
 
-# run_pipe FILE ARGS...: dsc-convert reading FILE through a real pipe (a
-# file on stdin would be seekable and probed at its end).
-run_pipe() {
-	local f=$1
-	shift
-	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
-	RC=$?
-	LAST_CMD="cat $f | dsc-convert $*"
-}
 mk qcow2 d.qcow2
 mk qcow2 d-v2.qcow2 -o compat=0.10
 mk qcow d.qcow

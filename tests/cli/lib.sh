@@ -76,6 +76,16 @@ run_dsc() {
 	LAST_CMD="dsc-convert $*"
 }
 
+# run_pipe FILE ARGS...: the same, reading FILE through a real pipe
+# (`cat FILE | dsc-convert ARGS...`, so -src - sees no seekable input).
+run_pipe() {
+	local f=$1
+	shift
+	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
+	RC=${PIPESTATUS[1]}
+	LAST_CMD="cat $f | dsc-convert $*"
+}
+
 # Show what the last run printed, for failure reports.
 last_run() {
 	echo "command: $LAST_CMD"
@@ -150,6 +160,29 @@ round512() { echo $((($1 + 511) / 512 * 512)); }
 # VMDK of SRC holds), made sparse-cheap with truncate.
 padded() {
 	cp --sparse=always "$1" "$2" && truncate -s "$(round512 "$(fsize "$1")")" "$2"
+}
+
+# same_raw A B: two raw files of the same size and bytes (usable with `check`).
+same_raw() {
+	[ "$(fsize "$1")" = "$(fsize "$2")" ] || { echo "sizes $(fsize "$1") and $(fsize "$2")"; return 1; }
+	qemu-img compare -q -f raw -F raw "$1" "$2"
+}
+
+# read_like_qemu FMT IMG DESC [ARGS...]: dsc reads IMG from the file and
+# from a pipe (ARGS added on the pipe, e.g. -src-fmt vhd) into what
+# `qemu-img convert -f FMT -O raw` reads (scratch files in $T and $O).
+read_like_qemu() {
+	local fmt=$1 img=$2 desc=$3
+	shift 3
+	rm -f "$T/ref.raw" "$O/file.raw" "$O/pipe.raw"
+	qemu-img convert -f "$fmt" -O raw "$img" "$T/ref.raw" || { fail "$desc: qemu-img convert"; return; }
+	run_dsc -src "$img" -dst "$O/file.raw"
+	expect_ok "$desc: read from the file"
+	check "$desc: the file reads as qemu-img reads it" same_raw "$T/ref.raw" "$O/file.raw"
+	run_pipe "$img" -src - "$@" -dst "$O/pipe.raw"
+	expect_ok "$desc: read from a pipe"
+	check "$desc: the pipe reads as qemu-img reads it" same_raw "$T/ref.raw" "$O/pipe.raw"
+	rm -f "$T/ref.raw" "$O/file.raw" "$O/pipe.raw"
 }
 
 # size_is FILE N: exact size check usable with `check`.

@@ -24,15 +24,6 @@ need qemu-img qemu-io
 mkdir "$T/in" "$T/out"
 I=$T/in O=$T/out
 
-# run_pipe FILE ARGS...: dsc-convert reading FILE through a real pipe.
-run_pipe() {
-	local f=$1
-	shift
-	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
-	RC=${PIPESTATUS[1]}
-	LAST_CMD="cat $f | dsc-convert $*"
-}
-
 # ref QCOW2 RAW: the reference bytes.
 ref() { qemu-img convert -q -f qcow2 -O raw "$1" "$2"; }
 

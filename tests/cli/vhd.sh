@@ -19,36 +19,9 @@ mkdir "$T/in" "$T/out"
 I=$T/in O=$T/out
 GiB=$((1024 * MiB))
 
-run_pipe() {
-	local f=$1
-	shift
-	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
-	RC=$?
-	LAST_CMD="cat $f | dsc-convert $*"
-}
-
-# same_raw A B: byte-identical raw disks: the same size and qemu-img
-# compare (which skips holes, so multi-GiB sparse files are cheap).
-same_raw() {
-	[ "$(fsize "$1")" = "$(fsize "$2")" ] || { echo "sizes $(fsize "$1") and $(fsize "$2")"; return 1; }
-	qemu-img compare -q -f raw -F raw "$1" "$2"
-}
-
 # read_both IMG DESC [ARGS]: dsc reads IMG from the file and from a pipe
 # (ARGS added on the pipe, e.g. -src-fmt vhd) into what qemu-img reads.
-read_both() {
-	local img=$1 desc=$2
-	shift 2
-	rm -f "$T/ref.raw" "$O/file.raw" "$O/pipe.raw"
-	qemu-img convert -f vpc -O raw "$img" "$T/ref.raw" || { fail "$desc: qemu-img convert"; return; }
-	run_dsc -src "$img" -dst "$O/file.raw"
-	expect_ok "$desc: read from the file"
-	check "$desc: the file reads as qemu-img reads it" same_raw "$T/ref.raw" "$O/file.raw"
-	run_pipe "$img" -src - "$@" -dst "$O/pipe.raw"
-	expect_ok "$desc: read from a pipe"
-	check "$desc: the pipe reads as qemu-img reads it" same_raw "$T/ref.raw" "$O/pipe.raw"
-	rm -f "$T/ref.raw" "$O/file.raw" "$O/pipe.raw"
-}
+read_both() { read_like_qemu vpc "$@"; }
 
 # vhd_lint FILE: footer checksum, the copy at 0 of a dynamic disk, the
 # dynamic header's checksum and every BAT entry inside the file.

@@ -27,14 +27,6 @@ need qemu-img qemu-io vhdiinfo
 mkdir "$T/in" "$T/out"
 I=$T/in O=$T/out
 
-run_pipe() { # FILE ARGS...: dsc-convert reading FILE through a real pipe.
-	local f=$1
-	shift
-	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
-	RC=${PIPESTATUS[1]}
-	LAST_CMD="cat $f | dsc-convert $*"
-}
-
 # to_pipe OUT ARGS...: dsc-convert ARGS -dst - writing into a real pipe,
 # whose bytes land in OUT; with PIPE_IN=FILE it also reads FILE from one.
 to_pipe() {

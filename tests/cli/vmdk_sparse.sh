@@ -13,19 +13,6 @@ need qemu-img qemu-io vmdkinfo
 mkdir "$T/in" "$T/out"
 I=$T/in O=$T/out
 
-run_pipe() {
-	local f=$1
-	shift
-	cat "$f" | "$DSC_CONVERT" "$@" >"$T/stdout" 2>"$T/stderr"
-	RC=${PIPESTATUS[1]}
-	LAST_CMD="cat $f | dsc-convert $*"
-}
-
-same_raw() {
-	[ "$(fsize "$1")" = "$(fsize "$2")" ] || { echo "sizes $(fsize "$1") and $(fsize "$2")"; return 1; }
-	qemu-img compare -q -f raw -F raw "$1" "$2"
-}
-
 # read_img IMG DESC [pipe]: dsc reads IMG (and from a pipe) as qemu-img does.
 read_img() {
 	local img=$1 desc=$2
