@@ -201,6 +201,25 @@ dsc_err dscp_writer_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_s
 
 /* ---- streams ------------------------------------------------------------ */
 
+/* Where a reader is in its input (rpos.c): image offsets from `base`. */
+struct dscp_rpos {
+	dsc_stream *in;
+	const char *fmt;   /* "VHD": named in the seekable-input message */
+	uint64_t base;     /* stream offset of the image's byte 0 */
+	uint64_t pos;      /* image offset the stream is at */
+	uint64_t file_len; /* seekable: the image's bytes from base */
+	bool seekable;     /* seekable, of known size (dscp_detect_sees_tail) */
+};
+/* Start at the stream's current offset. */
+void dscp_rpos_init(struct dscp_rpos *p, dsc_stream *in, const char *fmt);
+/* To image byte `to`: seek where the input can, else skip forward (going
+ * back is DSC_ERR_SEEK; an input that ends first, DSC_ERR_TRUNCATED). */
+dsc_err dscp_rpos_go(struct dscp_rpos *p, uint64_t to, struct dsc_error *e);
+/* Exactly `len` bytes at image byte `at`; short is DSC_ERR_TRUNCATED
+ * naming `what` ("BAT", "block map"). */
+dsc_err dscp_rpos_read(struct dscp_rpos *p, uint64_t at, void *buf, size_t len, const char *what,
+		       struct dsc_error *e);
+
 /* Internal queries (dsc_stream_ops.query); each answers with the backend's
  * context, so identity is asked, never read off an ops table. */
 enum {

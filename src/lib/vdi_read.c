@@ -25,10 +25,7 @@ struct vdi_block {
 };
 
 struct vdi_reader {
-	uint64_t base;     /* stream offset of the image's byte 0 */
-	uint64_t pos;      /* image offset of the next byte of a forward read */
-	uint64_t file_len; /* seekable: the image's bytes */
-	bool seekable;
+	struct dscp_rpos at; /* where the input is */
 	bool done;
 	uint64_t vsize;
 	uint64_t offset_data;
@@ -51,54 +48,6 @@ static const char *rname(const dsc_reader *r) { return dsc_stream_name(r->in); }
 static uint64_t block_off(const struct vdi_reader *v, const struct vdi_block *b)
 {
 	return v->offset_data + (uint64_t)b->pos * v->block_size;
-}
-
-/* Forward to image byte `to`: seek on a seekable input, else skip. */
-static dsc_err go_to(dsc_reader *r, struct vdi_reader *v, uint64_t to, struct dsc_error *e)
-{
-	uint64_t skipped;
-	dsc_err rc;
-
-	if (v->seekable) {
-		rc = dsc_stream_seek(r->in, v->base + to, e);
-		if (rc == DSC_OK)
-			v->pos = to;
-		return rc;
-	}
-	if (to < v->pos)
-		return dsc_error_set(e, DSC_ERR_SEEK, 0,
-				     "%s: needs a seekable input: the VDI data at byte %" PRIu64
-				     " comes before byte %" PRIu64 ", already read",
-				     rname(r), to, v->pos);
-	rc = dsc_stream_skip(r->in, to - v->pos, &skipped, e);
-	if (rc != DSC_OK)
-		return rc;
-	v->pos += skipped;
-	if (v->pos < to)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %" PRIu64
-				     ", before byte %" PRIu64,
-				     rname(r), v->pos, to);
-	return DSC_OK;
-}
-
-static dsc_err read_at(dsc_reader *r, struct vdi_reader *v, uint64_t at, void *buf, size_t len,
-		       const char *what, struct dsc_error *e)
-{
-	size_t got;
-	dsc_err rc = go_to(r, v, at, e);
-
-	if (rc == DSC_OK)
-		rc = dsc_read_full(r->in, buf, len, &got, e);
-	if (rc != DSC_OK)
-		return rc;
-	v->pos += got;
-	if (got < len)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %" PRIu64
-				     ", inside the %s at byte %" PRIu64,
-				     rname(r), v->pos, what, at);
-	return DSC_OK;
 }
 
 static bool is_null_uuid(const uint8_t *u)
@@ -219,11 +168,11 @@ static dsc_err check_header(dsc_reader *r, struct vdi_reader *v, const uint8_t *
 				     "%s: VDI block map at byte %" PRIu64 " (%" PRIu32
 				     " entries) runs into the data area at byte %" PRIu64,
 				     rname(r), *bmap, n, v->offset_data);
-	if (v->seekable && *bmap + (uint64_t)n * 4 > v->file_len)
+	if (v->at.seekable && *bmap + (uint64_t)n * 4 > v->at.file_len)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: the VDI block map at byte %" PRIu64
 				     " ends past the end of the file (%" PRIu64 " bytes)",
-				     rname(r), *bmap, v->file_len);
+				     rname(r), *bmap, v->at.file_len);
 	v->block_size = bs;
 	v->vsize = size;
 	*blocks = n;
@@ -233,21 +182,18 @@ static dsc_err check_header(dsc_reader *r, struct vdi_reader *v, const uint8_t *
 static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 {
 	struct vdi_reader *v = r->impl;
-	uint64_t total = dsc_stream_total(r->in), bmap, need;
+	uint64_t bmap, need;
 	uint8_t h[VDI_HEADER_LEN], *map = NULL;
 	uint32_t n = 0, i, *inv = NULL;
 	struct vdi_block b;
 	size_t got;
 	dsc_err rc;
 
-	v->base = dsc_stream_tell(r->in);
-	v->seekable = dscp_detect_sees_tail(r->in) && total != UINT64_MAX && total >= v->base;
-	if (v->seekable)
-		v->file_len = total - v->base;
+	dscp_rpos_init(&v->at, r->in, "VDI");
 	rc = dsc_read_full(r->in, h, sizeof h, &got, e);
 	if (rc != DSC_OK)
 		return rc;
-	v->pos = got;
+	v->at.pos = got;
 	if (got < sizeof h)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: %zu bytes, less than a VDI header", rname(r),
@@ -267,7 +213,7 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 				   rname(r));
 		goto out;
 	}
-	rc = read_at(r, v, bmap, map, (size_t)n * 4, "VDI block map", e);
+	rc = dscp_rpos_read(&v->at, bmap, map, (size_t)n * 4, "VDI block map", e);
 	if (rc != DSC_OK)
 		goto out;
 	for (i = 0; i < n; i++)
@@ -297,11 +243,11 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 		v->nblocks++;
 		b.pos = ent;
 		b.idx = i;
-		if (v->seekable && block_off(v, &b) + v->block_size > v->file_len) {
+		if (v->at.seekable && block_off(v, &b) + v->block_size > v->at.file_len) {
 			rc = dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 					   "%s: truncated: VDI block %" PRIu32 " at byte %" PRIu64
 					   " ends past the end of the file (%" PRIu64 " bytes)",
-					   rname(r), i, block_off(v, &b), v->file_len);
+					   rname(r), i, block_off(v, &b), v->at.file_len);
 			goto out;
 		}
 	}
@@ -309,7 +255,7 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 	 * seekable input, file order (inv's) from a forward one; the map
 	 * precedes the data (checked), so that never needs a seek. At most
 	 * two of map, inv and blocks are held at once. */
-	if (v->seekable) {
+	if (v->at.seekable) {
 		free(inv);
 		inv = NULL;
 	} else {
@@ -323,13 +269,13 @@ static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
 		goto out;
 	}
 	v->nblocks = 0;
-	for (i = 0; i < (v->seekable ? need : n); i++) {
-		uint32_t ent = v->seekable ? dscp_le32(map + 4 * (size_t)i) : inv[i];
+	for (i = 0; i < (v->at.seekable ? need : n); i++) {
+		uint32_t ent = v->at.seekable ? dscp_le32(map + 4 * (size_t)i) : inv[i];
 
 		if (ent >= VDI_DISCARDED)
 			continue;
-		v->blocks[v->nblocks].pos = v->seekable ? ent : i;
-		v->blocks[v->nblocks++].idx = v->seekable ? i : ent;
+		v->blocks[v->nblocks].pos = v->at.seekable ? ent : i;
+		v->blocks[v->nblocks++].idx = v->at.seekable ? i : ent;
 	}
 	r->capacity = v->vsize;
 	rc = DSC_OK;
@@ -370,9 +316,9 @@ static bool emit_piece(struct vdi_reader *v, struct dsc_extent *ext)
 static bool block_is_hole(dsc_reader *r, struct vdi_reader *v, const struct vdi_block *b)
 {
 	struct dsc_error ignored = {0};
-	uint64_t at = v->base + block_off(v, b), data_off;
+	uint64_t at = v->at.base + block_off(v, b), data_off;
 
-	if (!v->seekable || dsc_stream_next_data(r->in, at, &data_off, &ignored) != DSC_OK)
+	if (!v->at.seekable || dsc_stream_next_data(r->in, at, &data_off, &ignored) != DSC_OK)
 		return false;
 	return data_off == UINT64_MAX || data_off >= at + v->block_size;
 }
@@ -394,7 +340,7 @@ static dsc_err fill(dsc_reader *r, struct vdi_reader *v, struct dsc_error *e)
 		v->in_block = !block_is_hole(r, v, &v->cur);
 	}
 	n = (uint32_t)DSC_MIN((uint32_t)DSCP_IO_CHUNK, v->block_size - v->cur_done);
-	rc = read_at(r, v, block_off(v, &v->cur) + v->cur_done, v->buf, n, "VDI block", e);
+	rc = dscp_rpos_read(&v->at, block_off(v, &v->cur) + v->cur_done, v->buf, n, "VDI block", e);
 	if (rc != DSC_OK)
 		return rc;
 	guest = (uint64_t)v->cur.idx * v->block_size + v->cur_done;

@@ -30,10 +30,7 @@ struct vhd_block {
 static uint64_t block_off(const struct vhd_block *b) { return (uint64_t)b->sec * VHD_SECTOR; }
 
 struct vhd_reader {
-	uint64_t base;     /* stream offset of the image's byte 0 */
-	uint64_t pos;      /* image offset of the next byte of a forward read */
-	uint64_t file_len; /* seekable: image bytes including the footer */
-	bool seekable;
+	struct dscp_rpos at; /* where the input is */
 	bool fixed;
 	bool done;
 	uint8_t footer[VHD_FOOTER_LEN];
@@ -116,54 +113,6 @@ static dsc_err not_fixed(dsc_reader *r, uint64_t at, struct dsc_error *e)
 			     rname(r), at);
 }
 
-/* Forward to image byte `to`: seek on a seekable input, else skip. */
-static dsc_err go_to(dsc_reader *r, struct vhd_reader *v, uint64_t to, struct dsc_error *e)
-{
-	uint64_t skipped;
-	dsc_err rc;
-
-	if (v->seekable) {
-		rc = dsc_stream_seek(r->in, v->base + to, e);
-		if (rc == DSC_OK)
-			v->pos = to;
-		return rc;
-	}
-	if (to < v->pos)
-		return dsc_error_set(e, DSC_ERR_SEEK, 0,
-				     "%s: needs a seekable input: the VHD data at byte %" PRIu64
-				     " comes before byte %" PRIu64 ", already read",
-				     rname(r), to, v->pos);
-	rc = dsc_stream_skip(r->in, to - v->pos, &skipped, e);
-	if (rc != DSC_OK)
-		return rc;
-	v->pos += skipped;
-	if (v->pos < to)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %" PRIu64
-				     ", before byte %" PRIu64,
-				     rname(r), v->pos, to);
-	return DSC_OK;
-}
-
-static dsc_err read_at(dsc_reader *r, struct vhd_reader *v, uint64_t at, void *buf, size_t len,
-		       const char *what, struct dsc_error *e)
-{
-	size_t got;
-	dsc_err rc = go_to(r, v, at, e);
-
-	if (rc == DSC_OK)
-		rc = dsc_read_full(r->in, buf, len, &got, e);
-	if (rc != DSC_OK)
-		return rc;
-	v->pos += got;
-	if (got < len)
-		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
-				     "%s: truncated: input ends at byte %" PRIu64
-				     ", inside the %s at byte %" PRIu64,
-				     rname(r), v->pos, what, at);
-	return DSC_OK;
-}
-
 static int by_offset(const void *a, const void *b)
 {
 	const struct vhd_block *x = a, *y = b;
@@ -197,7 +146,7 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				     "%s: VHD dynamic header offset %" PRIu64
 				     " is outside bytes 512 to %llu",
 				     rname(r), hoff, (unsigned long long)VHD_MAX_META_OFFSET);
-	rc = read_at(r, v, hoff, h, sizeof h, "VHD dynamic header", e);
+	rc = dscp_rpos_read(&v->at, hoff, h, sizeof h, "VHD dynamic header", e);
 	if (rc != DSC_OK)
 		return rc;
 	if (memcmp(h, VHD_DYN_COOKIE, 8))
@@ -257,7 +206,7 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				     rname(r), toff, (unsigned long long)VHD_MAX_META_OFFSET);
 	if (overlaps(toff, bat_len, 0, VHD_FOOTER_LEN) ||
 	    overlaps(toff, bat_len, hoff, VHD_DYN_HEADER_LEN) ||
-	    (v->seekable && toff + bat_len > v->file_len - VHD_FOOTER_LEN))
+	    (v->at.seekable && toff + bat_len > v->at.file_len - VHD_FOOTER_LEN))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: VHD BAT at byte %" PRIu64 " (%" PRIu64
 				     " bytes) overlaps the headers or lies outside the file",
@@ -269,7 +218,7 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				   rname(r));
 		goto out;
 	}
-	rc = read_at(r, v, toff, bat, (size_t)bat_len, "VHD BAT", e);
+	rc = dscp_rpos_read(&v->at, toff, bat, (size_t)bat_len, "VHD BAT", e);
 	if (rc != DSC_OK)
 		goto out;
 	meta_end = DSC_MAX(hoff + VHD_DYN_HEADER_LEN, toff + bat_len);
@@ -292,7 +241,7 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 		if (overlaps(off, len, 0, VHD_FOOTER_LEN) ||
 		    overlaps(off, len, hoff, VHD_DYN_HEADER_LEN) ||
 		    overlaps(off, len, toff, bat_len) ||
-		    (v->seekable && off + len > v->file_len - VHD_FOOTER_LEN)) {
+		    (v->at.seekable && off + len > v->at.file_len - VHD_FOOTER_LEN)) {
 			rc = dsc_error_set(
 				e, DSC_ERR_FORMAT, 0,
 				"%s: VHD BAT entry %" PRIu32 ": block at byte %" PRIu64
@@ -317,7 +266,7 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 					   block_off(&v->blocks[i]));
 			goto out;
 		}
-	if (!v->seekable && v->nblocks && block_off(&v->blocks[0]) < meta_end) {
+	if (!v->at.seekable && v->nblocks && block_off(&v->blocks[0]) < meta_end) {
 		rc = dsc_error_set(e, DSC_ERR_SEEK, 0,
 				   "%s: needs a seekable input: VHD block %" PRIu32
 				   " at byte %" PRIu64
@@ -325,7 +274,7 @@ static dsc_err open_dynamic(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 				   rname(r), v->blocks[0].idx, block_off(&v->blocks[0]), meta_end);
 		goto out;
 	}
-	if (v->seekable)
+	if (v->at.seekable)
 		qsort(v->blocks, v->nblocks, sizeof *v->blocks, by_index);
 	r->capacity = v->vsize;
 	rc = DSC_OK;
@@ -337,22 +286,18 @@ out:
 static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 {
 	struct vhd_reader *v = r->impl;
-	uint64_t total = dsc_stream_total(r->in);
 	uint8_t tail[VHD_FOOTER_LEN];
 	size_t got;
 	dsc_err rc;
 
-	v->base = dsc_stream_tell(r->in);
-	v->seekable = dscp_detect_sees_tail(r->in) && total != UINT64_MAX && total >= v->base;
-	if (v->seekable)
-		v->file_len = total - v->base;
+	dscp_rpos_init(&v->at, r->in, "VHD");
 	v->buf = malloc(DSCP_IO_CHUNK);
 	if (!v->buf)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", rname(r));
 	rc = dsc_read_full(r->in, v->buf, VHD_FOOTER_LEN, &got, e);
 	if (rc != DSC_OK)
 		return rc;
-	v->pos = got;
+	v->at.pos = got;
 	if (got < VHD_FOOTER_LEN)
 		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
 				     "%s: truncated: %zu bytes, less than a VHD footer", rname(r),
@@ -368,9 +313,9 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 			return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 					     "%s: the VHD footer at byte 0 is not a dynamic disk's",
 					     rname(r));
-		if (v->seekable) {
-			rc = read_at(r, v, v->file_len - VHD_FOOTER_LEN, tail, sizeof tail,
-				     "VHD footer", e);
+		if (v->at.seekable) {
+			rc = dscp_rpos_read(&v->at, v->at.file_len - VHD_FOOTER_LEN, tail,
+					    sizeof tail, "VHD footer", e);
 			if (rc != DSC_OK)
 				return rc;
 			if (memcmp(v->footer, tail, sizeof tail)) {
@@ -383,24 +328,24 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 						"%s: truncated or damaged: no VHD footer at the end "
 						"(byte %" PRIu64 "), though byte 0 holds a dynamic "
 						"disk's footer copy",
-						rname(r), v->file_len - VHD_FOOTER_LEN);
+						rname(r), v->at.file_len - VHD_FOOTER_LEN);
 				/* A damaged footer says what is wrong with it. */
-				rc = check_footer(r, v, tail, v->file_len - VHD_FOOTER_LEN, e);
+				rc = check_footer(r, v, tail, v->at.file_len - VHD_FOOTER_LEN, e);
 				v->vsize = vsize;
 				if (rc != DSC_OK)
 					return rc;
 				return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 						     "%s: the VHD footer copy at byte 0 does not "
 						     "match the footer at byte %" PRIu64,
-						     rname(r), v->file_len - VHD_FOOTER_LEN);
+						     rname(r), v->at.file_len - VHD_FOOTER_LEN);
 			}
 		}
 		return open_dynamic(r, v, e);
 	}
-	if (v->seekable) {
-		uint64_t at = v->file_len - VHD_FOOTER_LEN;
+	if (v->at.seekable) {
+		uint64_t at = v->at.file_len - VHD_FOOTER_LEN;
 
-		rc = read_at(r, v, at, v->footer, VHD_FOOTER_LEN, "VHD footer", e);
+		rc = dscp_rpos_read(&v->at, at, v->footer, VHD_FOOTER_LEN, "VHD footer", e);
 		if (rc == DSC_OK)
 			rc = check_footer(r, v, v->footer, at, e);
 		if (rc != DSC_OK)
@@ -414,7 +359,7 @@ static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
 					     rname(r), v->vsize, at);
 		v->fixed = true;
 		r->capacity = v->vsize;
-		return go_to(r, v, 0, e);
+		return dscp_rpos_go(&v->at, 0, e);
 	}
 	/* A fixed disk on a pipe: the footer is the last 512 bytes, seen at
 	 * the end. */
@@ -475,31 +420,31 @@ static dsc_err fixed_seek_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_e
 	size_t n;
 	dsc_err rc;
 
-	if (v->pos >= v->vsize) {
+	if (v->at.pos >= v->vsize) {
 		v->done = true;
 		return DSC_OK;
 	}
-	rc = dsc_stream_next_data(r->in, v->base + v->pos, &data_off, e);
+	rc = dsc_stream_next_data(r->in, v->at.base + v->at.pos, &data_off, e);
 	if (rc == DSC_OK) {
-		if (data_off == UINT64_MAX || data_off >= v->base + v->vsize) {
+		if (data_off == UINT64_MAX || data_off >= v->at.base + v->vsize) {
 			v->done = true;
 			return DSC_OK;
 		}
-		if (data_off > v->base + v->pos + DSCP_ZERO_UNIT) {
-			uint64_t to = (data_off - v->base) & ~(uint64_t)(DSCP_ZERO_UNIT - 1);
+		if (data_off > v->at.base + v->at.pos + DSCP_ZERO_UNIT) {
+			uint64_t to = (data_off - v->at.base) & ~(uint64_t)(DSCP_ZERO_UNIT - 1);
 
-			rc = go_to(r, v, to, e);
+			rc = dscp_rpos_go(&v->at, to, e);
 			if (rc != DSC_OK)
 				return rc;
 		}
 	} else if (rc != DSC_ERR_UNSUPPORTED) {
 		return rc;
 	}
-	n = (size_t)DSC_MIN((uint64_t)DSCP_IO_CHUNK, v->vsize - v->pos);
-	rc = read_at(r, v, v->pos, v->buf, n, "VHD data", e);
+	n = (size_t)DSC_MIN((uint64_t)DSCP_IO_CHUNK, v->vsize - v->at.pos);
+	rc = dscp_rpos_read(&v->at, v->at.pos, v->buf, n, "VHD data", e);
 	if (rc != DSC_OK)
 		return rc;
-	emit(v, v->buf, n, v->pos - n);
+	emit(v, v->buf, n, v->at.pos - n);
 	return DSC_OK;
 }
 
@@ -521,7 +466,7 @@ static dsc_err fixed_pipe_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_e
 			   e);
 	if (rc != DSC_OK)
 		return rc;
-	v->pos += got;
+	v->at.pos += got;
 	total = v->held + got;
 	if (total == VHD_PIPE_CHUNK + VHD_PIPE_HOLD) {
 		emit(v, v->buf, total - VHD_PIPE_HOLD, v->held_guest);
@@ -570,8 +515,8 @@ static dsc_err dynamic_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 			return DSC_OK;
 		}
 		v->cur = v->blocks[v->next_block++];
-		rc = read_at(r, v, block_off(&v->cur), v->bitmap, v->bitmap_len, "VHD block bitmap",
-			     e);
+		rc = dscp_rpos_read(&v->at, block_off(&v->cur), v->bitmap, v->bitmap_len,
+				    "VHD block bitmap", e);
 		if (rc != DSC_OK)
 			return rc;
 		spb = v->block_size / VHD_SECTOR;
@@ -587,8 +532,8 @@ static dsc_err dynamic_fill(dsc_reader *r, struct vhd_reader *v, struct dsc_erro
 		v->cur_done = 0;
 	}
 	n = (uint32_t)DSC_MIN((uint32_t)DSCP_IO_CHUNK, v->block_size - v->cur_done);
-	rc = read_at(r, v, block_off(&v->cur) + v->bitmap_len + v->cur_done, v->buf, n, "VHD block",
-		     e);
+	rc = dscp_rpos_read(&v->at, block_off(&v->cur) + v->bitmap_len + v->cur_done, v->buf, n,
+			    "VHD block", e);
 	if (rc != DSC_OK)
 		return rc;
 	if (!v->bitmap_full) {
@@ -620,7 +565,7 @@ static dsc_err vhd_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 		v->emit_len = v->emit_off = 0;
 		if (!v->fixed)
 			rc = dynamic_fill(r, v, e);
-		else if (v->seekable)
+		else if (v->at.seekable)
 			rc = fixed_seek_fill(r, v, e);
 		else
 			rc = fixed_pipe_fill(r, v, e);
