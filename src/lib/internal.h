@@ -201,7 +201,7 @@ dsc_err dscp_writer_plan_done(dsc_writer *w, uint64_t capacity, uint64_t *file_s
 
 /* ---- streams ------------------------------------------------------------ */
 
-/* Where a reader is in its input (rpos.c): image offsets from `base`. */
+/* Where a reader is in its input (blockmap.c): image offsets from `base`. */
 struct dscp_rpos {
 	dsc_stream *in;
 	const char *fmt;   /* "VHD": named in the seekable-input message */
@@ -219,6 +219,22 @@ dsc_err dscp_rpos_go(struct dscp_rpos *p, uint64_t to, struct dsc_error *e);
  * naming `what` ("BAT", "block map"). */
 dsc_err dscp_rpos_read(struct dscp_rpos *p, uint64_t at, void *buf, size_t len, const char *what,
 		       struct dsc_error *e);
+
+/* A writer's block being gathered (blockmap.c). */
+#define DSCP_NO_BLOCK UINT64_MAX
+struct dscp_gather {
+	uint8_t *blk;    /* size bytes */
+	size_t size;     /* the block size */
+	uint64_t cur;    /* the block held in blk, or DSCP_NO_BLOCK */
+	const char *fmt; /* "VHD": named in the ascending-order message */
+	/* Write or skip the block held (w->impl knows where), then set cur
+	 * to DSCP_NO_BLOCK. */
+	dsc_err (*flush)(dsc_writer *w, struct dsc_error *e);
+};
+/* Copy ext into the held block, flushing it first when ext reaches the
+ * next one; data behind the held block is DSC_ERR_UNSUPPORTED. */
+dsc_err dscp_gather(dsc_writer *w, struct dscp_gather *g, const struct dsc_extent *ext,
+		    struct dsc_error *e);
 
 /* Internal queries (dsc_stream_ops.query); each answers with the backend's
  * context, so identity is asked, never read off an ops table. */

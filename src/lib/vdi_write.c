@@ -23,8 +23,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define NONE UINT64_MAX
-
 struct vdi_writer {
 	bool fixed;
 	bool seekable;
@@ -34,16 +32,16 @@ struct vdi_writer {
 	uint64_t offset_data;
 	uint8_t uuid_image[16], uuid_snap[16];
 
-	uint32_t *map;    /* block indexes, VDI_UNALLOCATED when absent */
-	uint8_t *planned; /* dynamic to a pipe: one bit per block with data */
-	uint8_t *blk;     /* dynamic: the block being gathered */
-	uint64_t cur;     /* block held in blk, or NONE */
-	uint64_t pos;     /* static: guest bytes written so far (holes included) */
-	uint64_t end;     /* image bytes the output holds so far */
+	uint32_t *map;        /* block indexes, VDI_UNALLOCATED when absent */
+	uint8_t *planned;     /* dynamic to a pipe: one bit per block with data */
+	struct dscp_gather g; /* dynamic: the block being gathered */
+	uint64_t pos;         /* static: guest bytes written so far (holes included) */
+	uint64_t end;         /* image bytes the output holds so far */
 	uint32_t next_index, nplanned;
 	bool head_written;
 };
 
+static dsc_err flush_block(dsc_writer *w, struct dsc_error *e);
 static const char *wname(const dsc_writer *w) { return dsc_stream_name(w->out); }
 
 static const uint8_t zeros[DSCP_ZERO_UNIT];
@@ -133,7 +131,10 @@ static dsc_err vdi_wopen(dsc_writer *w, struct dsc_error *e)
 	v->fixed = dscp_writer_option_uint(w, "static") != 0;
 	v->seekable = dsc_stream_can_seek(w->out);
 	v->base = dsc_stream_tell(w->out);
-	v->cur = NONE;
+	v->g.cur = DSCP_NO_BLOCK;
+	v->g.size = VDI_WRITE_BLOCK;
+	v->g.fmt = "VDI";
+	v->g.flush = flush_block;
 	random_uuid(v->uuid_image, v);
 	random_uuid(v->uuid_snap, v->uuid_image);
 	if (w->opts.compress)
@@ -159,8 +160,8 @@ static dsc_err vdi_wopen(dsc_writer *w, struct dsc_error *e)
 		return DSC_OK;
 	}
 	memset(v->map, 0xff, (size_t)v->blocks * 4);
-	v->blk = malloc(VDI_WRITE_BLOCK);
-	if (!v->blk)
+	v->g.blk = malloc(VDI_WRITE_BLOCK);
+	if (!v->g.blk)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", wname(w));
 	if (!v->seekable) {
 		v->planned = calloc((size_t)v->blocks / 8 + 1, 1);
@@ -267,16 +268,17 @@ static dsc_err write_head(dsc_writer *w, struct vdi_writer *v, uint32_t allocate
 
 /* Write the block in blk, unless it is all zeros (or, on a pipe, was not
  * planned). */
-static dsc_err flush_block(dsc_writer *w, struct vdi_writer *v, struct dsc_error *e)
+static dsc_err flush_block(dsc_writer *w, struct dsc_error *e)
 {
+	struct vdi_writer *v = w->impl;
 	dsc_err rc;
 
-	if (v->cur == NONE)
+	if (v->g.cur == DSCP_NO_BLOCK)
 		return DSC_OK;
 	if (v->planned) {
-		if (!is_planned(v, v->cur)) {
-			v->cur = NONE;
-			if (!dscp_is_zero(v->blk, VDI_WRITE_BLOCK))
+		if (!is_planned(v, v->g.cur)) {
+			v->g.cur = DSCP_NO_BLOCK;
+			if (!dscp_is_zero(v->g.blk, VDI_WRITE_BLOCK))
 				return dsc_error_set(e, DSC_ERR_INVAL, 0,
 						     "%s: the input changed between the two passes",
 						     wname(w));
@@ -289,49 +291,16 @@ static dsc_err flush_block(dsc_writer *w, struct vdi_writer *v, struct dsc_error
 		}
 		v->next_index++;
 	} else {
-		if (dscp_is_zero(v->blk, VDI_WRITE_BLOCK)) {
-			v->cur = NONE;
+		if (dscp_is_zero(v->g.blk, VDI_WRITE_BLOCK)) {
+			v->g.cur = DSCP_NO_BLOCK;
 			return DSC_OK;
 		}
-		v->map[v->cur] = v->next_index++;
+		v->map[v->g.cur] = v->next_index++;
 	}
-	rc = put_at(w, v, v->offset_data + (uint64_t)v->map[v->cur] * VDI_WRITE_BLOCK, v->blk,
+	rc = put_at(w, v, v->offset_data + (uint64_t)v->map[v->g.cur] * VDI_WRITE_BLOCK, v->g.blk,
 		    VDI_WRITE_BLOCK, e);
-	v->cur = NONE;
+	v->g.cur = DSCP_NO_BLOCK;
 	return rc;
-}
-
-static dsc_err put_dynamic(dsc_writer *w, struct vdi_writer *v, const struct dsc_extent *ext,
-			   struct dsc_error *e)
-{
-	uint64_t off = ext->offset;
-	size_t done = 0;
-	dsc_err rc;
-
-	while (done < ext->length) {
-		uint64_t b = off / VDI_WRITE_BLOCK;
-		size_t n = (size_t)DSC_MIN((uint64_t)(ext->length - done),
-					   (b + 1) * VDI_WRITE_BLOCK - off);
-
-		if (b != v->cur) {
-			if (v->cur != NONE && b < v->cur)
-				return dsc_error_set(
-					e, DSC_ERR_UNSUPPORTED, 0,
-					"%s: data for byte %" PRIu64 " arrives after byte %" PRIu64
-					": the VDI writer needs the input in ascending "
-					"order",
-					wname(w), off, v->cur * VDI_WRITE_BLOCK);
-			rc = flush_block(w, v, e);
-			if (rc != DSC_OK)
-				return rc;
-			memset(v->blk, 0, VDI_WRITE_BLOCK);
-			v->cur = b;
-		}
-		memcpy(v->blk + (off - b * VDI_WRITE_BLOCK), ext->data + done, n);
-		done += n;
-		off += n;
-	}
-	return DSC_OK;
 }
 
 static dsc_err vdi_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
@@ -342,7 +311,7 @@ static dsc_err vdi_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_e
 	if (rc != DSC_OK)
 		return rc;
 	if (!v->fixed)
-		return put_dynamic(w, v, ext, e);
+		return dscp_gather(w, &v->g, ext, e);
 	if (ext->offset < v->pos)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: data for byte %" PRIu64 " arrives after byte %" PRIu64
@@ -365,7 +334,7 @@ static dsc_err vdi_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	dsc_err rc = size_for(w, v, capacity, e);
 
 	if (rc == DSC_OK && !v->fixed)
-		rc = flush_block(w, v, e);
+		rc = flush_block(w, e);
 	if (rc != DSC_OK)
 		return rc;
 	if (v->planned && v->next_index != v->nplanned)
@@ -397,7 +366,7 @@ static void vdi_wclose(dsc_writer *w)
 	struct vdi_writer *v = w->impl;
 
 	free(v->map);
-	free(v->blk);
+	free(v->g.blk);
 	free(v->planned);
 }
 

@@ -25,8 +25,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define NONE UINT64_MAX
-
 struct vhd_writer {
 	bool fixed, force, azure;
 	bool seekable;
@@ -48,12 +46,12 @@ struct vhd_writer {
 	uint8_t *planned;      /* pipe: one bit per block with data (first pass) */
 	uint64_t blocks_start; /* byte of the first block */
 	uint64_t next_off;     /* where the next block goes */
-	uint8_t *blk;
-	uint64_t cur; /* block held in blk, or NONE */
+	struct dscp_gather g;  /* dynamic: the block being gathered */
 	bool head_written;
 	uint64_t written, nplanned;
 };
 
+static dsc_err flush_block(dsc_writer *w, struct dsc_error *e);
 static const char *wname(const dsc_writer *w) { return dsc_stream_name(w->out); }
 
 static const uint8_t zeros[DSCP_ZERO_UNIT];
@@ -177,7 +175,10 @@ static dsc_err vhd_wopen(dsc_writer *w, struct dsc_error *e)
 	v->force = v->azure || dscp_writer_option_uint(w, "force_size") != 0;
 	v->seekable = dsc_stream_can_seek(w->out);
 	v->base = dsc_stream_tell(w->out);
-	v->cur = NONE;
+	v->g.cur = DSCP_NO_BLOCK;
+	v->g.size = VHD_WRITE_BLOCK;
+	v->g.fmt = "VHD";
+	v->g.flush = flush_block;
 	v->stamp = (uint32_t)((uint64_t)time(NULL) - VHD_EPOCH);
 	if (getrandom(v->uuid, sizeof v->uuid, 0) != (ssize_t)sizeof v->uuid) {
 		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)v;
@@ -212,8 +213,8 @@ static dsc_err vhd_wopen(dsc_writer *w, struct dsc_error *e)
 					    ~(uint64_t)(VHD_SECTOR - 1));
 	v->next_off = v->blocks_start;
 	v->bat = malloc(v->entries ? (size_t)v->entries * 4 : 1);
-	v->blk = malloc(VHD_WRITE_BLOCK);
-	if (!v->bat || !v->blk)
+	v->g.blk = malloc(VHD_WRITE_BLOCK);
+	if (!v->bat || !v->g.blk)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", wname(w));
 	memset(v->bat, 0xff, (size_t)v->entries * 4);
 	if (!v->seekable) {
@@ -323,22 +324,23 @@ static dsc_err write_head(dsc_writer *w, struct vhd_writer *v, struct dsc_error 
 
 /* Write the block in blk, unless it is all zeros (or, on a pipe, was not
  * planned). */
-static dsc_err flush_block(dsc_writer *w, struct vhd_writer *v, struct dsc_error *e)
+static dsc_err flush_block(dsc_writer *w, struct dsc_error *e)
 {
+	struct vhd_writer *v = w->impl;
 	uint8_t bitmap[VHD_SECTOR];
 	uint64_t at;
 	dsc_err rc;
 
-	if (v->cur == NONE)
+	if (v->g.cur == DSCP_NO_BLOCK)
 		return DSC_OK;
 	if (v->planned) {
-		if (!is_planned(v, v->cur)) {
-			if (!dscp_is_zero(v->blk, VHD_WRITE_BLOCK))
+		if (!is_planned(v, v->g.cur)) {
+			if (!dscp_is_zero(v->g.blk, VHD_WRITE_BLOCK))
 				return dsc_error_set(e, DSC_ERR_INVAL, 0,
 						     "%s: the input changed between the two "
 						     "passes (block %" PRIu64 ")",
-						     wname(w), v->cur);
-			v->cur = NONE;
+						     wname(w), v->g.cur);
+			v->g.cur = DSCP_NO_BLOCK;
 			return DSC_OK;
 		}
 		if (!v->head_written) {
@@ -346,14 +348,14 @@ static dsc_err flush_block(dsc_writer *w, struct vhd_writer *v, struct dsc_error
 			if (rc != DSC_OK)
 				return rc;
 		}
-		at = (uint64_t)v->bat[v->cur] * VHD_SECTOR;
+		at = (uint64_t)v->bat[v->g.cur] * VHD_SECTOR;
 	} else {
-		if (dscp_is_zero(v->blk, VHD_WRITE_BLOCK)) {
-			v->cur = NONE;
+		if (dscp_is_zero(v->g.blk, VHD_WRITE_BLOCK)) {
+			v->g.cur = DSCP_NO_BLOCK;
 			return DSC_OK;
 		}
 		at = v->next_off;
-		v->bat[v->cur] = (uint32_t)(at / VHD_SECTOR);
+		v->bat[v->g.cur] = (uint32_t)(at / VHD_SECTOR);
 		v->next_off += BLOCK_BYTES;
 	}
 	/* Every sector present, as qemu writes it (facts §2). */
@@ -362,43 +364,10 @@ static dsc_err flush_block(dsc_writer *w, struct vhd_writer *v, struct dsc_error
 	if (rc == DSC_OK)
 		rc = dsc_write_all(w->out, bitmap, sizeof bitmap, e);
 	if (rc == DSC_OK)
-		rc = dsc_write_all(w->out, v->blk, VHD_WRITE_BLOCK, e);
+		rc = dsc_write_all(w->out, v->g.blk, VHD_WRITE_BLOCK, e);
 	v->written++;
-	v->cur = NONE;
+	v->g.cur = DSCP_NO_BLOCK;
 	return rc;
-}
-
-static dsc_err put_dynamic(dsc_writer *w, struct vhd_writer *v, const struct dsc_extent *ext,
-			   struct dsc_error *e)
-{
-	uint64_t off = ext->offset;
-	size_t done = 0;
-	dsc_err rc;
-
-	while (done < ext->length) {
-		uint64_t b = off / VHD_WRITE_BLOCK;
-		size_t n = (size_t)DSC_MIN((uint64_t)(ext->length - done),
-					   (b + 1) * VHD_WRITE_BLOCK - off);
-
-		if (b != v->cur) {
-			if (v->cur != NONE && b < v->cur)
-				return dsc_error_set(
-					e, DSC_ERR_UNSUPPORTED, 0,
-					"%s: data for byte %" PRIu64 " arrives after byte %" PRIu64
-					": the VHD writer needs the input in ascending "
-					"order",
-					wname(w), off, v->cur * VHD_WRITE_BLOCK);
-			rc = flush_block(w, v, e);
-			if (rc != DSC_OK)
-				return rc;
-			memset(v->blk, 0, VHD_WRITE_BLOCK);
-			v->cur = b;
-		}
-		memcpy(v->blk + (off - b * VHD_WRITE_BLOCK), ext->data + done, n);
-		done += n;
-		off += n;
-	}
-	return DSC_OK;
 }
 
 static dsc_err vhd_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_error *e)
@@ -409,7 +378,7 @@ static dsc_err vhd_put(dsc_writer *w, const struct dsc_extent *ext, struct dsc_e
 	if (rc != DSC_OK)
 		return rc;
 	if (!v->fixed)
-		return put_dynamic(w, v, ext, e);
+		return dscp_gather(w, &v->g, ext, e);
 	if (ext->offset < v->pos)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: data for byte %" PRIu64 " arrives after byte %" PRIu64
@@ -451,7 +420,7 @@ static dsc_err vhd_finish(dsc_writer *w, uint64_t capacity, struct dsc_error *e)
 	if ((v->vsize + VHD_WRITE_BLOCK - 1) / VHD_WRITE_BLOCK != v->entries)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0,
 				     "%s: the disk size changed during the conversion", wname(w));
-	rc = flush_block(w, v, e);
+	rc = flush_block(w, e);
 	if (rc != DSC_OK)
 		return rc;
 	if (v->planned) {
@@ -482,7 +451,7 @@ static void vhd_wclose(dsc_writer *w)
 	struct vhd_writer *v = w->impl;
 
 	free(v->bat);
-	free(v->blk);
+	free(v->g.blk);
 	free(v->planned);
 }
 
