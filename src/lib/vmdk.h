@@ -51,6 +51,18 @@
 #define VMDK_MAX_EXTENTS 32768u   /* 64 TiB (the capacity limit) in 2 GiB extents */
 #define VMDK_MAX_EXTENT_NAME 255u /* NAME_MAX of Linux */
 
+/* The ESX Server 2 sparse extent (COWD; vmfsSparse / VMFSSPARSE), from
+ * VMware's cow_ext.h: a 2048-byte little-endian header (magic, version,
+ * flags, capacity, granularity, directory sector, directory entries, free
+ * sector, then a root's geometry or a child's parent file name), a grain
+ * directory of 32-bit table sectors, tables of 4096 32-bit grain sectors
+ * (0: unallocated). Read through the hosted sparse reader. */
+#define VMDK_COWD_HEADER_SECTORS 4u /* COWDISK_DEFAULT_ROOTOFF */
+#define VMDK_COWD_GTES_PER_GT 4096u /* COW_NUM_LEAF_ENTRIES */
+#define VMDK_COWD_FLAG_ROOT 0x1u    /* clear: a child (redo log) of a parent */
+#define VMDK_COWD_PARENT_OFF 32u    /* child: parentFileName[1024] */
+#define VMDK_COWD_PARENT_LEN 1024u
+
 /* Metadata marker types, facts §2. */
 enum vmdk_marker_type {
 	VMDK_MARKER_EOS = 0,

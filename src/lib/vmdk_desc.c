@@ -1,5 +1,6 @@
 /* vmdk_desc.c - reader for VMDK descriptor files and their extents
- * (monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, vmfs).
+ * (monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, vmfs,
+ * vmfsSparse).
  *
  * A descriptor is a small text file whose extent lines name the files that
  * hold the disk, in guest order ("RW 4192256 SPARSE \"d-s001.vmdk\"",
@@ -147,12 +148,12 @@ static int parse_line(dsc_reader *r, const char *p, size_t n, size_t line, struc
 	}
 	if (!strcmp(type, "FLAT") || !strcmp(type, "VMFS"))
 		x->kind = EXT_FLAT;
-	else if (!strcmp(type, "SPARSE"))
-		x->kind = EXT_SPARSE;
+	else if (!strcmp(type, "SPARSE") || !strcmp(type, "VMFSSPARSE"))
+		x->kind = EXT_SPARSE; /* the magic tells KDMV from COWD, as in qemu */
 	else {
 		*rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				    "%s: descriptor line %zu: extent type %s is not supported "
-				    "(FLAT, VMFS, SPARSE and ZERO are)",
+				    "(FLAT, VMFS, SPARSE, VMFSSPARSE and ZERO are)",
 				    rname(r), line, type);
 		return -1;
 	}
@@ -198,13 +199,9 @@ static int parse_line(dsc_reader *r, const char *p, size_t n, size_t line, struc
 /* The createType values whose extents we read (qemu's names). */
 static bool known_type(const char *t)
 {
-	static const char *const ok[] = {"monolithicFlat",
-					 "monolithicSparse",
-					 "twoGbMaxExtentSparse",
-					 "twoGbMaxExtentFlat",
-					 "vmfs",
-					 "streamOptimized",
-					 NULL};
+	static const char *const ok[] =
+		{"monolithicFlat", "monolithicSparse", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat",
+		 "vmfs",           "vmfsSparse",       "streamOptimized",      NULL};
 
 	for (size_t i = 0; ok[i]; i++)
 		if (!strcasecmp(t, ok[i]))
@@ -256,7 +253,7 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 		rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				   "%s: VMDK descriptor of createType \"%s\" is not supported "
 				   "(monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, "
-				   "vmfs and descriptors of sparse extents are)",
+				   "vmfs, vmfsSparse and descriptors of sparse extents are)",
 				   rname(r), meta.create_type);
 		goto out;
 	}

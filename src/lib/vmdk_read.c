@@ -532,6 +532,86 @@ out:
 	return rc;
 }
 
+/* An ESX Server 2 sparse extent (COWD): its header becomes a hosted sparse
+ * one (4096 entries per table, no redundant directory, metadata from
+ * sector 0 to the end of the 4-sector header) for the monolithicSparse
+ * reader. qemu 7.2 reads any version and flags; we take version 1, a
+ * granularity that is a power of two up to VMDK_MAX_GRAIN_SECTORS, and a
+ * directory that covers the capacity, and refuse a child disk. */
+static dsc_err cowd_open(dsc_reader *r, struct vmdk_reader *vr, const uint8_t *hdr, size_t got,
+			 struct dsc_error *e)
+{
+	struct vmdk_header *h = &vr->h;
+	uint32_t version, flags, sectors, gran, gd, gd_n;
+	uint64_t per_gt, need;
+
+	if (got < VMDK_SECTOR)
+		return dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+				     "%s: truncated: input ends at byte %zu inside the COWD header",
+				     rname(r), got);
+	version = dscp_le32(hdr + 4);
+	flags = dscp_le32(hdr + 8);
+	sectors = dscp_le32(hdr + 12);
+	gran = dscp_le32(hdr + 16);
+	gd = dscp_le32(hdr + 20);
+	gd_n = dscp_le32(hdr + 24);
+	if (version != 1)
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: VMDK COWD (ESX Server 2 sparse) version %" PRIu32
+				     " is not supported (version 1 is)",
+				     rname(r), version);
+	if (!(flags & VMDK_COWD_FLAG_ROOT)) {
+		char parent[VMDK_COWD_PARENT_LEN + 1];
+
+		memcpy(parent, hdr + VMDK_COWD_PARENT_OFF,
+		       DSC_MIN((size_t)VMDK_COWD_PARENT_LEN, VMDK_SECTOR - VMDK_COWD_PARENT_OFF));
+		parent[DSC_MIN((size_t)VMDK_COWD_PARENT_LEN, VMDK_SECTOR - VMDK_COWD_PARENT_OFF)] =
+			'\0';
+		for (char *c = parent; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				*c = '?';
+		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+				     "%s: a VMDK delta (snapshot) disk (COWD child of \"%.64s\"); "
+				     "parent chains are not supported: convert the parent-free "
+				     "disk, or flatten the chain first",
+				     rname(r), parent);
+	}
+	if (sectors == 0)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: VMDK COWD capacity of 0 sectors",
+				     rname(r));
+	if (gran == 0 || (gran & (gran - 1)) || gran > VMDK_MAX_GRAIN_SECTORS)
+		return dsc_error_set(e,
+				     gran > VMDK_MAX_GRAIN_SECTORS ? DSC_ERR_LIMIT : DSC_ERR_FORMAT,
+				     0,
+				     "%s: VMDK COWD granularity of %" PRIu32
+				     " sectors is not a power of two from 1 to %u",
+				     rname(r), gran, VMDK_MAX_GRAIN_SECTORS);
+	per_gt = (uint64_t)gran * VMDK_COWD_GTES_PER_GT;
+	need = (sectors + per_gt - 1) / per_gt;
+	if (gd_n < need)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VMDK COWD grain directory of %" PRIu32
+				     " entries does not cover the capacity (%" PRIu64 " needed)",
+				     rname(r), gd_n, need);
+	if (gd < VMDK_COWD_HEADER_SECTORS)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
+				     "%s: VMDK COWD grain directory at sector %" PRIu32
+				     " overlaps the header (sectors 0 to 3)",
+				     rname(r), gd);
+	memset(h, 0, sizeof *h);
+	h->version = 1;
+	h->capacity = sectors;
+	h->grain_size = gran;
+	h->gtes_per_gt = VMDK_COWD_GTES_PER_GT;
+	h->gd_offset = gd;
+	h->overhead = VMDK_COWD_HEADER_SECTORS;
+	vr->cap_sectors = h->capacity;
+	vr->grain_bytes = (size_t)gran * VMDK_SECTOR;
+	r->capacity = h->capacity * VMDK_SECTOR;
+	return dscp_vmdk_sparse_open(r, h, vr->base, rel_tell(r), VMDK_COWD_HEADER_SECTORS,
+				     &vr->sparse, e);
+}
+
 static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
 {
 	struct vmdk_header *h = &vr->h;
@@ -546,10 +626,7 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	if (rc != DSC_OK)
 		return rc;
 	if (got >= 4 && !memcmp(hdr, "COWD", 4))
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: a VMDK version 3 (COWD, ESX Server 2) sparse extent; "
-				     "this VMDK variant is not supported",
-				     rname(r));
+		return cowd_open(r, vr, hdr, got, e);
 	if (dscp_vmdk_text_descriptor(hdr, got, d.create_type, sizeof d.create_type))
 		return dscp_vmdk_desc_open(r, hdr, got, &vr->desc, e);
 	if (got < 4 || dscp_le32(hdr) != VMDK_MAGIC)
