@@ -571,10 +571,12 @@ static dsc_err cowd_open(dsc_reader *r, struct vmdk_reader *vr, const uint8_t *h
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
 				*c = '?';
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: a VMDK delta (snapshot) disk (COWD child of \"%.64s\"); "
+				     "%s: a VMDK delta (snapshot) disk (COWD child of %s%.64s%s); "
 				     "parent chains are not supported: convert the parent-free "
 				     "disk, or flatten the chain first",
-				     rname(r), parent);
+				     rname(r), parent[0] ? "\"" : "",
+				     parent[0] ? parent : "an unnamed parent",
+				     parent[0] ? "\"" : "");
 	}
 	if (sectors == 0)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: VMDK COWD capacity of 0 sectors",
@@ -590,8 +592,8 @@ static dsc_err cowd_open(dsc_reader *r, struct vmdk_reader *vr, const uint8_t *h
 	need = (sectors + per_gt - 1) / per_gt;
 	if (gd_n < need)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
-				     "%s: VMDK COWD grain directory of %" PRIu32
-				     " entries does not cover the capacity (%" PRIu64 " needed)",
+				     "%s: VMDK COWD grain directory has %" PRIu32
+				     " entries, too few for the capacity (%" PRIu64 " needed)",
 				     rname(r), gd_n, need);
 	if (gd < VMDK_COWD_HEADER_SECTORS)
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,

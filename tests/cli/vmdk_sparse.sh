@@ -197,7 +197,7 @@ run_dsc -src "$C/child.vmdk" -dst "$O/c.raw"
 expect_fail "COWD child disk: refused" child.vmdk 'COWD child of "base.vmdk"'
 $GEN_COWD "$C/r.raw" "$C/short.vmdk" --grain 1 --gd-entries 2
 run_dsc -src "$C/short.vmdk" -dst "$O/c.raw"
-expect_fail "COWD directory short of the capacity: refused" short.vmdk 'does not cover the capacity'
+expect_fail "COWD directory short of the capacity: refused" short.vmdk 'too few for the capacity'
 dir_is "COWD refusals: no output" "$O"
 
 # ---- monolithicSparse write ------------------------------------------------

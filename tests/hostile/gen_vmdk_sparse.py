@@ -58,6 +58,41 @@ def image(cap=8192, grain=128, gtes=512, flags=0x3, version=1, grains=(0, 5, 63)
     return bytes(out)
 
 
+def cowd(cap=8192, grain=16, version=1, flags=0x3, gd=4, gd_n=None, grains=(0, 7, 300),
+         gte_patch=None, cut=None, hdr_cap=None, hdr_grain=None):
+    """A COWD (ESX Server 2 sparse) extent: 4-sector header, the directory at
+    sector gd, 4096-entry tables, then the grains (cow_ext.h's layout).
+    hdr_cap and hdr_grain replace the header's fields only."""
+    per_gt = grain * 4096
+    need = (cap + per_gt - 1) // per_gt
+    if gd_n is None:
+        gd_n = need
+    gds = (need * 4 + S - 1) // S
+    gt0 = max(gd, 4) + gds
+    data = gt0 + need * 32
+    hdr = struct.pack('<4sIIIIII', b'COWD', version, flags, cap if hdr_cap is None else hdr_cap,
+                      grain if hdr_grain is None else hdr_grain, gd, gd_n)
+    out = bytearray(hdr + bytes(4 * S - len(hdr)))
+    gte = [0] * (need * 4096)
+    nxt = data
+    for g in grains:
+        gte[g] = nxt
+        nxt += grain
+    if gte_patch:
+        gte_patch(gte)
+    out += bytes(nxt * S - len(out))
+    for t in range(need):
+        struct.pack_into('<I', out, max(gd, 4) * S + 4 * t, gt0 + t * 32)
+        for j in range(4096):
+            struct.pack_into('<I', out, (gt0 + t * 32) * S + 4 * j, gte[t * 4096 + j] & 0xFFFFFFFF)
+    for i, g in enumerate(grains):
+        o = (data + i * grain) * S
+        out[o:o + 16] = b'grain %9d' % g
+    if cut is not None:
+        del out[cut:]
+    return bytes(out)
+
+
 def field(name, value):
     def p(h, gte):
         h[name] = value
@@ -83,6 +118,20 @@ def cases():
     c['ms-rgd-mismatch'] = lambda: image(
         patch=lambda h, g: h.update(rgte=[v + (128 if i == 5 else 0) for i, v in enumerate(g)]))
     c['ms-compressed-no-markers'] = lambda: image(flags=0x10003)
+    c['ms-cowd-base'] = lambda: cowd()
+    c['ms-cowd-version-2'] = lambda: cowd(version=2)
+    c['ms-cowd-child'] = lambda: cowd(flags=0x2)
+    c['ms-cowd-cap-0'] = lambda: cowd(hdr_cap=0)
+    c['ms-cowd-grain-0'] = lambda: cowd(hdr_grain=0)
+    c['ms-cowd-grain-odd'] = lambda: cowd(hdr_grain=3)
+    c['ms-cowd-grain-huge'] = lambda: cowd(hdr_grain=MAX_GRAIN * 2)
+    c['ms-cowd-gd-short'] = lambda: cowd(hdr_cap=1 << 20, hdr_grain=1)
+    c['ms-cowd-gd-in-header'] = lambda: cowd(gd=2)
+    c['ms-cowd-gd-huge'] = lambda: cowd(gd_n=0xFFFFFFFF)
+    c['ms-cowd-gte-past-eof'] = lambda: cowd(gte_patch=lambda g: g.__setitem__(7, 1 << 30))
+    c['ms-cowd-gte-into-meta'] = lambda: cowd(gte_patch=lambda g: g.__setitem__(7, 2))
+    c['ms-cowd-cut-header'] = lambda: cowd(cut=100)
+    c['ms-cowd-cut-tables'] = lambda: cowd(cut=4 * S + 4 + 600)
     return c
 
 
