@@ -74,7 +74,7 @@ python3 "$here/../hostile/gen_vdi.py" -o "$out/vdi" i-small-4k i-small-64k
 if command -v qemu-img >/dev/null; then
 	qemu-img create -q -f vdi "$out/vdi/qemu-empty.vdi" 10M
 fi
-# vmdk_sparse: the hostile generator's monolithicSparse cases and
+# vmdk_sparse: the hostile generator's monolithicSparse and COWD cases and
 # qemu-img's monolithicSparse images of the small raw disks.
 mkdir -p "$out/vmdk_sparse"
 python3 "$here/../hostile/gen_vmdk_sparse.py" -o "$out/vmdk_sparse"
