@@ -372,7 +372,11 @@ typedef struct dsc_reader dsc_reader;
  * DSC_FORMAT_UNKNOWN the format is detected (dsc_format_detect()). A
  * format dsc knows but cannot read, named or detected, is
  * DSC_ERR_UNSUPPORTED naming it ("disk.img: a qcow2 image; qcow2 is not
- * supported yet"), before anything past the probe is read. */
+ * supported yet"), before anything past the probe is read.
+ * A compressed input (gzip, xz, zstd, bzip2; found by its magic, whatever
+ * `fmt` says) is decompressed while it is read: `fmt` then names the image
+ * inside, or the compression itself (the image inside is detected). The
+ * image's reader sees an unseekable stream, as from a pipe. */
 dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e);
 /* The next extent in ascending order (a VMDK stream may break the order;
  * writers report that). ext->length == 0 at the end of the image. */
@@ -384,6 +388,9 @@ uint64_t dsc_reader_capacity(const dsc_reader *r);
  * extra); call before the first dsc_reader_next(). Raw readers ignore it. */
 void dsc_reader_set_threads(dsc_reader *r, unsigned threads);
 dsc_format dsc_reader_format(const dsc_reader *r);
+/* The compression layer the image was read through (gzip, xz, zstd,
+ * bzip2), DSC_FORMAT_UNKNOWN when none. */
+dsc_format dsc_reader_compression(const dsc_reader *r);
 void dsc_reader_close(dsc_reader *r);
 
 /* ---- image writers ---------------------------------------------------- */
@@ -479,6 +486,8 @@ struct dsc_convert_stats {
 				   disk's bytes written (holes excluded) */
 	uint64_t capacity;      /* size of the image written, in bytes */
 	double seconds;
+	dsc_format src_format;      /* the image read (detected or named) */
+	dsc_format src_compression; /* its compression layer, or 0 (none) */
 };
 
 /* Read all of `in`, write `out` and finish it. On failure the output is

@@ -450,6 +450,12 @@ static void print_json(const struct config *cfg, const struct dsc_convert_stats 
 
 	if (o && sha256)
 		json_object_set_new(o, "sha256", json_string(sha256));
+	if (o && st->src_format)
+		json_object_set_new(o, "sourceFormat",
+				    json_string(dsc_format_name(st->src_format)));
+	if (o && st->src_compression)
+		json_object_set_new(o, "sourceCompression",
+				    json_string(dsc_format_name(st->src_compression)));
 	if (o) {
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_SECONDS_FLAGS);
 		fputc('\n', stdout);

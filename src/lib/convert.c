@@ -148,9 +148,54 @@ static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct
 	return open_reader(in, fmt, ps, rp, e);
 }
 
+/* A compressed raw image tells its size only at its end, and some writers
+ * need it first (a VMDK to a pipe, a dynamic VHD, a VDI). When the input
+ * can seek, a first pass decompresses it to learn the size; the input then
+ * goes back to the start and *rp is a fresh reader. */
+static dsc_err size_pass(dsc_stream *in, dsc_reader **rp, struct progress_state *ps, uint64_t *cap,
+			 struct dsc_error *e)
+{
+	dsc_format fmt = dsc_reader_format(*rp);
+	struct dsc_extent ext;
+	dsc_err rc;
+
+	for (;;) {
+		rc = dsc_reader_next(*rp, &ext, e);
+		if (rc != DSC_OK)
+			return rc;
+		if (ext.length == 0)
+			break;
+		ps->disk_pos = ext.offset + ext.length;
+		if (ps->opts->max_capacity && ps->disk_pos > ps->opts->max_capacity)
+			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+					     "%s: image exceeds the limit of %llu bytes",
+					     dsc_stream_name(in),
+					     (unsigned long long)ps->opts->max_capacity);
+		rc = dscp_reader_tick(*rp, e);
+		if (rc != DSC_OK)
+			return rc;
+	}
+	*cap = dsc_reader_capacity(*rp);
+	if (ps->opts->max_capacity && *cap > ps->opts->max_capacity)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: image of %llu bytes exceeds the limit of %llu bytes",
+				     dsc_stream_name(in), (unsigned long long)*cap,
+				     (unsigned long long)ps->opts->max_capacity);
+	dsc_reader_close(*rp);
+	*rp = NULL;
+	ps->r = NULL;
+	ps->disk_pos = 0;
+	ps->in_base = dsc_stream_bytes(in);
+	rc = dsc_stream_seek(in, ps->start, e);
+	if (rc != DSC_OK)
+		return rc;
+	return open_reader(in, fmt, ps, rp, e);
+}
+
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,
 		    struct dsc_convert_stats *stats, struct dsc_error *e)
 {
+	struct dsc_error first = {0};
 	struct dsc_convert_opts defaults = {0};
 	struct dsc_writer_opts wo = {0};
 	dsc_reader *r = NULL;
@@ -184,9 +229,22 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	wo.extent_name = opts->extent_name;
 	wo.options = opts->options;
 	wo.compress = opts->compress;
-	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, e);
-	if (rc != DSC_OK)
+	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, &first);
+	if (rc != DSC_OK && cap == DSC_CAPACITY_UNKNOWN && r->layer && dsc_stream_can_seek(in) &&
+	    dsc_stream_bytes(out) == 0 && dsc_stream_tell(out) == 0) {
+		rc = size_pass(in, &r, &ps, &cap, e);
+		if (rc != DSC_OK)
+			goto out;
+		wo.capacity = cap;
+		memset(&first, 0, sizeof first);
+		rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w,
+				     &first);
+	}
+	if (rc != DSC_OK) {
+		if (e && e->code == DSC_OK)
+			*e = first;
 		goto out;
+	}
 	if (w->needs_plan) {
 		rc = first_pass(in, &r, w, &ps, e);
 		if (rc != DSC_OK)
@@ -219,6 +277,8 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 		stats->bytes_written = written;
 		stats->capacity = cap_out;
 		stats->seconds = now_seconds() - ps.t0;
+		stats->src_format = dsc_reader_format(r);
+		stats->src_compression = dsc_reader_compression(r);
 	}
 out:
 	dsc_writer_close(w);

@@ -215,25 +215,79 @@ dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct d
 
 /* ---- readers ------------------------------------------------------------ */
 
-dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e)
+/* The compression layer of `in` (its magic), when there is one. */
+static dsc_err find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e)
 {
 	const struct dscp_format *f;
+	dsc_format id;
+	dsc_err rc;
+
+	*layer = NULL;
+	rc = dsc_format_detect(in, &id, e);
+	if (rc != DSC_OK)
+		return rc;
+	f = dscp_format_by_id(id);
+	if (f && f->unwrap)
+		*layer = f;
+	return DSC_OK;
+}
+
+dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e)
+{
+	const struct dscp_format *f = NULL, *layer = NULL;
+	dsc_stream *plain = NULL;
 	bool detected = fmt == DSC_FORMAT_UNKNOWN;
 	dsc_err rc;
 
 	*out = NULL;
 	if (!in)
 		return dsc_error_set(e, DSC_ERR_INVAL, 0, "reader: no input stream");
-	if (detected) {
-		rc = dsc_format_detect(in, &fmt, e);
+	if (!detected) {
+		f = dscp_format_by_id(fmt);
+		if (!f)
+			return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown input format %u",
+					     dsc_stream_name(in), fmt);
+	}
+	/* A compression layer is found by its magic whatever the format
+	 * named: -src-fmt names the image inside (or the layer itself). */
+	rc = find_layer(in, &layer, e);
+	if (rc != DSC_OK)
+		return rc;
+	if (f && f->unwrap && layer != f)
+		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: not %s", dsc_stream_name(in),
+				     f->noun);
+	if (f && f->unwrap)
+		f = NULL; /* detect the image inside */
+	if (layer) {
+		if (!layer->unwrap)
+			return dscp_format_refuse(layer, in, e);
+		rc = layer->unwrap(in, &plain, e);
 		if (rc != DSC_OK)
 			return rc;
+		in = plain;
 	}
-	f = dscp_format_by_id(fmt);
-	if (!f)
-		return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown input format %u",
-				     dsc_stream_name(in), fmt);
-	return dscp_reader_open_format(in, f, detected, out, e);
+	if (!f) {
+		rc = dsc_format_detect(in, &fmt, e);
+		f = rc == DSC_OK ? dscp_format_by_id(fmt) : NULL;
+		if (rc == DSC_OK && layer && f && f->unwrap)
+			rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+					   "%s: %s inside %s; one compression layer is read, "
+					   "not two",
+					   dsc_stream_name(in), f->noun, layer->noun);
+		if (rc != DSC_OK) {
+			dsc_stream_close(plain);
+			return rc;
+		}
+		detected = true;
+	}
+	rc = dscp_reader_open_format(in, f, detected, out, e);
+	if (rc != DSC_OK) {
+		dsc_stream_close(plain);
+		return rc;
+	}
+	(*out)->wrapper = layer;
+	(*out)->layer = plain;
+	return DSC_OK;
 }
 
 dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
@@ -294,6 +348,10 @@ dsc_err dscp_reader_tick(dsc_reader *r, struct dsc_error *e)
 
 uint64_t dsc_reader_capacity(const dsc_reader *r) { return r->capacity; }
 dsc_format dsc_reader_format(const dsc_reader *r) { return dscp_format_id(r->fmt); }
+dsc_format dsc_reader_compression(const dsc_reader *r)
+{
+	return r->wrapper ? dscp_format_id(r->wrapper) : DSC_FORMAT_UNKNOWN;
+}
 void dsc_reader_set_threads(dsc_reader *r, unsigned threads) { r->threads = threads; }
 
 void dsc_reader_close(dsc_reader *r)
@@ -302,6 +360,7 @@ void dsc_reader_close(dsc_reader *r)
 		return;
 	if (r->fmt->reader->close)
 		r->fmt->reader->close(r);
+	dsc_stream_close(r->layer);
 	free(r->impl);
 	free(r);
 }

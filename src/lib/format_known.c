@@ -14,11 +14,6 @@
  *   DMG         "koly" at size - 512 (the UDIF trailer)
  *   Bochs       "Bochs Virtual HD Image" at 0
  *   cloop       "#!/bin/sh" + "#V2.0 Format" in the first line pair
- *   gzip        1f 8b 08, reserved flag bits clear (RFC 1952 2.3.1)
- *   xz          fd "7zXZ" 00 (xz file format 2.1.1.1)
- *   zstd        28 b5 2f fd, or a skippable frame 0x184d2a5? (RFC 8878 3.1)
- *   bzip2       "BZh" + '1'-'9' + the block magic 31 41 59 26 53 59 or the
- *               end-of-stream magic 17 72 45 38 50 90
  *   tar (OVA)   "ustar" at 257 with a valid header checksum (POSIX.1 ustar)
  */
 #include "internal.h"
@@ -71,30 +66,6 @@ static int probe_cloop(const struct dscp_probe *p)
 	return score(at(p, 0, "#!/bin/sh\n#V2.0 Format\n", 23));
 }
 
-static int probe_gzip(const struct dscp_probe *p)
-{
-	return score(at(p, 0, "\x1f\x8b\x08", 3) && p->head_len >= 4 && !(p->head[3] & 0xe0));
-}
-
-static int probe_xz(const struct dscp_probe *p)
-{
-	return score(at(p, 0, "\xfd\x37\x7a\x58\x5a\x00", 6));
-}
-
-static int probe_zstd(const struct dscp_probe *p)
-{
-	return score(at(p, 0, "\x28\xb5\x2f\xfd", 4) ||
-		     (p->head_len >= 4 && (dscp_le32(p->head) & 0xfffffff0u) == 0x184d2a50u));
-}
-
-static int probe_bzip2(const struct dscp_probe *p)
-{
-	return score(at(p, 0, "BZh", 3) && p->head_len >= 10 && p->head[3] >= '1' &&
-		     p->head[3] <= '9' &&
-		     (at(p, 4, "\x31\x41\x59\x26\x53\x59", 6) ||
-		      at(p, 4, "\x17\x72\x45\x38\x50\x90", 6)));
-}
-
 /* POSIX.1 ustar: the checksum at 148 (8 octal digits) is the sum of the
  * 512 header bytes with the checksum field taken as spaces. */
 static int probe_tar(const struct dscp_probe *p)
@@ -128,10 +99,6 @@ static int probe_tar(const struct dscp_probe *p)
 		.refusal = refusal_,                                               \
 	}
 
-#define COMPRESSED(tool)                                                              \
-	"compressed images are not supported yet; decompress it on the way in: " tool \
-	" FILE | dsc-convert -src - ..."
-
 KNOWN(qcow, "qcow", "QEMU copy-on-write v1 (obsolete)", NONE, NAMES(".qcow"), 0, probe_qcow,
       "a qcow (version 1) image", NULL);
 KNOWN(qed, "qed", "QEMU enhanced disk", NONE, NAMES(".qed"), 0, probe_qed, "a QED image", NULL);
@@ -144,14 +111,6 @@ KNOWN(dmg, "dmg", "Apple disk image", NONE, NAMES(".dmg"), 0, probe_dmg,
 KNOWN(bochs, "bochs", "Bochs growing disk", NONE, NONE, 0, probe_bochs, "a Bochs image", NULL);
 KNOWN(cloop, "cloop", "compressed loop image", NONE, NAMES(".cloop"), 0, probe_cloop,
       "a cloop image", NULL);
-KNOWN(gzip, "gzip", "gzip-compressed file", NAMES("gz"), NAMES(".gz"), DSC_FMT_WRAPPER, probe_gzip,
-      "a gzip-compressed file", COMPRESSED("gzip -dc"));
-KNOWN(xz, "xz", "xz-compressed file", NONE, NAMES(".xz"), DSC_FMT_WRAPPER, probe_xz,
-      "an xz-compressed file", COMPRESSED("xz -dc"));
-KNOWN(zstd, "zstd", "Zstandard-compressed file", NAMES("zst"), NAMES(".zst"), DSC_FMT_WRAPPER,
-      probe_zstd, "a zstd-compressed file", COMPRESSED("zstd -dc"));
-KNOWN(bzip2, "bzip2", "bzip2-compressed file", NAMES("bz2"), NAMES(".bz2"), DSC_FMT_WRAPPER,
-      probe_bzip2, "a bzip2-compressed file", COMPRESSED("bzip2 -dc"));
 KNOWN(ova, "ova", "OVA appliance (tar of OVF + disks)", NAMES("tar"), NAMES(".ova", ".tar"),
       DSC_FMT_WRAPPER, probe_tar, "a tar archive (OVA)",
       "OVA and tar archives are not supported yet; extract the disk on the way in: tar -xOf "

@@ -90,6 +90,10 @@ struct dscp_format {
 
 	const struct dscp_reader_class *reader; /* NULL: cannot read */
 	const struct dscp_writer_class *writer; /* NULL: cannot write */
+	/* A compression layer (DSC_FMT_WRAPPER): a read stream of the
+	 * decompressed bytes of `in` (not owned), in which the image is then
+	 * detected or named (decompress.c). NULL: not a layer dsc opens. */
+	dsc_err (*unwrap)(dsc_stream *in, dsc_stream **out, struct dsc_error *e);
 };
 
 /* A reader implementation. */
@@ -166,6 +170,10 @@ struct dsc_reader {
 	void *tick_user;
 	uint64_t max_capacity; /* set by the converter; 0: none */
 	bool detected;         /* the format was detected, not named */
+	/* A compression layer under the image: `in` is its decompressed
+	 * stream, owned by the reader and closed with it. */
+	const struct dscp_format *wrapper;
+	dsc_stream *layer;
 };
 
 /* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */

@@ -151,6 +151,12 @@ void convert_to_outdir(struct srv_request *rq, struct source *src, const struct 
 				      srv_json_seconds(stats.seconds));
 		if (j != NULL && src->hashed != NULL)
 			json_object_set_new(j, "sha256", json_string(src->hex));
+		if (j != NULL && stats.src_format)
+			json_object_set_new(j, "sourceFormat",
+					    json_string(dsc_format_name(stats.src_format)));
+		if (j != NULL && stats.src_compression)
+			json_object_set_new(j, "sourceCompression",
+					    json_string(dsc_format_name(stats.src_compression)));
 		reply_json(rq, 200, j);
 	}
 	if (src->hashed)

@@ -2,9 +2,10 @@
 # detect.sh - format detection never guesses raw, and -o / -c.
 #
 # Real files of every format qemu-img writes that dsc does not read (qcow,
-# qed, parallels, luks) and of gzip, xz,
-# zstd, bzip2 and tar are refused by name: exit 1, one line naming the file
-# and the format, no output left; qcow2, vhdx and vdi are detected and converted. A raw
+# qed, parallels, luks) and tar are refused by name: exit 1, one line naming
+# the file and the format, no output left; qcow2, vhdx and vdi, and gzip,
+# xz, zstd and bzip2 files (compressed.sh has the rest), are detected and
+# converted. A raw
 # disk whose first sector is text or an MBR stays raw; -src-fmt raw forces
 # raw. VHD (vpc) dynamic and fixed files are detected and converted; a
 # fixed VHD on a pipe (its footer cannot be probed) fails at its end,
@@ -62,7 +63,7 @@ refused() { # FILE PATTERN: refused by name from a file and from a pipe
 # qcow2 (v3 and v2), vhdx and vdi are detected and convert, from a file and a
 # pipe (tests/cli/qcow2_read.sh and vhdx.sh have the rest); qcow version 1
 # stays refused.
-for f in d.qcow2 d-v2.qcow2 d.vhdx d.vdi; do
+for f in d.qcow2 d-v2.qcow2 d.vhdx d.vdi d.raw.gz d.raw.xz d.raw.zst d.raw.bz2; do
 	run_dsc -src "$I/$f" -dst "$O/out.raw"
 	expect_ok "$f detected and converted"
 	check "$f: the disk's bytes" cmp "$I/d.raw" "$O/out.raw"
@@ -76,10 +77,6 @@ refused d.qcow ': a qcow \(version 1\) image; qcow is not supported yet$'
 refused d.qed ': a QED image; qed is not supported yet$'
 refused d.parallels ': a Parallels image; parallels is not supported yet$'
 refused d.luks ': a LUKS-encrypted image; encrypted images are not supported$'
-refused d.raw.gz ': a gzip-compressed file; compressed images are not supported yet; decompress it on the way in: gzip -dc'
-refused d.raw.xz ': an xz-compressed file; .*xz -dc'
-refused d.raw.zst ': a zstd-compressed file; .*zstd -dc'
-refused d.raw.bz2 ': a bzip2-compressed file; .*bzip2 -dc'
 refused d.tar ': a tar archive \(OVA\); OVA and tar archives are not supported yet'
 
 # A dynamic VHD starts with a footer copy: detected from a file and a pipe.

@@ -148,6 +148,18 @@ check "fixed VHD over http: what qemu-img reads" \
 	qemu-img compare -q -f raw -F vpc "$OUT/vhd.raw" "$WWW/fixed.vhd"
 check "fixed VHD over http, named: one request" test "$(requests two=vhd)" -eq 1
 rm -f "$OUT"/*
+# Compressed images (issue 16) decompress while they download, in one
+# request; a cut is resumed under the decompressor, which never notices.
+xz -T2 -c "$SRC" >"$WWW/disk.raw.xz"
+gzip -c "$WWW/ordered.qcow2" >"$WWW/ordered.qcow2.gz"
+run_url -src "$U/f/disk.raw.xz?one=xz" -dst "$OUT/xz.raw"
+expect_ok "raw.xz over http"
+check "raw.xz over http: the disk" cmp "$SRC" "$OUT/xz.raw"
+check "raw.xz over http: one request" test "$(requests one=xz)" -eq 1
+run_url -src "$U/f/ordered.qcow2.gz?cut=30000&times=2" -dst "$OUT/gz.raw"
+expect_ok "qcow2.gz over http, cut twice"
+check "qcow2.gz over http, cut twice: the disk" same_padded "$SRC" "$OUT/gz.raw"
+rm -f "$OUT"/*
 
 # (That Content-Length becomes the stream's size is checked by test_curl.)
 run_url -p -src "$U/f/disk.raw" -dst "$OUT/p.raw"

@@ -37,7 +37,10 @@ static void test_table_complete(void)
 		/* Every entry can be detected, and is read, written or refused
 		 * by name. */
 		ASSERT(d->probe != NULL);
-		ASSERT(!!(f->flags & DSC_FMT_READ) == (d->reader != NULL));
+		ASSERT(!!(f->flags & DSC_FMT_READ) == (d->reader != NULL || d->unwrap != NULL));
+		/* A compression layer is a wrapper, read through, never a disk. */
+		if (d->unwrap)
+			ASSERT((f->flags & DSC_FMT_WRAPPER) && !d->reader && !d->writer);
 		ASSERT(!!(f->flags & DSC_FMT_WRITE) == (d->writer != NULL));
 		if (d->reader) {
 			ASSERT(d->reader->open && d->reader->next);
