@@ -359,7 +359,7 @@ check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
 check "qed upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
-check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vdi, vhdx, vhd, auto)\" '$R'"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vdi, vhdx, vhd, gzip, xz, zstd, bzip2, auto)\" '$R'"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=parallels"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.vhd&dst=vpc"
 check "dst=vpc (the alias): a VHD of the disk" same_image "$T/out/q.vhd" vpc "$T/data/disk.raw" raw
@@ -412,6 +412,29 @@ expect_status 415 "$R" "$BASE/export?path=$T/out/esc.vmdk&dst=raw"
 check "export: a symlinked extent is refused by name" grep -q 'extent \\"esc-flat.vmdk\\" is a symbolic link' "$R"
 rm -f "$T/out/ms.img" "$T/out/fl.vmdk" "$T/out/fl-flat.vmdk" "$T/out/fl-link.vmdk" "$T/out/esc.vmdk" \
 	"$T/out/esc-flat.vmdk"
+
+# ---- compressed images (issue 16): an upload of a .raw.xz and of a
+# .vmdk.gz converts what is inside; an export of a .qcow2.zst streams it
+# decompressed; a truncated upload is a 422 with nothing left.
+xz -T2 -c "$T/data/disk.raw" >"$T/data/disk.raw.xz"
+gzip -c "$T/data/disk.vmdk" >"$T/data/disk.vmdk.gz"
+expect_status 200 "$R" -X POST -T "$T/data/disk.raw.xz" "$BASE/upload?name=xz.qcow2&dst=qcow2"
+check "upload raw.xz -> qcow2: qemu-img check" qemu-img check -q -f qcow2 "$T/out/xz.qcow2"
+check "upload raw.xz -> qcow2: same disk" same_image "$T/out/xz.qcow2" qcow2 "$T/data/disk.raw" raw
+check "upload raw.xz: sourceCompression xz" test "$(json_get "$R" sourceCompression)" = xz
+check "upload raw.xz: sourceFormat raw" test "$(json_get "$R" sourceFormat)" = raw
+expect_status 200 "$R" -X POST -T - -H 'Transfer-Encoding: chunked' "$BASE/upload?name=gz.img" <"$T/data/disk.vmdk.gz"
+check "chunked upload vmdk.gz -> raw: same disk" same_image "$T/out/gz.img" raw "$T/data/disk.raw" raw
+qemu-img convert -f raw -O qcow2 "$T/data/disk.raw" "$T/export/disk.qcow2"
+zstd -q -c "$T/export/disk.qcow2" >"$T/export/disk.qcow2.zst"
+expect_status 200 "$R" -D "$H" "$BASE/export?path=disk.qcow2.zst&dst=vmdk"
+check "export qcow2.zst -> vmdk: qemu-img check" qemu-img check -q -f vmdk "$R"
+check "export qcow2.zst -> vmdk: same disk" same_image "$R" vmdk "$T/data/disk.raw" raw
+head -c 100000 "$T/data/disk.raw.xz" >"$T/data/cut.xz"
+expect_status 422 "$R" -X POST -T "$T/data/cut.xz" "$BASE/upload?name=cut.img"
+check "truncated xz upload: 422 names the layer" grep -q 'xz: truncated' "$R"
+check "truncated xz upload: nothing left" test ! -e "$T/out/cut.img"
+rm -f "$T/out/xz.qcow2" "$T/out/gz.img" "$T/export/disk.qcow2" "$T/export/disk.qcow2.zst"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
