@@ -117,7 +117,7 @@ corpus_of() {
 	fuzz_params) echo params ;;
 	fuzz_netpolicy) echo netpolicy ;;
 	fuzz_import_body) echo import_body ;;
-	fuzz_convert) echo "vmdk raw qcow2" ;;
+	fuzz_convert) echo "vmdk raw qcow2 compressed" ;;
 	fuzz_qcow2_read) echo qcow2 ;;
 	fuzz_vhd_read) echo vhd ;;
 	fuzz_vmdk_sparse_read) echo vmdk_sparse ;;

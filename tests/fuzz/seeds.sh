@@ -5,6 +5,7 @@
 #
 # OUTDIR/qcow2: small qemu-img qcow2 images and the hostile qcow2 bases.
 # OUTDIR/vhdx: small VHDX images in fuzz_vhdx_read's compact form.
+# OUTDIR/compressed: small raw and qcow2 seeds under gzip, xz, zstd and bzip2.
 # OUTDIR/vmdk, OUTDIR/descriptor, OUTDIR/raw come from seeds.py (compact,
 # hand-laid streams of every producer layout); added to OUTDIR/vmdk when the
 # tools are there: our own writer's output and qemu-img's streamOptimized
@@ -66,6 +67,20 @@ if command -v qemu-img >/dev/null; then
 	for r in "$tmp"/*.raw; do
 		qemu-img convert -q -f raw -O vpc -o subformat=fixed "$r" "$out/vhd/$(basename "$r" .raw)-fixed.vhd"
 	done
+fi
+# compressed: the small raw disks and qcow2 seeds under each compressor,
+# and two gzip members (fuzz_convert decompresses them).
+mkdir -p "$out/compressed"
+for f in "$tmp"/*.raw "$out"/qcow2/holes-cluster_size-4k.qcow2; do
+	[ -f "$f" ] || continue
+	b=$(basename "$f")
+	command -v gzip >/dev/null && gzip -c "$f" >"$out/compressed/$b.gz"
+	command -v xz >/dev/null && xz -c "$f" >"$out/compressed/$b.xz"
+	command -v zstd >/dev/null && zstd -q -c "$f" >"$out/compressed/$b.zst"
+	command -v bzip2 >/dev/null && bzip2 -c "$f" >"$out/compressed/$b.bz2"
+done
+if command -v gzip >/dev/null; then
+	cat "$out/compressed/one.raw.gz" "$out/compressed/odd.raw.gz" >"$out/compressed/two-members.gz"
 fi
 # vdi: the small valid VDIs of the hostile generator (4 KiB and 64 KiB
 # blocks, guest blocks stored out of order) and an empty one by qemu-img.
