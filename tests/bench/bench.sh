@@ -13,6 +13,8 @@
 #   VHDX (qemu-img's, dynamic) -> raw (BENCH_VHDX=0 skips it)
 #   raw -> dynamic VDI and VDI (qemu-img's, dynamic) -> raw (BENCH_VDI=0 skips them)
 #   VMDK monolithicSparse (qemu-img's) -> raw (BENCH_VMDKSPARSE=0 skips it)
+#   raw.xz and raw.gz -> qcow2 and raw against unpacking with xz/pigz then
+#   qemu-img convert or cp --sparse (BENCH_COMPRESSED=0 skips them)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -398,6 +400,38 @@ if [ "${BENCH_VMDKSPARSE:-1}" != 0 ]; then
 	rm -f "$T/q.raw" "$T/d.raw" "$qm"
 fi
 
+# ---- compressed images --------------------------------------------------------
+# disk.raw.xz (xz -T0 -2: several blocks, as xz -T writes) and disk.raw.gz
+# (pigz) -> qcow2 and -> raw: dsc reading the compressed file against the
+# fastest tools' way without dsc: unpack with `xz -T0 -dc` or `pigz -dc`
+# (the faster of pigz and gzip here) into a file, then `qemu-img convert`
+# (the -> qcow2 rows); unpack into a sparse file (`| cp --sparse=always`,
+# the -> raw rows). BENCH_COMPRESSED=0 skips them.
+COMPRESSED=no
+if [ "${BENCH_COMPRESSED:-1}" != 0 ] && command -v xz >/dev/null && command -v pigz >/dev/null &&
+	"$DSC_CONVERT" -formats 2>/dev/null | grep -q '^xz  *r'; then
+	COMPRESSED=yes
+	xz -T0 -2 -c "$img" >"$T/disk.raw.xz"
+	pigz -c "$img" >"$T/disk.raw.gz"
+	cat "$T/disk.raw.xz" "$T/disk.raw.gz" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# compressed run $run/$RUNS" >&2
+		timed px2q "$T/p.qcow2" bash -c "xz -T0 -dc '$T/disk.raw.xz' >'$T/u.raw' && qemu-img convert -q -f raw -O qcow2 '$T/u.raw' '$T/p.qcow2' && rm -f '$T/u.raw'"
+		timed dx2q "$T/d.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$T/disk.raw.xz" -dst "$T/d.qcow2" -dst-fmt qcow2
+		timed pg2q "$T/p.qcow2" bash -c "pigz -dc '$T/disk.raw.gz' >'$T/u.raw' && qemu-img convert -q -f raw -O qcow2 '$T/u.raw' '$T/p.qcow2' && rm -f '$T/u.raw'"
+		timed dg2q "$T/d.qcow2" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$T/disk.raw.gz" -dst "$T/d.qcow2" -dst-fmt qcow2
+		timed px2r "$T/p.raw" bash -c "xz -T0 -dc '$T/disk.raw.xz' | cp --sparse=always /dev/stdin '$T/p.raw'"
+		timed dx2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$T/disk.raw.xz" -dst "$T/d.raw"
+		timed pg2r "$T/p.raw" bash -c "pigz -dc '$T/disk.raw.gz' | cp --sparse=always /dev/stdin '$T/p.raw'"
+		timed dg2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src-fmt raw -src "$T/disk.raw.gz" -dst "$T/d.raw"
+	done
+	qemu-img compare -q -f raw -F qcow2 "$img" "$T/d.qcow2" || verdict="FAILED: qcow2 from raw.gz differs"
+	cmp -s "$img" "$T/d.raw" || verdict="FAILED: raw from raw.gz differs"
+	xz_size=$(fsize "$T/disk.raw.xz")
+	gz_size=$(fsize "$T/disk.raw.gz")
+	rm -f "$T/p.qcow2" "$T/d.qcow2" "$T/p.raw" "$T/d.raw" "$T/disk.raw.xz" "$T/disk.raw.gz"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -502,6 +536,12 @@ if [ "$VDI" = yes ]; then
 fi
 if [ "$VMDKSPARSE" = yes ]; then
 	row "VMDK monolithicSparse (qemu-img's) -> raw" qms2r dms2r "-"
+fi
+if [ "$COMPRESSED" = yes ]; then
+	row "raw.xz -> qcow2 (qemu-img column: xz -T0 -dc >file; qemu-img convert)" px2q dx2q "-"
+	row "raw.gz -> qcow2 (qemu-img column: pigz -dc >file; qemu-img convert)" pg2q dg2q "-"
+	row "raw.xz -> raw (qemu-img column: xz -T0 -dc | cp --sparse=always)" px2r dx2r "-"
+	row "raw.gz -> raw (qemu-img column: pigz -dc | cp --sparse=always)" pg2r dg2r "-"
 fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
