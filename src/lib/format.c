@@ -325,6 +325,15 @@ dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 
 	if (r->failed == DSC_OK) {
 		rc = r->fmt->reader->next(r, ext, &local);
+		/* At the image's end, a layer is read to its own end: bytes
+		 * after the image must still be valid compressed data, and an
+		 * archive's manifest, which may follow, must match. */
+		if (rc == DSC_OK && ext->length == 0 && r->layer && !r->drained) {
+			uint64_t rest;
+
+			r->drained = true;
+			rc = dsc_stream_skip(r->layer, UINT64_MAX, &rest, &local);
+		}
 		if (rc == DSC_OK)
 			return DSC_OK;
 		/* Readers are sticky like streams: asking again after an error

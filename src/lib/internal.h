@@ -174,6 +174,7 @@ struct dsc_reader {
 	 * stream, owned by the reader and closed with it. */
 	const struct dscp_format *wrapper;
 	dsc_stream *layer;
+	bool drained; /* the layer was read to its end after the image */
 };
 
 /* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */
