@@ -378,6 +378,33 @@ typedef struct dsc_reader dsc_reader;
  * inside, or the compression itself (the image inside is detected). The
  * image's reader sees an unseekable stream, as from a pipe. */
 dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e);
+
+/* Choices for a reader (dsc_reader_open_opts; zeroed: the defaults). */
+struct dsc_reader_opts {
+	/* OVA: the disk to read: its number in the OVF's DiskSection (from
+	 * 1), its ovf:diskId, or its file's name (ovf:href); NULL: the first. */
+	const char *disk;
+};
+/* dsc_reader_open() with choices (o may be NULL). An OVA (a tar whose
+ * first member is an .ovf) is an archive layer: the chosen disk's member
+ * is read as the image (its compression, if any, is a further layer). */
+dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_reader_opts *o,
+			     dsc_reader **out, struct dsc_error *e);
+
+/* One disk of an OVA, as its OVF descriptor describes it. */
+struct dsc_ova_disk {
+	char id[256];        /* ovf:diskId */
+	char file[256];      /* the File's ovf:href */
+	char format[256];    /* the ovf:format URL's fragment ("streamOptimized") */
+	uint64_t capacity;   /* bytes (ovf:capacity x its units); 0: unknown */
+	uint64_t file_size;  /* ovf:size; 0: not given */
+	uint64_t chunk_size; /* ovf:chunkSize; 0: one member */
+	bool gzip;           /* ovf:compression="gzip" */
+};
+/* Read the OVF descriptor at the start of an OVA on `in` (only its first
+ * member) and list up to `max` of its disks in *n. */
+dsc_err dsc_ova_list(dsc_stream *in, struct dsc_ova_disk *disks, size_t max, size_t *n,
+		     struct dsc_error *e);
 /* The next extent in ascending order (a VMDK stream may break the order;
  * writers report that). ext->length == 0 at the end of the image. */
 dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error *e);
@@ -391,6 +418,8 @@ dsc_format dsc_reader_format(const dsc_reader *r);
 /* The compression layer the image was read through (gzip, xz, zstd,
  * bzip2), DSC_FORMAT_UNKNOWN when none. */
 dsc_format dsc_reader_compression(const dsc_reader *r);
+/* The archive the image was read from (OVA), DSC_FORMAT_UNKNOWN when none. */
+dsc_format dsc_reader_archive(const dsc_reader *r);
 void dsc_reader_close(dsc_reader *r);
 
 /* ---- image writers ---------------------------------------------------- */
@@ -478,6 +507,7 @@ struct dsc_convert_opts {
 	 * written to a pipe in two passes), e.g. for a Content-Length. */
 	void (*output_size)(void *user, uint64_t bytes);
 	void *output_size_user;
+	const char *disk; /* an OVA's disk: see dsc_reader_opts.disk */
 };
 
 struct dsc_convert_stats {
@@ -488,6 +518,7 @@ struct dsc_convert_stats {
 	double seconds;
 	dsc_format src_format;      /* the image read (detected or named) */
 	dsc_format src_compression; /* its compression layer, or 0 (none) */
+	dsc_format src_archive;     /* the archive it came in (OVA), or 0 */
 };
 
 /* Read all of `in`, write `out` and finish it. On failure the output is

@@ -51,6 +51,8 @@ enum opt_id {
 	OPT_OPTIONS,
 	OPT_COMPRESS,
 	OPT_FORMATS,
+	OPT_DISK,
+	OPT_LIST,
 };
 
 struct opt {
@@ -85,6 +87,8 @@ static const struct opt options[] = {
 	{"o", true, OPT_OPTIONS},
 	{"c", false, OPT_COMPRESS},
 	{"formats", false, OPT_FORMATS},
+	{"disk", true, OPT_DISK},
+	{"list", false, OPT_LIST},
 };
 
 struct config {
@@ -105,6 +109,8 @@ struct config {
 	dsc_optlist *options; /* -o, for the destination format */
 	bool options_help;    /* -o help */
 	bool compress;        /* -c */
+	const char *disk;     /* -disk: an OVA's disk */
+	bool list;            /* -list: an OVA's disks, no conversion */
 };
 
 static const char usage_head[] =
@@ -131,6 +137,9 @@ static const char usage_head[] =
 	"                       suffixes: 500G, 4T; default and 0: no limit)\n"
 	"  -sha256 HEX          fail, leaving no output, unless the source's bytes\n"
 	"                       have this SHA-256 (-json reports the output's)\n"
+	"  -disk N|ID|FILE      an OVA's disk to convert: its number (from 1), its\n"
+	"                       ovf:diskId or its file (default: the first)\n"
+	"  -list                list an OVA's disks (with -json: as JSON); no -dst\n"
 	"\n"
 	"http(s) sources (-src https://host/disk.vmdk):\n"
 	"  -cacert FILE         trust the CAs in this PEM file\n"
@@ -355,6 +364,12 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_OPTIONS: parse_options(cfg, val); break;
 		case OPT_COMPRESS: cfg->compress = true; break;
 		case OPT_FORMATS: print_formats(); exit(0);
+		case OPT_DISK:
+			if (!*val)
+				usage_error("%s", "-disk: empty");
+			cfg->disk = val;
+			break;
+		case OPT_LIST: cfg->list = true; break;
 		case OPT_PREALLOC: cfg->prealloc = true; break;
 		case OPT_PROGRESS: cfg->progress = 1; break;
 		case OPT_QUIET: cfg->progress = 0; break;
@@ -392,6 +407,13 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 	check_format_options(cfg);
 	if (!cfg->src)
 		usage_error("%s", "missing -src");
+	if (cfg->list) {
+		if (cfg->dst)
+			usage_error("%s", "-list takes no -dst (it converts nothing)");
+		if (!*cfg->src)
+			usage_error("%s", "-src must not be empty");
+		return;
+	}
 	if (!cfg->dst)
 		usage_error("%s", "missing -dst");
 	if (!*cfg->src || !*cfg->dst)
@@ -456,6 +478,9 @@ static void print_json(const struct config *cfg, const struct dsc_convert_stats 
 	if (o && st->src_compression)
 		json_object_set_new(o, "sourceCompression",
 				    json_string(dsc_format_name(st->src_compression)));
+	if (o && st->src_archive)
+		json_object_set_new(o, "sourceArchive",
+				    json_string(dsc_format_name(st->src_archive)));
 	if (o) {
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_SECONDS_FLAGS);
 		fputc('\n', stdout);
@@ -562,6 +587,56 @@ static dsc_err open_destination(const struct config *cfg, dsc_stream **out, stru
 	return dsc_stream_create_file(cfg->dst, DSC_CREATE_REPLACE, out, err);
 }
 
+/* -list: an OVA's disks from its OVF descriptor, one line each (or JSON). */
+static int list_disks(struct config *cfg)
+{
+	struct dsc_ova_disk disks[64];
+	struct dsc_error err = {0};
+	dsc_stream *in = NULL;
+	size_t n = 0, i;
+	dsc_err rc;
+
+	rc = open_source(cfg, &in, &err);
+	if (rc == DSC_OK)
+		rc = dsc_ova_list(in, disks, sizeof disks / sizeof disks[0], &n, &err);
+	dsc_stream_close(in);
+	free(cfg->headers);
+	dsc_optlist_free(cfg->options);
+	if (rc != DSC_OK) {
+		fprintf(stderr, "dsc-convert: %s\n",
+			err.message[0] ? err.message : dsc_strerror(rc));
+		return EXIT_FAILED;
+	}
+	if (cfg->json) {
+		json_t *a = json_array();
+
+		for (i = 0; a && i < n; i++) {
+			json_t *d =
+				json_pack("{s:I, s:s, s:s, s:s, s:I, s:b}", "disk",
+					  (json_int_t)(i + 1), "id", disks[i].id, "file",
+					  disks[i].file, "format", disks[i].format, "capacityBytes",
+					  (json_int_t)disks[i].capacity, "gzip", disks[i].gzip);
+
+			if (d && disks[i].chunk_size)
+				json_object_set_new(d, "chunkSize",
+						    json_integer((json_int_t)disks[i].chunk_size));
+			json_array_append_new(a, d);
+		}
+		if (a) {
+			json_dumpf(a, stdout, JSON_COMPACT);
+			fputc('\n', stdout);
+			json_decref(a);
+		}
+		return 0;
+	}
+	printf("%-5s %-20s %-30s %-20s %s\n", "DISK", "ID", "FILE", "FORMAT", "CAPACITY");
+	for (i = 0; i < n; i++)
+		printf("%-5zu %-20s %-30s %-20s %llu%s\n", i + 1, disks[i].id, disks[i].file,
+		       disks[i].format, (unsigned long long)disks[i].capacity,
+		       disks[i].gzip ? " (gzip)" : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg = {.progress = -1, .dst_fmt = DSC_FORMAT_RAW};
@@ -581,6 +656,8 @@ int main(int argc, char **argv)
 	}
 	cfg.url.headers = cfg.headers;
 	parse_args(argc, argv, &cfg);
+	if (cfg.list)
+		return list_disks(&cfg);
 	if (cfg.progress < 0)
 		cfg.progress = isatty(STDERR_FILENO);
 	install_signals();
@@ -610,6 +687,7 @@ int main(int argc, char **argv)
 		copts.options = cfg.options;
 		copts.compress = cfg.compress;
 		copts.max_capacity = cfg.max_capacity;
+		copts.disk = cfg.disk;
 		if (cfg.progress) {
 			copts.progress = on_progress;
 			copts.progress_user = &prog;

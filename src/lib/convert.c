@@ -66,7 +66,9 @@ static dsc_err open_reader(dsc_stream *in, dsc_format fmt, struct progress_state
 	dsc_reader *r;
 	dsc_err rc;
 
-	rc = dsc_reader_open(in, fmt, rp, e);
+	struct dsc_reader_opts ro = {.disk = opts->disk};
+
+	rc = dsc_reader_open_opts(in, fmt, &ro, rp, e);
 	if (rc != DSC_OK)
 		return rc;
 	r = *rp;
@@ -279,6 +281,7 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 		stats->seconds = now_seconds() - ps.t0;
 		stats->src_format = dsc_reader_format(r);
 		stats->src_compression = dsc_reader_compression(r);
+		stats->src_archive = dsc_reader_archive(r);
 	}
 out:
 	dsc_writer_close(w);

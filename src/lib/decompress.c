@@ -618,20 +618,28 @@ static dsc_err dz_open(dsc_stream *in, enum dz_kind kind, dsc_stream **out, stru
 	return rc;
 }
 
-static dsc_err open_gzip(dsc_stream *in, dsc_stream **out, struct dsc_error *e)
+static dsc_err open_gzip(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
+			 struct dsc_error *e)
 {
+	(void)opts;
 	return dz_open(in, DZ_GZIP, out, e);
 }
-static dsc_err open_xz(dsc_stream *in, dsc_stream **out, struct dsc_error *e)
+static dsc_err open_xz(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
+		       struct dsc_error *e)
 {
+	(void)opts;
 	return dz_open(in, DZ_XZ, out, e);
 }
-static dsc_err open_zstd(dsc_stream *in, dsc_stream **out, struct dsc_error *e)
+static dsc_err open_zstd(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
+			 struct dsc_error *e)
 {
+	(void)opts;
 	return dz_open(in, DZ_ZSTD, out, e);
 }
-static dsc_err open_bzip2(dsc_stream *in, dsc_stream **out, struct dsc_error *e)
+static dsc_err open_bzip2(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
+			  struct dsc_error *e)
 {
+	(void)opts;
 	return dz_open(in, DZ_BZIP2, out, e);
 }
 

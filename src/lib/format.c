@@ -215,7 +215,7 @@ dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct d
 
 /* ---- readers ------------------------------------------------------------ */
 
-/* The compression layer of `in` (its magic), when there is one. */
+/* The layer (compression or archive) of `in` by its magic, or NULL. */
 static dsc_err find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e)
 {
 	const struct dscp_format *f;
@@ -234,10 +234,17 @@ static dsc_err find_layer(dsc_stream *in, const struct dscp_format **layer, stru
 
 dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e)
 {
-	const struct dscp_format *f = NULL, *layer = NULL;
-	dsc_stream *plain = NULL;
+	return dsc_reader_open_opts(in, fmt, NULL, out, e);
+}
+
+dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_reader_opts *o,
+			     dsc_reader **out, struct dsc_error *e)
+{
+	const struct dscp_format *f = NULL, *named_layer = NULL, *layer, *comp = NULL, *arch = NULL;
+	dsc_stream *layers[2] = {NULL, NULL};
+	size_t n = 0;
 	bool detected = fmt == DSC_FORMAT_UNKNOWN;
-	dsc_err rc;
+	dsc_err rc = DSC_OK;
 
 	*out = NULL;
 	if (!in)
@@ -247,47 +254,66 @@ dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct
 		if (!f)
 			return dsc_error_set(e, DSC_ERR_INVAL, 0, "%s: unknown input format %u",
 					     dsc_stream_name(in), fmt);
+		if (f->unwrap) {
+			named_layer = f; /* the layer is named: detect the image inside */
+			f = NULL;
+		}
 	}
-	/* A compression layer is found by its magic whatever the format
-	 * named: -src-fmt names the image inside (or the layer itself). */
-	rc = find_layer(in, &layer, e);
-	if (rc != DSC_OK)
-		return rc;
-	if (f && f->unwrap && layer != f)
-		return dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: not %s", dsc_stream_name(in),
-				     f->noun);
-	if (f && f->unwrap)
-		f = NULL; /* detect the image inside */
-	if (layer) {
-		if (!layer->unwrap)
-			return dscp_format_refuse(layer, in, e);
-		rc = layer->unwrap(in, &plain, e);
+	/* Layers are found by their magic whatever the format named:
+	 * -src-fmt names the image inside (or a layer itself). At most one
+	 * archive and one compression, in either order (.ova with gzip
+	 * members, .ova.gz). */
+	for (;;) {
+		rc = find_layer(in, &layer, e);
 		if (rc != DSC_OK)
-			return rc;
-		in = plain;
+			goto fail;
+		if (n == 0 && named_layer && layer != named_layer) {
+			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: not %s", dsc_stream_name(in),
+					   named_layer->noun);
+			goto fail;
+		}
+		if (!layer)
+			break;
+		if ((layer->archive && arch) || (!layer->archive && comp) || n == 2) {
+			rc = dsc_error_set(
+				e, DSC_ERR_UNSUPPORTED, 0,
+				"%s: %s inside %s; one compression layer and one archive "
+				"are read, not more",
+				dsc_stream_name(in), layer->noun,
+				(layer->archive ? arch : comp)->noun);
+			goto fail;
+		}
+		if (!layer->unwrap)
+			break;
+		rc = layer->unwrap(in, o, &layers[n], e);
+		if (rc != DSC_OK)
+			goto fail;
+		in = layers[n++];
+		if (layer->archive)
+			arch = layer;
+		else
+			comp = layer;
 	}
 	if (!f) {
 		rc = dsc_format_detect(in, &fmt, e);
-		f = rc == DSC_OK ? dscp_format_by_id(fmt) : NULL;
-		if (rc == DSC_OK && layer && f && f->unwrap)
-			rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-					   "%s: %s inside %s; one compression layer is read, "
-					   "not two",
-					   dsc_stream_name(in), f->noun, layer->noun);
-		if (rc != DSC_OK) {
-			dsc_stream_close(plain);
-			return rc;
-		}
+		if (rc != DSC_OK)
+			goto fail;
+		f = dscp_format_by_id(fmt);
 		detected = true;
 	}
 	rc = dscp_reader_open_format(in, f, detected, out, e);
-	if (rc != DSC_OK) {
-		dsc_stream_close(plain);
-		return rc;
-	}
-	(*out)->wrapper = layer;
-	(*out)->layer = plain;
+	if (rc != DSC_OK)
+		goto fail;
+	(*out)->wrapper = comp;
+	(*out)->archive = arch;
+	(*out)->layers[0] = layers[0];
+	(*out)->layers[1] = layers[1];
+	(*out)->layer = n ? layers[n - 1] : NULL;
 	return DSC_OK;
+fail:
+	while (n > 0)
+		dsc_stream_close(layers[--n]);
+	return rc;
 }
 
 dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
@@ -361,6 +387,10 @@ dsc_format dsc_reader_compression(const dsc_reader *r)
 {
 	return r->wrapper ? dscp_format_id(r->wrapper) : DSC_FORMAT_UNKNOWN;
 }
+dsc_format dsc_reader_archive(const dsc_reader *r)
+{
+	return r->archive ? dscp_format_id(r->archive) : DSC_FORMAT_UNKNOWN;
+}
 void dsc_reader_set_threads(dsc_reader *r, unsigned threads) { r->threads = threads; }
 
 void dsc_reader_close(dsc_reader *r)
@@ -369,7 +399,8 @@ void dsc_reader_close(dsc_reader *r)
 		return;
 	if (r->fmt->reader->close)
 		r->fmt->reader->close(r);
-	dsc_stream_close(r->layer);
+	dsc_stream_close(r->layers[1]);
+	dsc_stream_close(r->layers[0]);
 	free(r->impl);
 	free(r);
 }

@@ -14,7 +14,6 @@
  *   DMG         "koly" at size - 512 (the UDIF trailer)
  *   Bochs       "Bochs Virtual HD Image" at 0
  *   cloop       "#!/bin/sh" + "#V2.0 Format" in the first line pair
- *   tar (OVA)   "ustar" at 257 with a valid header checksum (POSIX.1 ustar)
  */
 #include "internal.h"
 
@@ -66,24 +65,6 @@ static int probe_cloop(const struct dscp_probe *p)
 	return score(at(p, 0, "#!/bin/sh\n#V2.0 Format\n", 23));
 }
 
-/* POSIX.1 ustar: the checksum at 148 (8 octal digits) is the sum of the
- * 512 header bytes with the checksum field taken as spaces. */
-static int probe_tar(const struct dscp_probe *p)
-{
-	unsigned long sum = 0, want = 0;
-	size_t i;
-
-	if (!at(p, 257, "ustar", 5) || p->head_len < 512)
-		return DSCP_SCORE_NONE;
-	for (i = 0; i < 512; i++)
-		sum += i >= 148 && i < 156 ? ' ' : p->head[i];
-	for (i = 148; i < 156 && p->head[i] == ' '; i++)
-		;
-	for (; i < 156 && p->head[i] >= '0' && p->head[i] <= '7'; i++)
-		want = want * 8 + (unsigned long)(p->head[i] - '0');
-	return score(sum == want);
-}
-
 #define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define NONE ((const char *const[]){NULL})
 
@@ -111,7 +92,3 @@ KNOWN(dmg, "dmg", "Apple disk image", NONE, NAMES(".dmg"), 0, probe_dmg,
 KNOWN(bochs, "bochs", "Bochs growing disk", NONE, NONE, 0, probe_bochs, "a Bochs image", NULL);
 KNOWN(cloop, "cloop", "compressed loop image", NONE, NAMES(".cloop"), 0, probe_cloop,
       "a cloop image", NULL);
-KNOWN(ova, "ova", "OVA appliance (tar of OVF + disks)", NAMES("tar"), NAMES(".ova", ".tar"),
-      DSC_FMT_WRAPPER, probe_tar, "a tar archive (OVA)",
-      "OVA and tar archives are not supported yet; extract the disk on the way in: tar -xOf "
-      "FILE DISK.vmdk | dsc-convert -src - ...");

@@ -93,7 +93,9 @@ struct dscp_format {
 	/* A compression layer (DSC_FMT_WRAPPER): a read stream of the
 	 * decompressed bytes of `in` (not owned), in which the image is then
 	 * detected or named (decompress.c). NULL: not a layer dsc opens. */
-	dsc_err (*unwrap)(dsc_stream *in, dsc_stream **out, struct dsc_error *e);
+	dsc_err (*unwrap)(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
+			  struct dsc_error *e);
+	bool archive; /* the layer is an archive (OVA), not a compression */
 };
 
 /* A reader implementation. */
@@ -172,9 +174,11 @@ struct dsc_reader {
 	bool detected;         /* the format was detected, not named */
 	/* A compression layer under the image: `in` is its decompressed
 	 * stream, owned by the reader and closed with it. */
-	const struct dscp_format *wrapper;
-	dsc_stream *layer;
-	bool drained; /* the layer was read to its end after the image */
+	const struct dscp_format *wrapper; /* the compression, or NULL */
+	const struct dscp_format *archive; /* the archive (OVA), or NULL */
+	dsc_stream *layers[2];             /* outermost first */
+	dsc_stream *layer;                 /* the innermost: r->in */
+	bool drained;                      /* the layer was read to its end after the image */
 };
 
 /* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */

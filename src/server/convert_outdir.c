@@ -157,6 +157,9 @@ void convert_to_outdir(struct srv_request *rq, struct source *src, const struct 
 		if (j != NULL && stats.src_compression)
 			json_object_set_new(j, "sourceCompression",
 					    json_string(dsc_format_name(stats.src_compression)));
+		if (j != NULL && stats.src_archive)
+			json_object_set_new(j, "sourceArchive",
+					    json_string(dsc_format_name(stats.src_archive)));
 		reply_json(rq, 200, j);
 	}
 	if (src->hashed)
