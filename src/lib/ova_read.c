@@ -14,9 +14,9 @@
  *
  * The manifest (SHA1(name)= hex, SHA256(name)= hex, SHA512 when it comes
  * before the disk) may sit after the descriptor or at the end of the
- * archive, both allowed by the OVF spec. The .ovf and the disk are hashed
- * while they stream (SHA-1 and SHA-256 both when the manifest has not been
- * seen yet); the disk stream reports its end only after the rest of the
+ * archive, both allowed by the OVF spec. The .ovf is kept (it is small) and
+ * hashed when the manifest is read; the disk is hashed while it streams
+ * (SHA-1 and SHA-256 both when the manifest has not been seen yet); the disk stream reports its end only after the rest of the
  * archive is read and every digest checked, so a mismatch or a truncated
  * archive fails the conversion before the output is finished. Members not
  * read (other disks, a certificate) are skipped, not verified.
@@ -92,6 +92,9 @@ struct ova {
 	dsc_stream *in; /* not owned */
 	struct dscp_tar tar;
 	struct ovf *ovf;
+	char *ovf_text; /* the descriptor, kept for the manifest's digest */
+	size_t ovf_len;
+	char ovf_name[DSCP_TAR_NAME_MAX + 1];
 	const struct ovf_file *file; /* the chosen disk's */
 	struct mf_entry *mf;
 	size_t nmf;
@@ -230,6 +233,32 @@ static dsc_err hash_end(struct ova *o, const char *name, struct dsc_error *e)
 
 /* ---- the manifest ----------------------------------------------------------- */
 
+/* The descriptor against the manifest: it was kept whole, so any of the
+ * manifest's algorithms can be computed now. */
+static dsc_err check_ovf(struct ova *o, struct dsc_error *e)
+{
+	struct done_digest d = {0};
+
+	snprintf(d.name, sizeof d.name, "%s", o->ovf_name);
+#if HAVE_CRYPTO
+	for (size_t a = 0; a < ALG_N; a++) {
+		const EVP_MD *md = a == ALG_SHA1   ? EVP_sha1() :
+				   a == ALG_SHA256 ? EVP_sha256() :
+						     EVP_sha512();
+		unsigned char v[EVP_MAX_MD_SIZE];
+		unsigned int n = 0, i;
+
+		if (EVP_Digest(o->ovf_text, o->ovf_len, v, &n, md, NULL) != 1 ||
+		    2 * n > OVA_HEX_MAX)
+			return dsc_error_set(e, DSC_ERR_IO, 0, "%s: OVA: digest failed", oname(o));
+		for (i = 0; i < n; i++)
+			snprintf(d.hex[a] + 2 * i, 3, "%02x", v[i]);
+		d.have[a] = true;
+	}
+#endif
+	return check_one(o, &d, e);
+}
+
 static dsc_err parse_mf(struct ova *o, const char *text, size_t len, struct dsc_error *e)
 {
 	size_t off = 0, line = 0;
@@ -307,13 +336,13 @@ static dsc_err parse_mf(struct ova *o, const char *text, size_t len, struct dsc_
 		if (rc != DSC_OK)
 			return rc;
 	}
-	return DSC_OK;
+	return check_ovf(o, e);
 }
 
 /* Read the current member whole (at most max bytes) into a NUL-ended
- * buffer, hashing it when `hash`. */
-static dsc_err read_member(struct ova *o, const struct dscp_tar_member *m, size_t max, bool hash,
-			   char **out, struct dsc_error *e)
+ * buffer. */
+static dsc_err read_member(struct ova *o, const struct dscp_tar_member *m, size_t max, char **out,
+			   struct dsc_error *e)
 {
 	size_t got;
 	char *buf;
@@ -329,13 +358,6 @@ static dsc_err read_member(struct ova *o, const struct dscp_tar_member *m, size_
 	if (!buf)
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", oname(o));
 	rc = dscp_tar_read(&o->tar, buf, (size_t)m->size, &got, e);
-	if (rc == DSC_OK && hash) {
-		rc = hash_start(o, e);
-		if (rc == DSC_OK) {
-			hash_update(o, buf, got);
-			rc = hash_end(o, m->name, e);
-		}
-	}
 	if (rc != DSC_OK) {
 		free(buf);
 		return rc;
@@ -359,7 +381,7 @@ static dsc_err read_mf_member(struct ova *o, const struct dscp_tar_member *m, st
 
 	if (o->have_mf)
 		return DSC_OK; /* one manifest: a second is skipped */
-	rc = read_member(o, m, DSCP_MF_MAX, false, &text, e);
+	rc = read_member(o, m, DSCP_MF_MAX, &text, e);
 	if (rc != DSC_OK)
 		return rc;
 	rc = parse_mf(o, text, strlen(text), e);
@@ -563,16 +585,16 @@ static dsc_err read_ovf(struct ova *o, struct dsc_error *e)
 			".ovf descriptor (a plain tar: extract the disk on the way in: "
 			"tar -xOf FILE DISK | dsc-convert -src - ...)",
 			oname(o), end ? "" : "\"", end ? "missing" : m.name, end ? "" : "\"");
-	rc = read_member(o, &m, DSCP_OVF_MAX, true, &text, e);
+	rc = read_member(o, &m, DSCP_OVF_MAX, &text, e);
 	if (rc != DSC_OK)
 		return rc;
+	o->ovf_text = text;
+	o->ovf_len = (size_t)m.size;
+	snprintf(o->ovf_name, sizeof o->ovf_name, "%s", m.name);
 	o->ovf = calloc(1, sizeof *o->ovf);
 	if (!o->ovf)
-		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", oname(o));
-	else
-		rc = parse_ovf(oname(o), m.name, text, (size_t)m.size, o->ovf, e);
-	free(text);
-	return rc;
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", oname(o));
+	return parse_ovf(oname(o), m.name, text, (size_t)m.size, o->ovf, e);
 }
 
 /* ---- choosing and streaming the disk ------------------------------------------- */
@@ -645,7 +667,7 @@ static dsc_err start_member(struct ova *o, const struct dscp_tar_member *m, stru
 /* Read on to the disk's (first) member; a manifest on the way is read. */
 static dsc_err seek_disk(struct ova *o, struct dsc_error *e)
 {
-	char want[DSCP_TAR_NAME_MAX + 32];
+	char want[OVA_ID_MAX + 16];
 	struct dscp_tar_member m;
 	bool end;
 	dsc_err rc;
@@ -667,6 +689,33 @@ static dsc_err seek_disk(struct ova *o, struct dsc_error *e)
 				return rc;
 		}
 	}
+}
+
+/* A chunk the manifest lists but the archive did not have in its place
+ * (the disk would be silently short). */
+static dsc_err check_chunks(struct ova *o, struct dsc_error *e)
+{
+	size_t hl = strlen(o->file->href), i, k;
+
+	if (!o->file->chunk)
+		return DSC_OK;
+	for (i = 0; i < o->nmf; i++) {
+		const char *n = o->mf[i].name;
+		bool seen = false;
+
+		if (strncmp(n, o->file->href, hl) || n[hl] != '.' || strlen(n + hl + 1) != 9 ||
+		    strspn(n + hl + 1, "0123456789") != 9)
+			continue;
+		for (k = 0; k < o->ndone && !seen; k++)
+			seen = !strcmp(o->done[k].name, n);
+		if (!seen)
+			return dsc_error_set(
+				e, DSC_ERR_FORMAT, 0,
+				"%s: OVA: the manifest lists %s, which does not follow "
+				"chunk %09" PRIu64 " of %s in the archive",
+				oname(o), n, o->chunk_no, o->file->href);
+	}
+	return DSC_OK;
 }
 
 /* After the disk: read the rest of the archive (a manifest at its end),
@@ -696,13 +745,13 @@ have:
 		}
 	}
 	o->finished = true;
-	return DSC_OK;
+	return check_chunks(o, e);
 }
 
 static dsc_err ova_read(void *ctx, void *buf, size_t len, size_t *nread, struct dsc_error *e)
 {
 	struct ova *o = ctx;
-	char name[DSCP_TAR_NAME_MAX + 32];
+	char name[OVA_ID_MAX + 16];
 	struct dscp_tar_member m;
 	size_t got;
 	bool end;
@@ -758,6 +807,7 @@ static void ova_free(struct ova *o)
 		EVP_MD_CTX_free(o->h.md[a]);
 #endif
 	free(o->ovf);
+	free(o->ovf_text);
 	free(o->mf);
 	free(o->done);
 	free(o);

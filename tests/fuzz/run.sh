@@ -35,7 +35,7 @@ set -u
 JOBS=${FUZZ_JOBS:-2}
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_qcow2_read fuzz_vhd_read fuzz_vhdx_read fuzz_vdi_read fuzz_vmdk_sparse_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body}"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_vmdk_read fuzz_qcow2_read fuzz_vhd_read fuzz_vhdx_read fuzz_vdi_read fuzz_vmdk_sparse_read fuzz_descriptor fuzz_convert fuzz_multipart fuzz_params fuzz_netpolicy fuzz_import_body fuzz_ova_read}"
 
 F=$top_builddir/tests/fuzz
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -123,6 +123,7 @@ corpus_of() {
 	fuzz_vmdk_sparse_read) echo vmdk_sparse ;;
 	fuzz_vhdx_read) echo vhdx ;;
 	fuzz_vdi_read) echo vdi ;;
+	fuzz_ova_read) echo ova ;;
 	*) echo vmdk ;;
 	esac
 }

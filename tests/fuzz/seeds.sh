@@ -6,6 +6,7 @@
 # OUTDIR/qcow2: small qemu-img qcow2 images and the hostile qcow2 bases.
 # OUTDIR/vhdx: small VHDX images in fuzz_vhdx_read's compact form.
 # OUTDIR/compressed: small raw and qcow2 seeds under gzip, xz, zstd and bzip2.
+# OUTDIR/ova: small OVAs (tests/cli/gen_ova.py).
 # OUTDIR/vmdk, OUTDIR/descriptor, OUTDIR/raw come from seeds.py (compact,
 # hand-laid streams of every producer layout); added to OUTDIR/vmdk when the
 # tools are there: our own writer's output and qemu-img's streamOptimized
@@ -82,6 +83,19 @@ done
 if command -v gzip >/dev/null; then
 	cat "$out/compressed/one.raw.gz" "$out/compressed/odd.raw.gz" >"$out/compressed/two-members.gz"
 fi
+# ova: small OVAs of tests/cli/gen_ova.py (manifest first and last, two
+# disks, chunked and gzip members, pax and GNU tars).
+mkdir -p "$out/ova"
+if command -v qemu-img >/dev/null; then
+	qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$tmp/holes.raw" "$tmp/d1.vmdk"
+	qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$tmp/one.raw" "$tmp/d2.vmdk"
+	g="python3 $here/../cli/gen_ova.py"
+	$g "$out/ova/first.ova" "$tmp/d1.vmdk"
+	$g "$out/ova/last.ova" "$tmp/d1.vmdk" "$tmp/d2.vmdk" --mf last --format pax
+	$g "$out/ova/chunk.ova" "$tmp/d1.vmdk" --chunk 4096 --alg sha1 --format gnu
+	$g "$out/ova/gzip.ova" "$tmp/d2.vmdk" --gzip --mf none
+fi
+python3 "$here/../cli/gen_ova.py" "$out/ova/raw.ova" "$tmp/odd.raw" --mf last
 # vdi: the small valid VDIs of the hostile generator (4 KiB and 64 KiB
 # blocks, guest blocks stored out of order) and an empty one by qemu-img.
 mkdir -p "$out/vdi"

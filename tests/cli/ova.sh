@@ -1,0 +1,190 @@
+#!/bin/bash
+# ova.sh - OVA input (issue 16): appliances laid out as ovftool and
+# VirtualBox write them (tests/cli/gen_ova.py: the .ovf first, the manifest
+# second or last, one and two disks, ustar, pax and GNU tars, chunked and
+# gzip-compressed members, SHA-1/256/512 manifests), read from the file and
+# from a pipe and compared with what qemu-img reads in the VMDK; -disk and
+# -list; and the refusals (a wrong digest, a truncated member, a tar that
+# is not an OVA, hostile tar headers and OVF XML: entity expansion, deep
+# nesting, huge sizes), each one line naming the file, with no output.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+dsc_init
+need qemu-img qemu-io gzip
+set -o pipefail
+
+mkdir "$T/in" "$T/out"
+I=$T/in O=$T/out
+GEN="python3 $top_srcdir/tests/cli/gen_ova.py"
+
+# Two disks: VM-style writes into qcow2, shipped as streamOptimized VMDKs.
+qemu-img create -q -f qcow2 "$T/a.qcow2" 8M
+qemu-io -f qcow2 -c 'write -P 0x41 1M 64k' -c 'write -P 0x42 7M 3000' -c 'write -P 0x43 0 512' \
+	"$T/a.qcow2" >/dev/null
+qemu-img create -q -f qcow2 "$T/b.qcow2" 12M
+qemu-io -f qcow2 -c 'write -P 0x51 5M 1M' -c 'write -P 0x52 11M 4k' "$T/b.qcow2" >/dev/null
+qemu-img convert -f qcow2 -O vmdk -o subformat=streamOptimized "$T/a.qcow2" "$I/disk1.vmdk"
+qemu-img convert -f qcow2 -O vmdk -o subformat=streamOptimized "$T/b.qcow2" "$I/disk2.vmdk"
+qemu-img convert -f vmdk -O raw "$I/disk1.vmdk" "$T/ref1.raw"
+qemu-img convert -f vmdk -O raw "$I/disk2.vmdk" "$T/ref2.raw"
+
+# read_ova DESC OVA REF [ARGS...]: dsc reads OVA from the file and from a
+# pipe (ARGS on both) into REF.
+read_ova() {
+	local desc=$1 ova=$2 ref=$3
+	shift 3
+	rm -f "$O"/*
+	run_dsc -src "$ova" -dst "$O/file.raw" "$@"
+	expect_ok "$desc: from the file"
+	check "$desc: the file reads as qemu-img reads the disk" same_raw "$ref" "$O/file.raw"
+	run_pipe "$ova" -src - -dst "$O/pipe.raw" "$@"
+	expect_ok "$desc: from a pipe"
+	check "$desc: the pipe reads as qemu-img reads the disk" same_raw "$ref" "$O/pipe.raw"
+	rm -f "$O"/*
+}
+
+# ---- layouts ------------------------------------------------------------------
+for mf in first last none; do
+	for fmt in ustar pax gnu; do
+		$GEN "$I/v.ova" "$I/disk1.vmdk" --mf $mf --format $fmt
+		read_ova "manifest $mf, $fmt tar" "$I/v.ova" "$T/ref1.raw"
+	done
+done
+for alg in sha1 sha512; do
+	$GEN "$I/v.ova" "$I/disk1.vmdk" --alg $alg
+	read_ova "$alg manifest after the descriptor" "$I/v.ova" "$T/ref1.raw"
+done
+$GEN "$I/v.ova" "$I/disk1.vmdk" --alg sha1 --mf last
+read_ova "SHA-1 manifest at the end" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk" --mf-spaces
+read_ova "manifest with Player's spacing" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk" --format pax --long-names --mf last
+read_ova "pax long member names" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk" --format gnu --long-names
+read_ova "GNU long member names" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk" --chunk 100000 --mf last
+read_ova "ovf:chunkSize members, manifest last" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk" --gzip
+read_ova "ovf:compression=gzip" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk" --gzip --chunk 65536 --mf last
+read_ova "gzip and chunked" "$I/v.ova" "$T/ref1.raw"
+$GEN "$I/v.ova" "$I/disk1.vmdk"
+gzip -c "$I/v.ova" >"$I/v.ova.gz"
+read_ova "an OVA inside gzip" "$I/v.ova.gz" "$T/ref1.raw"
+# gzip around an OVA whose disk is gzip too: one compression is read.
+$GEN "$I/v2.ova" "$I/disk1.vmdk" --gzip
+gzip -c "$I/v2.ova" >"$I/v2.ova.gz"
+run_dsc -src "$I/v2.ova.gz" -dst "$O/x.raw"
+expect_fail "gzip around an OVA of gzip members: refused" v2.ova.gz 'a gzip-compressed file inside a gzip-compressed file'
+rm -f "$O"/*
+
+# ---- two disks: -disk and -list ------------------------------------------------------
+for mf in first last; do
+	$GEN "$I/two.ova" "$I/disk1.vmdk" "$I/disk2.vmdk" --mf $mf
+	read_ova "two disks, manifest $mf: the first by default" "$I/two.ova" "$T/ref1.raw"
+	read_ova "two disks, manifest $mf: -disk 2" "$I/two.ova" "$T/ref2.raw" -disk 2
+	read_ova "two disks, manifest $mf: -disk vmdisk2" "$I/two.ova" "$T/ref2.raw" -disk vmdisk2
+	read_ova "two disks, manifest $mf: -disk disk2.vmdk" "$I/two.ova" "$T/ref2.raw" -disk disk2.vmdk
+done
+run_dsc -src "$I/two.ova" -list
+expect_ok "-list"
+check "-list: two disks with their files" grep -Eq '^2 +vmdisk2 +disk2\.vmdk +streamOptimized' "$T/stdout"
+run_dsc -src "$I/two.ova" -list -json
+check "-list -json: capacities" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [x["file"] for x in d] == ["disk1.vmdk", "disk2.vmdk"], d
+assert all(x["capacityBytes"] == 8 << 20 for x in d), d' "$T/stdout"
+run_dsc -src "$I/two.ova" -dst "$O/x.raw" -disk 3
+expect_fail "-disk 3 of two: refused" two.ova 'the OVF has 2 disks'
+run_dsc -src "$I/two.ova" -dst "$O/x.raw" -disk nosuch
+expect_fail "-disk nosuch: refused" two.ova 'no disk of the OVF'
+run_dsc -src "$I/two.ova" -dst "$O/j.raw" -json
+check "-json names the archive" grep -q '"sourceFormat":"vmdk","sourceArchive":"ova"' "$T/stdout"
+rm -f "$O"/*
+# The output converts on: into qcow2, checked by qemu-img.
+run_dsc -src "$I/two.ova" -disk 2 -dst "$O/d2.qcow2" -dst-fmt qcow2
+expect_ok "OVA disk 2 -> qcow2"
+check "OVA disk 2 -> qcow2: qemu-img check" qemu-img check -q -f qcow2 "$O/d2.qcow2"
+check "OVA disk 2 -> qcow2: qemu-img compare" qemu-img compare -q -f raw -F qcow2 "$T/ref2.raw" "$O/d2.qcow2"
+rm -f "$O"/*
+
+# ---- refusals -------------------------------------------------------------------------
+# refuse DESC OVA ERE: refused from the file and from a pipe, nothing left.
+refuse() {
+	local desc=$1 ova=$2 ere=$3
+	run_dsc -src "$ova" -dst "$O/r.raw"
+	expect_fail "$desc" "$(basename "$ova")" "$ere"
+	run_pipe "$ova" -src - -dst "$O/r.raw"
+	expect_fail "$desc, from a pipe" stdin "$ere"
+	dir_is "$desc: no output" "$O"
+}
+for mf in first last; do
+	$GEN "$I/bad.ova" "$I/disk1.vmdk" --mf $mf --bad-digest disk1.vmdk
+	refuse "a wrong disk digest, manifest $mf" "$I/bad.ova" 'OVA manifest: the SHA256 of disk1.vmdk is [0-9a-f]+, the manifest says'
+	$GEN "$I/bad.ova" "$I/disk1.vmdk" --mf $mf --bad-digest bad.ovf
+	refuse "a wrong descriptor digest, manifest $mf" "$I/bad.ova" 'the SHA256 of bad.ovf is'
+done
+$GEN "$I/bad.ova" "$I/disk1.vmdk" --mf last --alg sha512
+refuse "a SHA-512 manifest at the end" "$I/bad.ova" 'SHA512 digest for .* only when the manifest comes before'
+$GEN "$T/full.ova" "$I/disk1.vmdk" --mf last
+n=$(fsize "$T/full.ova")
+$GEN "$I/cut.ova" "$I/disk1.vmdk" --mf first --cut $((n / 2))
+refuse "an OVA cut inside the disk" "$I/cut.ova" 'truncated'
+at=$(grep -boa 'SHA256(disk1.vmdk)' "$T/full.ova" | cut -d: -f1)
+$GEN "$I/cut2.ova" "$I/disk1.vmdk" --mf last --cut $((at + 10))
+refuse "an OVA cut inside the manifest at its end" "$I/cut2.ova" 'truncated: the OVA \(tar\) ends at byte'
+$GEN "$I/first.ova" "$I/disk1.vmdk" --first README
+refuse "a tar whose first member is not an .ovf" "$I/first.ova" 'not an OVA: the first member of the tar is "README"'
+$GEN "$I/size.ova" "$I/disk1.vmdk" --wrong-size
+refuse "a member whose size is not ovf:size" "$I/size.ova" "the OVF's ovf:size says"
+# OVF XML: entity expansion (a DOCTYPE is refused before any entity), deep
+# nesting, a descriptor over 4 MiB, malformed XML.
+lol='<!DOCTYPE Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+$GEN "$I/lol.ova" "$I/disk1.vmdk" --ovf-prefix "$lol" --ovf-extra '<x>&c;</x>'
+refuse "an OVF with a DOCTYPE and entities" "$I/lol.ova" 'a DOCTYPE \(refused'
+$GEN "$I/deep.ova" "$I/disk1.vmdk" --ovf-depth 200
+refuse "an OVF nested 200 deep" "$I/deep.ova" 'nested deeper than 64 elements'
+$GEN "$I/huge.ova" "$I/disk1.vmdk" --ovf-pad $((5 * MiB))
+refuse "an OVF of 5 MiB" "$I/huge.ova" 'exceeds the limit of 4194304 bytes'
+$GEN "$I/mal.ova" "$I/disk1.vmdk" --ovf-extra '<unclosed>'
+refuse "malformed OVF XML" "$I/mal.ova" 'is not well-formed XML'
+for mf in first last; do
+$GEN "$I/nodisk.ova" "$I/disk1.vmdk" --chunk 100000 --mf $mf
+python3 - "$I/nodisk.ova" <<'EOF'
+# Rename the second chunk's member: chunk 1 is then missing, and the disk
+# would end early; the manifest lists it.
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+i = next(k for k in range(0, len(b), 512) if b[k:k + 20] == b'disk1.vmdk.000000001')
+b[i:i + 20] = b'other.vmdk.000000001'
+h = b[i - (i % 512):i - (i % 512) + 512]
+h[148:156] = b' ' * 8
+b[i - (i % 512) + 148:i - (i % 512) + 156] = b'%06o\0 ' % sum(h)
+open(p, 'wb').write(b)
+EOF
+refuse "a chunk missing, manifest $mf" "$I/nodisk.ova" 'the manifest lists disk1.vmdk.000000001, which does not follow chunk 000000000'
+done
+# Hostile tar headers: a bad checksum, a size field of 2^63.
+python3 - "$I/disk1.vmdk" "$I/sum.ova" "$I/bigsize.ova" <<'EOF'
+import io, sys, tarfile
+d = open(sys.argv[1], 'rb').read()
+ovf = b'<Envelope><References><File id="f" href="disk1.vmdk"/></References><DiskSection><Disk diskId="d" fileRef="f"/></DiskSection></Envelope>'
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode='w', format=tarfile.USTAR_FORMAT) as t:
+    for n, data in (('x.ovf', ovf), ('disk1.vmdk', d)):
+        ti = tarfile.TarInfo(n); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+b = bytearray(buf.getvalue())
+i = 512 + ((len(ovf) + 511) // 512) * 512  # the disk's header
+s = bytearray(b); s[i] ^= 0x20  # the name changes, the checksum does not
+open(sys.argv[2], 'wb').write(s)
+g = bytearray(b); g[i + 124:i + 136] = b'\x80' + b'\x7f' + b'\xff' * 10
+h = g[i:i + 512]; h[148:156] = b' ' * 8
+g[i + 148:i + 156] = b'%06o\0 ' % sum(h)
+open(sys.argv[3], 'wb').write(g)
+EOF
+refuse "a tar header with a bad checksum" "$I/sum.ova" 'is not a ustar header with a valid checksum'
+refuse "a tar member of 2^63 bytes" "$I/bigsize.ova" 'malformed or over the limit'
+
+finish
