@@ -2,7 +2,7 @@
 # detect.sh - format detection never guesses raw, and -o / -c.
 #
 # Real files of every format qemu-img writes that dsc does not read (qcow,
-# qed, parallels, luks) and tar are refused by name: exit 1, one line naming
+# qed, parallels, luks) and a tar that is not an OVA are refused by name: exit 1, one line naming
 # the file and the format, no output left; qcow2, vhdx and vdi, and gzip,
 # xz, zstd and bzip2 files (compressed.sh has the rest), are detected and
 # converted. A raw
@@ -77,7 +77,7 @@ refused d.qcow ': a qcow \(version 1\) image; qcow is not supported yet$'
 refused d.qed ': a QED image; qed is not supported yet$'
 refused d.parallels ': a Parallels image; parallels is not supported yet$'
 refused d.luks ': a LUKS-encrypted image; encrypted images are not supported$'
-refused d.tar ': a tar archive \(OVA\); OVA and tar archives are not supported yet'
+refused d.tar ': not an OVA: the first member of the tar is "d.raw", not an .ovf descriptor'
 
 # A dynamic VHD starts with a footer copy: detected from a file and a pipe.
 for f in dyn.vhd fixed.vhd; do

@@ -60,9 +60,9 @@ static dsc_err convert(const uint8_t *buf, size_t len, dsc_format from, dsc_form
 	return rc;
 }
 
-/* Whether buf starts like a compressed file (gzip, xz, zstd, bzip2): such
- * an input is decompressed whatever format is named, so it is no raw disk
- * to round-trip. */
+/* Whether buf starts like a compressed file (gzip, xz, zstd, bzip2) or a
+ * tar (OVA): such an input is unwrapped whatever format is named, so it
+ * is no raw disk to round-trip. */
 static int compressed(const uint8_t *buf, size_t len)
 {
 	struct dsc_error e = {0};

@@ -359,7 +359,7 @@ check "qed upload: UNSUPPORTED" test "$(json_get "$R" code)" = UNSUPPORTED
 check "qed upload: named" bash -c "grep -q 'a QED image; qed is not supported yet' '$R'"
 check "qed upload: no file" test ! -e "$T/out/q.img"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&src=qed"
-check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vdi, vhdx, vhd, gzip, xz, zstd, bzip2, auto)\" '$R'"
+check "src=qed: not supported yet, readable listed" bash -c "grep -q \"reading qed is not supported yet (raw, vmdk, qcow2, vdi, vhdx, vhd, gzip, xz, zstd, bzip2, ova, auto)\" '$R'"
 expect_status 415 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.img&dst=parallels"
 expect_status 200 "$R" -X POST -H "Content-Type: application/octet-stream" --data-binary @"$T/data/disk.raw" "$BASE/upload?name=q.vhd&dst=vpc"
 check "dst=vpc (the alias): a VHD of the disk" same_image "$T/out/q.vhd" vpc "$T/data/disk.raw" raw
@@ -435,6 +435,18 @@ expect_status 422 "$R" -X POST -T "$T/data/cut.xz" "$BASE/upload?name=cut.img"
 check "truncated xz upload: 422 names the layer" grep -q 'xz: truncated' "$R"
 check "truncated xz upload: nothing left" test ! -e "$T/out/cut.img"
 rm -f "$T/out/xz.qcow2" "$T/out/gz.img" "$T/export/disk.qcow2" "$T/export/disk.qcow2.zst"
+# OVAs (issue 16): an upload converts the first disk; a wrong digest in a
+# manifest at the end is a 422 and leaves nothing.
+python3 "$top_srcdir/tests/cli/gen_ova.py" "$T/data/app.ova" "$T/data/disk.vmdk" --mf last
+python3 "$top_srcdir/tests/cli/gen_ova.py" "$T/data/bad.ova" "$T/data/disk.vmdk" --mf last --bad-digest disk.vmdk
+expect_status 200 "$R" -X POST -T "$T/data/app.ova" "$BASE/upload?name=app.qcow2&dst=qcow2"
+check "upload OVA -> qcow2: qemu-img check" qemu-img check -q -f qcow2 "$T/out/app.qcow2"
+check "upload OVA -> qcow2: same disk" same_image "$T/out/app.qcow2" qcow2 "$T/data/disk.raw" raw
+check "upload OVA: sourceArchive ova" test "$(json_get "$R" sourceArchive)" = ova
+expect_status 422 "$R" -X POST -T "$T/data/bad.ova" "$BASE/upload?name=bad.img"
+check "OVA with a wrong digest: 422 names the manifest" grep -q 'OVA manifest: the SHA256 of disk.vmdk' "$R"
+check "OVA with a wrong digest: nothing left" test ! -e "$T/out/bad.img"
+rm -f "$T/out/app.qcow2"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
