@@ -116,7 +116,8 @@ static dsc_err pass(dsc_reader *r, dsc_writer *w, bool plan, struct progress_sta
 static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct progress_state *ps,
 			  struct dsc_error *e)
 {
-	dsc_format fmt = dsc_reader_format(*rp);
+	/* The format as given: a layer found by its magic is found again. */
+	dsc_format fmt = ps->opts->src_fmt;
 	uint64_t cap, size;
 	dsc_err rc;
 
@@ -157,7 +158,8 @@ static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct
 static dsc_err size_pass(dsc_stream *in, dsc_reader **rp, struct progress_state *ps, uint64_t *cap,
 			 struct dsc_error *e)
 {
-	dsc_format fmt = dsc_reader_format(*rp);
+	/* The format as given: a layer found by its magic is found again. */
+	dsc_format fmt = ps->opts->src_fmt;
 	struct dsc_extent ext;
 	dsc_err rc;
 

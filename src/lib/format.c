@@ -260,7 +260,8 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 		}
 	}
 	/* Layers are found by their magic whatever the format named:
-	 * -src-fmt names the image inside (or a layer itself). At most one
+	 * -src-fmt names the image inside (or a layer itself; named raw, an
+	 * archive is not looked into). At most one
 	 * archive and one compression, in either order (.ova with gzip
 	 * members, .ova.gz). */
 	for (;;) {
@@ -272,7 +273,9 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 					   named_layer->noun);
 			goto fail;
 		}
-		if (!layer)
+		/* A raw disk may start like a tar (a tape image, a tar written
+		 * to a disk): named raw, it is read as raw, not as an OVA. */
+		if (!layer || (layer->archive && f && f == dscp_format_by_id(DSC_FORMAT_RAW)))
 			break;
 		if ((layer->archive && arch) || (!layer->archive && comp) || n == 2) {
 			rc = dsc_error_set(

@@ -22,6 +22,7 @@
  * read (other disks, a certificate) are skipped, not verified.
  */
 #include "internal.h"
+#include "ova.h"
 #include "tar.h"
 
 #include <expat.h>
@@ -908,12 +909,15 @@ static int probe_ova(const struct dscp_probe *p)
 
 const struct dscp_format dscp_format_ova = {
 	.info = {.name = "ova",
-		 .description = "OVA appliance (tar of OVF + disks; read)",
+		 .description = "OVA appliance (tar of OVF + disks; writes one streamOptimized VMDK)",
 		 .aliases = (const char *const[]){"tar", NULL},
 		 .extensions = (const char *const[]){".ova", ".tar", NULL},
-		 .flags = DSC_FMT_WRAPPER | DSC_FMT_READ | DSC_FMT_READ_STREAMS},
+		 .flags = DSC_FMT_WRAPPER | DSC_FMT_READ | DSC_FMT_READ_STREAMS | DSC_FMT_WRITE |
+			  DSC_FMT_WRITE_NEEDS_CAPACITY | DSC_FMT_WRITE_COMPRESSED,
+		 .options = dscp_ova_options},
 	.probe = probe_ova,
 	.noun = "an OVA (tar) archive",
 	.unwrap = ova_unwrap,
+	.writer = &dscp_ova_writer,
 	.archive = true,
 };

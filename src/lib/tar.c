@@ -334,3 +334,31 @@ dsc_err dscp_tar_read(struct dscp_tar *t, void *buf, size_t len, size_t *got, st
 		return tar_truncated(t, "a member's data", e);
 	return DSC_OK;
 }
+
+void dscp_tar_header(uint8_t h[DSCP_TAR_BLOCK], const char *name, uint64_t size, uint64_t mtime)
+{
+	unsigned long sum = 0;
+	size_t i;
+
+	memset(h, 0, DSCP_TAR_BLOCK);
+	memcpy(h, name, DSC_MIN(strlen(name), (size_t)100));
+	memcpy(h + 100, "0000644", 7);
+	memcpy(h + 108, "0000000", 7);
+	memcpy(h + 116, "0000000", 7);
+	if (size < (1ull << 33)) {
+		snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
+	} else {
+		h[124] = 0x80;
+		for (i = 0; i < 8; i++)
+			h[135 - i] = (uint8_t)(size >> (8 * i));
+	}
+	snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)(mtime & 077777777777ull));
+	h[156] = '0';
+	memcpy(h + 257, "ustar", 6); /* with its NUL */
+	memcpy(h + 263, "00", 2);
+	memset(h + 148, ' ', 8);
+	for (i = 0; i < DSCP_TAR_BLOCK; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06lo", sum);
+	h[155] = ' ';
+}

@@ -52,4 +52,9 @@ dsc_err dscp_tar_read(struct dscp_tar *t, void *buf, size_t len, size_t *got, st
 /* Whether a probe's head is a ustar header with a valid checksum. */
 bool dscp_tar_header_valid(const uint8_t *h);
 
+/* Lay out a ustar header for a regular file `name` (at most 100 bytes) of
+ * `size` bytes: octal below 8 GiB, GNU base-256 above (what GNU tar,
+ * libarchive and Python's tarfile read), mode 0644, owner 0. */
+void dscp_tar_header(uint8_t h[DSCP_TAR_BLOCK], const char *name, uint64_t size, uint64_t mtime);
+
 #endif

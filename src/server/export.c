@@ -109,10 +109,8 @@ static dsc_err export_probe(struct export_job *x, struct dsc_error *e)
 		rc = set_extent_dir(in, x, e);
 	if (rc == DSC_OK)
 		rc = dsc_reader_open(in, x->src, &r, e);
-	if (rc == DSC_OK) {
+	if (rc == DSC_OK)
 		x->cap = dsc_reader_capacity(r);
-		x->src = dsc_reader_format(r);
-	}
 	dsc_reader_close(r);
 	dsc_stream_close(in);
 	if (rc != DSC_OK)

@@ -14,7 +14,8 @@
 #   raw -> dynamic VDI and VDI (qemu-img's, dynamic) -> raw (BENCH_VDI=0 skips them)
 #   VMDK monolithicSparse (qemu-img's) -> raw (BENCH_VMDKSPARSE=0 skips it)
 #   raw.xz and raw.gz -> qcow2 and raw against unpacking with xz/pigz then
-#   qemu-img convert or cp --sparse (BENCH_COMPRESSED=0 skips them)
+#   qemu-img convert or cp --sparse, and an OVA -> raw against tar -xOf |
+#   dsc-convert (BENCH_COMPRESSED=0 skips them)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -427,6 +428,18 @@ if [ "${BENCH_COMPRESSED:-1}" != 0 ] && command -v xz >/dev/null && command -v p
 	done
 	qemu-img compare -q -f raw -F qcow2 "$img" "$T/d.qcow2" || verdict="FAILED: qcow2 from raw.gz differs"
 	cmp -s "$img" "$T/d.raw" || verdict="FAILED: raw from raw.gz differs"
+	# OVA read (manifest at the end, SHA-256 checked) against extracting
+	# the member with tar and converting it (no digest checked).
+	python3 "$top_srcdir/tests/cli/gen_ova.py" "$T/app.ova" "$src_vmdk" --mf last
+	cat "$T/app.ova" >/dev/null
+	vm=$(basename "$src_vmdk")
+	for run in $(seq "$RUNS"); do
+		echo "# ova run $run/$RUNS" >&2
+		timed po2r "$T/p.raw" bash -c "tar -xOf '$T/app.ova' '$vm' | '$DSC_CONVERT' -q ${dsc_threads[*]} -src - -dst '$T/p.raw'"
+		timed do2r "$T/d.raw" "$DSC_CONVERT" -q "${dsc_threads[@]}" -src "$T/app.ova" -dst "$T/d.raw"
+	done
+	cmp -s "$img" "$T/d.raw" || verdict="FAILED: raw from the OVA differs"
+	rm -f "$T/app.ova" "$T/p.raw" "$T/d.raw"
 	xz_size=$(fsize "$T/disk.raw.xz")
 	gz_size=$(fsize "$T/disk.raw.gz")
 	rm -f "$T/p.qcow2" "$T/d.qcow2" "$T/p.raw" "$T/d.raw" "$T/disk.raw.xz" "$T/disk.raw.gz"
@@ -542,6 +555,7 @@ if [ "$COMPRESSED" = yes ]; then
 	row "raw.gz -> qcow2 (qemu-img column: pigz -dc >file; qemu-img convert)" pg2q dg2q "-"
 	row "raw.xz -> raw (qemu-img column: xz -T0 -dc | cp --sparse=always)" px2r dx2r "-"
 	row "raw.gz -> raw (qemu-img column: pigz -dc | cp --sparse=always)" pg2r dg2r "-"
+	row "OVA -> raw (qemu-img column: tar -xOf | dsc-convert -src -)" po2r do2r "-"
 fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \

@@ -187,4 +187,67 @@ EOF
 refuse "a tar header with a bad checksum" "$I/sum.ova" 'is not a ustar header with a valid checksum'
 refuse "a tar member of 2^63 bytes" "$I/bigsize.ova" 'malformed or over the limit'
 
+# ---- writing OVAs (-dst-fmt ova) ------------------------------------------------------
+# check_ova OVA NAME REF: tar order .ovf, VMDK member(s), .mf (Python's
+# tarfile), every manifest digest right (hashlib), the OVF well-formed
+# (xmllint) and naming the disk's capacity; the VMDK passes qemu-img check
+# and vmdkinfo and reads as REF; dsc reads the OVA back as REF.
+check_ova() {
+	local ova=$1 name=$2 ref=$3
+	rm -rf "$T/x" && mkdir "$T/x"
+	check "$name: tar order and manifest" python3 "$top_srcdir/tests/cli/ova_check.py" "$ova" "$name" "$T/x"
+	check "$name: the OVF is well-formed (xmllint)" xmllint --noout "$T/x/disk.ovf"
+	check "$name: the OVF names the disk's capacity" \
+		grep -q "ovf:capacity=\"$(fsize "$ref")\"" "$T/x/disk.ovf"
+	check "$name: qemu-img check of its VMDK" qemu-img check -q -f vmdk "$T/x/disk.vmdk"
+	check "$name: vmdkinfo opens its VMDK" vmdkinfo "$T/x/disk.vmdk"
+	check "$name: its VMDK reads as the source" qemu-img compare -q -f raw -F vmdk "$ref" "$T/x/disk.vmdk"
+	rm -f "$O/back.raw"
+	run_dsc -src "$ova" -dst "$O/back.raw"
+	expect_ok "$name: dsc reads the OVA back"
+	check "$name: the disk read back" same_raw "$ref" "$O/back.raw"
+}
+need xmllint vmdkinfo
+rm -f "$O"/*
+run_dsc -src "$T/ref2.raw" -dst "$O/app.ova" -dst-fmt ova -o cpus=2,memory=2048,os=otherLinux64Guest
+expect_ok "raw -> OVA file"
+check_ova "$O/app.ova" app "$T/ref2.raw"
+check "the OVF has the VMDK member's ovf:size, the CPUs, memory and OS" python3 -c '
+import re, sys, tarfile
+t = tarfile.open(sys.argv[1])
+ovf = t.extractfile("app.ovf").read().decode()
+size = int(re.search(r"ovf:size=\"(\d+)\"", ovf).group(1))
+assert size == t.getmember("app-disk1.vmdk").size, size
+assert "<rasd:VirtualQuantity>2</rasd:VirtualQuantity>" in ovf
+assert "<rasd:VirtualQuantity>2048</rasd:VirtualQuantity>" in ovf
+assert "vmw:osType=\"otherLinux64Guest\"" in ovf' "$O/app.ova"
+# A pipe: the VMDK in 16 MiB ovf:chunkSize members (a 40 MiB disk of
+# random data: three chunks).
+head -c $((40 * MiB)) /dev/urandom >"$T/big.raw"
+"$DSC_CONVERT" -src "$T/big.raw" -dst - -dst-fmt ova -o name=piped 2>"$T/stderr" | cat >"$O/piped.ova"
+RC=${PIPESTATUS[0]} LAST_CMD="dsc-convert -src big.raw -dst - -dst-fmt ova -o name=piped | cat"
+expect_ok "raw -> OVA on a pipe"
+check_ova "$O/piped.ova" piped "$T/big.raw"
+check "OVA on a pipe: three chunks of at most 16 MiB" python3 -c '
+import sys, tarfile
+ms = [m for m in tarfile.open(sys.argv[1]) if ".vmdk." in m.name]
+assert [m.name[-9:] for m in ms] == ["000000000", "000000001", "000000002"], ms
+assert all(m.size == 16 << 20 for m in ms[:2]) and 0 < ms[2].size <= 16 << 20, ms' "$O/piped.ova"
+run_dsc -src "$O/piped.ova" -list -json
+check "OVA on a pipe: -list shows the chunk size" grep -q '"chunkSize":16777216' "$T/stdout"
+rm -f "$T/big.raw" "$O"/*
+# From another format: an OVA's disk into a new OVA.
+run_dsc -src "$I/two.ova" -disk 2 -dst "$O/re.ova" -dst-fmt ova
+expect_ok "OVA disk 2 -> OVA"
+check_ova "$O/re.ova" re "$T/ref2.raw"
+rm -f "$O"/*
+# Refusals: a raw pipe (no size first), -c, a bad name.
+run_pipe "$T/ref1.raw" -src - -dst "$O/p.ova" -dst-fmt ova
+expect_fail "raw pipe -> OVA: refused" p.ova 'needs the disk size before the data'
+run_dsc -src "$T/ref1.raw" -dst "$O/c.ova" -dst-fmt ova -c
+expect_fail "-c with OVA: refused" c.ova 'always compressed'
+run_dsc -src "$T/ref1.raw" -dst "$O/n.ova" -dst-fmt ova -o 'name=a<b'
+expect_fail "-o name with markup: refused" "name 'a<b'" 'must be 1 to 64'
+dir_is "OVA output refusals: no output" "$O"
+
 finish
