@@ -909,7 +909,8 @@ static int probe_ova(const struct dscp_probe *p)
 
 const struct dscp_format dscp_format_ova = {
 	.info = {.name = "ova",
-		 .description = "OVA appliance (tar of OVF + disks; writes one streamOptimized VMDK)",
+		 .description =
+			 "OVA appliance (tar of OVF + disks; writes one streamOptimized VMDK)",
 		 .aliases = (const char *const[]){"tar", NULL},
 		 .extensions = (const char *const[]){".ova", ".tar", NULL},
 		 .flags = DSC_FMT_WRAPPER | DSC_FMT_READ | DSC_FMT_READ_STREAMS | DSC_FMT_WRITE |
