@@ -27,6 +27,7 @@
 
 #include <expat.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <strings.h>
 #if HAVE_CRYPTO
@@ -74,12 +75,31 @@ struct ovf {
 	size_t nf, nd;
 };
 
-/* Digests of one member while it streams. */
+/* Digests of one member while it streams, computed on a thread of their
+ * own (the reader only copies blocks into a bounded queue), so that the
+ * hashing overlaps the decoding: OVA_HASH_QUEUE blocks of OVA_HASH_BLOCK
+ * bytes at most are in flight. */
+#define OVA_HASH_BLOCK (1u << 20)
+#define OVA_HASH_QUEUE 8
+
 struct hasher {
 #if HAVE_CRYPTO
 	EVP_MD_CTX *md[ALG_N];
 #endif
 	bool on[ALG_N];
+	pthread_t th;
+	bool th_live;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *pool[OVA_HASH_QUEUE + 1]; /* every block, allocated once */
+	uint8_t *free_blk[OVA_HASH_QUEUE + 1];
+	size_t nfree;
+	uint8_t *queue[OVA_HASH_QUEUE];
+	size_t qlen[OVA_HASH_QUEUE], qhead, qcount;
+	bool busy; /* the thread is hashing a block */
+	bool quit;
+	uint8_t *cur; /* the block being filled */
+	size_t cur_len;
 };
 
 /* A member that was hashed, waiting for the manifest. */
@@ -114,10 +134,124 @@ static const char *oname(const struct ova *o) { return dsc_stream_name(o->in); }
 
 /* ---- hashing -------------------------------------------------------------- */
 
+static void *hash_thread(void *arg)
+{
+	struct hasher *h = arg;
+	uint8_t *b;
+	size_t len;
+
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (!h->qcount && !h->quit)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (!h->qcount)
+			break;
+		b = h->queue[h->qhead];
+		len = h->qlen[h->qhead];
+		h->qhead = (h->qhead + 1) % OVA_HASH_QUEUE;
+		h->qcount--;
+		h->busy = true;
+		pthread_mutex_unlock(&h->mu);
+#if HAVE_CRYPTO
+		for (size_t a = 0; a < ALG_N; a++)
+			if (h->on[a])
+				EVP_DigestUpdate(h->md[a], b, len);
+#endif
+		pthread_mutex_lock(&h->mu);
+		h->busy = false;
+		h->free_blk[h->nfree++] = b;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Queue the block being filled (waiting for room), take a free one. */
+static void hash_push(struct hasher *h)
+{
+	pthread_mutex_lock(&h->mu);
+	while (h->qcount == OVA_HASH_QUEUE || !h->nfree)
+		pthread_cond_wait(&h->cv, &h->mu);
+	h->queue[(h->qhead + h->qcount) % OVA_HASH_QUEUE] = h->cur;
+	h->qlen[(h->qhead + h->qcount) % OVA_HASH_QUEUE] = h->cur_len;
+	h->qcount++;
+	h->cur = h->free_blk[--h->nfree];
+	h->cur_len = 0;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Everything queued has been hashed. */
+static void hash_drain(struct hasher *h)
+{
+	if (!h->th_live)
+		return;
+	if (h->cur_len)
+		hash_push(h);
+	pthread_mutex_lock(&h->mu);
+	while (h->qcount || h->busy)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static dsc_err hash_begin_thread(struct ova *o, struct dsc_error *e)
+{
+	struct hasher *h = &o->h;
+	size_t i;
+
+	if (h->th_live)
+		return DSC_OK;
+	for (i = 0; i <= OVA_HASH_QUEUE; i++) {
+		if (!(h->pool[i] = malloc(OVA_HASH_BLOCK)))
+			return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+					     oname(o));
+		if (i)
+			h->free_blk[h->nfree++] = h->pool[i];
+	}
+	h->cur = h->pool[0];
+	if (pthread_mutex_init(&h->mu, NULL))
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", oname(o));
+	if (pthread_cond_init(&h->cv, NULL)) {
+		pthread_mutex_destroy(&h->mu);
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", oname(o));
+	}
+	if (pthread_create(&h->th, NULL, hash_thread, h)) {
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+		return dsc_error_set(e, DSC_ERR_NOMEM, EAGAIN, "%s: cannot start a thread",
+				     oname(o));
+	}
+	h->th_live = true;
+	return DSC_OK;
+}
+
+static void hash_stop(struct hasher *h)
+{
+	size_t i;
+
+	if (h->th_live) {
+		pthread_mutex_lock(&h->mu);
+		h->quit = true;
+		pthread_cond_broadcast(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->th, NULL);
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+		h->th_live = false;
+	}
+	for (i = 0; i <= OVA_HASH_QUEUE; i++)
+		free(h->pool[i]);
+}
+
 static dsc_err hash_start(struct ova *o, struct dsc_error *e)
 {
 	size_t a;
+	dsc_err rc;
 
+	rc = hash_begin_thread(o, e);
+	if (rc != DSC_OK)
+		return rc;
+	hash_drain(&o->h); /* the thread is idle from here */
 	for (a = 0; a < ALG_N; a++) {
 		size_t i;
 
@@ -145,21 +279,25 @@ static dsc_err hash_start(struct ova *o, struct dsc_error *e)
 			return dsc_error_set(e, DSC_ERR_IO, 0, "%s: OVA: digest setup failed",
 					     oname(o));
 	}
-#else
-	(void)e;
 #endif
 	return DSC_OK;
 }
 
 static void hash_update(struct ova *o, const void *buf, size_t len)
 {
-#if HAVE_CRYPTO
-	for (size_t a = 0; a < ALG_N; a++)
-		if (o->h.on[a])
-			EVP_DigestUpdate(o->h.md[a], buf, len);
-#else
-	(void)o, (void)buf, (void)len;
-#endif
+	struct hasher *h = &o->h;
+	const uint8_t *p = buf;
+
+	while (len) {
+		size_t k = DSC_MIN(len, (size_t)OVA_HASH_BLOCK - h->cur_len);
+
+		memcpy(h->cur + h->cur_len, p, k);
+		h->cur_len += k;
+		p += k;
+		len -= k;
+		if (h->cur_len == OVA_HASH_BLOCK)
+			hash_push(h);
+	}
 }
 
 static bool hex_equal(const char *a, const char *b)
@@ -210,6 +348,7 @@ static dsc_err hash_end(struct ova *o, const char *name, struct dsc_error *e)
 		o->done = n;
 		o->done_cap = cap;
 	}
+	hash_drain(&o->h);
 	d = &o->done[o->ndone++];
 	memset(d, 0, sizeof *d);
 	snprintf(d->name, sizeof d->name, "%s", name);
@@ -725,20 +864,19 @@ static dsc_err finish_archive(struct ova *o, struct dsc_error *e)
 {
 	struct dscp_tar_member m;
 	bool end = false;
-	dsc_err rc = DSC_OK;
+	dsc_err rc;
 
-	if (o->have_pending) {
-		m = o->pending;
-		o->have_pending = false;
-		goto have;
-	}
 	for (;;) {
-		rc = dscp_tar_next(&o->tar, &m, &end, e);
-		if (rc != DSC_OK)
-			return rc;
-		if (end)
-			break;
-have:
+		if (o->have_pending) { /* a header read past the last chunk */
+			m = o->pending;
+			o->have_pending = false;
+		} else {
+			rc = dscp_tar_next(&o->tar, &m, &end, e);
+			if (rc != DSC_OK)
+				return rc;
+			if (end)
+				break;
+		}
 		if (m.type == '0' && ends_with(m.name, ".mf")) {
 			rc = read_mf_member(o, &m, e);
 			if (rc != DSC_OK)
@@ -803,6 +941,7 @@ static void ova_free(struct ova *o)
 {
 	if (!o)
 		return;
+	hash_stop(&o->h);
 #if HAVE_CRYPTO
 	for (size_t a = 0; a < ALG_N; a++)
 		EVP_MD_CTX_free(o->h.md[a]);

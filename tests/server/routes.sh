@@ -446,7 +446,17 @@ check "upload OVA: sourceArchive ova" test "$(json_get "$R" sourceArchive)" = ov
 expect_status 422 "$R" -X POST -T "$T/data/bad.ova" "$BASE/upload?name=bad.img"
 check "OVA with a wrong digest: 422 names the manifest" grep -q 'OVA manifest: the SHA256 of disk.vmdk' "$R"
 check "OVA with a wrong digest: nothing left" test ! -e "$T/out/bad.img"
-rm -f "$T/out/app.qcow2"
+# /export dst=ova: streamed, so the VMDK comes in ovf:chunkSize members;
+# dsc reads the download back, Python checks its order and manifest.
+expect_status 200 "$R" -D "$H" "$BASE/export?path=disk.vmdk&dst=ova"
+check "export dst=ova: .ova name" grep -qi 'filename="disk.ova"' "$H"
+mkdir -p "$T/ovax"
+check "export dst=ova: tar order and manifest" python3 "$top_srcdir/tests/cli/ova_check.py" "$R" disk "$T/ovax"
+check "export dst=ova: the VMDK passes qemu-img check" qemu-img check -q -f vmdk "$T/ovax/disk.vmdk"
+check "export dst=ova: the disk" same_image "$T/ovax/disk.vmdk" vmdk "$T/data/disk.raw" raw
+expect_status 200 "$R" -X POST -T "$T/data/disk.raw" "$BASE/upload?name=up.ova&dst=ova&o=cpus%3D4"
+check "upload dst=ova: the OVF has 4 CPUs" bash -c "tar -xOf '$T/out/up.ova' up.ovf | grep -q '<rasd:VirtualQuantity>4</rasd:VirtualQuantity>'"
+rm -rf "$T/out/app.qcow2" "$T/out/up.ova" "$T/ovax"
 
 # ---- nothing left behind (no temporaries in outdir)
 check "no temporary files in outdir" test -z "$(ls -A "$T/out" | grep '^\.')"
