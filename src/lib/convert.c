@@ -82,7 +82,8 @@ static dsc_err open_reader(dsc_stream *in, dsc_format fmt, struct progress_state
 	return DSC_OK;
 }
 
-/* Every extent of r into the writer: its plan, or put(). */
+/* Every extent of r into the writer: its plan, or put(); with no writer,
+ * only read (a pass for the size). */
 static dsc_err pass(dsc_reader *r, dsc_writer *w, bool plan, struct progress_state *ps,
 		    struct dsc_error *e)
 {
@@ -102,7 +103,7 @@ static dsc_err pass(dsc_reader *r, dsc_writer *w, bool plan, struct progress_sta
 					     "%s: image exceeds the limit of %llu bytes",
 					     dsc_stream_name(ps->in),
 					     (unsigned long long)opts->max_capacity);
-		rc = plan ? dscp_writer_plan(w, &ext, e) : dsc_writer_put(w, &ext, e);
+		rc = !w ? DSC_OK : plan ? dscp_writer_plan(w, &ext, e) : dsc_writer_put(w, &ext, e);
 		if (rc != DSC_OK)
 			return rc;
 		rc = dscp_reader_tick(r, e);
@@ -111,13 +112,42 @@ static dsc_err pass(dsc_reader *r, dsc_writer *w, bool plan, struct progress_sta
 	}
 }
 
+/* The capacity a first pass found, against the limit. */
+static dsc_err within_limit(dsc_stream *in, const struct progress_state *ps, uint64_t cap,
+			    struct dsc_error *e)
+{
+	if (ps->opts->max_capacity && cap > ps->opts->max_capacity)
+		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+				     "%s: image of %llu bytes exceeds the limit of %llu bytes",
+				     dsc_stream_name(in), (unsigned long long)cap,
+				     (unsigned long long)ps->opts->max_capacity);
+	return DSC_OK;
+}
+
+/* After a first pass: the input goes back to the start and *rp is a fresh
+ * reader, opened with the format as given (a layer found by its magic is
+ * found again). */
+static dsc_err restart(dsc_stream *in, dsc_reader **rp, struct progress_state *ps,
+		       struct dsc_error *e)
+{
+	dsc_err rc;
+
+	dsc_reader_close(*rp);
+	*rp = NULL;
+	ps->r = NULL;
+	ps->disk_pos = 0;
+	ps->in_base = dsc_stream_bytes(in);
+	rc = dsc_stream_seek(in, ps->start, e);
+	if (rc != DSC_OK)
+		return rc;
+	return open_reader(in, ps->opts->src_fmt, ps, rp, e);
+}
+
 /* The first of two passes: the writer maps the image, then the input goes
  * back to the start and *rp is a fresh reader of the same format. */
 static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct progress_state *ps,
 			  struct dsc_error *e)
 {
-	/* The format as given: a layer found by its magic is found again. */
-	dsc_format fmt = ps->opts->src_fmt;
 	uint64_t cap, size;
 	dsc_err rc;
 
@@ -127,28 +157,16 @@ static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct
 				     "regular file as output",
 				     dsc_stream_name(w->out), w->fmt->info.name);
 	rc = pass(*rp, w, true, ps, e);
-	if (rc != DSC_OK)
-		return rc;
 	cap = dsc_reader_capacity(*rp);
-	if (ps->opts->max_capacity && cap > ps->opts->max_capacity)
-		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				     "%s: image of %llu bytes exceeds the limit of %llu bytes",
-				     dsc_stream_name(in), (unsigned long long)cap,
-				     (unsigned long long)ps->opts->max_capacity);
-	rc = dscp_writer_plan_done(w, cap, &size, e);
+	if (rc == DSC_OK)
+		rc = within_limit(in, ps, cap, e);
+	if (rc == DSC_OK)
+		rc = dscp_writer_plan_done(w, cap, &size, e);
 	if (rc != DSC_OK)
 		return rc;
 	if (ps->opts->output_size)
 		ps->opts->output_size(ps->opts->output_size_user, size);
-	dsc_reader_close(*rp);
-	*rp = NULL;
-	ps->r = NULL;
-	ps->disk_pos = 0;
-	ps->in_base = dsc_stream_bytes(in);
-	rc = dsc_stream_seek(in, ps->start, e);
-	if (rc != DSC_OK)
-		return rc;
-	return open_reader(in, fmt, ps, rp, e);
+	return restart(in, rp, ps, e);
 }
 
 /* A compressed raw image tells its size only at its end, and some writers
@@ -158,42 +176,12 @@ static dsc_err first_pass(dsc_stream *in, dsc_reader **rp, dsc_writer *w, struct
 static dsc_err size_pass(dsc_stream *in, dsc_reader **rp, struct progress_state *ps, uint64_t *cap,
 			 struct dsc_error *e)
 {
-	/* The format as given: a layer found by its magic is found again. */
-	dsc_format fmt = ps->opts->src_fmt;
-	struct dsc_extent ext;
-	dsc_err rc;
+	dsc_err rc = pass(*rp, NULL, false, ps, e);
 
-	for (;;) {
-		rc = dsc_reader_next(*rp, &ext, e);
-		if (rc != DSC_OK)
-			return rc;
-		if (ext.length == 0)
-			break;
-		ps->disk_pos = ext.offset + ext.length;
-		if (ps->opts->max_capacity && ps->disk_pos > ps->opts->max_capacity)
-			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-					     "%s: image exceeds the limit of %llu bytes",
-					     dsc_stream_name(in),
-					     (unsigned long long)ps->opts->max_capacity);
-		rc = dscp_reader_tick(*rp, e);
-		if (rc != DSC_OK)
-			return rc;
-	}
 	*cap = dsc_reader_capacity(*rp);
-	if (ps->opts->max_capacity && *cap > ps->opts->max_capacity)
-		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-				     "%s: image of %llu bytes exceeds the limit of %llu bytes",
-				     dsc_stream_name(in), (unsigned long long)*cap,
-				     (unsigned long long)ps->opts->max_capacity);
-	dsc_reader_close(*rp);
-	*rp = NULL;
-	ps->r = NULL;
-	ps->disk_pos = 0;
-	ps->in_base = dsc_stream_bytes(in);
-	rc = dsc_stream_seek(in, ps->start, e);
-	if (rc != DSC_OK)
-		return rc;
-	return open_reader(in, fmt, ps, rp, e);
+	if (rc == DSC_OK)
+		rc = within_limit(in, ps, *cap, e);
+	return rc != DSC_OK ? rc : restart(in, rp, ps, e);
 }
 
 dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_opts *opts,

@@ -15,8 +15,10 @@
  * The manifest (SHA1(name)= hex, SHA256(name)= hex, SHA512 when it comes
  * before the disk) may sit after the descriptor or at the end of the
  * archive, both allowed by the OVF spec. The .ovf is kept (it is small) and
- * hashed when the manifest is read; the disk is hashed while it streams
- * (SHA-1 and SHA-256 both when the manifest has not been seen yet); the disk stream reports its end only after the rest of the
+ * hashed when the manifest is read; the disk is hashed while it streams, on
+ * a thread of its own (before the manifest: SHA-256, and SHA-1 too on an
+ * input that cannot seek; on a file, a digest of another algorithm named
+ * by a manifest at the end is computed by reading the member again); the disk stream reports its end only after the rest of the
  * archive is read and every digest checked, so a mismatch or a truncated
  * archive fails the conversion before the output is finished. Members not
  * read (other disks, a certificate) are skipped, not verified.
@@ -107,6 +109,8 @@ struct done_digest {
 	char name[DSCP_TAR_NAME_MAX + 1];
 	char hex[ALG_N][OVA_HEX_MAX + 1];
 	bool have[ALG_N];
+	uint64_t off, size; /* where its bytes are in the input (a disk member) */
+	bool reread;        /* they can be read again to compute another digest */
 };
 
 struct ova {
@@ -125,6 +129,7 @@ struct ova {
 	struct hasher h;
 	bool in_member;
 	uint64_t chunk_no;
+	uint64_t mem_off, mem_size;     /* the disk member being read */
 	struct dscp_tar_member pending; /* a header read past the disk */
 	bool have_pending;
 	bool finished; /* the archive was read to its end and checked */
@@ -257,7 +262,11 @@ static dsc_err hash_start(struct ova *o, struct dsc_error *e)
 
 		o->h.on[a] = false;
 		if (!o->have_mf) {
-			o->h.on[a] = a != ALG_SHA512;
+			/* Before the manifest: SHA-256, which ovftool and VirtualBox
+			 * write; SHA-1 too when the member cannot be read again
+			 * (a pipe) should the manifest say SHA1. */
+			o->h.on[a] =
+				a == ALG_SHA256 || (a == ALG_SHA1 && !dsc_stream_can_seek(o->in));
 			continue;
 		}
 		for (i = 0; i < o->nmf; i++)
@@ -305,8 +314,57 @@ static bool hex_equal(const char *a, const char *b)
 	return strlen(a) == strlen(b) && !strcasecmp(a, b);
 }
 
+/* Compute digest `a` of a disk member by reading it again (a seekable
+ * input whose manifest came after the member, with another algorithm than
+ * the one computed), then go back to where the archive was. */
+static dsc_err reread(struct ova *o, struct done_digest *d, size_t a, struct dsc_error *e)
+{
+#if HAVE_CRYPTO
+	const EVP_MD *md = a == ALG_SHA1   ? EVP_sha1() :
+			   a == ALG_SHA256 ? EVP_sha256() :
+					     EVP_sha512();
+	uint64_t here = dsc_stream_tell(o->in), left = d->size;
+	unsigned char v[EVP_MAX_MD_SIZE];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t *buf = malloc(OVA_HASH_BLOCK);
+	unsigned int n = 0, i;
+	size_t got;
+	dsc_err rc;
+
+	rc = !ctx || !buf || EVP_DigestInit_ex(ctx, md, NULL) != 1 ?
+		     dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", oname(o)) :
+		     dsc_stream_seek(o->in, d->off, e);
+	while (rc == DSC_OK && left) {
+		rc = dsc_read_full(o->in, buf, (size_t)DSC_MIN(left, (uint64_t)OVA_HASH_BLOCK),
+				   &got, e);
+		if (rc == DSC_OK && got == 0)
+			rc = dsc_error_set(e, DSC_ERR_TRUNCATED, 0,
+					   "%s: OVA: %s ends early when read again", oname(o),
+					   d->name);
+		if (rc == DSC_OK)
+			EVP_DigestUpdate(ctx, buf, got);
+		left -= got;
+	}
+	if (rc == DSC_OK)
+		rc = dsc_stream_seek(o->in, here, e);
+	if (rc == DSC_OK && (EVP_DigestFinal_ex(ctx, v, &n) != 1 || 2 * n > OVA_HEX_MAX))
+		rc = dsc_error_set(e, DSC_ERR_IO, 0, "%s: OVA: digest failed", oname(o));
+	for (i = 0; rc == DSC_OK && i < n; i++)
+		snprintf(d->hex[a] + 2 * i, 3, "%02x", v[i]);
+	if (rc == DSC_OK)
+		d->have[a] = true;
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return rc;
+#else
+	(void)d, (void)a;
+	return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0, "%s: OVA: built without libcrypto",
+			     oname(o));
+#endif
+}
+
 /* Compare one finished member with the manifest. */
-static dsc_err check_one(struct ova *o, const struct done_digest *d, struct dsc_error *e)
+static dsc_err check_one(struct ova *o, struct done_digest *d, struct dsc_error *e)
 {
 	size_t i;
 
@@ -315,6 +373,12 @@ static dsc_err check_one(struct ova *o, const struct done_digest *d, struct dsc_
 
 		if (strcmp(m->name, d->name))
 			continue;
+		if (!d->have[m->alg] && d->reread && dsc_stream_can_seek(o->in)) {
+			dsc_err rc = reread(o, d, m->alg, e);
+
+			if (rc != DSC_OK)
+				return rc;
+		}
 		if (!d->have[m->alg])
 			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: OVA manifest: a %s digest for %s, which can be "
@@ -352,6 +416,9 @@ static dsc_err hash_end(struct ova *o, const char *name, struct dsc_error *e)
 	d = &o->done[o->ndone++];
 	memset(d, 0, sizeof *d);
 	snprintf(d->name, sizeof d->name, "%s", name);
+	d->off = o->mem_off;
+	d->size = o->mem_size;
+	d->reread = true;
 #if HAVE_CRYPTO
 	for (size_t a = 0; a < ALG_N; a++) {
 		unsigned char md[EVP_MAX_MD_SIZE];
@@ -801,6 +868,8 @@ static dsc_err start_member(struct ova *o, const struct dscp_tar_member *m, stru
 				     " bytes, more than the OVF's ovf:chunkSize %" PRIu64,
 				     oname(o), m->name, m->size, o->file->chunk);
 	o->in_member = true;
+	o->mem_off = m->offset;
+	o->mem_size = m->size;
 	return hash_start(o, e);
 }
 

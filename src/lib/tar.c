@@ -305,6 +305,12 @@ dsc_err dscp_tar_next(struct dscp_tar *t, struct dscp_tar_member *m, bool *end, 
 			}
 			field_copy(m->name + n, 100, h, 100);
 		}
+		if (have_size && xsize > DSCP_TAR_MEMBER_MAX)
+			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
+					     "%s: %s (tar): the pax size of the member at byte "
+					     "%" PRIu64 " is over the limit of %llu bytes",
+					     tname(t), t->what, hdr_at,
+					     (unsigned long long)DSCP_TAR_MEMBER_MAX);
 		m->size = have_size ? xsize : size;
 		m->type = h[156] ? (char)h[156] : '0';
 		m->offset = t->pos;

@@ -78,6 +78,41 @@ run_dsc -src "$I/v2.ova.gz" -dst "$O/x.raw"
 expect_fail "gzip around an OVA of gzip members: refused" v2.ova.gz 'a gzip-compressed file inside a gzip-compressed file'
 rm -f "$O"/*
 
+# pax size= and GNU base-256 size fields (what tars of members over 8 GiB
+# carry), on a small member: the ustar octal field says 0 (pax) or is
+# base-256 (GNU); the reader must take the extension's size.
+python3 - "$I/disk1.vmdk" "$I/paxsize.ova" "$I/b256.ova" <<'EOF'
+import io, sys, tarfile
+d = open(sys.argv[1], 'rb').read()
+ovf = (b'<Envelope><References><File id="f" href="disk1.vmdk"/></References>'
+       b'<DiskSection><Disk diskId="d" fileRef="f"/></DiskSection></Envelope>')
+def build(fmt, pax):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w', format=fmt) as t:
+        for n, data in (('x.ovf', ovf), ('disk1.vmdk', d)):
+            ti = tarfile.TarInfo(n); ti.size = len(data)
+            if pax and n == 'disk1.vmdk':
+                ti.pax_headers = {'size': str(len(data))}
+            t.addfile(ti, io.BytesIO(data))
+    return bytearray(buf.getvalue())
+def fix(b, i):
+    h = b[i:i + 512]; h[148:156] = b' ' * 8
+    b[i + 148:i + 156] = b'%06o\0 ' % sum(h)
+# pax: the disk's ustar header follows the 'x' header and its record block.
+b = build(tarfile.PAX_FORMAT, True)
+i = next(k for k in range(0, len(b), 512) if b[k:k + 10] == b'disk1.vmdk' and b[k + 156:k + 157] == b'0')
+b[i + 124:i + 136] = b'00000000000\0'
+fix(b, i)
+open(sys.argv[2], 'wb').write(b)
+g = build(tarfile.USTAR_FORMAT, False)
+i = next(k for k in range(0, len(g), 512) if g[k:k + 10] == b'disk1.vmdk')
+g[i + 124:i + 136] = b'\x80' + (len(d)).to_bytes(11, 'big')
+fix(g, i)
+open(sys.argv[3], 'wb').write(g)
+EOF
+read_ova "a pax size= record over a zero ustar size" "$I/paxsize.ova" "$T/ref1.raw"
+read_ova "a GNU base-256 size field" "$I/b256.ova" "$T/ref1.raw"
+
 # ---- two disks: -disk and -list ------------------------------------------------------
 for mf in first last; do
 	$GEN "$I/two.ova" "$I/disk1.vmdk" "$I/disk2.vmdk" --mf $mf
@@ -125,8 +160,21 @@ for mf in first last; do
 	$GEN "$I/bad.ova" "$I/disk1.vmdk" --mf $mf --bad-digest bad.ovf
 	refuse "a wrong descriptor digest, manifest $mf" "$I/bad.ova" 'the SHA256 of bad.ovf is'
 done
-$GEN "$I/bad.ova" "$I/disk1.vmdk" --mf last --alg sha512
-refuse "a SHA-512 manifest at the end" "$I/bad.ova" 'SHA512 digest for .* only when the manifest comes before'
+# A SHA-512 manifest at the end: a file's member is read again for it; a
+# pipe's cannot be (SHA-1 and SHA-256 are computed before a manifest).
+$GEN "$I/s512.ova" "$I/disk1.vmdk" --mf last --alg sha512
+run_dsc -src "$I/s512.ova" -dst "$O/s512.raw"
+expect_ok "a SHA-512 manifest at the end, from the file: the member is read again"
+check "a SHA-512 manifest at the end: the disk" same_raw "$T/ref1.raw" "$O/s512.raw"
+rm -f "$O"/*
+$GEN "$I/s512bad.ova" "$I/disk1.vmdk" --mf last --alg sha512 --bad-digest disk1.vmdk
+run_dsc -src "$I/s512bad.ova" -dst "$O/s512.raw"
+expect_fail "a wrong SHA-512 at the end, from the file" s512bad.ova 'the SHA512 of disk1.vmdk is'
+run_pipe "$I/s512.ova" -src - -dst "$O/s512.raw"
+expect_fail "a SHA-512 manifest at the end, from a pipe: refused" stdin 'SHA512 digest for .* only when the manifest comes before'
+dir_is "SHA-512 refusals: no output" "$O"
+$GEN "$I/s1bad.ova" "$I/disk1.vmdk" --mf last --alg sha1 --bad-digest disk1.vmdk
+refuse "a wrong SHA-1 at the end (read again from a file, hashed as it passes on a pipe)" "$I/s1bad.ova" 'the SHA1 of disk1.vmdk is'
 $GEN "$T/full.ova" "$I/disk1.vmdk" --mf last
 n=$(fsize "$T/full.ova")
 $GEN "$I/cut.ova" "$I/disk1.vmdk" --mf first --cut $((n / 2))
