@@ -1076,14 +1076,30 @@ static dsc_err ova_unwrap(dsc_stream *in, const struct dsc_reader_opts *opts, ds
 dsc_err dsc_ova_list(dsc_stream *in, struct dsc_ova_disk *disks, size_t max, size_t *n,
 		     struct dsc_error *e)
 {
+	const struct dscp_format *f;
+	dsc_stream *plain = NULL;
+	dsc_format id;
 	struct ova *o;
 	size_t i;
 	dsc_err rc;
 
 	*n = 0;
-	rc = ova_begin(in, &o, e);
+	/* An .ova.gz (.xz, ...): the OVA inside the compression. */
+	rc = dsc_format_detect(in, &id, e);
 	if (rc != DSC_OK)
 		return rc;
+	f = dscp_format_by_id(id);
+	if (f && f->unwrap && !f->archive) {
+		rc = f->unwrap(in, NULL, &plain, e);
+		if (rc != DSC_OK)
+			return rc;
+		in = plain;
+	}
+	rc = ova_begin(in, &o, e);
+	if (rc != DSC_OK) {
+		dsc_stream_close(plain);
+		return rc;
+	}
 	for (i = 0; i < o->ovf->nd && i < max; i++) {
 		const struct ovf_disk *d = &o->ovf->disks[i];
 		const struct ovf_file *f = file_of(o->ovf, d);
@@ -1103,6 +1119,7 @@ dsc_err dsc_ova_list(dsc_stream *in, struct dsc_ova_disk *disks, size_t max, siz
 	}
 	*n = i;
 	ova_free(o);
+	dsc_stream_close(plain);
 	return DSC_OK;
 }
 

@@ -10,7 +10,7 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 dsc_init
-need qemu-img qemu-io gzip
+need qemu-img qemu-io gzip xz
 set -o pipefail
 
 mkdir "$T/in" "$T/out"
@@ -130,6 +130,10 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert [x["file"] for x in d] == ["disk1.vmdk", "disk2.vmdk"], d
 assert all(x["capacityBytes"] == 8 << 20 for x in d), d' "$T/stdout"
+xz -c "$I/two.ova" >"$I/two.ova.xz"
+run_dsc -src "$I/two.ova.xz" -list
+expect_ok "-list of an OVA inside xz"
+check "-list of an .ova.xz: both disks" grep -Eq '^2 +vmdisk2 +disk2\.vmdk' "$T/stdout"
 run_dsc -src "$I/two.ova" -dst "$O/x.raw" -disk 3
 expect_fail "-disk 3 of two: refused" two.ova 'the OVF has 2 disks'
 run_dsc -src "$I/two.ova" -dst "$O/x.raw" -disk nosuch
