@@ -1076,7 +1076,7 @@ static dsc_err ova_unwrap(dsc_stream *in, const struct dsc_reader_opts *opts, ds
 dsc_err dsc_ova_list(dsc_stream *in, struct dsc_ova_disk *disks, size_t max, size_t *n,
 		     struct dsc_error *e)
 {
-	const struct dscp_format *f;
+	const struct dscp_format *layer;
 	dsc_stream *plain = NULL;
 	dsc_format id;
 	struct ova *o;
@@ -1088,9 +1088,9 @@ dsc_err dsc_ova_list(dsc_stream *in, struct dsc_ova_disk *disks, size_t max, siz
 	rc = dsc_format_detect(in, &id, e);
 	if (rc != DSC_OK)
 		return rc;
-	f = dscp_format_by_id(id);
-	if (f && f->unwrap && !f->archive) {
-		rc = f->unwrap(in, NULL, &plain, e);
+	layer = dscp_format_by_id(id);
+	if (layer && layer->unwrap && !layer->archive) {
+		rc = layer->unwrap(in, NULL, &plain, e);
 		if (rc != DSC_OK)
 			return rc;
 		in = plain;
