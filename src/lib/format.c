@@ -215,8 +215,7 @@ dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct d
 
 /* ---- readers ------------------------------------------------------------ */
 
-/* The layer (compression or archive) of `in` by its magic, or NULL. */
-static dsc_err find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e)
+dsc_err dscp_find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e)
 {
 	const struct dscp_format *f;
 	dsc_format id;
@@ -265,7 +264,7 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 	 * archive and one compression, in either order (.ova with gzip
 	 * members, .ova.gz). */
 	for (;;) {
-		rc = find_layer(in, &layer, e);
+		rc = dscp_find_layer(in, &layer, e);
 		if (rc != DSC_OK)
 			goto fail;
 		if (n == 0 && named_layer && layer != named_layer) {

@@ -147,6 +147,9 @@ bool dscp_detect_sees_tail(const dsc_stream *in);
  * table); `detected` says the format was probed, not named. */
 dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
 				dsc_reader **out, struct dsc_error *e);
+/* The layer (compression or archive) `in` starts with, by its magic, or
+ * NULL (detection; nothing is consumed). */
+dsc_err dscp_find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e);
 /* "<stream>: <noun>; <refusal>" as DSC_ERR_UNSUPPORTED. */
 dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct dsc_error *e);
 

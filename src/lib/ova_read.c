@@ -1078,18 +1078,16 @@ dsc_err dsc_ova_list(dsc_stream *in, struct dsc_ova_disk *disks, size_t max, siz
 {
 	const struct dscp_format *layer;
 	dsc_stream *plain = NULL;
-	dsc_format id;
 	struct ova *o;
 	size_t i;
 	dsc_err rc;
 
 	*n = 0;
 	/* An .ova.gz (.xz, ...): the OVA inside the compression. */
-	rc = dsc_format_detect(in, &id, e);
+	rc = dscp_find_layer(in, &layer, e);
 	if (rc != DSC_OK)
 		return rc;
-	layer = dscp_format_by_id(id);
-	if (layer && layer->unwrap && !layer->archive) {
+	if (layer && !layer->archive) {
 		rc = layer->unwrap(in, NULL, &plain, e);
 		if (rc != DSC_OK)
 			return rc;
