@@ -215,20 +215,28 @@ dsc_err dscp_format_refuse(const struct dscp_format *f, dsc_stream *in, struct d
 
 /* ---- readers ------------------------------------------------------------ */
 
-dsc_err dscp_find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e)
+/* dscp_find_layer(), also giving the format detected. */
+static dsc_err find_layer(dsc_stream *in, const struct dscp_format **layer, dsc_format *id,
+			  struct dsc_error *e)
 {
 	const struct dscp_format *f;
-	dsc_format id;
 	dsc_err rc;
 
 	*layer = NULL;
-	rc = dsc_format_detect(in, &id, e);
+	rc = dsc_format_detect(in, id, e);
 	if (rc != DSC_OK)
 		return rc;
-	f = dscp_format_by_id(id);
+	f = dscp_format_by_id(*id);
 	if (f && f->unwrap)
 		*layer = f;
 	return DSC_OK;
+}
+
+dsc_err dscp_find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e)
+{
+	dsc_format id;
+
+	return find_layer(in, layer, &id, e);
 }
 
 dsc_err dsc_reader_open(dsc_stream *in, dsc_format fmt, dsc_reader **out, struct dsc_error *e)
@@ -264,9 +272,20 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 	 * archive and one compression, in either order (.ova with gzip
 	 * members, .ova.gz). */
 	for (;;) {
-		rc = dscp_find_layer(in, &layer, e);
+		uint64_t at = dsc_stream_tell(in), bytes = in->bytes;
+
+		rc = find_layer(in, &layer, &fmt, e);
 		if (rc != DSC_OK)
 			goto fail;
+		/* A named format on a file: the look for a layer found none,
+		 * so the reader starts as if it had not been made (the bytes
+		 * it counts are those of the image, read once). */
+		if (!layer && n == 0 && f && dscp_detect_sees_tail(in)) {
+			rc = dsc_stream_seek(in, at, e);
+			if (rc != DSC_OK)
+				goto fail;
+			in->bytes = bytes;
+		}
 		if (n == 0 && named_layer && layer != named_layer) {
 			rc = dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: not %s", dsc_stream_name(in),
 					   named_layer->noun);
@@ -297,9 +316,7 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 			comp = layer;
 	}
 	if (!f) {
-		rc = dsc_format_detect(in, &fmt, e);
-		if (rc != DSC_OK)
-			goto fail;
+		/* What the last look found is the image inside. */
 		f = dscp_format_by_id(fmt);
 		detected = true;
 	}

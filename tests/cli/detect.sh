@@ -176,7 +176,7 @@ expect_usage "-c with raw output"
 check "-c message" grep -q -- "-c: raw output cannot be compressed" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qed" -dst-fmt qed
 expect_usage "-dst-fmt qed"
-check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2, vdi, vhdx, vhd)" "$T/stderr"
+check "-dst-fmt qed says not supported yet" grep -q "writing qed is not supported yet (writable: raw, vmdk, qcow2, vdi, vhdx, vhd, ova)" "$T/stderr"
 run_dsc -src "$I/d.raw" -dst "$O/x.qcow2" -dst-fmt qcow2
 expect_ok "-dst-fmt qcow2 writes (tests/cli/qcow2_write.sh has the rest)"
 rm -f "$O/x.qcow2"

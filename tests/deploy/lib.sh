@@ -192,6 +192,8 @@ run_examples() {
 			same_image "$T/out/disk2.vmdk" vmdk "$T/data/disk.raw" raw
 	fi
 	check "$tag: upload PUT (curl -T alone)" same_image "$T/out/disk3.img" raw "$T/data/disk.raw" raw
+	check "$tag: a gzip upload, decompressed on the server" \
+		same_image "$T/out/disk4.vmdk" vmdk "$T/data/disk.raw" raw
 	check "$tag: import GET, default name" same_image "$T/out/appliance.img" raw "$T/data/disk.raw" raw
 	check "$tag: import JSON with sha256 and headers" \
 		same_image "$T/out/appliance-2.img" raw "$T/data/disk.raw" raw

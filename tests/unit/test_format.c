@@ -38,9 +38,11 @@ static void test_table_complete(void)
 		 * by name. */
 		ASSERT(d->probe != NULL);
 		ASSERT(!!(f->flags & DSC_FMT_READ) == (d->reader != NULL || d->unwrap != NULL));
-		/* A compression layer is a wrapper, read through, never a disk. */
+		/* A layer is a wrapper, read through, never a disk; only an
+		 * archive (OVA) is also written. */
 		if (d->unwrap)
-			ASSERT((f->flags & DSC_FMT_WRAPPER) && !d->reader && !d->writer);
+			ASSERT((f->flags & DSC_FMT_WRAPPER) && !d->reader &&
+			       (!d->writer || d->archive));
 		ASSERT(!!(f->flags & DSC_FMT_WRITE) == (d->writer != NULL));
 		if (d->reader) {
 			ASSERT(d->reader->open && d->reader->next);
@@ -58,8 +60,10 @@ static void test_table_complete(void)
 			uint64_t v;
 
 			ASSERT(o->help && *o->help);
-			/* The default is a valid value of the option. */
-			ASSERT(o->default_value && dscp_option_value(o, o->default_value, &v));
+			/* The default is a valid value of the option; only a
+			 * text option may have none (a value derived at open). */
+			ASSERT(o->default_value ? dscp_option_value(o, o->default_value, &v) :
+						  o->type == DSC_OPTION_STRING);
 		}
 		/* Names are unique across names and aliases. */
 		for (k = 0; k < i; k++)
@@ -75,9 +79,9 @@ static void test_table_complete(void)
 		char buf[256], tiny[6];
 
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk, qcow2, vdi, vhdx, vhd"));
+			       "raw, vmdk, qcow2, vdi, vhdx, vhd, ova"));
 		ASSERT(!strcmp(dsc_format_list(DSC_FMT_READ | DSC_FMT_WRITE, buf, sizeof buf),
-			       "raw, vmdk, qcow2, vdi, vhdx, vhd"));
+			       "raw, vmdk, qcow2, vdi, vhdx, vhd, ova"));
 		ASSERT(strstr(dsc_format_list(0, buf, sizeof buf), "qcow2, qcow, qed"));
 		ASSERT(strlen(dsc_format_list(0, tiny, sizeof tiny)) < sizeof tiny);
 		ASSERT(dsc_format_from_extension(".VMDK") == DSC_FORMAT_VMDK);
