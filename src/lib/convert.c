@@ -222,8 +222,10 @@ dsc_err dsc_convert(dsc_stream *in, dsc_stream *out, const struct dsc_convert_op
 	wo.options = opts->options;
 	wo.compress = opts->compress;
 	rc = dsc_writer_open(out, opts->dst_fmt ? opts->dst_fmt : DSC_FORMAT_RAW, &wo, &w, &first);
-	if (rc != DSC_OK && cap == DSC_CAPACITY_UNKNOWN && r->layer && dsc_stream_can_seek(in) &&
-	    dsc_stream_bytes(out) == 0 && dsc_stream_tell(out) == 0) {
+	/* Writers refuse an unknown size as DSC_ERR_UNSUPPORTED; a bad option
+	 * (DSC_ERR_INVAL) or a failed write is not worth a pass. */
+	if (rc == DSC_ERR_UNSUPPORTED && cap == DSC_CAPACITY_UNKNOWN && r->layers[0] &&
+	    dsc_stream_can_seek(in) && dsc_stream_bytes(out) == 0 && dsc_stream_tell(out) == 0) {
 		rc = size_pass(in, &r, &ps, &cap, e);
 		if (rc != DSC_OK)
 			goto out;

@@ -618,31 +618,6 @@ static dsc_err dz_open(dsc_stream *in, enum dz_kind kind, dsc_stream **out, stru
 	return rc;
 }
 
-static dsc_err open_gzip(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
-			 struct dsc_error *e)
-{
-	(void)opts;
-	return dz_open(in, DZ_GZIP, out, e);
-}
-static dsc_err open_xz(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
-		       struct dsc_error *e)
-{
-	(void)opts;
-	return dz_open(in, DZ_XZ, out, e);
-}
-static dsc_err open_zstd(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
-			 struct dsc_error *e)
-{
-	(void)opts;
-	return dz_open(in, DZ_ZSTD, out, e);
-}
-static dsc_err open_bzip2(dsc_stream *in, const struct dsc_reader_opts *opts, dsc_stream **out,
-			  struct dsc_error *e)
-{
-	(void)opts;
-	return dz_open(in, DZ_BZIP2, out, e);
-}
-
 /* ---- the format table's entries ------------------------------------------- */
 
 /* Signatures: gzip 1f 8b 08 with the reserved flag bits clear (RFC 1952
@@ -681,7 +656,13 @@ static int probe_bzip2(const struct dscp_probe *p)
 		      at(p, 4, "\x17\x72\x45\x38\x50\x90", 6)));
 }
 
-#define COMPRESSION(id_, name_, desc_, aliases_, exts_, noun_, have_)                   \
+#define COMPRESSION(id_, kind_, name_, desc_, aliases_, exts_, noun_, have_)            \
+	static dsc_err open_##id_(dsc_stream *in, const struct dsc_reader_opts *opts,   \
+				  dsc_stream **out, struct dsc_error *e)                \
+	{                                                                               \
+		(void)opts;                                                             \
+		return dz_open(in, kind_, out, e);                                      \
+	}                                                                               \
 	const struct dscp_format dscp_format_##id_ = {                                  \
 		.info = {.name = name_,                                                 \
 			 .description = desc_,                                          \
@@ -708,11 +689,11 @@ static int probe_bzip2(const struct dscp_probe *p)
 #define HAVE_BZ2 0
 #endif
 
-COMPRESSION(gzip, "gzip", "gzip-compressed image (read)", NAMES("gz"), NAMES(".gz"),
+COMPRESSION(gzip, DZ_GZIP, "gzip", "gzip-compressed image (read)", NAMES("gz"), NAMES(".gz"),
 	    "a gzip-compressed file", 1);
-COMPRESSION(xz, "xz", "xz-compressed image (read)", NONE, NAMES(".xz"), "an xz-compressed file",
-	    HAVE_LZMA);
-COMPRESSION(zstd, "zstd", "Zstandard-compressed image (read)", NAMES("zst"), NAMES(".zst"),
+COMPRESSION(xz, DZ_XZ, "xz", "xz-compressed image (read)", NONE, NAMES(".xz"),
+	    "an xz-compressed file", HAVE_LZMA);
+COMPRESSION(zstd, DZ_ZSTD, "zstd", "Zstandard-compressed image (read)", NAMES("zst"), NAMES(".zst"),
 	    "a zstd-compressed file", HAVE_ZSTD);
-COMPRESSION(bzip2, "bzip2", "bzip2-compressed image (read)", NAMES("bz2"), NAMES(".bz2"),
+COMPRESSION(bzip2, DZ_BZIP2, "bzip2", "bzip2-compressed image (read)", NAMES("bz2"), NAMES(".bz2"),
 	    "a bzip2-compressed file", HAVE_BZ2);

@@ -304,8 +304,6 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 				(layer->archive ? arch : comp)->noun);
 			goto fail;
 		}
-		if (!layer->unwrap)
-			break;
 		rc = layer->unwrap(in, o, &layers[n], e);
 		if (rc != DSC_OK)
 			goto fail;
@@ -327,7 +325,6 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 	(*out)->archive = arch;
 	(*out)->layers[0] = layers[0];
 	(*out)->layers[1] = layers[1];
-	(*out)->layer = n ? layers[n - 1] : NULL;
 	return DSC_OK;
 fail:
 	while (n > 0)
@@ -373,11 +370,11 @@ dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 		/* At the image's end, a layer is read to its own end: bytes
 		 * after the image must still be valid compressed data, and an
 		 * archive's manifest, which may follow, must match. */
-		if (rc == DSC_OK && ext->length == 0 && r->layer && !r->drained) {
+		if (rc == DSC_OK && ext->length == 0 && r->layers[0] && !r->drained) {
 			uint64_t rest;
 
 			r->drained = true;
-			rc = dsc_stream_skip(r->layer, UINT64_MAX, &rest, &local);
+			rc = dsc_stream_skip(r->in, UINT64_MAX, &rest, &local);
 		}
 		if (rc == DSC_OK)
 			return DSC_OK;

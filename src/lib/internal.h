@@ -179,8 +179,7 @@ struct dsc_reader {
 	 * stream, owned by the reader and closed with it. */
 	const struct dscp_format *wrapper; /* the compression, or NULL */
 	const struct dscp_format *archive; /* the archive (OVA), or NULL */
-	dsc_stream *layers[2];             /* outermost first */
-	dsc_stream *layer;                 /* the innermost: r->in */
+	dsc_stream *layers[2];             /* outermost first; the innermost is r->in */
 	bool drained;                      /* the layer was read to its end after the image */
 };
 

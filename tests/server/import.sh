@@ -146,5 +146,20 @@ curl -s -o /dev/null --max-time 1 -G --data-urlencode "url=$UP/f/disk.vmdk?stall
 for i in $(seq 100); do log_has 'GET /import 499' && break; sleep 0.05; done
 check "client gave up: cancelled, logged 499 before the idle timeout" log_has 'GET /import 499'
 check "no leftovers" test -z "$(ls -A "$T/out" | grep -E '^\.|stall|gaveup|bad|e500|nf')"
+# ---- compressed and OVA sources (issue 16): decompressed and unpacked
+# while they download; an OVA whose manifest at the end does not match is a
+# 422 with nothing written.
+xz -c "$T/data/disk.raw" >"$T/www/disk.raw.xz"
+python3 "$top_srcdir/tests/cli/gen_ova.py" "$T/www/app.ova" "$T/www/disk.vmdk" --mf last
+python3 "$top_srcdir/tests/cli/gen_ova.py" "$T/www/bad.ova" "$T/www/disk.vmdk" --mf last --bad-digest disk.vmdk
+imp 200 "$UP/f/disk.raw.xz" --data-urlencode name=xz.qcow2 --data-urlencode dst=qcow2
+check "import raw.xz -> qcow2: same disk" same_image "$T/out/xz.qcow2" qcow2 "$T/data/disk.raw" raw
+check "import raw.xz: sourceCompression xz" test "$(json_get "$R" sourceCompression)" = xz
+imp 200 "$UP/f/app.ova" --data-urlencode name=app.img
+check "import OVA: the disk" same_image "$T/out/app.img" raw "$T/data/disk.raw" raw
+imp 422 "$UP/f/bad.ova" --data-urlencode name=bad.img
+check "import OVA with a wrong digest: 422 names the manifest" grep -q 'OVA manifest: the SHA256 of disk.vmdk' "$R"
+check "import OVA with a wrong digest: nothing written" test ! -e "$T/out/bad.img"
+
 server_stop TERM
 finish
