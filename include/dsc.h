@@ -384,6 +384,11 @@ struct dsc_reader_opts {
 	/* OVA: the disk to read: its number in the OVF's DiskSection (from
 	 * 1), its ovf:diskId, or its file's name (ovf:href); NULL: the first. */
 	const char *disk;
+	/* Inspection (dsc-img info): an image that cannot be converted for
+	 * what it depends on (a qcow2 backing file, a VMDK parent, a qcow2
+	 * marked corrupt) still opens, so that its facts can be read; that
+	 * file is never opened, and dsc_reader_next() refuses the image. */
+	bool inspect;
 };
 /* dsc_reader_open() with choices (o may be NULL). An OVA (a tar whose
  * first member is an .ovf) is an archive layer: the chosen disk's member
@@ -421,6 +426,62 @@ dsc_format dsc_reader_compression(const dsc_reader *r);
 /* The archive the image was read from (OVA), DSC_FORMAT_UNKNOWN when none. */
 dsc_format dsc_reader_archive(const dsc_reader *r);
 void dsc_reader_close(dsc_reader *r);
+
+/* ---- image facts (dsc-img info, check) ---------------------------------
+ *
+ * What a reader learnt from the image's header and tables when it opened,
+ * for `dsc-img info`: qemu-img info's fields and keys where qemu has them. */
+enum dsc_info_type {
+	DSC_INFO_STRING,
+	DSC_INFO_UINT,
+	DSC_INFO_BOOL, /* num is 0 or 1 */
+};
+/* One field of the format-specific data ("compat": "1.1"). A field of a
+ * list's entry (a VMDK's "extents") names the list and the entry. */
+struct dsc_info_item {
+	const char *list; /* NULL: a field of the data itself */
+	size_t index;     /* the list entry, from 0 */
+	const char *key;
+	enum dsc_info_type type;
+	const char *str; /* DSC_INFO_STRING */
+	uint64_t num;    /* DSC_INFO_UINT, DSC_INFO_BOOL */
+};
+/* The format-specific fields, in the order the reader set them. */
+size_t dsc_reader_info_count(const dsc_reader *r);
+const struct dsc_info_item *dsc_reader_info_at(const dsc_reader *r, size_t i);
+/* The allocation unit (qcow2 cluster, VMDK grain, VHD/VHDX/VDI block); 0
+ * for a format without one (raw, a fixed VHD, a flat VMDK). */
+uint64_t dsc_reader_cluster_size(const dsc_reader *r);
+/* The backing (parent) file the image names, never opened: a qcow2
+ * backing file, a VMDK parentFileNameHint; NULL when none. Only an
+ * inspecting reader (dsc_reader_opts.inspect) opens such an image. */
+const char *dsc_reader_backing_file(const dsc_reader *r);
+/* The backing file's format as the image names it (qcow2), or NULL. */
+const char *dsc_reader_backing_format(const dsc_reader *r);
+/* The image says it was not closed cleanly (qcow2's dirty bit, a VMDK's
+ * uncleanShutdown): qemu-img info's dirty-flag. */
+bool dsc_reader_dirty(const dsc_reader *r);
+
+/* What `dsc-img check` found in the tables of an image (qcow2: refcounts
+ * against the clusters the tables use), qemu-img check's counts. */
+struct dsc_check_report {
+	uint64_t corruptions; /* a refcount below its use, a table out of range */
+	uint64_t leaks;       /* clusters with a refcount and no use */
+	uint64_t allocated_clusters;
+	uint64_t total_clusters; /* of the virtual disk */
+	uint64_t image_end_offset;
+	bool checked; /* the format has tables to check, and they were */
+	/* Called for each problem found (may be NULL): a one-line message,
+	 * and whether the problem is a leak (else a corruption). */
+	void (*problem)(void *user, bool leak, const char *message);
+	void *user;
+};
+/* Check the image's tables (only a qcow2 on a seekable input has tables
+ * dsc checks; for the rest rep->checked stays false). Call it after
+ * dsc_reader_next() has reported the end, or instead of reading: it moves
+ * the input, so the reader reads nothing more after it. An error is a
+ * failure to check (I/O, a named limit), not a problem found. */
+dsc_err dsc_reader_check(dsc_reader *r, struct dsc_check_report *rep, struct dsc_error *e);
 
 /* ---- image writers ---------------------------------------------------- */
 

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "dsc.h"
+#include "cli.h"
 #include "progress.h"
 #include "size.h"
 
@@ -488,22 +489,23 @@ static void print_json(const struct config *cfg, const struct dsc_convert_stats 
 	}
 }
 
-static dsc_err open_source(const struct config *cfg, dsc_stream **in, struct dsc_error *err)
+dsc_err cli_open_source(const char *src, const struct dsc_url_opts *url, dsc_stream **in,
+			struct dsc_error *err)
 {
 	dsc_stream *raw = NULL;
 	dsc_err rc;
 
-	if (!strcmp(cfg->src, "-"))
+	if (!strcmp(src, "-"))
 		rc = dsc_stream_open_fd(STDIN_FILENO, "stdin", 0, &raw, err);
-	else if (dsc_looks_like_url(cfg->src))
-		rc = dsc_stream_open_url(cfg->src, &cfg->url, &raw, err);
+	else if (dsc_looks_like_url(src))
+		rc = dsc_stream_open_url(src, url, &raw, err);
 	else {
 		/* A VMDK descriptor's extents are looked for beside a local
 		 * source, and only there (never for stdin or a URL). */
-		const char *slash = strrchr(cfg->src, '/');
-		char *dir = slash ? strndup(cfg->src, (size_t)(slash - cfg->src) + 1) : NULL;
+		const char *slash = strrchr(src, '/');
+		char *dir = slash ? strndup(src, (size_t)(slash - src) + 1) : NULL;
 
-		rc = dsc_stream_open_file(cfg->src, &raw, err);
+		rc = dsc_stream_open_file(src, &raw, err);
 		if (rc == DSC_OK && slash && !dir)
 			rc = dsc_error_set(err, DSC_ERR_NOMEM, ENOMEM, "out of memory");
 		if (rc == DSC_OK)
@@ -514,6 +516,15 @@ static dsc_err open_source(const struct config *cfg, dsc_stream **in, struct dsc
 			raw = NULL;
 		}
 	}
+	*in = raw;
+	return rc;
+}
+
+static dsc_err open_source(const struct config *cfg, dsc_stream **in, struct dsc_error *err)
+{
+	dsc_stream *raw = NULL;
+	dsc_err rc = cli_open_source(cfg->src, &cfg->url, &raw, err);
+
 	if (rc != DSC_OK || !cfg->sha256) {
 		*in = raw;
 		return rc;
@@ -637,7 +648,7 @@ static int list_disks(struct config *cfg)
 	return 0;
 }
 
-int main(int argc, char **argv)
+int convert_main(int argc, char **argv)
 {
 	struct config cfg = {.progress = -1, .dst_fmt = DSC_FORMAT_RAW};
 	struct dsc_convert_opts copts = {0};

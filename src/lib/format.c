@@ -16,6 +16,7 @@
 #include "internal.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -318,7 +319,7 @@ dsc_err dsc_reader_open_opts(dsc_stream *in, dsc_format fmt, const struct dsc_re
 		f = dscp_format_by_id(fmt);
 		detected = true;
 	}
-	rc = dscp_reader_open_format(in, f, detected, out, e);
+	rc = dscp_reader_open_format(in, f, detected, o && o->inspect, out, e);
 	if (rc != DSC_OK)
 		goto fail;
 	(*out)->wrapper = comp;
@@ -333,7 +334,7 @@ fail:
 }
 
 dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
-				dsc_reader **out, struct dsc_error *e)
+				bool inspect, dsc_reader **out, struct dsc_error *e)
 {
 	dsc_reader *r;
 	dsc_err rc;
@@ -351,7 +352,11 @@ dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, boo
 	r->in = in;
 	r->capacity = DSC_CAPACITY_UNKNOWN;
 	r->detected = detected;
+	r->inspect = inspect;
 	rc = f->reader->open(r, e);
+	if (rc == DSC_OK && r->info_nomem)
+		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory",
+				   dsc_stream_name(in));
 	if (rc != DSC_OK) {
 		dsc_reader_close(r);
 		return rc;
@@ -365,6 +370,11 @@ dsc_err dsc_reader_next(dsc_reader *r, struct dsc_extent *ext, struct dsc_error 
 	struct dsc_error local = {0};
 	dsc_err rc;
 
+	if (r->failed == DSC_OK && r->inspect_refusal != DSC_OK) {
+		r->failed = r->inspect_refusal;
+		dsc_error_set(&r->failure, r->inspect_refusal, 0, "%s: %s", dsc_stream_name(r->in),
+			      r->inspect_why);
+	}
 	if (r->failed == DSC_OK) {
 		rc = r->fmt->reader->next(r, ext, &local);
 		/* At the image's end, a layer is read to its own end: bytes
@@ -409,10 +419,146 @@ dsc_format dsc_reader_archive(const dsc_reader *r)
 }
 void dsc_reader_set_threads(dsc_reader *r, unsigned threads) { r->threads = threads; }
 
+/* ---- image facts ---------------------------------------------------------- */
+
+static struct dsc_info_item *info_add(dsc_reader *r, const char *list, size_t index,
+				      const char *key, enum dsc_info_type type)
+{
+	struct dsc_info_item *it;
+
+	if (r->info_n == r->info_cap) {
+		size_t cap = r->info_cap ? 2 * r->info_cap : 16;
+		struct dsc_info_item *n = cap <= DSCP_INFO_MAX_ITEMS ?
+						  realloc(r->info, cap * sizeof *n) :
+						  NULL;
+
+		if (!n) {
+			r->info_nomem = true;
+			return NULL;
+		}
+		r->info = n;
+		r->info_cap = cap;
+	}
+	it = &r->info[r->info_n];
+	memset(it, 0, sizeof *it);
+	it->list = list; /* string constants of the readers */
+	it->index = index;
+	it->key = key;
+	it->type = type;
+	r->info_n++;
+	return it;
+}
+
+void dscp_info_str(dsc_reader *r, const char *list, size_t index, const char *key,
+		   const char *value)
+{
+	struct dsc_info_item *it = info_add(r, list, index, key, DSC_INFO_STRING);
+
+	if (it && !(it->str = strdup(value))) {
+		r->info_n--;
+		r->info_nomem = true;
+	}
+}
+
+void dscp_info_uint(dsc_reader *r, const char *list, size_t index, const char *key,
+		    uint64_t value)
+{
+	struct dsc_info_item *it = info_add(r, list, index, key, DSC_INFO_UINT);
+
+	if (it)
+		it->num = value;
+}
+
+void dscp_info_bool(dsc_reader *r, const char *list, size_t index, const char *key, bool value)
+{
+	struct dsc_info_item *it = info_add(r, list, index, key, DSC_INFO_BOOL);
+
+	if (it)
+		it->num = value;
+}
+
+/* A copy of len bytes of name with control bytes as '?'. */
+static char *printable_copy(const char *name, size_t len)
+{
+	char *s = malloc(len + 1);
+	size_t i;
+
+	if (!s)
+		return NULL;
+	for (i = 0; i < len; i++)
+		s[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
+	s[len] = '\0';
+	return s;
+}
+
+void dscp_info_backing(dsc_reader *r, const char *name, size_t len, const char *format)
+{
+	free(r->backing_file);
+	free(r->backing_format);
+	r->backing_format = NULL;
+	r->backing_file = printable_copy(name, len);
+	if (format && r->backing_file)
+		r->backing_format = printable_copy(format, strlen(format));
+	if (!r->backing_file || (format && !r->backing_format))
+		r->info_nomem = true;
+}
+
+bool dscp_inspect_only(dsc_reader *r, dsc_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->inspect)
+		return false;
+	if (r->inspect_refusal == DSC_OK) {
+		r->inspect_refusal = code;
+		va_start(ap, fmt);
+		vsnprintf(r->inspect_why, sizeof r->inspect_why, fmt, ap);
+		va_end(ap);
+	}
+	return true;
+}
+
+size_t dsc_reader_info_count(const dsc_reader *r) { return r->info_n; }
+const struct dsc_info_item *dsc_reader_info_at(const dsc_reader *r, size_t i)
+{
+	return i < r->info_n ? &r->info[i] : NULL;
+}
+uint64_t dsc_reader_cluster_size(const dsc_reader *r) { return r->cluster_size; }
+const char *dsc_reader_backing_file(const dsc_reader *r) { return r->backing_file; }
+const char *dsc_reader_backing_format(const dsc_reader *r) { return r->backing_format; }
+bool dsc_reader_dirty(const dsc_reader *r) { return r->dirty; }
+
+dsc_err dsc_reader_check(dsc_reader *r, struct dsc_check_report *rep, struct dsc_error *e)
+{
+	dsc_err rc;
+
+	rep->checked = false;
+	if (!r->fmt->reader->check || !(dsc_stream_caps(r->in) & DSC_STREAM_SEEK) ||
+	    r->layers[0])
+		return DSC_OK;
+	rc = r->fmt->reader->check(r, rep, e);
+	/* The input has moved: nothing more is read from it. */
+	if (r->failed == DSC_OK) {
+		r->failed = DSC_ERR_INVAL;
+		dsc_error_set(&r->failure, DSC_ERR_INVAL, 0, "%s: the image was checked; open it "
+			      "again to read it", dsc_stream_name(r->in));
+	}
+	if (rc == DSC_OK)
+		rep->checked = true;
+	return rc;
+}
+
 void dsc_reader_close(dsc_reader *r)
 {
+	size_t i;
+
 	if (!r)
 		return;
+	for (i = 0; i < r->info_n; i++)
+		free((char *)r->info[i].str);
+	free(r->info);
+	free(r->backing_file);
+	free(r->backing_format);
 	if (r->fmt->reader->close)
 		r->fmt->reader->close(r);
 	dsc_stream_close(r->layers[1]);

@@ -108,6 +108,9 @@ struct dscp_reader_class {
 	/* Release what impl holds (never impl itself); may run after a failed
 	 * open. Optional. */
 	void (*close)(dsc_reader *r);
+	/* dsc_reader_check(): check the tables on a seekable input (the
+	 * reader reads nothing after it). Optional: no tables to check. */
+	dsc_err (*check)(dsc_reader *r, struct dsc_check_report *rep, struct dsc_error *e);
 };
 
 /* A writer implementation. */
@@ -146,7 +149,7 @@ bool dscp_detect_sees_tail(const dsc_stream *in);
 /* dsc_reader_open() for a given descriptor (also one of a unit test's own
  * table); `detected` says the format was probed, not named. */
 dsc_err dscp_reader_open_format(dsc_stream *in, const struct dscp_format *f, bool detected,
-				dsc_reader **out, struct dsc_error *e);
+				bool inspect, dsc_reader **out, struct dsc_error *e);
 /* The layer (compression or archive) `in` starts with, by its magic, or
  * NULL (detection; nothing is consumed). */
 dsc_err dscp_find_layer(dsc_stream *in, const struct dscp_format **layer, struct dsc_error *e);
@@ -181,7 +184,39 @@ struct dsc_reader {
 	const struct dscp_format *archive; /* the archive (OVA), or NULL */
 	dsc_stream *layers[2];             /* outermost first; the innermost is r->in */
 	bool drained;                      /* the layer was read to its end after the image */
+	/* Inspection (dsc_reader_opts.inspect) and what info reports, set
+	 * by open through dscp_info_*(). */
+	bool inspect;
+	struct dsc_info_item *info;
+	size_t info_n, info_cap;
+	bool info_nomem; /* an item was lost: open fails with DSC_ERR_NOMEM */
+	uint64_t cluster_size;
+	char *backing_file, *backing_format;
+	bool dirty;
+	/* Why next() refuses an image opened only to inspect it (a backing
+	 * file, a corrupt mark), or DSC_OK. */
+	dsc_err inspect_refusal;
+	char inspect_why[160];
 };
+
+/* The most format-specific fields one image may report. */
+#define DSCP_INFO_MAX_ITEMS 4096u
+/* Add a format-specific field (list NULL: of the data itself). Strings
+ * are copied; running out of memory fails the open. */
+void dscp_info_str(dsc_reader *r, const char *list, size_t index, const char *key,
+		   const char *value);
+void dscp_info_uint(dsc_reader *r, const char *list, size_t index, const char *key,
+		    uint64_t value);
+void dscp_info_bool(dsc_reader *r, const char *list, size_t index, const char *key, bool value);
+/* The backing file an image names (copied; `len` bytes, not NUL
+ * terminated, control bytes replaced), and its format (may be NULL). */
+void dscp_info_backing(dsc_reader *r, const char *name, size_t len, const char *format);
+/* An inspecting reader opens what a converting one refuses: next() then
+ * fails with `code` and this message (printf-like, after the input's
+ * name). Returns true when the reader is inspecting (the caller goes on),
+ * false when the caller should refuse now. */
+bool dscp_inspect_only(dsc_reader *r, dsc_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Give the tick a chance to run; DSC_ERR_CANCELLED when it says stop. */
 dsc_err dscp_reader_tick(dsc_reader *r, struct dsc_error *e);

@@ -109,6 +109,7 @@ struct qcow2_reader {
 	unsigned comp_bits;
 	uint64_t comp_off_mask, comp_nsect_mask;
 	bool seekable;
+	bool has_bitmaps; /* a bitmaps header extension (check does not count them) */
 	uint64_t skip_read; /* forward gaps read through, not seeked over */
 	size_t zero_unit;
 
@@ -1363,6 +1364,16 @@ static dsc_err walk_extensions(dsc_reader *r, struct qcow2_reader *q, const uint
 					     "%s: header extension 0x%08" PRIx32 " at byte %" PRIu64
 					     ": length %" PRIu32 " runs past the header cluster",
 					     rname(r), type, off, len);
+		if (type == QCOW2_EXT_BACKING_FORMAT && h->backing_file_offset && len &&
+		    len <= QCOW2_MAX_EXT_NAME) {
+			char fmt[QCOW2_MAX_EXT_NAME + 1];
+
+			sanitize(b + off + 8, len, fmt, sizeof fmt);
+			if (r->backing_file)
+				dscp_info_backing(r, r->backing_file, strlen(r->backing_file), fmt);
+		}
+		if (type == QCOW2_EXT_BITMAPS)
+			q->has_bitmaps = true;
 		if (type == QCOW2_EXT_DATA_FILE)
 			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: uses an external data file; qcow2 images with an "
@@ -1420,15 +1431,23 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 		if (bn && bn <= QCOW2_MAX_BACKING_NAME && bo < got && bn <= got - bo) {
 			sanitize(b + bo, DSC_MIN((size_t)bn, (size_t)QCOW2_MAX_EXT_NAME), name,
 				 sizeof name);
-			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+			if (dscp_inspect_only(r, DSC_ERR_UNSUPPORTED,
+					      "has a backing file '%s'; backing files are not "
+					      "followed",
+					      name))
+				dscp_info_backing(r, (const char *)b + bo, bn, NULL);
+			else
+				return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: has a backing file '%s'%s; backing files are not "
 					     "followed (convert the chain with qemu-img first)",
 					     rname(r), name, bn > QCOW2_MAX_EXT_NAME ? "..." : "");
 		}
-		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-				     "%s: has a backing file; backing files are not followed "
-				     "(convert the chain with qemu-img first)",
-				     rname(r));
+		else if (!dscp_inspect_only(r, DSC_ERR_UNSUPPORTED,
+					    "has a backing file; backing files are not followed"))
+			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
+					     "%s: has a backing file; backing files are not "
+					     "followed (convert the chain with qemu-img first)",
+					     rname(r));
 	}
 	if (h->crypt_method)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
@@ -1443,7 +1462,9 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 				     "%s: uses an external data file (incompatible feature bit 2); "
 				     "qcow2 images with an external data file are not supported",
 				     rname(r));
-	if (h->incompatible & QCOW2_INCOMPAT_CORRUPT)
+	if ((h->incompatible & QCOW2_INCOMPAT_CORRUPT) &&
+	    !dscp_inspect_only(r, DSC_ERR_FORMAT,
+			       "the image is marked corrupt (incompatible feature bit 1)"))
 		return dsc_error_set(
 			e, DSC_ERR_UNSUPPORTED, 0,
 			"%s: the image is marked corrupt (incompatible feature bit 1); "
@@ -1532,6 +1553,27 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 	return walk_extensions(r, q, b, got, e);
 }
 
+/* What dsc-img info reports: qemu-img info's format-specific keys. */
+static void report_info(dsc_reader *r, const struct qcow2_reader *q)
+{
+	const struct qcow2_header *h = &q->h;
+
+	r->cluster_size = q->cluster;
+	r->dirty = (h->incompatible & QCOW2_INCOMPAT_DIRTY) != 0;
+	dscp_info_str(r, NULL, 0, "compat", h->version == 2 ? "0.10" : "1.1");
+	dscp_info_str(r, NULL, 0, "compression-type",
+		      h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib");
+	if (h->version >= 3)
+		dscp_info_bool(r, NULL, 0, "lazy-refcounts",
+			       (h->compatible & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
+	dscp_info_uint(r, NULL, 0, "refcount-bits", 1ull << h->refcount_order);
+	if (h->version >= 3) {
+		dscp_info_bool(r, NULL, 0, "corrupt", (h->incompatible & QCOW2_INCOMPAT_CORRUPT) != 0);
+		dscp_info_bool(r, NULL, 0, "extended-l2", q->extl2);
+	}
+	dscp_info_uint(r, NULL, 0, "dsc-snapshots", h->nb_snapshots);
+}
+
 static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 {
 	struct qcow2_reader *q = r->impl;
@@ -1572,6 +1614,7 @@ static dsc_err qcow2_open(dsc_reader *r, struct dsc_error *e)
 	rc = check_header(r, q, b, got, e);
 	if (rc != DSC_OK)
 		goto out;
+	report_info(r, q);
 	/* qemu counts the disk in whole sectors (bs->total_sectors = size /
 	 * 512 in qcow2_do_open): so does dsc, for the same bytes. */
 	r->capacity = q->h.size & ~511ull;
@@ -1646,9 +1689,17 @@ static void qcow2_close(dsc_reader *r)
 	free(q->win);
 }
 
+static dsc_err qcow2_check(dsc_reader *r, struct dsc_check_report *rep, struct dsc_error *e)
+{
+	const struct qcow2_reader *q = r->impl;
+
+	return dscp_qcow2_check(r->in, q->base, q->file_size, &q->h, q->has_bitmaps, rep, e);
+}
+
 const struct dscp_reader_class dscp_qcow2_reader = {
 	.size = sizeof(struct qcow2_reader),
 	.open = qcow2_open,
 	.next = qcow2_next,
 	.close = qcow2_close,
+	.check = qcow2_check,
 };

@@ -179,7 +179,7 @@ static dsc_err check_header(dsc_reader *r, struct vdi_reader *v, const uint8_t *
 	return DSC_OK;
 }
 
-static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
+static dsc_err vdi_open_impl(dsc_reader *r, struct dsc_error *e)
 {
 	struct vdi_reader *v = r->impl;
 	uint64_t bmap, need;
@@ -382,6 +382,17 @@ static void vdi_close(dsc_reader *r)
 
 	free(v->buf);
 	free(v->blocks);
+}
+
+/* Open, then what dsc-img info reports. */
+static dsc_err vdi_open(dsc_reader *r, struct dsc_error *e)
+{
+	const struct vdi_reader *v = r->impl;
+	dsc_err rc = vdi_open_impl(r, e);
+
+	if (rc == DSC_OK)
+		r->cluster_size = v->block_size;
+	return rc;
 }
 
 const struct dscp_reader_class dscp_vdi_reader = {

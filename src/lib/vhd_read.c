@@ -21,6 +21,7 @@
 #include "vhd.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 struct vhd_block {
 	uint32_t sec; /* sector of the block's bitmap in the image (the BAT entry) */
@@ -283,7 +284,7 @@ out:
 	return rc;
 }
 
-static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
+static dsc_err vhd_open_impl(dsc_reader *r, struct dsc_error *e)
 {
 	struct vhd_reader *v = r->impl;
 	uint8_t tail[VHD_FOOTER_LEN];
@@ -583,6 +584,34 @@ static void vhd_close(dsc_reader *r)
 	free(v->buf);
 	free(v->bitmap);
 	free(v->blocks);
+}
+
+/* Open, then what dsc-img info reports: the disk type and its creator. */
+static dsc_err vhd_open(dsc_reader *r, struct dsc_error *e)
+{
+	struct vhd_reader *v = r->impl;
+	dsc_err rc = vhd_open_impl(r, e);
+	char app[5], os[5], ver[16];
+	size_t i;
+
+	if (rc != DSC_OK)
+		return rc;
+	for (i = 0; i < 4; i++) {
+		uint8_t a = v->footer[VHD_F_CREATOR_APP + i], o = v->footer[VHD_F_CREATOR_OS + i];
+
+		app[i] = a >= 0x20 && a < 0x7f ? (char)a : '?';
+		os[i] = o >= 0x20 && o < 0x7f ? (char)o : '?';
+	}
+	app[4] = os[4] = '\0';
+	if (!v->fixed)
+		r->cluster_size = v->block_size;
+	dscp_info_str(r, NULL, 0, "vhd-type", v->fixed ? "fixed" : "dynamic");
+	dscp_info_str(r, NULL, 0, "creator-app", app);
+	snprintf(ver, sizeof ver, "%u.%u", dscp_be32(v->footer + VHD_F_CREATOR_VER) >> 16,
+		 dscp_be32(v->footer + VHD_F_CREATOR_VER) & 0xffffu);
+	dscp_info_str(r, NULL, 0, "creator-version", ver);
+	dscp_info_str(r, NULL, 0, "creator-os", os);
+	return DSC_OK;
 }
 
 const struct dscp_reader_class dscp_vhd_reader = {

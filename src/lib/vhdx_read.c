@@ -634,7 +634,7 @@ static dsc_err replay(dsc_reader *r, struct vhdx_reader *v, const uint8_t *guid,
 	return DSC_OK;
 }
 
-static dsc_err vhdx_open(dsc_reader *r, struct dsc_error *e)
+static dsc_err vhdx_open_impl(dsc_reader *r, struct dsc_error *e)
 {
 	struct vhdx_reader *v = r->impl;
 	uint64_t total = dsc_stream_total(r->in);
@@ -923,6 +923,20 @@ static void vhdx_close(dsc_reader *r)
 	free(v->order);
 	free(v->buf);
 	vhdx_log_free(&v->log);
+}
+
+/* Open, then what dsc-img info reports. */
+static dsc_err vhdx_open(dsc_reader *r, struct dsc_error *e)
+{
+	struct vhdx_reader *v = r->impl;
+	dsc_err rc = vhdx_open_impl(r, e);
+
+	if (rc != DSC_OK)
+		return rc;
+	r->cluster_size = v->block;
+	dscp_info_uint(r, NULL, 0, "logical-sector-size", v->lsector);
+	dscp_info_bool(r, NULL, 0, "log-replayed", v->replayed);
+	return DSC_OK;
 }
 
 const struct dscp_reader_class dscp_vhdx_reader = {

@@ -117,6 +117,11 @@ struct vmdk_descriptor {
 	 * (snapshot) disk; its value, for the message. */
 	bool has_parent;
 	char parent[64];
+	/* For dsc-img info: CID and parentCID (ffffffff: none) as read, and
+	 * the parentFileNameHint. */
+	bool have_cid;
+	uint32_t cid, parent_cid;
+	char parent_hint[256];
 };
 /* Parse `len` bytes of descriptor text (NUL padding allowed). */
 dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *name,

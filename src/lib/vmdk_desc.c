@@ -209,6 +209,26 @@ static bool known_type(const char *t)
 	return false;
 }
 
+/* What dsc-img info reports of a descriptor file and its extents (qemu-img
+ * info's keys; a sparse extent's grain is not read here). */
+static void report_info(dsc_reader *r, const struct vmdk_desc *d, const struct vmdk_descriptor *m)
+{
+	static const char *const kinds[] = {[EXT_FLAT] = "FLAT", [EXT_SPARSE] = "SPARSE",
+					    [EXT_ZERO] = "ZERO"};
+	size_t i;
+
+	if (m->have_cid)
+		dscp_info_uint(r, NULL, 0, "cid", m->cid);
+	dscp_info_uint(r, NULL, 0, "parent-cid", m->parent_cid);
+	dscp_info_str(r, NULL, 0, "create-type", m->create_type);
+	for (i = 0; i < d->n; i++) {
+		dscp_info_uint(r, "extents", i, "virtual-size", d->ext[i].sectors * VMDK_SECTOR);
+		if (d->ext[i].kind != EXT_ZERO)
+			dscp_info_str(r, "extents", i, "filename", d->ext[i].file);
+		dscp_info_str(r, "extents", i, "format", kinds[d->ext[i].kind]);
+	}
+}
+
 dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 			    struct vmdk_desc **out, struct dsc_error *e)
 {
@@ -241,7 +261,12 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 	rc = dscp_vmdk_descriptor_parse(text, len, rname(r), &meta, e);
 	if (rc != DSC_OK)
 		goto out;
-	if (meta.has_parent) {
+	if (meta.has_parent && dscp_inspect_only(r, DSC_ERR_UNSUPPORTED,
+						 "a VMDK delta (snapshot) disk (%s); parent "
+						 "chains are not followed",
+						 meta.parent))
+		dscp_info_backing(r, meta.parent_hint, strlen(meta.parent_hint), NULL);
+	else if (meta.has_parent) {
 		rc = dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				   "%s: a VMDK delta (snapshot) disk (%s); parent chains are not "
 				   "supported: convert the parent-free disk, or flatten the chain "
@@ -325,6 +350,7 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 		}
 		d->ext[d->n++] = x;
 	}
+	report_info(r, d, &meta);
 	if (!d->n) {
 		rc = dsc_error_set(e, DSC_ERR_FORMAT, 0, "%s: VMDK descriptor lists no extent",
 				   rname(r));
@@ -404,7 +430,7 @@ static dsc_err start_extent(dsc_reader *r, struct vmdk_desc *d, const struct vmd
 		close(fd);
 		return rc;
 	}
-	rc = dscp_reader_open_format(d->in, r->fmt, false, &d->sub, e);
+	rc = dscp_reader_open_format(d->in, r->fmt, false, r->inspect, &d->sub, e);
 	if (rc != DSC_OK)
 		return rc;
 	d->sub->tick = r->tick;

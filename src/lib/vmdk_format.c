@@ -185,6 +185,7 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 	bool have_extent = false, have_version = false;
 
 	memset(d, 0, sizeof *d);
+	d->parent_cid = UINT32_MAX;
 	/* The text ends at the first NUL (the rest of its sectors is padding). */
 	end = memchr(text, '\0', len);
 	if (!end)
@@ -236,6 +237,22 @@ dsc_err dscp_vmdk_descriptor_parse(const char *text, size_t len, const char *nam
 					   n - (size_t)(eq + 1 - p));
 			else if (klen == 7 && !strncasecmp(p, "version", 7))
 				have_version = true;
+			else if (klen == 3 && !strncasecmp(p, "CID", 3)) {
+				char v[16];
+
+				copy_value(v, sizeof v, eq + 1, n - (size_t)(eq + 1 - p));
+				d->have_cid = true;
+				d->cid = (uint32_t)strtoul(v, NULL, 16);
+			}
+			if (klen == 9 && !strncasecmp(p, "parentCID", 9)) {
+				char v[16];
+
+				copy_value(v, sizeof v, eq + 1, n - (size_t)(eq + 1 - p));
+				d->parent_cid = (uint32_t)strtoul(v, NULL, 16);
+			}
+			if (klen == 18 && !strncasecmp(p, "parentFileNameHint", 18))
+				copy_value(d->parent_hint, sizeof d->parent_hint, eq + 1,
+					   n - (size_t)(eq + 1 - p));
 			else if ((klen == 9 && !strncasecmp(p, "parentCID", 9)) ||
 				 (klen == 18 && !strncasecmp(p, "parentFileNameHint", 18))) {
 				char v[40];

@@ -610,8 +610,29 @@ static dsc_err cowd_open(dsc_reader *r, struct vmdk_reader *vr, const uint8_t *h
 	vr->cap_sectors = h->capacity;
 	vr->grain_bytes = (size_t)gran * VMDK_SECTOR;
 	r->capacity = h->capacity * VMDK_SECTOR;
+	r->cluster_size = vr->grain_bytes;
 	return dscp_vmdk_sparse_open(r, h, vr->base, rel_tell(r), VMDK_COWD_HEADER_SECTORS,
 				     &vr->sparse, e);
+}
+
+/* What dsc-img info reports of a sparse extent (qemu-img info's keys): the
+ * image is its one extent. */
+static void report_info(dsc_reader *r, const struct vmdk_header *h,
+			const struct vmdk_descriptor *d, bool have_desc, bool stream)
+{
+	r->cluster_size = h->grain_size * VMDK_SECTOR;
+	if (have_desc) {
+		if (d->have_cid)
+			dscp_info_uint(r, NULL, 0, "cid", d->cid);
+		dscp_info_uint(r, NULL, 0, "parent-cid", d->parent_cid);
+		dscp_info_str(r, NULL, 0, "create-type", d->create_type);
+	}
+	if (stream)
+		dscp_info_bool(r, "extents", 0, "compressed", true);
+	dscp_info_uint(r, "extents", 0, "virtual-size", h->capacity * VMDK_SECTOR);
+	dscp_info_str(r, "extents", 0, "filename", dsc_stream_name(r->in));
+	dscp_info_uint(r, "extents", 0, "cluster-size", r->cluster_size);
+	dscp_info_str(r, "extents", 0, "format", "");
 }
 
 static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_error *e)
@@ -621,7 +642,7 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 	uint8_t hdr[VMDK_SECTOR];
 	char *text;
 	size_t got;
-	bool sparse;
+	bool sparse, empty_desc = false;
 	dsc_err rc;
 
 	rc = dsc_read_full(r->in, hdr, sizeof hdr, &got, e);
@@ -676,13 +697,20 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 		/* qemu leaves the descriptor area of a split set's extents
 		 * empty: nothing to check there. */
 		empty = rc == DSC_OK && sparse && !text[0];
+		empty_desc = empty;
 		if (rc == DSC_OK && !empty)
 			rc = dscp_vmdk_descriptor_parse(text, h->desc_size * VMDK_SECTOR, rname(r),
 							&d, e);
 		free(text);
 		if (rc != DSC_OK)
 			return rc;
-		if (!empty && d.has_parent)
+		if (!empty && d.has_parent &&
+		    dscp_inspect_only(r, DSC_ERR_UNSUPPORTED,
+				      "a VMDK delta (snapshot) disk (%s); parent chains are not "
+				      "followed",
+				      d.parent))
+			dscp_info_backing(r, d.parent_hint, strlen(d.parent_hint), NULL);
+		else if (!empty && d.has_parent)
 			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: a VMDK delta (snapshot) disk (%s); parent chains "
 					     "are not supported: convert the parent-free disk, or "
@@ -709,6 +737,7 @@ static dsc_err vmdk_open_impl(dsc_reader *r, struct vmdk_reader *vr, struct dsc_
 		    h->capacity - d.extent_sectors < h->grain_size)
 			r->capacity = d.extent_sectors * VMDK_SECTOR;
 	}
+	report_info(r, h, &d, h->desc_size && !empty_desc, !sparse);
 	if (h->overhead * VMDK_SECTOR < rel_tell(r))
 		return dsc_error_set(e, DSC_ERR_FORMAT, 0,
 				     "%s: overHead of %" PRIu64 " sectors ends inside the header",
