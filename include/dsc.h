@@ -683,6 +683,11 @@ struct dsc_url_opts {
 	 * caller verifies the bytes itself, e.g. with dsc_stream_open_sha256()
 	 * and an expected digest (false). */
 	bool resume_without_validator;
+	/* Let detection and the readers fetch the end of the resource with a
+	 * Range request, as they seek on a file (a fixed VHD's footer): for
+	 * reading little of a large image (dsc-img info). false: a URL is
+	 * read front to back, one request for a whole conversion (false). */
+	bool seek_to_tail;
 };
 
 /* Fill `o` with the defaults shown above. */

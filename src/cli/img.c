@@ -132,17 +132,18 @@ static dsc_err fwd_read(void *ctx, void *buf, size_t len, size_t *nread, struct 
 	return dsc_read_full(ctx, buf, len, nread, e);
 }
 
+/* The view is made with dsc_stream_new(), not as a wrapper: like a pipe it
+ * has no directory beside it, so a VMDK descriptor's extents are not found. */
 static const struct dsc_stream_ops fwd_ops = {
 	.name = "forward",
 	.read = fwd_read,
 };
 
-/* Read the image at src again as a pipe would deliver it: whether dsc
- * reads it in one forward pass (*ordered), and its data bytes when so.
- * `fmt`: the format to name (a fixed VHD, found by its footer, is not
- * found again without seeking). false when the walk failed otherwise
- * (*e says why). */
-static bool forward_walk(const char *src, dsc_format fmt, const struct img_opts *o, bool *ordered,
+/* Read the image at src again as `cat src | dsc-convert -src - -src-fmt
+ * FMT` would: *ordered says whether that works, and *data has the data
+ * bytes when it does. `fmt`: the format to name (a fixed VHD, found by
+ * its footer, is not found again without seeking). */
+static void forward_walk(const char *src, dsc_format fmt, const struct img_opts *o, bool *ordered,
 			 uint64_t *data, struct dsc_error *e)
 {
 	struct dsc_reader_opts ro = {.disk = o->disk};
@@ -152,7 +153,7 @@ static bool forward_walk(const char *src, dsc_format fmt, const struct img_opts 
 
 	rc = cli_open_source(src, &o->url, &file, e);
 	if (rc == DSC_OK)
-		rc = dsc_stream_new_wrapper(&fwd_ops, file, dsc_stream_name(file), file, &fwd, e);
+		rc = dsc_stream_new(&fwd_ops, file, dsc_stream_name(file), &fwd, e);
 	if (rc == DSC_OK)
 		rc = dsc_reader_open_opts(fwd, fmt, &ro, &r, e);
 	if (rc == DSC_OK)
@@ -161,7 +162,6 @@ static bool forward_walk(const char *src, dsc_format fmt, const struct img_opts 
 	dsc_stream_close(fwd);
 	dsc_stream_close(file);
 	*ordered = rc == DSC_OK;
-	return rc == DSC_OK || rc == DSC_ERR_SEEK;
 }
 
 /* ---- info ---------------------------------------------------------------- */
@@ -289,16 +289,15 @@ static int cmd_info(const struct img_opts *o)
 		bool ok;
 
 		if (is_local(src) && (dsc_stream_caps(im.in) & DSC_STREAM_SEEK)) {
-			ok = forward_walk(src, layered ? o->fmt[0] : dsc_reader_format(im.r), o,
-					  &w.stream_ordered, &w.data_bytes, &we);
-			w.ordered_known = ok;
-			if (ok && w.stream_ordered)
-				w.walked = true;
-			else if (ok) {
+			forward_walk(src, layered ? o->fmt[0] : dsc_reader_format(im.r), o,
+				     &w.stream_ordered, &w.data_bytes, &we);
+			w.ordered_known = true;
+			ok = w.walked = w.stream_ordered;
+			if (!ok) {
+				/* Not from a pipe: the data bytes from the file. */
 				memset(&we, 0, sizeof we);
 				rc = walk(im.r, &w.data_bytes, &we);
-				ok = rc == DSC_OK;
-				w.walked = ok;
+				ok = w.walked = rc == DSC_OK;
 			}
 		} else {
 			rc = walk(im.r, &w.data_bytes, &we);
@@ -754,6 +753,8 @@ int main(int argc, char **argv)
 	prog_cmd = cmd_name;
 	dsc_url_opts_init(&o.url);
 	if (!strcmp(cmd, "info")) {
+		/* A URL: what the headers need, the end too (Range). */
+		o.url.seek_to_tail = true;
 		parse_args(argc - 1, argv + 1, &o, 1);
 		return cmd_info(&o);
 	}

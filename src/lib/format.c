@@ -142,10 +142,12 @@ const struct dscp_format *dscp_probe_table(const struct dscp_format *const *tab,
 /* Whether detection reads the last bytes of `in` (see read_tail). */
 bool dscp_detect_sees_tail(const dsc_stream *in)
 {
-	/* Not a URL: the seek to the end and back would be two ranged requests
-	 * in every conversion, which otherwise makes one. The raw reader checks
+	/* Not a URL (unless its opener asked): the seek to the end and back
+	 * would be two ranged requests in every conversion, which otherwise
+	 * makes one. The raw reader checks
 	 * a URL's last bytes when it reaches them, as a pipe's. */
-	return dsc_stream_can_seek(in) && !dscp_stream_query(in, DSCP_Q_URL);
+	return dsc_stream_can_seek(in) &&
+	       (!dscp_stream_query(in, DSCP_Q_URL) || dscp_url_seeks_to_tail(in));
 }
 
 /* The last DSCP_PROBE_TAIL bytes of a seekable input of known size; the
@@ -493,14 +495,20 @@ static char *printable_copy(const char *name, size_t len)
 
 void dscp_info_backing(dsc_reader *r, const char *name, size_t len, const char *format)
 {
+	/* Copies first: name may be r->backing_file itself. */
+	char *file = printable_copy(name, len);
+	char *fmt = format ? printable_copy(format, strlen(format)) : NULL;
+
+	if (!file || (format && !fmt)) {
+		free(file);
+		free(fmt);
+		r->info_nomem = true;
+		return;
+	}
 	free(r->backing_file);
 	free(r->backing_format);
-	r->backing_format = NULL;
-	r->backing_file = printable_copy(name, len);
-	if (format && r->backing_file)
-		r->backing_format = printable_copy(format, strlen(format));
-	if (!r->backing_file || (format && !r->backing_format))
-		r->info_nomem = true;
+	r->backing_file = file;
+	r->backing_format = fmt;
 }
 
 bool dscp_inspect_only(dsc_reader *r, dsc_err code, const char *fmt, ...)

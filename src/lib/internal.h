@@ -296,6 +296,8 @@ enum {
 };
 /* Ask s, then the streams it wraps, in turn. */
 const void *dscp_stream_query(const dsc_stream *s, int what);
+/* A URL stream opened with dsc_url_opts.seek_to_tail (io_curl.c). */
+bool dscp_url_seeks_to_tail(const dsc_stream *s);
 
 /* Little-endian helpers. */
 static inline uint16_t dscp_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }

@@ -1143,6 +1143,13 @@ static bool serves_ranges(const struct curl_src *c)
 	       (has_validator(c) || c->o.resume_without_validator);
 }
 
+bool dscp_url_seeks_to_tail(const dsc_stream *s)
+{
+	const struct curl_src *c = dscp_stream_query(s, DSCP_Q_URL);
+
+	return c && c->o.seek_to_tail;
+}
+
 unsigned dsc_stream_url_retries(const dsc_stream *s)
 {
 	const struct curl_src *c = s ? dscp_stream_query(s, DSCP_Q_URL) : NULL;
@@ -1309,5 +1316,6 @@ dsc_err dsc_stream_open_url(const char *url, const struct dsc_url_opts *o, dsc_s
 
 unsigned dsc_stream_url_retries(const dsc_stream *s) { return 0; }
 unsigned dsc_stream_url_requests(const dsc_stream *s) { return 0; }
+bool dscp_url_seeks_to_tail(const dsc_stream *s) { return false; }
 
 #endif
