@@ -3,7 +3,7 @@
  * One table maps a method and an exact path to a handler; a known path
  * with another method is 405 with Allow built from the same table, any
  * other path 404. The handlers live in a file each (upload.c, import.c,
- * export.c, status.c); what they share is in conv_params.c (parameters),
+ * export.c, status.c, info.c); what they share is in conv_params.c (parameters),
  * convert_outdir.c (converting into outdir) and reply.c (replies).
  */
 #include "config.h"
@@ -24,6 +24,7 @@ static const struct route routes[] = {
 	{"POST", "/upload", h_upload},    {"PUT", "/upload", h_upload},
 	{"GET", "/import", h_import_get}, {"POST", "/import", h_import_post},
 	{"GET", "/export", h_export},     {"GET", "/status", h_status},
+	{"GET", "/info", h_info_get},     {"POST", "/info", h_info_post},
 };
 
 void routes_dispatch(struct srv_request *rq)

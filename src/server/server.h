@@ -252,6 +252,9 @@ void h_import_get(struct srv_request *rq);
 void h_import_post(struct srv_request *rq);
 void h_export(struct srv_request *rq);
 void h_status(struct srv_request *rq);
+/* info.c: GET /info?path= (a file under the export roots), POST /info (a body). */
+void h_info_get(struct srv_request *rq);
+void h_info_post(struct srv_request *rq);
 
 /* conv_params.c: a conversion's parameters, checked. Each getter returns
  * false after it sent the reply (400 or 415) naming the parameter. */

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """img_cmp.py - compare what dsc-img reports with what qemu-img reports.
 
-  img_cmp.py info DSC.json QEMU.json
+  img_cmp.py info DSC.json QEMU.json [--no-names]
       format (qemu's vpc is dsc's vhd), virtual-size, cluster-size when both
       report it, and every format-specific field both report (a VMDK's
-      extents entry by entry; file names by their last component).
+      extents entry by entry; file names by their last component, or not at
+      all with --no-names: an uploaded body has none).
   img_cmp.py map DSC.json QEMU.json RAW exact|subset
       dsc's data extents are exactly the 64 KiB units of RAW that hold a
       nonzero byte; with `exact` they are also qemu-img map's data extents,
@@ -30,7 +31,7 @@ def same_name(a, b):
     return os.path.basename(str(a)) == os.path.basename(str(b))
 
 
-def cmp_info(d, q):
+def cmp_info(d, q, names=True):
     bad = []
     fmt = {"vpc": "vhd"}.get(q["format"], q["format"])
     if d.get("format") != fmt:
@@ -53,7 +54,7 @@ def cmp_info(d, q):
                 continue
             for i, (de, qe) in enumerate(zip(ds[k], qs[k])):
                 for k2 in qe:
-                    if k2 not in de:
+                    if k2 not in de or (k2 == "filename" and not names):
                         continue
                     eq = same_name(de[k2], qe[k2]) if k2 == "filename" else de[k2] == qe[k2]
                     if not eq:
@@ -135,7 +136,7 @@ def cmp_check(d, q):
 def main():
     what = sys.argv[1]
     if what == "info":
-        bad = cmp_info(load(sys.argv[2]), load(sys.argv[3]))
+        bad = cmp_info(load(sys.argv[2]), load(sys.argv[3]), "--no-names" not in sys.argv[4:])
     elif what == "map":
         bad = cmp_map(load(sys.argv[2]), load(sys.argv[3]), sys.argv[4], sys.argv[5])
     elif what == "check":

@@ -627,7 +627,7 @@ static void test_toy_format(void)
 
 	/* Read by the framework like any format, into the real raw writer. */
 	in = tu_mem_stream(img, sizeof img, "disk.toy");
-	REQUIRE_OK(dscp_reader_open_format(in, &toy_format, true, &r, &e), &e);
+	REQUIRE_OK(dscp_reader_open_format(in, &toy_format, true, false, &r, &e), &e);
 	ASSERT(dsc_reader_capacity(r) == 10000);
 	REQUIRE_OK(dsc_stream_new_membuf("disk.raw", &out, &e), &e);
 	REQUIRE_OK(dsc_writer_open(out, DSC_FORMAT_RAW, NULL, &w, &e), &e);
