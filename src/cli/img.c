@@ -742,7 +742,7 @@ int main(int argc, char **argv)
 	const char *cmd;
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
-	    !strcmp(argv[1], "help")) {
+	    !strcmp(argv[1], "-help") || !strcmp(argv[1], "help")) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 1 : 0;
 	}

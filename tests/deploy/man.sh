@@ -7,6 +7,7 @@
 : "${top_builddir:=$top_srcdir}"
 : "${DSC_CONVERT:=$top_builddir/dsc-convert}"
 : "${DSC_SERVER:=$top_builddir/dsc-server}"
+: "${DSC_IMG:=$top_builddir/dsc-img}"
 export LC_ALL=C.UTF-8
 fails=0
 ok() { echo "ok - $*"; }
@@ -34,9 +35,17 @@ check_page() {
 }
 
 check_page "$top_srcdir/doc/dsc-convert.1" "$DSC_CONVERT"
+check_page "$top_srcdir/doc/dsc-img.1" "$DSC_IMG"
+for c in info check compare map convert '--output' '--header-only' '--disk'; do
+	if grep -qe "$c" "${TMPDIR:-/tmp}/man.$$.dsc-img.1"; then
+		ok "dsc-img.1 documents $c"
+	else
+		bad "dsc-img.1 lacks $c"
+	fi
+done
 if [ -x "$DSC_SERVER" ]; then
 	check_page "$top_srcdir/doc/dsc-server.8" "$DSC_SERVER"
-	for r in 'POST /upload' 'GET /import' 'POST /import' 'GET /export' 'GET /status' SIGTERM SIGHUP; do
+	for r in 'POST /upload' 'GET /import' 'POST /import' 'GET /export' 'GET /status' 'GET /info' 'POST /info' SIGTERM SIGHUP; do
 		if grep -q "$r" "${TMPDIR:-/tmp}/man.$$.dsc-server.8"; then
 			ok "dsc-server.8 documents $r"
 		else
