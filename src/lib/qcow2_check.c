@@ -10,8 +10,10 @@
  * use), one above it a leak. A table entry that is not cluster-aligned or
  * lies past the end of the file is a corruption too.
  *
- * Memory: one 16-bit counter per host cluster (saturating), bounded by
- * QCOW2_MAX_CHECK_CLUSTERS, and one cluster of table at a time.
+ * Memory: one 16-bit counter and one bit per host cluster (saturating),
+ * bounded by QCOW2_MAX_CHECK_CLUSTERS, an L1 table and one cluster of table
+ * at a time. Work: each L1 table walks each L2 table once, so reads stay
+ * within the file's size per L1 table (the image's and each snapshot's).
  */
 #include "internal.h"
 
@@ -28,7 +30,8 @@ struct checker {
 	unsigned cbits;
 	size_t cs;
 	uint16_t *use;
-	uint8_t *buf; /* one cluster */
+	uint8_t *seen; /* a bit per cluster: an L2 table the current L1 walked */
+	uint8_t *buf;  /* one cluster */
 	unsigned comp_bits;
 	uint64_t comp_off_mask, comp_nsect_mask;
 	size_t esz;
@@ -138,14 +141,32 @@ static dsc_err walk_l1(struct checker *c, uint64_t off, uint64_t n, bool active,
 
 	if (!use_range(c, off, n * 8, true, active ? "the L1 table" : "a snapshot's L1 table"))
 		return DSC_OK;
-	if (!(l1 = malloc(n ? n * 8 : 1)))
+	if (!(l1 = calloc(n ? n : 1, 8)))
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", c->name);
 	rc = read_at(c, off, l1, n * 8, "L1 table", e);
 	for (i = 0; rc == DSC_OK && i < n; i++) {
-		uint64_t l2 = dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK;
+		uint64_t l2 = dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK, k;
 
-		if (l2 && use_range(c, l2, c->cs, true, "an L2 table"))
-			rc = walk_l2(c, l2, active, e);
+		if (!l2 || !use_range(c, l2, c->cs, true, "an L2 table"))
+			continue;
+		/* One L1 table never maps two ranges through one L2 table:
+		 * walked once, so that a table of n copies costs one read
+		 * (the work stays within the file's size per L1 table). */
+		k = l2 >> c->cbits;
+		if (c->seen[k / 8] & (1u << (k % 8))) {
+			problem(c, false, "the L2 table at offset %" PRIu64 " is used twice by one "
+				"L1 table", l2);
+			continue;
+		}
+		c->seen[k / 8] |= (uint8_t)(1u << (k % 8));
+		rc = walk_l2(c, l2, active, e);
+	}
+	/* Clear the marks for the next L1 table. */
+	for (i = 0; i < n && l1; i++) {
+		uint64_t l2 = dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK, k = l2 >> c->cbits;
+
+		if (l2 && k < c->nclusters)
+			c->seen[k / 8] = 0;
 	}
 	free(l1);
 	return rc;
@@ -238,10 +259,11 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 	c.comp_nsect_mask = (1ull << (c.cbits - 8)) - 1;
 	rt_n = ((uint64_t)h->refcount_table_clusters << c.cbits) / 8;
 	c.use = calloc(c.nclusters ? c.nclusters : 1, sizeof *c.use);
+	c.seen = calloc(c.nclusters / 8 + 1, 1);
 	c.buf = malloc(c.cs);
 	blk = malloc(c.cs);
 	rt = malloc(rt_n ? rt_n * 8 : 1);
-	if (!c.use || !c.buf || !blk || !rt) {
+	if (!c.use || !c.seen || !c.buf || !blk || !rt) {
 		rc = dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", c.name);
 		goto out;
 	}
@@ -296,6 +318,7 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 	rep->image_end_offset = c.top << c.cbits;
 out:
 	free(c.use);
+	free(c.seen);
 	free(c.buf);
 	free(blk);
 	free(rt);
