@@ -51,7 +51,10 @@ static const char usage_text[] =
 	"names are accepted: vpc for vhd); without -f the format is detected.\n"
 	"  --disk N|ID|FILE  the disk of an OVA to look at (default: the first)\n";
 
-enum output { OUT_HUMAN, OUT_JSON };
+enum output {
+	OUT_HUMAN,
+	OUT_JSON
+};
 
 struct img_opts {
 	dsc_format fmt[2]; /* -f, -F */
@@ -231,7 +234,8 @@ static void print_info_human(const json_t *o)
 	if (!spec)
 		return;
 	printf("Format specific information:\n");
-	json_object_foreach((json_t *)spec, key, v) {
+	json_object_foreach((json_t *)spec, key, v)
+	{
 		size_t i;
 		const json_t *entry;
 
@@ -242,12 +246,14 @@ static void print_info_human(const json_t *o)
 			continue;
 		}
 		printf("    %s:\n", key);
-		json_array_foreach(v, i, entry) {
+		json_array_foreach(v, i, entry)
+		{
 			const char *k2;
 			const json_t *v2;
 			bool first = true;
 
-			json_object_foreach((json_t *)entry, k2, v2) {
+			json_object_foreach((json_t *)entry, k2, v2)
+			{
 				printf("        %s%s: ", first ? "[" : " ", k2);
 				first = false;
 				print_value(v2);
@@ -308,7 +314,8 @@ static int cmd_info(const struct img_opts *o)
 		}
 		if (!ok)
 			fprintf(stderr, "%s: warning: %s\n", prog_cmd,
-				we.message[0] ? we.message : "the image could not be read to its end");
+				we.message[0] ? we.message :
+						"the image could not be read to its end");
 	}
 	j = info_json(im.r, src, actual, &w);
 	image_close(&im);
@@ -339,8 +346,8 @@ static void on_problem(void *user, bool leak, const char *msg)
 	struct problems *p = user;
 
 	if (p->shown++ < CHECK_MAX_SHOWN)
-		fprintf(p->output == OUT_JSON ? stderr : stdout, "%s %s\n", leak ? "Leaked:" : "ERROR",
-			msg);
+		fprintf(p->output == OUT_JSON ? stderr : stdout, "%s %s\n",
+			leak ? "Leaked:" : "ERROR", msg);
 }
 
 /* Is a failure to read the image a corruption (exit 2), or a failure to
@@ -411,7 +418,8 @@ static int cmd_check(const struct img_opts *o)
 			json_object_set_new(j, "dsc-data-bytes", json_integer((json_int_t)data));
 		else
 			json_object_set_new(j, "dsc-error",
-					    json_string(e.message[0] ? e.message : dsc_strerror(rc)));
+					    json_string(e.message[0] ? e.message :
+								       dsc_strerror(rc)));
 		json_dumpf(j, stdout, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 		json_decref(j);
@@ -451,7 +459,11 @@ struct cursor {
 	bool started, done;
 };
 
-enum piece { P_DATA, P_ZERO, P_BEYOND };
+enum piece {
+	P_DATA,
+	P_ZERO,
+	P_BEYOND
+};
 
 /* What the disk holds at `off`: data (*p, *n bytes), zeros (*n bytes, up
  * to the next extent; UINT64_MAX at the end) or nothing (past its size). */
@@ -574,7 +586,8 @@ static int cmd_compare(const struct img_opts *o)
 			at = len;
 		if (at < len) {
 			/* qemu-img names the sector the first difference is in. */
-			printf("Content mismatch at offset %" PRIu64 "!\n", (uint64_t)((off + at) & ~(uint64_t)511));
+			printf("Content mismatch at offset %" PRIu64 "!\n",
+			       (uint64_t)((off + at) & ~(uint64_t)511));
 			status = 1;
 			goto out;
 		}
@@ -721,8 +734,7 @@ static void parse_args(int argc, char **argv, struct img_opts *o, int want)
 				usage_error("--output takes human or json, not '%s'", optarg);
 			break;
 		case 'h': fputs(usage_text, stdout); exit(0);
-		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
+		default: usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	/* getopt_long moved the image names last: options may follow them. */

@@ -94,6 +94,7 @@ json_t *info_json(const dsc_reader *r, const char *filename, int64_t actual_size
 	if (walk && walk->ordered_known)
 		json_object_set_new(o, "dsc-stream-ordered", json_boolean(walk->stream_ordered));
 	if (walk && walk->walked)
-		json_object_set_new(o, "dsc-data-bytes", json_integer((json_int_t)walk->data_bytes));
+		json_object_set_new(o, "dsc-data-bytes",
+				    json_integer((json_int_t)walk->data_bytes));
 	return o;
 }

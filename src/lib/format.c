@@ -430,9 +430,8 @@ static struct dsc_info_item *info_add(dsc_reader *r, const char *list, size_t in
 
 	if (r->info_n == r->info_cap) {
 		size_t cap = r->info_cap ? 2 * r->info_cap : 16;
-		struct dsc_info_item *n = cap <= DSCP_INFO_MAX_ITEMS ?
-						  realloc(r->info, cap * sizeof *n) :
-						  NULL;
+		struct dsc_info_item *n =
+			cap <= DSCP_INFO_MAX_ITEMS ? realloc(r->info, cap * sizeof *n) : NULL;
 
 		if (!n) {
 			r->info_nomem = true;
@@ -462,8 +461,7 @@ void dscp_info_str(dsc_reader *r, const char *list, size_t index, const char *ke
 	}
 }
 
-void dscp_info_uint(dsc_reader *r, const char *list, size_t index, const char *key,
-		    uint64_t value)
+void dscp_info_uint(dsc_reader *r, const char *list, size_t index, const char *key, uint64_t value)
 {
 	struct dsc_info_item *it = info_add(r, list, index, key, DSC_INFO_UINT);
 
@@ -541,15 +539,16 @@ dsc_err dsc_reader_check(dsc_reader *r, struct dsc_check_report *rep, struct dsc
 	dsc_err rc;
 
 	rep->checked = false;
-	if (!r->fmt->reader->check || !(dsc_stream_caps(r->in) & DSC_STREAM_SEEK) ||
-	    r->layers[0])
+	if (!r->fmt->reader->check || !(dsc_stream_caps(r->in) & DSC_STREAM_SEEK) || r->layers[0])
 		return DSC_OK;
 	rc = r->fmt->reader->check(r, rep, e);
 	/* The input has moved: nothing more is read from it. */
 	if (r->failed == DSC_OK) {
 		r->failed = DSC_ERR_INVAL;
-		dsc_error_set(&r->failure, DSC_ERR_INVAL, 0, "%s: the image was checked; open it "
-			      "again to read it", dsc_stream_name(r->in));
+		dsc_error_set(&r->failure, DSC_ERR_INVAL, 0,
+			      "%s: the image was checked; open it "
+			      "again to read it",
+			      dsc_stream_name(r->in));
 	}
 	if (rc == DSC_OK)
 		rep->checked = true;

@@ -205,8 +205,7 @@ struct dsc_reader {
  * are copied; running out of memory fails the open. */
 void dscp_info_str(dsc_reader *r, const char *list, size_t index, const char *key,
 		   const char *value);
-void dscp_info_uint(dsc_reader *r, const char *list, size_t index, const char *key,
-		    uint64_t value);
+void dscp_info_uint(dsc_reader *r, const char *list, size_t index, const char *key, uint64_t value);
 void dscp_info_bool(dsc_reader *r, const char *list, size_t index, const char *key, bool value);
 /* The backing file an image names (copied; `len` bytes, not NUL
  * terminated, control bytes replaced), and its format (may be NULL). */

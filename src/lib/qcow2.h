@@ -74,13 +74,15 @@
 /* Named limits of the writer (qcow2_write.c). */
 #define QCOW2_MAX_PLAN_BYTES (64u << 20)   /* two-pass allocation bitmap */
 #define QCOW2_MAX_REFCOUNT_MEM (64u << 20) /* -c: one byte per host cluster */
-/* dsc-img check: host clusters counted (two bytes each: 64 MiB, a 2 TiB
- * file of 64 KiB clusters), snapshots and a snapshot's extra data. */
+#define QCOW2_DEFLATE_WINDOW_BITS 12       /* qemu inflates with windowBits -12 */
+#define QCOW2_ZSTD_LEVEL 3                 /* qemu's: libzstd's default level */
+
+/* Named limits of dsc-img check (qcow2_check.c): host clusters counted
+ * (two bytes and a bit each: 68 MiB for 2^25, a 2 TiB file of 64 KiB
+ * clusters), snapshots, and a snapshot's extra data. */
 #define QCOW2_MAX_CHECK_CLUSTERS (1u << 25)
 #define QCOW2_MAX_SNAPSHOTS 65536u
 #define QCOW2_MAX_SNAPSHOT_EXTRA 1024u
-#define QCOW2_DEFLATE_WINDOW_BITS 12       /* qemu inflates with windowBits -12 */
-#define QCOW2_ZSTD_LEVEL 3                 /* qemu's: libzstd's default level */
 
 /* Big-endian writers for the header and the tables. */
 static inline void qcow2_put_be32(uint8_t *p, uint32_t v)
@@ -125,7 +127,7 @@ extern const struct dscp_writer_class dscp_qcow2_writer;
 /* dsc-img check (qcow2_check.c): count the clusters the tables of the image
  * at `base` of seekable `in` use and compare them with its refcounts. */
 dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
-			 const struct qcow2_header *h, bool has_bitmaps, struct dsc_check_report *rep,
-			 struct dsc_error *e);
+			 const struct qcow2_header *h, bool has_bitmaps,
+			 struct dsc_check_report *rep, struct dsc_error *e);
 
 #endif /* DSC_QCOW2_H */

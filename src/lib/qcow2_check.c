@@ -71,8 +71,10 @@ static bool use_range(struct checker *c, uint64_t off, uint64_t len, bool aligne
 		return false;
 	}
 	if (off >= c->file_size || len > c->file_size - off) {
-		problem(c, false, "%s at offset %" PRIu64 " (%" PRIu64 " bytes) lies past the end "
-			"of the file (%" PRIu64 " bytes)", what, off, len, c->file_size);
+		problem(c, false,
+			"%s at offset %" PRIu64 " (%" PRIu64 " bytes) lies past the end "
+			"of the file (%" PRIu64 " bytes)",
+			what, off, len, c->file_size);
 		return false;
 	}
 	first = off >> c->cbits;
@@ -116,7 +118,8 @@ static dsc_err walk_l2(struct checker *c, uint64_t l2, bool active, struct dsc_e
 			uint64_t nsect = ((ent >> c->comp_bits) & c->comp_nsect_mask) + 1;
 
 			off = ent & c->comp_off_mask;
-			if (use_range(c, off & ~511ull, nsect * 512, false, "a compressed cluster") &&
+			if (use_range(c, off & ~511ull, nsect * 512, false,
+				      "a compressed cluster") &&
 			    active)
 				c->rep->allocated_clusters++;
 			continue;
@@ -154,8 +157,10 @@ static dsc_err walk_l1(struct checker *c, uint64_t off, uint64_t n, bool active,
 		 * (the work stays within the file's size per L1 table). */
 		k = l2 >> c->cbits;
 		if (c->seen[k / 8] & (1u << (k % 8))) {
-			problem(c, false, "the L2 table at offset %" PRIu64 " is used twice by one "
-				"L1 table", l2);
+			problem(c, false,
+				"the L2 table at offset %" PRIu64 " is used twice by one "
+				"L1 table",
+				l2);
 			continue;
 		}
 		c->seen[k / 8] |= (uint8_t)(1u << (k % 8));
@@ -189,8 +194,10 @@ static dsc_err walk_snapshots(struct checker *c, const struct qcow2_header *h, s
 		uint32_t l1_size, extra;
 
 		if (off >= c->file_size || c->file_size - off < sizeof sh) {
-			problem(c, false, "the snapshot table at offset %" PRIu64 " runs past the "
-				"end of the file", start);
+			problem(c, false,
+				"the snapshot table at offset %" PRIu64 " runs past the "
+				"end of the file",
+				start);
 			return DSC_OK;
 		}
 		rc = read_at(c, off, sh, sizeof sh, "snapshot table", e);
@@ -201,10 +208,16 @@ static dsc_err walk_snapshots(struct checker *c, const struct qcow2_header *h, s
 		extra = dscp_be32(sh + 36);
 		if ((uint64_t)l1_size * 8 > QCOW2_MAX_L1_BYTES || extra > QCOW2_MAX_SNAPSHOT_EXTRA)
 			return dsc_error_set(e, DSC_ERR_LIMIT, 0,
-					     "%s: snapshot %" PRIu32 " has an L1 table or extra data "
-					     "beyond dsc's limits", c->name, k + 1);
+					     "%s: snapshot %" PRIu32
+					     " has an L1 table or extra data "
+					     "beyond dsc's limits",
+					     c->name, k + 1);
+		/* Entries start 8-aligned; the table ends with the last one
+		 * (no padding after it, as qemu writes and counts it). */
 		len = sizeof sh + extra + dscp_be16(sh + 12) + dscp_be16(sh + 14);
-		off += (len + 7) & ~7ull;
+		off += len;
+		if (k + 1 < h->nb_snapshots)
+			off = (off + 7) & ~7ull;
 		rc = walk_l1(c, l1, l1_size, false, e);
 		if (rc != DSC_OK)
 			return rc;
@@ -229,8 +242,8 @@ static uint64_t refcount_at(const uint8_t *blk, uint64_t i, unsigned order)
 }
 
 dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
-			 const struct qcow2_header *h, bool has_bitmaps, struct dsc_check_report *rep,
-			 struct dsc_error *e)
+			 const struct qcow2_header *h, bool has_bitmaps,
+			 struct dsc_check_report *rep, struct dsc_error *e)
 {
 	struct checker c = {.in = in, .name = dsc_stream_name(in), .base = base, .rep = rep};
 	uint64_t rt_n, per_block, i, cur_block = UINT64_MAX;
@@ -240,11 +253,13 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 	if (has_bitmaps)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: has persistent dirty bitmaps; dsc does not check the "
-				     "refcounts of their clusters", c.name);
+				     "refcounts of their clusters",
+				     c.name);
 	if (file_size == UINT64_MAX)
 		return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 				     "%s: the file's size is unknown; its refcounts cannot be "
-				     "checked", c.name);
+				     "checked",
+				     c.name);
 	c.file_size = file_size;
 	c.cbits = h->cluster_bits;
 	c.cs = (size_t)1 << c.cbits;
@@ -252,7 +267,8 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 	if (c.nclusters > QCOW2_MAX_CHECK_CLUSTERS)
 		return dsc_error_set(e, DSC_ERR_LIMIT, 0,
 				     "%s: %" PRIu64 " host clusters exceed the limit of %u for a "
-				     "refcount check", c.name, c.nclusters, QCOW2_MAX_CHECK_CLUSTERS);
+				     "refcount check",
+				     c.name, c.nclusters, QCOW2_MAX_CHECK_CLUSTERS);
 	c.esz = (h->incompatible & QCOW2_INCOMPAT_EXTL2) ? 16 : 8;
 	c.comp_bits = 62 - (c.cbits - 8);
 	c.comp_off_mask = (1ull << c.comp_bits) - 1;
@@ -306,14 +322,17 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 		if (ref == used || (used == UINT16_MAX && ref >= used))
 			continue;
 		if (ref < used)
-			problem(&c, false, "cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64,
-				i, ref, used);
+			problem(&c, false,
+				"cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64, i,
+				ref, used);
 		else if (!used)
-			problem(&c, true, "leaked cluster %" PRIu64 " refcount=%" PRIu64
-				" reference=0", i, ref);
+			problem(&c, true,
+				"leaked cluster %" PRIu64 " refcount=%" PRIu64 " reference=0", i,
+				ref);
 		else
-			problem(&c, true, "cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64,
-				i, ref, used);
+			problem(&c, true,
+				"cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64, i,
+				ref, used);
 	}
 	rep->image_end_offset = c.top << c.cbits;
 out:

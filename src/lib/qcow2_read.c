@@ -109,7 +109,7 @@ struct qcow2_reader {
 	unsigned comp_bits;
 	uint64_t comp_off_mask, comp_nsect_mask;
 	bool seekable;
-	bool has_bitmaps; /* a bitmaps header extension (check does not count them) */
+	bool has_bitmaps;   /* a bitmaps header extension (check does not count them) */
 	uint64_t skip_read; /* forward gaps read through, not seeked over */
 	size_t zero_unit;
 
@@ -1437,13 +1437,13 @@ static dsc_err check_header(dsc_reader *r, struct qcow2_reader *q, const uint8_t
 					      name))
 				dscp_info_backing(r, (const char *)b + bo, bn, NULL);
 			else
-				return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
-					     "%s: has a backing file '%s'%s; backing files are not "
-					     "followed (convert the chain with qemu-img first)",
-					     rname(r), name, bn > QCOW2_MAX_EXT_NAME ? "..." : "");
-		}
-		else if (!dscp_inspect_only(r, DSC_ERR_UNSUPPORTED,
-					    "has a backing file; backing files are not followed"))
+				return dsc_error_set(
+					e, DSC_ERR_UNSUPPORTED, 0,
+					"%s: has a backing file '%s'%s; backing files are not "
+					"followed (convert the chain with qemu-img first)",
+					rname(r), name, bn > QCOW2_MAX_EXT_NAME ? "..." : "");
+		} else if (!dscp_inspect_only(r, DSC_ERR_UNSUPPORTED,
+					      "has a backing file; backing files are not followed"))
 			return dsc_error_set(e, DSC_ERR_UNSUPPORTED, 0,
 					     "%s: has a backing file; backing files are not "
 					     "followed (convert the chain with qemu-img first)",
@@ -1568,7 +1568,8 @@ static void report_info(dsc_reader *r, const struct qcow2_reader *q)
 			       (h->compatible & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
 	dscp_info_uint(r, NULL, 0, "refcount-bits", 1ull << h->refcount_order);
 	if (h->version >= 3) {
-		dscp_info_bool(r, NULL, 0, "corrupt", (h->incompatible & QCOW2_INCOMPAT_CORRUPT) != 0);
+		dscp_info_bool(r, NULL, 0, "corrupt",
+			       (h->incompatible & QCOW2_INCOMPAT_CORRUPT) != 0);
 		dscp_info_bool(r, NULL, 0, "extended-l2", q->extl2);
 	}
 	dscp_info_uint(r, NULL, 0, "dsc-snapshots", h->nb_snapshots);

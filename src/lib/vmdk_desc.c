@@ -213,8 +213,8 @@ static bool known_type(const char *t)
  * info's keys; a sparse extent's grain is not read here). */
 static void report_info(dsc_reader *r, const struct vmdk_desc *d, const struct vmdk_descriptor *m)
 {
-	static const char *const kinds[] = {[EXT_FLAT] = "FLAT", [EXT_SPARSE] = "SPARSE",
-					    [EXT_ZERO] = "ZERO"};
+	static const char *const kinds[] =
+		{[EXT_FLAT] = "FLAT", [EXT_SPARSE] = "SPARSE", [EXT_ZERO] = "ZERO"};
 	size_t i;
 
 	if (m->have_cid)

@@ -617,8 +617,8 @@ static dsc_err cowd_open(dsc_reader *r, struct vmdk_reader *vr, const uint8_t *h
 
 /* What dsc-img info reports of a sparse extent (qemu-img info's keys): the
  * image is its one extent. */
-static void report_info(dsc_reader *r, const struct vmdk_header *h,
-			const struct vmdk_descriptor *d, bool have_desc, bool stream)
+static void report_info(dsc_reader *r, const struct vmdk_header *h, const struct vmdk_descriptor *d,
+			bool have_desc, bool stream)
 {
 	r->cluster_size = h->grain_size * VMDK_SECTOR;
 	if (have_desc) {

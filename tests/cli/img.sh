@@ -167,6 +167,19 @@ for spec in "qcow2 qcow2" "qcow2-v2 qcow2 -o compat=0.10" "vmdk vmdk -o subforma
 	one_image "vm-$n" "$qf" "$mode" "$I/vm-$n.img"
 done
 
+# qcow2 with internal snapshots (their L1 tables share L2 tables and data
+# with the image's), then one deleted (qemu rewrites the table at the end).
+qemu-img create -q -f qcow2 "$I/snap.qcow2" $((24 * MiB))
+vm_writes "$I/snap.qcow2" qcow2 5
+qemu-img snapshot -c s1 "$I/snap.qcow2"
+vm_writes "$I/snap.qcow2" qcow2 6
+qemu-img snapshot -c s2 "$I/snap.qcow2"
+vm_writes "$I/snap.qcow2" qcow2 7
+one_image snap qcow2 subset "$I/snap.qcow2"
+qemu-img snapshot -d s1 "$I/snap.qcow2"
+one_image snap-deleted qcow2 subset "$I/snap.qcow2"
+check "snapshots: info counts them" grep -q '"dsc-snapshots": 1' "$T/d.json"
+
 # ---- info details ----------------------------------------------------------
 Q=$I/qcow2-v3.img
 run_img info "$Q"

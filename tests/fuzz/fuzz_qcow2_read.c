@@ -112,8 +112,8 @@ static void check_tables(const uint8_t *data, size_t size)
 		rc = dsc_reader_check(r, &rep, &e);
 		if (rc != DSC_OK && (e.code != rc || !e.message[0]))
 			abort();
-		if (rc == DSC_OK && (!rep.checked || !cs ||
-				     rep.image_end_offset > (size + cs - 1) / cs * cs))
+		if (rc == DSC_OK &&
+		    (!rep.checked || !cs || rep.image_end_offset > (size + cs - 1) / cs * cs))
 			abort();
 	}
 	dsc_reader_close(r);
