@@ -364,7 +364,7 @@ static int cmd_check(const struct img_opts *o)
 	struct dsc_check_report rep = {.problem = on_problem, .user = &pr};
 	struct dsc_error e = {0};
 	struct image im;
-	uint64_t data = 0;
+	uint64_t data = 0, corruptions;
 	bool read_ok;
 	int status;
 	dsc_err rc;
@@ -377,21 +377,30 @@ static int cmd_check(const struct img_opts *o)
 	}
 	rc = walk(im.r, &data, &e);
 	read_ok = rc == DSC_OK;
-	if (read_ok) {
-		rc = dsc_reader_check(im.r, &rep, &e);
-		if (rc != DSC_OK) {
+	if (!read_ok) {
+		if (o->output == OUT_HUMAN)
+			printf("ERROR %s\n", e.message[0] ? e.message : dsc_strerror(rc));
+		else
 			fail_msg(&e, rc);
+	}
+	/* The tables are checked after a clean read, and after a damaged
+	 * one too: they may say more about what is wrong. */
+	if (read_ok || is_corruption(rc)) {
+		struct dsc_error ce = {0};
+		dsc_err crc = dsc_reader_check(im.r, &rep, &ce);
+
+		if (crc != DSC_OK && read_ok) {
+			fail_msg(&ce, crc);
 			image_close(&im);
 			return 1;
 		}
-	} else if (o->output == OUT_HUMAN)
-		printf("ERROR %s\n", e.message[0] ? e.message : dsc_strerror(rc));
+	}
+	/* A read error the tables do not explain counts as one corruption. */
+	corruptions = rep.corruptions + (!read_ok && is_corruption(rc) && !rep.corruptions);
+	if (!read_ok && !is_corruption(rc))
+		status = 1;
 	else
-		fail_msg(&e, rc);
-	if (!read_ok)
-		status = is_corruption(rc) ? 2 : 1;
-	else
-		status = rep.corruptions ? 2 : rep.leaks ? 3 : 0;
+		status = corruptions ? 2 : rep.leaks ? 3 : 0;
 
 	if (o->output == OUT_JSON) {
 		json_t *j = json_object();
@@ -409,9 +418,9 @@ static int cmd_check(const struct img_opts *o)
 		json_object_set_new(j, "filename", json_string(src));
 		json_object_set_new(j, "format",
 				    json_string(dsc_format_name(dsc_reader_format(im.r))));
-		if (rep.corruptions || (!read_ok && status == 2))
+		if (corruptions)
 			json_object_set_new(j, "corruptions",
-					    json_integer((json_int_t)rep.corruptions + !read_ok));
+					    json_integer((json_int_t)corruptions));
 		if (rep.leaks)
 			json_object_set_new(j, "leaks", json_integer((json_int_t)rep.leaks));
 		if (read_ok)
@@ -430,11 +439,11 @@ static int cmd_check(const struct img_opts *o)
 			printf("No errors were found on the image.\n");
 		else if (status == 1)
 			printf("The image could not be checked.\n");
-		if (rep.corruptions || status == 2)
+		if (corruptions)
 			printf("%" PRIu64 " errors were found on the image.\n"
 			       "Data may be corrupted, or further writes to the image may corrupt "
 			       "it.\n",
-			       rep.corruptions + !read_ok);
+			       corruptions);
 		if (rep.leaks)
 			printf("%" PRIu64 " leaked clusters were found on the image.\n"
 			       "This means waste of disk space, but no harm to data.\n",

@@ -8,7 +8,8 @@
  * refcount the image stores, as qemu-img check does: a refcount below the
  * count is a corruption (the cluster could be handed out again while in
  * use), one above it a leak. A table entry that is not cluster-aligned or
- * lies past the end of the file is a corruption too.
+ * lies past the end of the file is a corruption too, and so is a COPIED
+ * flag of the image's tables that disagrees with a refcount of 1.
  *
  * Memory: one 16-bit counter and one bit per host cluster (saturating),
  * bounded by QCOW2_MAX_CHECK_CLUSTERS, an L1 table and one cluster of table
@@ -118,17 +119,17 @@ static dsc_err walk_l2(struct checker *c, uint64_t l2, bool active, struct dsc_e
 			uint64_t nsect = ((ent >> c->comp_bits) & c->comp_nsect_mask) + 1;
 
 			off = ent & c->comp_off_mask;
-			if (use_range(c, off & ~511ull, nsect * 512, false,
-				      "a compressed cluster") &&
-			    active)
-				c->rep->allocated_clusters++;
+			use_range(c, off & ~511ull, nsect * 512, false, "a compressed cluster");
+			c->rep->allocated_clusters += active;
 			continue;
 		}
 		off = ent & QCOW2_L2_OFFSET_MASK;
 		if (!off)
 			continue;
-		if (use_range(c, off, c->cs, true, "a data cluster") && active)
-			c->rep->allocated_clusters++;
+		/* Counted allocated even when it points out of the file, as
+		 * qemu-img check counts it. */
+		use_range(c, off, c->cs, true, "a data cluster");
+		c->rep->allocated_clusters += active;
 	}
 	return DSC_OK;
 }
@@ -226,6 +227,70 @@ static dsc_err walk_snapshots(struct checker *c, const struct qcow2_header *h, s
 	return DSC_OK;
 }
 
+/* The stored refcount of the cluster at host offset `off` (c->use holds
+ * them by now; 0 past the end of the file, as qemu reads it there), or
+ * UINT64_MAX when `off` names no cluster (0, or not aligned). */
+static uint64_t stored_ref(const struct checker *c, uint64_t off)
+{
+	if (!off || (off & (c->cs - 1)))
+		return UINT64_MAX;
+	return (off >> c->cbits) < c->nclusters ? c->use[off >> c->cbits] : 0;
+}
+
+/* The COPIED flag (bit 63) of the image's L1 and L2 entries says the
+ * cluster's refcount is exactly 1 (it may be written in place): a flag
+ * that disagrees with the refcount is a corruption, as qemu-img check
+ * counts it. Each L2 table once, as in walk_l1. */
+static dsc_err check_copied(struct checker *c, uint64_t off, uint64_t n, struct dsc_error *e)
+{
+	uint8_t *l1;
+	uint64_t i, j, ref;
+	dsc_err rc;
+
+	if (off >= c->file_size || n * 8 > c->file_size - off)
+		return DSC_OK; /* reported by walk_l1 */
+	if (!(l1 = calloc(n ? n : 1, 8)))
+		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", c->name);
+	rc = read_at(c, off, l1, n * 8, "L1 table", e);
+	for (i = 0; rc == DSC_OK && i < n; i++) {
+		uint64_t ent = dscp_be64(l1 + 8 * i), l2 = ent & QCOW2_L1_OFFSET_MASK, k;
+
+		ref = stored_ref(c, l2);
+		if (ref == UINT64_MAX)
+			continue;
+		if ((ref == 1) != !!(ent & QCOW2_OFLAG_COPIED))
+			problem(c, false,
+				"OFLAG_COPIED L2 cluster: l1_index=%" PRIu64 " l1_entry=%" PRIx64
+				" refcount=%" PRIu64,
+				i, ent, ref);
+		k = l2 >> c->cbits;
+		if (k >= c->nclusters || (c->seen[k / 8] & (1u << (k % 8))))
+			continue; /* past the end (reported), or walked */
+		c->seen[k / 8] |= (uint8_t)(1u << (k % 8));
+		rc = read_at(c, l2, c->buf, c->cs, "L2 table", e);
+		for (j = 0; rc == DSC_OK && j < c->cs / c->esz; j++) {
+			uint64_t l2e = dscp_be64(c->buf + j * c->esz);
+
+			if (l2e & QCOW2_OFLAG_COMPRESSED)
+				continue;
+			ref = stored_ref(c, l2e & QCOW2_L2_OFFSET_MASK);
+			if (ref != UINT64_MAX && (ref == 1) != !!(l2e & QCOW2_OFLAG_COPIED))
+				problem(c, false,
+					"OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+					" refcount=%" PRIu64,
+					l2e, ref);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t k = (dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK) >> c->cbits;
+
+		if (k < c->nclusters)
+			c->seen[k / 8] = 0;
+	}
+	free(l1);
+	return rc;
+}
+
 /* Refcount `i` of a block of `bits`-bit big-endian entries. */
 static uint64_t refcount_at(const uint8_t *blk, uint64_t i, unsigned order)
 {
@@ -319,6 +384,8 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 			}
 			ref = refcount_at(blk, i % per_block, h->refcount_order);
 		}
+		/* The stored refcount replaces the count, for check_copied. */
+		c.use[i] = ref >= UINT16_MAX ? UINT16_MAX : (uint16_t)ref;
 		if (ref == used || (used == UINT16_MAX && ref >= used))
 			continue;
 		if (ref < used)
@@ -334,6 +401,9 @@ dsc_err dscp_qcow2_check(dsc_stream *in, uint64_t base, uint64_t file_size,
 				"cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64, i,
 				ref, used);
 	}
+	rc = check_copied(&c, h->l1_table_offset, h->l1_size, e);
+	if (rc != DSC_OK)
+		goto out;
 	rep->image_end_offset = c.top << c.cbits;
 out:
 	free(c.use);

@@ -270,6 +270,9 @@ for what in zero-refcount past-end l1-past-end leak; do
 	run_img check --output=json "$I/bad-$what.qcow2"
 	expect_rc "qcow2 $what: check --output=json exit $qrc" "$qrc"
 	check "qcow2 $what: the JSON counts it" grep -Eq '"(corruptions|leaks)": [1-9]' "$T/stdout"
+	qemu-img check --output=json "$I/bad-$what.qcow2" >"$T/qc.json" 2>/dev/null
+	check "qcow2 $what: as many corruptions and leaks as qemu-img check counts" \
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); q=json.load(open(sys.argv[2])); assert [d.get(k,0) for k in ("corruptions","leaks")]==[q.get(k,0) for k in ("corruptions","leaks")], (d,q)' "$T/stdout" "$T/qc.json"
 done
 check "qcow2 leak: qemu-img agrees it is a leak (3)" test "$(qemu-img check "$I/bad-leak.qcow2" >/dev/null 2>&1; echo $?)" -eq 3
 # A bad VHD checksum (the footer copy at byte 0, then the footer at the end).
