@@ -7,7 +7,10 @@
  * clusters, a compressed cluster whose last sector runs past the end of the
  * file, compressed clusters sharing a sector, extended-L2 subclusters of
  * every kind, data held back before its table, data behind the hold-back
- * window (not stream-ordered), and an I/O error at every region.
+ * window (not stream-ordered), and an I/O error at every region. Then
+ * dsc-img check's refcount check (right counts, a zeroed and a doubled
+ * refcount, a leak, an L2 table used twice, data past the end) and what
+ * an inspecting reader reports and refuses (info fields, a backing file).
  */
 #include "testutil.h"
 
@@ -322,11 +325,143 @@ static void test_faults(void)
 	free(d);
 }
 
+/* An image whose refcounts are right: header, refcount table, L1, L2, one
+ * data cluster and the refcount block (clusters 0-5), each refcount 1. */
+static void q_counted(struct qimg *q)
+{
+	uint8_t *d = tu_pattern(1u << 12, TU_RANDOM, 9);
+	size_t i;
+
+	q_begin(q, 12, false, 16 << 12, 1, 6);
+	q_l1(q, 0, 3);
+	memcpy(q->b.data + 4 * q->c, d, q->c);
+	q_l2(q, 3, 1, 4 * q->c | QCOW2_OFLAG_COPIED, 0);
+	put_be64(q->b.data + q->c, 5 * q->c); /* refcount table -> block */
+	for (i = 0; i < 6; i++)
+		q->b.data[5 * q->c + 2 * i + 1] = 1;
+	free(d);
+}
+
+struct counted {
+	uint64_t corruptions, leaks, allocated, end;
+	dsc_err rc;
+};
+
+static void check_image(const struct qimg *q, struct counted *c)
+{
+	struct dsc_reader_opts ro = {.inspect = true};
+	struct dsc_check_report rep = {0};
+	struct dsc_error e = {0};
+	dsc_stream *in = tu_mem_stream(q->b.data, q->b.len, "t.qcow2");
+	dsc_reader *r = NULL;
+
+	memset(c, 0, sizeof *c);
+	c->rc = dsc_reader_open_opts(in, dsc_format_from_name("qcow2"), &ro, &r, &e);
+	if (c->rc == DSC_OK)
+		c->rc = dsc_reader_check(r, &rep, &e);
+	REQUIRE(c->rc == DSC_OK && rep.checked);
+	c->corruptions = rep.corruptions;
+	c->leaks = rep.leaks;
+	c->allocated = rep.allocated_clusters;
+	c->end = rep.image_end_offset;
+	dsc_reader_close(r);
+	dsc_stream_close(in);
+}
+
+/* dsc-img check's refcount check, and what info reports. */
+static void test_check(void)
+{
+	struct qimg q;
+	struct counted c;
+	struct dsc_error e = {0};
+	struct dsc_extent x;
+	dsc_stream *in;
+	dsc_reader *r = NULL;
+	size_t i;
+	bool compat = false, bits = false;
+
+	q_counted(&q);
+	check_image(&q, &c);
+	REQUIRE(c.corruptions == 0 && c.leaks == 0);
+	REQUIRE(c.allocated == 1 && c.end == 6 * q.c);
+	/* The data cluster's refcount 0: below its use, and its COPIED flag
+	 * then disagrees (qemu-img check counts both). */
+	q.b.data[5 * q.c + 2 * 4 + 1] = 0;
+	check_image(&q, &c);
+	REQUIRE(c.corruptions == 2 && c.leaks == 0);
+	q.b.data[5 * q.c + 2 * 4 + 1] = 1;
+	/* An unused cluster with a refcount: a leak. */
+	tu_buf_zeros(&q.b, q.c);
+	q.b.data[5 * q.c + 2 * 6 + 1] = 1;
+	check_image(&q, &c);
+	REQUIRE(c.corruptions == 0 && c.leaks == 1);
+	/* Refcount 2 on the data cluster: a leak, and COPIED is wrong. */
+	q.b.data[5 * q.c + 2 * 6 + 1] = 0;
+	q.b.data[5 * q.c + 2 * 4 + 1] = 2;
+	check_image(&q, &c);
+	REQUIRE(c.corruptions == 1 && c.leaks == 1);
+	q.b.data[5 * q.c + 2 * 4 + 1] = 1;
+	/* Two L1 entries through one L2 table: its second use and its
+	 * refcount below two uses are reported, and it is walked once (the
+	 * data cluster's count stays 1). */
+	put_be32(q.b.data + 36, 2);
+	put_be64(q.b.data + 2 * q.c + 8, 3 * q.c | QCOW2_OFLAG_COPIED);
+	check_image(&q, &c);
+	REQUIRE(c.corruptions == 2 && c.leaks == 0);
+	/* A data cluster past the end of the file. */
+	put_be32(q.b.data + 36, 1);
+	put_be64(q.b.data + 2 * q.c + 8, 0);
+	q_l2(&q, 3, 2, 40 * q.c | QCOW2_OFLAG_COPIED, 0);
+	check_image(&q, &c);
+	REQUIRE(c.corruptions == 2 && c.allocated == 2); /* past the end; COPIED vs 0 */
+	tu_buf_free(&q.b);
+
+	/* info: the format-specific fields; a backing file opens only to
+	 * inspect, and reading it is refused. */
+	q_counted(&q);
+	in = tu_mem_stream(q.b.data, q.b.len, "t.qcow2");
+	REQUIRE_OK(dsc_reader_open(in, dsc_format_from_name("qcow2"), &r, &e), &e);
+	REQUIRE(dsc_reader_cluster_size(r) == q.c && !dsc_reader_backing_file(r));
+	for (i = 0; i < dsc_reader_info_count(r); i++) {
+		const struct dsc_info_item *it = dsc_reader_info_at(r, i);
+
+		if (!strcmp(it->key, "compat"))
+			compat = it->type == DSC_INFO_STRING && !strcmp(it->str, "1.1");
+		if (!strcmp(it->key, "refcount-bits"))
+			bits = it->type == DSC_INFO_UINT && it->num == 16;
+	}
+	REQUIRE(compat && bits && !dsc_reader_info_at(r, i));
+	dsc_reader_close(r);
+	dsc_stream_close(in);
+	memcpy(q.b.data + 1024, "base.img", 8); /* in the header cluster */
+	put_be64(q.b.data + 8, 1024);
+	put_be32(q.b.data + 16, 8);
+	in = tu_mem_stream(q.b.data, q.b.len, "t.qcow2");
+	REQUIRE(dsc_reader_open(in, dsc_format_from_name("qcow2"), &r, &e) == DSC_ERR_UNSUPPORTED);
+	REQUIRE(strstr(e.message, "backing file 'base.img'"));
+	dsc_stream_close(in);
+	memset(&e, 0, sizeof e);
+	in = tu_mem_stream(q.b.data, q.b.len, "t.qcow2");
+	{
+		struct dsc_reader_opts ro = {.inspect = true};
+
+		REQUIRE_OK(dsc_reader_open_opts(in, dsc_format_from_name("qcow2"), &ro, &r, &e),
+			   &e);
+	}
+	REQUIRE(dsc_reader_backing_file(r) && !strcmp(dsc_reader_backing_file(r), "base.img"));
+	REQUIRE(dsc_reader_next(r, &x, &e) == DSC_ERR_UNSUPPORTED);
+	REQUIRE(strstr(e.message, "t.qcow2: has a backing file 'base.img'"));
+	dsc_reader_close(r);
+	dsc_stream_close(in);
+	tu_buf_free(&q.b);
+}
+
 int main(void)
 {
 	TU_RUN(test_small_clusters);
 	TU_RUN(test_subclusters);
 	TU_RUN(test_holdback);
 	TU_RUN(test_faults);
+	TU_RUN(test_check);
 	return tu_exit();
 }
