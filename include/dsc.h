@@ -420,6 +420,10 @@ uint64_t dsc_reader_capacity(const dsc_reader *r);
  * extra); call before the first dsc_reader_next(). Raw readers ignore it. */
 void dsc_reader_set_threads(dsc_reader *r, unsigned threads);
 dsc_format dsc_reader_format(const dsc_reader *r);
+/* Called now and then while dsc_reader_next() reads without producing an
+ * extent (a long zero run, tables): for a progress display; returning
+ * false ends the read with DSC_ERR_CANCELLED. dsc_convert() sets its own. */
+void dsc_reader_set_tick(dsc_reader *r, bool (*tick)(void *user), void *user);
 /* The compression layer the image was read through (gzip, xz, zstd,
  * bzip2), DSC_FORMAT_UNKNOWN when none. */
 dsc_format dsc_reader_compression(const dsc_reader *r);

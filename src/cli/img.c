@@ -23,33 +23,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "cli.h"
 #include "dsc.h"
 #include "info_json.h"
+#include "progress.h"
 
 static const char usage_text[] =
 	"usage: dsc-img COMMAND [options] ...\n"
 	"\n"
-	"  info    [-f FMT] [--output=human|json] [--header-only] SRC\n"
+	"  info    [-f FMT] [--output=human|json] [--header-only] [-p] SRC\n"
 	"          what the image is: format, virtual size, clusters, format-specific\n"
 	"          fields, backing file (never opened); for a file or a pipe also the\n"
 	"          data bytes and whether it streams from a pipe (reads it all once)\n"
-	"  check   [-f FMT] [--output=human|json] SRC\n"
+	"  check   [-f FMT] [--output=human|json] [-p] SRC\n"
 	"          read the whole image with every validation; qcow2: refcounts\n"
 	"          exit 0 clean, 2 corrupted, 3 leaked clusters only, 1 could not check\n"
-	"  compare [-f FMT] [-F FMT] [-s] A B\n"
+	"  compare [-f FMT] [-F FMT] [-s] [-p] A B\n"
 	"          exit 0 when the disks read the same (-s: and have the same size),\n"
 	"          1 at the first difference, 2 on error\n"
-	"  map     [-f FMT] [--output=human|json] SRC\n"
+	"  map     [-f FMT] [--output=human|json] [-p] SRC\n"
 	"          the disk's data and zero extents\n"
 	"  convert dsc-convert's flags (see dsc-convert -help)\n"
 	"\n"
 	"SRC is a file, - (stdin) or an http(s) URL. FMT is a format name (qemu's\n"
 	"names are accepted: vpc for vhd); without -f the format is detected.\n"
-	"  --disk N|ID|FILE  the disk of an OVA to look at (default: the first)\n";
+	"  --disk N|ID|FILE  the disk of an OVA to look at (default: the first)\n"
+	"  -p                a progress line on stderr while the whole image is read\n";
 
 enum output {
 	OUT_HUMAN,
@@ -92,6 +95,8 @@ static void image_close(struct image *im)
 	im->in = NULL;
 }
 
+static void progress_follow(dsc_stream *in, dsc_reader *r);
+
 static dsc_err image_open(struct image *im, const char *src, dsc_format fmt,
 			  const struct img_opts *o, struct dsc_error *e)
 {
@@ -105,7 +110,87 @@ static dsc_err image_open(struct image *im, const char *src, dsc_format fmt,
 		rc = dsc_reader_open_opts(im->in, fmt, &ro, &im->r, e);
 	if (rc != DSC_OK)
 		image_close(im);
+	else
+		progress_follow(im->in, im->r);
 	return rc;
+}
+
+/* -p: a progress line on stderr while a whole image is read. */
+static struct {
+	bool on;
+	struct progress line;
+	double start, last;
+	dsc_stream *in; /* the input whose bytes count */
+	uint64_t pos;   /* the disk offset reached */
+	uint64_t cap;   /* the capacity last seen */
+} prog;
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* How far the read is: the disk offset `pos` of `cap`; for a disk of
+ * unknown size (a raw stream) the bytes read of the input (the first
+ * image's, for compare) where its size is known. */
+static void progress_show(uint64_t pos, uint64_t cap, bool now)
+{
+	struct dsc_progress d = {.in_total = UINT64_MAX, .out_bytes = 0};
+	double t;
+
+	if (!prog.on)
+		return;
+	t = now_seconds();
+	if (prog.start == 0) {
+		prog.start = t;
+		now = true; /* the line appears at once */
+	}
+	prog.cap = cap;
+	if (!now && t - prog.last < 0.25)
+		return;
+	prog.last = t;
+	d.in_bytes = d.disk_pos = pos;
+	/* By the disk when its size is known (holes are skipped, not read,
+	 * so the input's bytes say little), else by the input's bytes. */
+	if (cap == DSC_CAPACITY_UNKNOWN && prog.in && dsc_stream_total(prog.in) != UINT64_MAX) {
+		d.in_bytes = dsc_stream_bytes(prog.in);
+		d.in_total = dsc_stream_total(prog.in);
+	}
+	d.capacity = cap == DSC_CAPACITY_UNKNOWN ? UINT64_MAX : cap;
+	d.seconds = t - prog.start;
+	progress_update(&prog.line, &d);
+}
+
+static void progress_at(uint64_t pos, uint64_t cap) { progress_show(pos, cap, false); }
+
+/* The readers' tick: between extents, while a long run is read. */
+static bool on_tick(void *user)
+{
+	progress_at(prog.pos, dsc_reader_capacity(user));
+	return true;
+}
+
+/* Show the progress of reading image `im` (of reader r). */
+static void progress_follow(dsc_stream *in, dsc_reader *r)
+{
+	if (!prog.on)
+		return;
+	if (!prog.in)
+		prog.in = in;
+	dsc_reader_set_tick(r, on_tick, r);
+}
+
+/* The last state, then the end of the line. */
+static void progress_done(void)
+{
+	if (!prog.on || prog.start == 0)
+		return;
+	progress_show(prog.pos, prog.cap, true);
+	progress_end(&prog.line);
+	prog.start = 0;
 }
 
 /* Read every extent; the bytes of data in *data (may be NULL). */
@@ -119,9 +204,14 @@ static dsc_err walk(dsc_reader *r, uint64_t *data, struct dsc_error *e)
 		rc = dsc_reader_next(r, &x, e);
 		if (rc != DSC_OK)
 			return rc;
-		if (!x.length)
+		if (!x.length) {
+			if (dsc_reader_capacity(r) != DSC_CAPACITY_UNKNOWN)
+				prog.pos = dsc_reader_capacity(r); /* the end */
 			break;
+		}
 		n += x.length;
+		prog.pos = x.offset + x.length;
+		progress_at(prog.pos, dsc_reader_capacity(r));
 	}
 	if (data)
 		*data = n;
@@ -159,8 +249,14 @@ static void forward_walk(const char *src, dsc_format fmt, const struct img_opts 
 		rc = dsc_stream_new(&fwd_ops, file, dsc_stream_name(file), &fwd, e);
 	if (rc == DSC_OK)
 		rc = dsc_reader_open_opts(fwd, fmt, &ro, &r, e);
-	if (rc == DSC_OK)
+	if (rc == DSC_OK) {
+		dsc_stream *shown = prog.in;
+
+		prog.in = file; /* this read's bytes */
+		progress_follow(file, r);
 		rc = walk(r, data, e);
+		prog.in = shown;
+	}
 	dsc_reader_close(r);
 	dsc_stream_close(fwd);
 	dsc_stream_close(file);
@@ -312,6 +408,7 @@ static int cmd_info(const struct img_opts *o)
 			w.ordered_known = ok;
 			w.stream_ordered = rc == DSC_OK;
 		}
+		progress_done();
 		if (!ok)
 			fprintf(stderr, "%s: warning: %s\n", prog_cmd,
 				we.message[0] ? we.message :
@@ -376,6 +473,7 @@ static int cmd_check(const struct img_opts *o)
 		return is_corruption(rc) ? 2 : 1;
 	}
 	rc = walk(im.r, &data, &e);
+	progress_done();
 	read_ok = rc == DSC_OK;
 	if (!read_ok) {
 		if (o->output == OUT_HUMAN)
@@ -594,6 +692,7 @@ static int cmd_compare(const struct img_opts *o)
 		else
 			at = len;
 		if (at < len) {
+			progress_done();
 			/* qemu-img names the sector the first difference is in. */
 			printf("Content mismatch at offset %" PRIu64 "!\n",
 			       (uint64_t)((off + at) & ~(uint64_t)511));
@@ -601,10 +700,14 @@ static int cmd_compare(const struct img_opts *o)
 			goto out;
 		}
 		off += len;
+		prog.pos = off;
+		progress_at(off, dsc_reader_capacity(c[0].r));
 	}
+	progress_done();
 	printf("Images are identical.\n");
 	status = 0;
 out:
+	progress_done();
 	if (status == 2)
 		fail_msg(&e, rc);
 	image_close(&im[1]);
@@ -650,6 +753,8 @@ static int cmd_map(const struct img_opts *o)
 			break;
 		if (!x.length)
 			break;
+		prog.pos = x.offset + x.length;
+		progress_at(prog.pos, dsc_reader_capacity(im.r));
 		if (have_run && x.offset == run_end) {
 			run_end += x.length;
 			continue;
@@ -670,11 +775,14 @@ static int cmd_map(const struct img_opts *o)
 			pos = run_end;
 		}
 		cap = dsc_reader_capacity(im.r);
+		if (cap != DSC_CAPACITY_UNKNOWN)
+			prog.pos = cap; /* the end */
 		if (cap != DSC_CAPACITY_UNKNOWN && cap > pos)
 			map_entry(o->output, pos, cap - pos, false, src, &first);
 		if (o->output == OUT_JSON)
 			printf("%s\n", first ? "[]" : "]");
 	}
+	progress_done();
 	image_close(&im);
 	if (rc != DSC_OK) {
 		fflush(stdout);
@@ -726,12 +834,13 @@ static void parse_args(int argc, char **argv, struct img_opts *o, int want)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:F:sUh", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:F:sUph", longs, NULL)) != -1) {
 		switch (c) {
 		case 'f': o->fmt[0] = parse_fmt(optarg); break;
 		case 'F': o->fmt[1] = parse_fmt(optarg); break;
 		case 's': o->strict = true; break;
 		case 'U': break; /* qemu's --force-share: dsc never locks */
+		case 'p': prog.on = true; break;
 		case 'H': o->header_only = true; break;
 		case 'd': o->disk = optarg; break;
 		case 'o':
@@ -768,6 +877,7 @@ int main(int argc, char **argv)
 		return argc < 2 ? 1 : 0;
 	}
 	cmd = argv[1];
+	prog.line.out = stderr;
 	if (!strcmp(cmd, "convert"))
 		return convert_main(argc - 1, argv + 1);
 	snprintf(cmd_name, sizeof cmd_name, "dsc-img %.20s", cmd);

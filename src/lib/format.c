@@ -420,6 +420,11 @@ dsc_format dsc_reader_archive(const dsc_reader *r)
 	return r->archive ? dscp_format_id(r->archive) : DSC_FORMAT_UNKNOWN;
 }
 void dsc_reader_set_threads(dsc_reader *r, unsigned threads) { r->threads = threads; }
+void dsc_reader_set_tick(dsc_reader *r, bool (*tick)(void *user), void *user)
+{
+	r->tick = tick;
+	r->tick_user = user;
+}
 
 /* ---- image facts ---------------------------------------------------------- */
 

@@ -411,6 +411,14 @@ expect_rc "--output=xml: 1" 1
 run_img --help
 expect_rc "--help: 0" 0
 check "--help lists the commands" grep -q 'compare' "$T/stdout"
+# -p: a progress line on stderr while a long read goes on (a 4 GiB sparse raw).
+gen_sparse "$T/long.raw" $((4 * GiB))
+put_random "$T/long.raw" $((3 * GiB)) $MiB
+run_img check -p "$T/long.raw"
+expect_rc "check -p: clean" 0
+check "check -p: a progress line with a percentage on stderr" grep -q '%.*MB/s' "$T/stderr"
+check "check -p: the result on stdout" grep -q 'No errors were found' "$T/stdout"
+rm -f "$T/long.raw"
 run_img convert -src "$Q" -dst "$T/conv.vmdk" -dst-fmt vmdk
 expect_rc "convert: dsc-convert's flags" 0
 check "convert: qemu-img compare with the source" qemu-img compare -q -F raw "$T/conv.vmdk" "$SRC"
