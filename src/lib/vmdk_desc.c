@@ -229,6 +229,27 @@ static void report_info(dsc_reader *r, const struct vmdk_desc *d, const struct v
 	}
 }
 
+/* A sparse extent's grain, for info (its header is read again, and
+ * checked, when the extent is read): extents[i].cluster-size, and the
+ * image's cluster size from the first. */
+static void report_grain(dsc_reader *r, size_t i, int fd)
+{
+	uint8_t h[VMDK_SECTOR];
+	uint64_t grain = 0;
+
+	if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+		return;
+	if (dscp_le32(h) == VMDK_MAGIC)
+		grain = dscp_le64(h + 20); /* sectors */
+	else if (!memcmp(h, "COWD", 4))
+		grain = dscp_le32(h + 16);
+	if (!grain || grain > VMDK_MAX_GRAIN_SECTORS)
+		return;
+	dscp_info_uint(r, "extents", i, "cluster-size", grain * VMDK_SECTOR);
+	if (!r->cluster_size)
+		r->cluster_size = grain * VMDK_SECTOR;
+}
+
 dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 			    struct vmdk_desc **out, struct dsc_error *e)
 {
@@ -371,6 +392,8 @@ dsc_err dscp_vmdk_desc_open(dsc_reader *r, const uint8_t *head, size_t head_len,
 		rc = open_extent(r, d, &d->ext[i], &fd, e);
 		if (rc != DSC_OK)
 			goto out;
+		if (d->ext[i].kind == EXT_SPARSE)
+			report_grain(r, i, fd);
 		close(fd);
 	}
 	d->buf = malloc(DSCP_IO_CHUNK);

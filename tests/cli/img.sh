@@ -186,6 +186,15 @@ run_img info "$Q"
 expect_rc "info human" 0
 check "info human: format, virtual size, cluster size" \
 	grep -Pzq 'file format: qcow2\nvirtual size: 24 MiB \(25165824 bytes\)\n' "$T/stdout"
+# Split sets of several extents (5 GiB: three 2 GiB extents each).
+for sub in twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+	qemu-img create -q -f vmdk -o subformat=$sub "$I/split-$sub.vmdk" 5G
+	qemu-img info --output=json "$I/split-$sub.vmdk" >"$T/q.json"
+	run_img info --output=json --header-only "$I/split-$sub.vmdk"
+	check "$sub, 3 extents: info agrees with qemu-img info (extent by extent)" \
+		$CMP info "$T/stdout" "$T/q.json"
+	rm -f "$I/split-$sub"*
+done
 # A backing file is reported and never opened.
 qemu-img create -q -f qcow2 -u -b "$T/no-such-base.qcow2" -F qcow2 "$I/overlay.qcow2" 24M
 qemu-img info --output=json -U "$I/overlay.qcow2" >"$T/q.json" 2>/dev/null
