@@ -16,6 +16,8 @@
 #   raw.xz and raw.gz -> qcow2 and raw against unpacking with xz/pigz then
 #   qemu-img convert or cp --sparse, and an OVA -> raw against tar -xOf |
 #   dsc-convert (BENCH_COMPRESSED=0 skips them)
+#   dsc-img compare, check and map of a qcow2 against qemu-img's
+#   (BENCH_IMG=0 skips them)
 # and prints medians as a Markdown table (paste it into README.md), with the
 # speed ratio qemu/dsc, the output size ratio dsc/qemu and the peak RSS.
 # A 20 GiB sparse disk with some data shows that memory does not grow with
@@ -39,7 +41,7 @@
 # BENCH_RUNS (default 3), BENCH_THREADS (dsc -threads, default: dsc's own
 # default, one per CPU), BENCH_TMPDIR (default $TMPDIR or /tmp),
 # BENCH_KEEP=1 keeps the directory, BENCH_SERVER=0 skips the upload part,
-# DSC_CONVERT, DSC_SERVER, top_srcdir (set by `make bench`).
+# DSC_CONVERT, DSC_SERVER, DSC_IMG, top_srcdir (set by `make bench`).
 
 if [ -z "${BASH_VERSION:-}" ]; then
 	exec bash "$0" "$@"
@@ -53,6 +55,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${top_builddir:=$top_srcdir}"
 : "${DSC_CONVERT:=$top_builddir/dsc-convert}"
 : "${DSC_SERVER:=$top_builddir/dsc-server}"
+: "${DSC_IMG:=$top_builddir/dsc-img}"
 SIZE_MB=${BENCH_SIZE_MB:-512}
 RUNS=${BENCH_RUNS:-3}
 THREADS=${BENCH_THREADS:-}
@@ -447,6 +450,33 @@ if [ "${BENCH_COMPRESSED:-1}" != 0 ] && command -v xz >/dev/null && command -v p
 	rm -f "$T/p.qcow2" "$T/d.qcow2" "$T/p.raw" "$T/d.raw" "$T/disk.raw.xz" "$T/disk.raw.gz"
 fi
 
+# ---- dsc-img ---------------------------------------------------------------------
+# dsc-img compare, check and map against qemu-img's on qemu-img's qcow2 of
+# the disk (and its VMDK): both compare read every byte; qemu-img check and
+# map read only the tables, dsc-img check and map read the whole image
+# through the reader (every validation, data told from zeros), so those
+# rows measure that cost. BENCH_IMG=0 skips them.
+IMG=no
+if [ "${BENCH_IMG:-1}" != 0 ] && [ -x "$DSC_IMG" ]; then
+	IMG=yes
+	bq=$T/b.qcow2
+	qemu-img convert -q -f raw -O qcow2 "$img" "$bq"
+	cat "$bq" "$src_vmdk" >/dev/null
+	for run in $(seq "$RUNS"); do
+		echo "# dsc-img run $run/$RUNS" >&2
+		TO_STDOUT=1 timed qcmpv "$T/x.txt" qemu-img compare -f qcow2 -F vmdk "$bq" "$src_vmdk"
+		TO_STDOUT=1 timed dcmpv "$T/x.txt" "$DSC_IMG" compare -f qcow2 -F vmdk "$bq" "$src_vmdk"
+		TO_STDOUT=1 timed qcmpr "$T/x.txt" qemu-img compare -f qcow2 -F raw "$bq" "$img"
+		TO_STDOUT=1 timed dcmpr "$T/x.txt" "$DSC_IMG" compare -f qcow2 -F raw "$bq" "$img"
+		TO_STDOUT=1 timed qchk "$T/x.txt" qemu-img check -f qcow2 "$bq"
+		TO_STDOUT=1 timed dchk "$T/x.txt" "$DSC_IMG" check -f qcow2 "$bq"
+		TO_STDOUT=1 timed qmap "$T/x.txt" qemu-img map -f qcow2 --output=json "$bq"
+		TO_STDOUT=1 timed dmap "$T/x.txt" "$DSC_IMG" map -f qcow2 --output=json "$bq"
+	done
+	"$DSC_IMG" compare -f qcow2 -F raw "$bq" "$img" >/dev/null || verdict="FAILED: dsc-img compare"
+	rm -f "$bq" "$T/x.txt"
+fi
+
 # ---- uploads through nginx -----------------------------------------------------
 
 # cpu_ticks PID...: user+system clock ticks used so far by the processes
@@ -559,6 +589,12 @@ if [ "$COMPRESSED" = yes ]; then
 	row "raw.gz -> raw (qemu-img column: pigz -dc | cp --sparse=always)" pg2r dg2r "-"
 	row "OVA -> raw (qemu-img column: tar -xOf | dsc-convert -src -)" po2r do2r "-"
 	row "OVA -> raw, digest checked (qemu-img column: tar -xOf | tee >(sha256sum) | dsc-convert -src -)" ph2r do2r "-"
+fi
+if [ "$IMG" = yes ]; then
+	row "dsc-img compare qcow2 VMDK (qemu-img compare)" qcmpv dcmpv "-"
+	row "dsc-img compare qcow2 raw (qemu-img compare)" qcmpr dcmpr "-"
+	row "dsc-img check qcow2 (qemu-img check: tables only; dsc: tables and every byte)" qchk dchk "-"
+	row "dsc-img map qcow2 (qemu-img map: tables only; dsc: every byte)" qmap dmap "-"
 fi
 echo
 echo "Medians of $RUNS runs (the 20 GiB rows: one run), seconds until the output is on disk" \
