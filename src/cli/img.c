@@ -304,8 +304,8 @@ static void print_info_human(const json_t *o)
 		printf("virtual size: %s (%" JSON_INTEGER_FORMAT " bytes)\n", buf,
 		       json_integer_value(v));
 	} else
-		printf("virtual size: unknown (a raw stream: read it with --output=json "
-		       "without --header-only)\n");
+		printf("virtual size: unknown (a raw stream's size is known at its end: leave "
+		       "out --header-only)\n");
 	if ((v = json_object_get(o, "actual-size"))) {
 		human_size(buf, sizeof buf, (uint64_t)json_integer_value(v));
 		printf("disk size: %s\n", buf);

@@ -199,8 +199,10 @@ struct dsc_reader {
 	char inspect_why[160];
 };
 
-/* The most format-specific fields one image may report. */
-#define DSCP_INFO_MAX_ITEMS 4096u
+/* The most format-specific fields one image may report: above what any
+ * reader sets (a VMDK descriptor of VMDK_MAX_EXTENTS extents sets 4 per
+ * extent), so reaching it means a bug, reported as out of memory. */
+#define DSCP_INFO_MAX_ITEMS (1u << 18)
 /* Add a format-specific field (list NULL: of the data itself). Strings
  * are copied; running out of memory fails the open. */
 void dscp_info_str(dsc_reader *r, const char *list, size_t index, const char *key,
