@@ -134,6 +134,31 @@ static dsc_err walk_l2(struct checker *c, uint64_t l2, bool active, struct dsc_e
 	return DSC_OK;
 }
 
+/* Mark the L2 table at host offset l2 as walked for the current L1 table;
+ * false when it already was, or lies past the end of the file. */
+static bool seen_mark(struct checker *c, uint64_t l2)
+{
+	uint64_t k = l2 >> c->cbits;
+
+	if (k >= c->nclusters || (c->seen[k / 8] & (1u << (k % 8))))
+		return false;
+	c->seen[k / 8] |= (uint8_t)(1u << (k % 8));
+	return true;
+}
+
+/* Clear the marks of an L1 table's n entries, for the next table (every
+ * bit set belongs to one of them, so whole bytes are cleared). */
+static void seen_reset(struct checker *c, const uint8_t *l1, uint64_t n)
+{
+	uint64_t i, k;
+
+	for (i = 0; i < n; i++) {
+		k = (dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK) >> c->cbits;
+		if (k < c->nclusters)
+			c->seen[k / 8] = 0;
+	}
+}
+
 /* An L1 table of n entries at `off` (at most QCOW2_MAX_L1_BYTES, checked
  * by the caller) and every L2 table it points to. */
 static dsc_err walk_l1(struct checker *c, uint64_t off, uint64_t n, bool active,
@@ -149,31 +174,23 @@ static dsc_err walk_l1(struct checker *c, uint64_t off, uint64_t n, bool active,
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", c->name);
 	rc = read_at(c, off, l1, n * 8, "L1 table", e);
 	for (i = 0; rc == DSC_OK && i < n; i++) {
-		uint64_t l2 = dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK, k;
+		uint64_t l2 = dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK;
 
 		if (!l2 || !use_range(c, l2, c->cs, true, "an L2 table"))
 			continue;
 		/* One L1 table never maps two ranges through one L2 table:
 		 * walked once, so that a table of n copies costs one read
 		 * (the work stays within the file's size per L1 table). */
-		k = l2 >> c->cbits;
-		if (c->seen[k / 8] & (1u << (k % 8))) {
+		if (!seen_mark(c, l2)) {
 			problem(c, false,
 				"the L2 table at offset %" PRIu64 " is used twice by one "
 				"L1 table",
 				l2);
 			continue;
 		}
-		c->seen[k / 8] |= (uint8_t)(1u << (k % 8));
 		rc = walk_l2(c, l2, active, e);
 	}
-	/* Clear the marks for the next L1 table. */
-	for (i = 0; i < n && l1; i++) {
-		uint64_t l2 = dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK, k = l2 >> c->cbits;
-
-		if (l2 && k < c->nclusters)
-			c->seen[k / 8] = 0;
-	}
+	seen_reset(c, l1, n);
 	free(l1);
 	return rc;
 }
@@ -253,7 +270,7 @@ static dsc_err check_copied(struct checker *c, uint64_t off, uint64_t n, struct 
 		return dsc_error_set(e, DSC_ERR_NOMEM, ENOMEM, "%s: out of memory", c->name);
 	rc = read_at(c, off, l1, n * 8, "L1 table", e);
 	for (i = 0; rc == DSC_OK && i < n; i++) {
-		uint64_t ent = dscp_be64(l1 + 8 * i), l2 = ent & QCOW2_L1_OFFSET_MASK, k;
+		uint64_t ent = dscp_be64(l1 + 8 * i), l2 = ent & QCOW2_L1_OFFSET_MASK;
 
 		ref = stored_ref(c, l2);
 		if (ref == UINT64_MAX)
@@ -263,10 +280,8 @@ static dsc_err check_copied(struct checker *c, uint64_t off, uint64_t n, struct 
 				"OFLAG_COPIED L2 cluster: l1_index=%" PRIu64 " l1_entry=%" PRIx64
 				" refcount=%" PRIu64,
 				i, ent, ref);
-		k = l2 >> c->cbits;
-		if (k >= c->nclusters || (c->seen[k / 8] & (1u << (k % 8))))
+		if (!seen_mark(c, l2))
 			continue; /* past the end (reported), or walked */
-		c->seen[k / 8] |= (uint8_t)(1u << (k % 8));
 		rc = read_at(c, l2, c->buf, c->cs, "L2 table", e);
 		for (j = 0; rc == DSC_OK && j < c->cs / c->esz; j++) {
 			uint64_t l2e = dscp_be64(c->buf + j * c->esz);
@@ -281,12 +296,7 @@ static dsc_err check_copied(struct checker *c, uint64_t off, uint64_t n, struct 
 					l2e, ref);
 		}
 	}
-	for (i = 0; i < n; i++) {
-		uint64_t k = (dscp_be64(l1 + 8 * i) & QCOW2_L1_OFFSET_MASK) >> c->cbits;
-
-		if (k < c->nclusters)
-			c->seen[k / 8] = 0;
-	}
+	seen_reset(c, l1, n);
 	free(l1);
 	return rc;
 }
